@@ -1,0 +1,40 @@
+# Two entry points, both safe to run on a fresh machine (Debian + Python 3.11):
+#   make demo   set up, then ingest the sample contracts, answer questions, verify the audit log
+#   make test   set up, then run the whole test suite (what .ci/run calls)
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.docket-installed
+# The demo keeps its workspace inside the checkout, so it never touches a user's real one.
+DEMO_HOME ?= $(CURDIR)/.docket/demo
+
+.PHONY: setup system-deps demo test bench clean
+
+setup: system-deps $(STAMP)
+
+system-deps:
+	@bash scripts/install-system-deps.sh
+
+# torch first, pinned to the CPU build that this machine carries; anything looser pulls CUDA wheels.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[test]'
+	@touch $(STAMP)
+
+demo: setup
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 DOCKET_HOME=$(DEMO_HOME) $(VENV)/bin/docket demo --fresh
+
+test: setup
+	@bash scripts/ensure-postgres.sh
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(PIP) install -q -e '.[test,bench]'
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf .docket .pytest_cache

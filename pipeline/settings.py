@@ -1,0 +1,228 @@
+"""Docket's settings: one pydantic model, filled from a YAML preset, the environment and CLI flags.
+
+Precedence, strongest first: explicit overrides (CLI flags) > ``DOCKET_SECTION__FIELD`` environment
+variables > the short aliases scripts and CI use (``DOCKET_REASONER``, ``DOCKET_LLM_BASE_URL``,
+``DOCKET_LLM_MODEL``, ``DOCKET_LLM_API_KEY`` then ``MISTRAL_API_KEY``) > the YAML file named by
+``--config`` / ``DOCKET_CONFIG`` (a path, or a preset name from ``configs/``) > the defaults below.
+
+The defaults are the embedded, offline set-up: SQLite in the workspace, the packaged MiniLM encoder,
+Tesseract, and the extractive answerer.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import os
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+import configs
+from ingest.config import PACKAGED_EMBEDDING_MODEL, ChunkingSettings, EmbeddingSettings, OcrSettings
+
+MISTRAL_BASE_URL = "https://api.mistral.ai/v1"
+
+
+class ConfigError(ValueError):
+    """A config file or setting that cannot be used; the message names it and says what to do."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RetrievalSettings(_Section):
+    top_k: int = Field(5, ge=1, le=100)
+    mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
+    candidates: int = Field(50, ge=1, description="Hits taken from each retriever before fusion.")
+
+
+class LLMSettings(_Section):
+    provider: Literal["mistral", "openai-compatible"] = "mistral"
+    base_url: str | None = Field(None, description="Defaults to Mistral's API for provider 'mistral'.")
+    model: str = "magistral-medium-2509"
+    api_key: SecretStr | None = None
+    temperature: float = Field(0.7, ge=0, le=2)
+    top_p: float = Field(0.95, gt=0, le=1)
+    max_tokens: int = Field(8192, ge=16)
+    seed: int | None = None
+    timeout_s: float = Field(120.0, gt=0)
+    max_retries: int = Field(5, ge=0)
+    context_budget_tokens: int = Field(16_000, ge=512)
+    concurrency: int = Field(4, ge=1)
+
+    def resolved_base_url(self) -> str:
+        return self.base_url or MISTRAL_BASE_URL
+
+
+class GroundingSettings(_Section):
+    strict: bool = False
+    low_confidence_threshold: float = Field(0.6, ge=0, le=1)
+
+
+class DocketSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="DOCKET_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    home: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_data_dir("docket")),
+        description="Workspace: registry, index, audit log and keys.",
+    )
+    registry_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in the workspace.")
+    audit_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in the workspace.")
+    actor: str = Field(default_factory=getpass.getuser)
+    collection: str = "default"
+    reasoner: Literal["extractive", "magistral"] = "extractive"
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    chunking: ChunkingSettings = ChunkingSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    llm: LLMSettings = LLMSettings()
+    ocr: OcrSettings = OcrSettings()
+    grounding: GroundingSettings = GroundingSettings()
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            _ShortEnvAliases(settings_cls),
+            _YamlFileSource(settings_cls),
+        )
+
+    # -- derived values -------------------------------------------------------------------------
+    @property
+    def resolved_registry_url(self) -> str:
+        return self.registry_url or f"sqlite:///{self.home / 'registry.db'}"
+
+    @property
+    def resolved_audit_url(self) -> str:
+        return self.audit_url or f"sqlite:///{self.home / 'audit.db'}"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.home / "index"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.home / "keys"
+
+    def public_dict(self) -> dict[str, Any]:
+        """Settings as plain JSON data with secrets masked: safe for logs, `config show` and audit."""
+        data = self.model_dump(mode="json")
+        if data["llm"].get("api_key"):
+            data["llm"]["api_key"] = "***"
+        for key in ("registry_url", "audit_url"):
+            data[key] = redact_url_password(data[key])
+        return data
+
+    def config_hash(self) -> str:
+        """SHA-256 of the public settings, recorded with every answer so a run can be matched to its config."""
+        blob = json.dumps(self.public_dict(), sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def redact_url_password(url: str | None) -> str | None:
+    """postgresql://user:secret@host/db -> postgresql://user:***@host/db"""
+    if not url or "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    if ":" in creds:
+        creds = creds.split(":", 1)[0] + ":***"
+    return f"{scheme}://{creds}@{host}"
+
+
+# -- sources ------------------------------------------------------------------------------------
+
+_yaml_data: ContextVar[dict[str, Any]] = ContextVar("docket_yaml_data", default={})
+
+
+class _YamlFileSource(PydanticBaseSettingsSource):
+    def get_field_value(self, field, field_name):  # pragma: no cover - required by the ABC, unused
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_yaml_data.get())
+
+
+class _ShortEnvAliases(PydanticBaseSettingsSource):
+    """The flat variable names that the issue tracker and scripts use."""
+
+    def get_field_value(self, field, field_name):  # pragma: no cover - required by the ABC, unused
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        env = os.environ
+        llm: dict[str, Any] = {}
+        for var, key in (("DOCKET_LLM_BASE_URL", "base_url"), ("DOCKET_LLM_MODEL", "model")):
+            if env.get(var):
+                llm[key] = env[var]
+        key = env.get("DOCKET_LLM_API_KEY") or env.get("MISTRAL_API_KEY")
+        if key:
+            llm["api_key"] = key
+        return {"llm": llm} if llm else {}
+
+
+def resolve_config_path(config: str | Path) -> Path:
+    """A path to a YAML file, or the name of a preset in configs/ ('offline', 'mistral', ...)."""
+    path = Path(config).expanduser()
+    if path.is_file():
+        return path
+    preset = configs.preset_path(str(config))
+    if preset is not None:
+        return preset
+    raise ConfigError(
+        f"config {config!s}: no such file and no preset of that name "
+        f"(presets: {', '.join(configs.preset_names())})"
+    )
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"config {path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path}: expected a mapping of settings at the top level")
+    return data
+
+
+def load_settings(config: str | Path | None = None, **overrides: Any) -> DocketSettings:
+    """Build the settings; raise ConfigError with a one-line message naming the bad field."""
+    from pydantic import ValidationError
+
+    config = config or os.environ.get("DOCKET_CONFIG")
+    path = resolve_config_path(config) if config else None
+    token = _yaml_data.set(read_config_file(path) if path else {})
+    try:
+        return DocketSettings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        source = f"config {path}: " if path else "settings: "
+        raise ConfigError(f"{source}field '{field}': {err['msg']}") from exc
+    finally:
+        _yaml_data.reset(token)
