@@ -1,0 +1,497 @@
+"""DocumentStore: ingest files, list/show/remove documents, and search the live chunks.
+
+One file is ingested as: hash its bytes (same bytes already here -> nothing to do), extract its pages,
+chunk them, encode the chunks (re-using stored vectors of identical text), then write the version, its
+pages and chunks with their vectors in ONE registry transaction. The FAISS index is updated after the
+commit and saved atomically; if the process dies in between, the index's manifest no longer matches the
+registry's generation and the index is rebuilt from the registry on the next open. An interrupted
+ingest therefore leaves either the whole file or nothing.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from ingest.chunking import chunk_page
+from ingest.config import ChunkingSettings, EmbeddingSettings, OcrSettings
+from ingest.embedding import Encoder
+from ingest.extract import SUPPORTED_SUFFIXES, read_document, sha256_file
+from ingest.lexical import LexicalIndex
+from ingest.models import Chunk, ExtractedDocument, IngestError, PageText
+from ingest.registry import ChunkRow, Document, DocumentVersion, IndexState, PageRow, open_registry, utcnow
+from ingest.vector_index import VectorIndex
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["added", "new-version", "unchanged", "failed"]
+SearchMode = Literal["hybrid", "dense", "bm25"]
+
+
+@dataclass
+class FileResult:
+    path: str
+    outcome: Outcome
+    sha256: str | None = None
+    document_id: int | None = None
+    version: int | None = None
+    pages: int = 0
+    chunks: int = 0
+    ocr_pages: int = 0
+    error: str | None = None  # one line, for outcome == "failed"
+
+
+@dataclass
+class IngestReport:
+    results: list[FileResult] = field(default_factory=list)
+
+    def count(self, outcome: Outcome) -> int:
+        return sum(r.outcome == outcome for r in self.results)
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return [r for r in self.results if r.outcome == "failed"]
+
+    def summary(self) -> dict[str, int]:
+        done = [r for r in self.results if r.outcome in ("added", "new-version")]
+        return {
+            "files": len(self.results),
+            "added": self.count("added"),
+            "new_versions": self.count("new-version"),
+            "unchanged": self.count("unchanged"),
+            "failed": self.count("failed"),
+            "pages": sum(r.pages for r in done),
+            "ocr_pages": sum(r.ocr_pages for r in done),
+            "chunks": sum(r.chunks for r in done),
+        }
+
+
+@dataclass(frozen=True)
+class ChunkHit:
+    """A search result with everything needed to cite it."""
+
+    chunk_id: int
+    score: float
+    doc_sha256: str
+    doc_name: str
+    document_id: int
+    page: int
+    char_start: int
+    char_end: int
+    text: str
+    method: str
+    confidence: float | None
+    context: str
+
+
+def iter_input_files(paths: Iterable[Path]) -> Iterator[Path]:
+    """Files named directly (whatever their suffix, so a bad one is reported) and supported files in folders."""
+    for path in paths:
+        if path.is_dir():
+            for child in sorted(path.rglob("*")):
+                if child.is_file() and child.suffix.lower() in SUPPORTED_SUFFIXES and not child.name.startswith("."):
+                    yield child
+        else:
+            yield path
+
+
+class DocumentStore:
+    def __init__(
+        self,
+        registry_url: str,
+        index_dir: Path,
+        embedding: EmbeddingSettings | None = None,
+        chunking: ChunkingSettings | None = None,
+        ocr: OcrSettings | None = None,
+    ):
+        self.sessions: sessionmaker = open_registry(registry_url)
+        self.index_dir = Path(index_dir)
+        self.encoder = Encoder(embedding or EmbeddingSettings())
+        self.chunking = chunking or ChunkingSettings()
+        self.ocr = ocr or OcrSettings()
+        self._vectors: VectorIndex | None = None
+        self._lexical: tuple[int, LexicalIndex] | None = None  # (generation, index)
+
+    # -- ingest -------------------------------------------------------------------------------------
+    def ingest(
+        self,
+        paths: Iterable[Path],
+        collection: str = "default",
+        on_file: Callable[[FileResult], None] | None = None,
+    ) -> IngestReport:
+        """Ingest every file; a failure is recorded and the batch goes on."""
+        report = IngestReport()
+        with self._writer_lock():
+            for path in iter_input_files(paths):
+                try:
+                    result = self._ingest_file(path, collection)
+                except IngestError as exc:
+                    result = FileResult(str(path), "failed", error=str(exc))
+                report.results.append(result)
+                if on_file:
+                    on_file(result)
+        return report
+
+    def _ingest_file(self, path: Path, collection: str) -> FileResult:
+        name = str(path)
+        try:
+            sha256, _ = sha256_file(path)
+        except FileNotFoundError as exc:
+            raise IngestError(name, "no such file", "check the path") from exc
+        except IsADirectoryError as exc:
+            raise IngestError(name, "is a folder where a file was expected") from exc
+        except OSError as exc:
+            raise IngestError(name, f"cannot read the file ({exc.strerror or exc})", "check its permissions") from exc
+        with self.sessions() as session:
+            existing = session.execute(
+                select(DocumentVersion)
+                .join(Document)
+                .where(Document.collection == collection, DocumentVersion.sha256 == sha256)
+                .where(DocumentVersion.status == "current")
+            ).scalar_one_or_none()
+            if existing is not None:
+                return FileResult(name, "unchanged", sha256, existing.document_id, existing.version)
+
+        extracted = read_document(path, self.ocr)
+        chunks = self._chunk(extracted)
+        vectors = self._embed(chunks)
+        document, version, chunk_ids, retired_ids = self._commit(path, collection, extracted, chunks, vectors)
+        self._update_index(chunk_ids, vectors, retired_ids)
+        return FileResult(
+            name,
+            "new-version" if version.version > 1 else "added",
+            sha256,
+            document.id,
+            version.version,
+            pages=len(extracted.pages),
+            chunks=len(chunks),
+            ocr_pages=sum(p.method not in ("pymupdf", "pypdf") for p in extracted.pages),
+        )
+
+    def _chunk(self, extracted: ExtractedDocument) -> list[Chunk]:
+        # The encoder's two special tokens ([CLS], [SEP]) count against its max sequence length.
+        max_model_tokens = self.encoder.max_tokens - 2
+        chunks: list[Chunk] = []
+        for page in extracted.pages:
+            chunks.extend(
+                chunk_page(page, extracted.sha256, self.encoder.token_offsets, self.chunking, max_model_tokens)
+            )
+        return chunks
+
+    def _embed(self, chunks: list[Chunk]) -> np.ndarray:
+        """Vectors for ``chunks``; text already encoded by the same model is not encoded again."""
+        vectors = np.zeros((len(chunks), self.encoder.dimension), dtype=np.float32)
+        hashes = [c.text_sha256 for c in chunks]
+        known: dict[str, bytes] = {}
+        with self.sessions() as session:
+            for start in range(0, len(hashes), 500):
+                rows = session.execute(
+                    select(ChunkRow.text_sha256, ChunkRow.embedding).where(
+                        ChunkRow.embedding_model == self.encoder.model_id,
+                        ChunkRow.text_sha256.in_(hashes[start : start + 500]),
+                    )
+                )
+                known.update({h: blob for h, blob in rows})
+        todo = [i for i, h in enumerate(hashes) if h not in known]
+        for i, h in enumerate(hashes):
+            if h in known:
+                vectors[i] = np.frombuffer(known[h], dtype=np.float32)
+        if todo:
+            vectors[todo] = self.encoder.encode([_embedding_text(chunks[i]) for i in todo])
+        return vectors
+
+    def _commit(
+        self, path: Path, collection: str, extracted: ExtractedDocument, chunks: list[Chunk], vectors: np.ndarray
+    ) -> tuple[Document, DocumentVersion, np.ndarray, list[int]]:
+        source_key = str(path.resolve())
+        with self.sessions.begin() as session:
+            document = session.execute(
+                select(Document).where(Document.collection == collection, Document.source_key == source_key)
+            ).scalar_one_or_none()
+            if document is None:
+                document = Document(collection=collection, source_key=source_key, name=path.name)
+                session.add(document)
+                session.flush()
+            document.removed_at = None
+            retired_ids = self._retire_versions(session, document.id, status="superseded")
+            number = (
+                session.execute(
+                    select(func.max(DocumentVersion.version)).where(DocumentVersion.document_id == document.id)
+                ).scalar()
+                or 0
+            ) + 1
+            version = DocumentVersion(
+                document_id=document.id,
+                sha256=extracted.sha256,
+                version=number,
+                size_bytes=extracted.size_bytes,
+                media_type=extracted.media_type,
+                title=extracted.title,
+                page_count=len(extracted.pages),
+            )
+            session.add(version)
+            session.flush()
+            session.add_all(_page_row(version.id, page) for page in extracted.pages)
+            rows = [
+                ChunkRow(
+                    version_id=version.id,
+                    doc_sha256=c.doc_sha256,
+                    page=c.page,
+                    char_start=c.char_start,
+                    char_end=c.char_end,
+                    text=c.text,
+                    text_sha256=c.text_sha256,
+                    token_count=c.token_count,
+                    method=c.method,
+                    confidence=c.confidence,
+                    boxes=[list(b) for b in c.boxes],
+                    context=c.context,
+                    embedding_model=self.encoder.model_id,
+                    embedding=vectors[i].tobytes(),
+                )
+                for i, c in enumerate(chunks)
+            ]
+            session.add_all(rows)
+            session.flush()
+            _bump_generation(session)
+            chunk_ids = np.asarray([r.id for r in rows], dtype=np.int64)
+        return document, version, chunk_ids, retired_ids
+
+    @staticmethod
+    def _retire_versions(session: Session, document_id: int, status: str) -> list[int]:
+        """Mark the current version(s) of a document ``status``; return their chunk ids (leaving the index)."""
+        current = session.execute(
+            select(DocumentVersion.id).where(
+                DocumentVersion.document_id == document_id, DocumentVersion.status == "current"
+            )
+        ).scalars().all()
+        if not current:
+            return []
+        session.execute(update(DocumentVersion).where(DocumentVersion.id.in_(current)).values(status=status))
+        return list(session.execute(select(ChunkRow.id).where(ChunkRow.version_id.in_(current))).scalars())
+
+    # -- the derived indexes ------------------------------------------------------------------------
+    @contextmanager
+    def _writer_lock(self) -> Iterator[None]:
+        """One writer at a time per workspace index (several `docket ingest` processes queue here)."""
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.index_dir / ".lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                self._vectors = None  # another process may have written since we last looked
+                self.vectors()  # load (or rebuild) now, so each file below updates it incrementally
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def generation(self) -> int:
+        with self.sessions() as session:
+            return session.get(IndexState, 1).generation
+
+    def vectors(self) -> VectorIndex:
+        generation = self.generation()
+        if self._vectors is not None and self._vectors.generation == generation:
+            return self._vectors
+        loaded = VectorIndex.load(self.index_dir, self.encoder.model_id, self.encoder.dimension, generation)
+        if loaded is None:
+            loaded = self._rebuild_vectors(generation)
+        self._vectors = loaded
+        return loaded
+
+    def _rebuild_vectors(self, generation: int) -> VectorIndex:
+        log.info("rebuilding the FAISS index from the registry (generation %d)", generation)
+        index = VectorIndex(self.encoder.dimension)
+        ids, blobs = [], []
+        with self.sessions() as session:
+            for chunk_id, blob in session.execute(
+                _live_chunks(select(ChunkRow.id, ChunkRow.embedding)).where(
+                    ChunkRow.embedding_model == self.encoder.model_id
+                )
+            ):
+                ids.append(chunk_id)
+                blobs.append(blob)
+        if ids:
+            matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(ids), self.encoder.dimension)
+            index.add(np.asarray(ids, dtype=np.int64), matrix)
+        index.save(self.index_dir, self.encoder.model_id, generation)
+        return index
+
+    def _update_index(self, new_ids: np.ndarray, new_vectors: np.ndarray, retired_ids: list[int]) -> None:
+        generation = self.generation()
+        index = self._vectors
+        if index is None or index.generation != generation - 1:
+            self._vectors = None
+            self.vectors()  # loads (or rebuilds) at the registry's current generation
+            return
+        index.remove(retired_ids)
+        index.add(new_ids, new_vectors)
+        index.save(self.index_dir, self.encoder.model_id, generation)
+
+    def lexical(self) -> LexicalIndex:
+        generation = self.generation()
+        if self._lexical is None or self._lexical[0] != generation:
+            with self.sessions() as session:
+                rows = session.execute(_live_chunks(select(ChunkRow.id, ChunkRow.context, ChunkRow.text))).all()
+            self._lexical = (generation, LexicalIndex.build([r[0] for r in rows], [f"{r[1]}\n{r[2]}" for r in rows]))
+        return self._lexical[1]
+
+    # -- documents ----------------------------------------------------------------------------------
+    def documents(self, collection: str | None = None, include_removed: bool = False) -> list[Document]:
+        with self.sessions() as session:
+            query = select(Document).order_by(Document.id)
+            if collection:
+                query = query.where(Document.collection == collection)
+            if not include_removed:
+                query = query.where(Document.removed_at.is_(None))
+            docs = session.execute(query).scalars().all()
+            for doc in docs:
+                _ = doc.versions  # load while the session is open
+            return list(docs)
+
+    def resolve(self, ref: str, collection: str | None = None) -> Document:
+        """A document by id, file name, or a prefix (>= 6 hex digits) of any of its versions' SHA-256."""
+        with self.sessions() as session:
+            query = select(Document).join(DocumentVersion)
+            if collection:
+                query = query.where(Document.collection == collection)
+            ref_l = ref.lower()
+            if ref.isdigit():
+                candidates = session.execute(select(Document).where(Document.id == int(ref))).scalars().all()
+            elif len(ref_l) >= 6 and all(c in "0123456789abcdef" for c in ref_l):
+                candidates = session.execute(query.where(DocumentVersion.sha256.startswith(ref_l))).scalars().unique().all()
+            else:
+                candidates = session.execute(query.where(Document.name == ref)).scalars().unique().all()
+            if not candidates:
+                raise LookupError(f"document {ref!r}: no such document; `docket docs list` shows what is ingested")
+            if len(candidates) > 1:
+                raise LookupError(f"document {ref!r}: matches {len(candidates)} documents; use more of its SHA-256")
+            doc = candidates[0]
+            for version in doc.versions:
+                _ = version.pages
+            return doc
+
+    def remove(self, ref: str, collection: str | None = None) -> Document:
+        """Take a document out of the live index. Its versions, pages and chunks stay for audit and replay."""
+        with self._writer_lock():
+            doc = self.resolve(ref, collection)
+            with self.sessions.begin() as session:
+                retired = self._retire_versions(session, doc.id, status="removed")
+                session.execute(update(Document).where(Document.id == doc.id).values(removed_at=utcnow()))
+                _bump_generation(session)
+            self._update_index(np.zeros(0, dtype=np.int64), np.zeros((0, self.encoder.dimension), np.float32), retired)
+        return doc
+
+    def chunk(self, chunk_id: int) -> ChunkRow | None:
+        with self.sessions() as session:
+            return session.get(ChunkRow, chunk_id)
+
+    # -- search -------------------------------------------------------------------------------------
+    def live_chunk_ids(self, collection: str | None = None, document_ids: list[int] | None = None) -> list[int]:
+        with self.sessions() as session:
+            query = _live_chunks(select(ChunkRow.id)).join(Document, Document.id == DocumentVersion.document_id)
+            if collection:
+                query = query.where(Document.collection == collection)
+            if document_ids:
+                query = query.where(Document.id.in_(document_ids))
+            return list(session.execute(query).scalars())
+
+    def count_live_chunks(self) -> int:
+        with self.sessions() as session:
+            return session.execute(_live_chunks(select(func.count(ChunkRow.id)))).scalar_one()
+
+    def search(
+        self,
+        query: str,
+        k: int = 5,
+        *,
+        collection: str | None = None,
+        document_ids: list[int] | None = None,
+        mode: SearchMode = "hybrid",
+        candidates: int = 50,
+        rrf_k: int = 60,
+    ) -> list[ChunkHit]:
+        allowed = self.live_chunk_ids(collection, document_ids) if (collection or document_ids) else None
+        ranked: list[list[tuple[int, float]]] = []
+        if mode in ("hybrid", "dense"):
+            ranked.append(self.vectors().search(self.encoder.encode_query(query), candidates, allowed))
+        if mode in ("hybrid", "bm25"):
+            ranked.append(self.lexical().search(query, candidates, set(allowed) if allowed is not None else None))
+        if mode == "hybrid":
+            scored = reciprocal_rank_fusion(ranked, rrf_k)
+        else:
+            scored = ranked[0]
+        return self._hits(scored[:k])
+
+    def _hits(self, scored: list[tuple[int, float]]) -> list[ChunkHit]:
+        if not scored:
+            return []
+        with self.sessions() as session:
+            rows = session.execute(
+                select(ChunkRow, Document.name, Document.id)
+                .join(DocumentVersion, ChunkRow.version_id == DocumentVersion.id)
+                .join(Document, Document.id == DocumentVersion.document_id)
+                .where(ChunkRow.id.in_([cid for cid, _ in scored]))
+            ).all()
+        by_id = {row[0].id: row for row in rows}
+        hits = []
+        for chunk_id, score in scored:
+            if chunk_id not in by_id:
+                continue
+            chunk, name, doc_id = by_id[chunk_id]
+            hits.append(
+                ChunkHit(
+                    chunk_id, score, chunk.doc_sha256, name, doc_id, chunk.page, chunk.char_start,
+                    chunk.char_end, chunk.text, chunk.method, chunk.confidence, chunk.context,
+                )
+            )
+        return hits
+
+
+def reciprocal_rank_fusion(rankings: list[list[tuple[int, float]]], k: int = 60) -> list[tuple[int, float]]:
+    """score(d) = sum over rankings of 1 / (k + rank(d)), rank from 1 (Cormack et al., 2009)."""
+    fused: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, (chunk_id, _score) in enumerate(ranking, start=1):
+            fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (k + rank)
+    return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
+
+
+def _embedding_text(chunk: Chunk) -> str:
+    return f"{chunk.context}\n{chunk.text}" if chunk.context else chunk.text
+
+
+def _live_chunks(query):
+    return query.join(DocumentVersion, ChunkRow.version_id == DocumentVersion.id).where(
+        DocumentVersion.status == "current"
+    )
+
+
+def _bump_generation(session: Session) -> None:
+    session.execute(update(IndexState).where(IndexState.id == 1).values(generation=IndexState.generation + 1))
+
+
+def _page_row(version_id: int, page: PageText) -> PageRow:
+    return PageRow(
+        version_id=version_id,
+        number=page.number,
+        text=page.text,
+        method=page.method,
+        engine_version=page.engine_version,
+        route=page.route,
+        dpi=page.dpi,
+        confidence=page.confidence,
+        width=page.width,
+        height=page.height,
+        notes=list(page.notes),
+        spans=[[s.start, s.end, *s.box, s.confidence] for s in page.spans],
+    )
