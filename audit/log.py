@@ -1,0 +1,535 @@
+"""`AuditLog`: append, read, verify, checkpoint, prove, annotate and redact on one SQL database.
+
+Every write runs in one transaction holding the writers' lock: ``BEGIN IMMEDIATE`` on SQLite (WAL),
+``SELECT ... FOR UPDATE`` on the ``audit_head`` row on PostgreSQL (READ COMMITTED). The next seq is
+read from the head inside that lock, so a rollback or a killed writer leaves no gap and no half entry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, insert, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+
+from audit.canonical import canonical_payload
+from audit.errors import AuditError
+from audit.keys import KeyStore, public_hex
+from audit.merkle import MerkleTree
+from audit.records import (
+    DECISION_EVENTS,
+    AppendedEntry,
+    Entry,
+    EntryFilter,
+    Redaction,
+    parse_time,
+    utc_now,
+)
+from audit.schema import create_schema, entries, head, payloads, redactions, subjects
+from audit.verify_bundle import (
+    CHECKPOINT_FORMAT,
+    GENESIS_HASH,
+    STRUCTURAL_EVENTS,
+    Frontier,
+    VerifyReport,
+    checkpoint_message,
+    handover_message,
+    leaf_bytes,
+    leaf_hash,
+    payload_commitment,
+    verify_stream,
+)
+
+_EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+_SHORT_TEXT = 200
+
+
+@dataclass
+class _Head:
+    """The chain head as read under the lock; written back when the transaction commits."""
+
+    log_id: str
+    size: int
+    head_hash: str
+    frontier: Frontier
+    checkpoint_size: int
+    key_id: str | None
+
+
+def _display_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def _make_engine(url: str, create: bool) -> Engine:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise AuditError(f"{url!r} is not a database URL (e.g. sqlite:///audit.db)") from None
+    if parsed.get_backend_name() == "sqlite":
+        path = Path(parsed.database or "")
+        if not parsed.database or parsed.database == ":memory:":
+            raise AuditError("the audit log needs a file database: use sqlite:///path/audit.db")
+        if not path.exists():
+            if not create:
+                raise AuditError(f"audit database not found: {path} (check --db / the audit_url setting)")
+            path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed)
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            # Let SQLAlchemy's "begin" event issue BEGIN itself, so writers can ask for IMMEDIATE.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA busy_timeout = 60000")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = FULL")  # durable commits
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            writer = conn.get_execution_options().get("audit_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
+
+        return engine
+    if parsed.get_backend_name() != "postgresql":
+        raise AuditError(f"unsupported audit database {parsed.get_backend_name()!r}: use sqlite or postgresql")
+    try:
+        return create_engine(parsed, isolation_level="READ COMMITTED", pool_pre_ping=True)
+    except NoSuchModuleError as error:
+        raise AuditError(f"cannot use {_display_url(url)}: {error}") from None
+
+
+def _row_to_dict(row: Any) -> dict[str, Any]:
+    """A joined entries+payloads row as the verifier's entry mapping."""
+    return {
+        "seq": row.seq,
+        "time": row.time,
+        "event_type": row.event_type,
+        "actor": row.actor,
+        "request_id": row.request_id,
+        "subjects": json.loads(row.subjects),
+        "status": row.status,
+        "payload_commitment": row.payload_commitment,
+        "prev_hash": row.prev_hash,
+        "leaf_hash": row.leaf_hash,
+        "payload": row.payload,
+        "salt": row.salt,
+    }
+
+
+_ENTRY_WITH_PAYLOAD = select(entries, payloads.c.salt, payloads.c.payload).select_from(
+    entries.outerjoin(payloads, payloads.c.seq == entries.c.seq)
+)
+
+
+class AuditLog:
+    """An append-only, hash-chained, Merkle-tree audit log with signed checkpoints."""
+
+    def __init__(self, engine: Engine, url: str, keys_dir: Path | None, checkpoint_every: int | None) -> None:
+        self.engine = engine
+        self.url = url
+        self.keys_dir = keys_dir
+        self.checkpoint_every = checkpoint_every
+
+    # -- opening ---------------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls, url: str, keys_dir: Path | None = None, checkpoint_every: int | None = None, *, create: bool = True
+    ) -> AuditLog:
+        """Open (and by default create) the log at a SQLAlchemy URL; `create=False` for read-only tools."""
+        if checkpoint_every is not None and checkpoint_every < 1:
+            raise AuditError(f"checkpoint_every must be at least 1, not {checkpoint_every}")
+        engine = _make_engine(url, create)
+        log = cls(engine, url, keys_dir, checkpoint_every)
+        try:
+            with log._connection(write=create) as conn, conn.begin():
+                if create:
+                    if conn.dialect.name == "postgresql":
+                        # Concurrent openers of a fresh database would race on CREATE TABLE.
+                        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext(current_schema()))")
+                    create_schema(conn)
+                    if conn.execute(select(head.c.id)).first() is None:
+                        conn.execute(
+                            insert(head).values(
+                                id=1, log_id=uuid.uuid4().hex, size=0, head_hash=GENESIS_HASH,
+                                frontier="[]", checkpoint_size=0, key_id=None,
+                            )
+                        )
+                elif not inspect(conn).has_table("audit_head"):
+                    raise AuditError(f"no audit log in {_display_url(url)} (check --db / the audit_url setting)")
+        except DBAPIError as error:
+            engine.dispose()
+            raise AuditError(f"cannot open the audit database {_display_url(url)}: {_first_line(error)}") from None
+        except AuditError:
+            engine.dispose()
+            raise
+        return log
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _connection(self, write: bool = False) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            yield conn.execution_options(audit_write=write)
+
+    # -- writing ---------------------------------------------------------------------------------
+    @contextmanager
+    def _locked(self) -> Iterator[tuple[Connection, _Head]]:
+        """One write transaction holding the writers' lock, with the head to extend."""
+        try:
+            with self._connection(write=True) as conn, conn.begin():
+                row = conn.execute(select(head).where(head.c.id == 1).with_for_update()).one()
+                state = _Head(
+                    row.log_id, row.size, row.head_hash,
+                    Frontier(row.size, [bytes.fromhex(h) for h in json.loads(row.frontier)]),
+                    row.checkpoint_size, row.key_id,
+                )
+                yield conn, state
+                conn.execute(
+                    update(head)
+                    .where(head.c.id == 1)
+                    .values(
+                        size=state.size, head_hash=state.head_hash,
+                        frontier=json.dumps([h.hex() for h in state.frontier.hashes]),
+                        checkpoint_size=state.checkpoint_size, key_id=state.key_id,
+                    )
+                )
+        except DBAPIError as error:
+            raise AuditError(f"audit write failed on {_display_url(self.url)}: {_first_line(error)}") from None
+
+    def _append_locked(
+        self, conn: Connection, state: _Head, event_type: str, payload_json: str, *,
+        actor: str, request_id: str | None, subject_list: Sequence[str], status: str | None,
+    ) -> AppendedEntry:
+        salt = os.urandom(32).hex()
+        fields = {
+            "seq": state.size + 1,
+            "time": utc_now(),
+            "event_type": event_type,
+            "actor": actor,
+            "request_id": request_id,
+            "subjects": list(subject_list),
+            "status": status,
+            "payload_commitment": payload_commitment(salt, payload_json),
+            "prev_hash": state.head_hash,
+        }
+        leaf = leaf_hash(leaf_bytes(fields))
+        conn.execute(insert(entries).values({**fields, "subjects": json.dumps(fields["subjects"]), "leaf_hash": leaf.hex()}))
+        conn.execute(insert(payloads).values(seq=fields["seq"], salt=salt, payload=payload_json))
+        if subject_list:
+            conn.execute(insert(subjects), [{"subject": s, "seq": fields["seq"]} for s in sorted(set(subject_list))])
+        state.size += 1
+        state.head_hash = leaf.hex()
+        state.frontier.append(leaf)
+        return AppendedEntry(seq=fields["seq"], leaf_hash=leaf.hex(), time=fields["time"])
+
+    def append(
+        self, event_type: str, payload: dict[str, Any], *, actor: str, request_id: str | None = None,
+        subjects: Sequence[str] = (), status: str | None = None,
+    ) -> AppendedEntry:
+        """Append one event. Payload: a JSON object without floats (TypeError names the float's path)."""
+        payload_json = canonical_payload(payload)
+        _check_fields(event_type, actor, request_id, subjects, status)
+        with self._locked() as (conn, state):
+            appended = self._append_locked(
+                conn, state, event_type, payload_json,
+                actor=actor, request_id=request_id, subject_list=subjects, status=status,
+            )
+            if self.checkpoint_every and state.size - state.checkpoint_size >= self.checkpoint_every:
+                self._checkpoint_locked(conn, state, actor)
+        return appended
+
+    # -- keys and checkpoints ----------------------------------------------------------------------
+    def _key_store(self) -> KeyStore:
+        if self.keys_dir is None:
+            raise AuditError("no keys directory: pass keys_dir (--keys) to sign checkpoints")
+        return KeyStore(self.keys_dir)
+
+    def _announce_key_locked(self, conn: Connection, state: _Head, actor: str) -> tuple[str, Any]:
+        """Make sure the log has announced the active key, handing over from the previous one."""
+        store = self._key_store()
+        key_id, key = store.active()
+        if state.key_id == key_id:
+            return key_id, key
+        announcement: dict[str, Any] = {
+            "log_id": state.log_id, "key_id": key_id,
+            "public_key": public_hex(key.public_key()), "previous_key_id": state.key_id,
+        }
+        if state.key_id is not None:
+            if not store.has_private(state.key_id):
+                raise AuditError(
+                    f"cannot hand over from key {state.key_id}: its private key is not in {store.directory}"
+                )
+            message = handover_message(state.log_id, key_id, announcement["public_key"], state.key_id)
+            announcement["handover_signature"] = store.private(state.key_id).sign(message).hex()
+        self._append_locked(
+            conn, state, "key_rotation", canonical_payload(announcement),
+            actor=actor, request_id=None, subject_list=(f"key:{key_id}",), status=None,
+        )
+        state.key_id = key_id
+        return key_id, key
+
+    def _checkpoint_locked(self, conn: Connection, state: _Head, actor: str) -> dict[str, Any]:
+        key_id, key = self._announce_key_locked(conn, state, actor)
+        checkpoint: dict[str, Any] = {
+            "format": CHECKPOINT_FORMAT, "log_id": state.log_id, "size": state.size,
+            "root": state.frontier.root().hex(), "time": utc_now(), "key_id": key_id,
+        }
+        checkpoint["signature"] = key.sign(checkpoint_message(checkpoint)).hex()
+        self._append_locked(
+            conn, state, "checkpoint", canonical_payload(checkpoint),
+            actor=actor, request_id=None, subject_list=(), status=None,
+        )
+        state.checkpoint_size = state.size
+        return checkpoint
+
+    def checkpoint(self, path: Path | None = None, *, actor: str = "docket-audit") -> dict[str, Any]:
+        """Sign the current size and root now; also stored in the log as a checkpoint event.
+
+        Write it to `path` and keep that file outside the database: it is what catches a rewritten
+        chain or a truncated tail later.
+        """
+        with self._locked() as (conn, state):
+            checkpoint = self._checkpoint_locked(conn, state, actor)
+        if path is not None:
+            write_json(path, checkpoint)
+        return checkpoint
+
+    def rotate_key(self, *, actor: str) -> str:
+        """Create a new signing key; the log records the handover, old checkpoints keep verifying."""
+        store = self._key_store()
+        with self._locked() as (conn, state):
+            if state.key_id is None:
+                self._announce_key_locked(conn, state, actor)
+            store.generate()
+            key_id, _ = self._announce_key_locked(conn, state, actor)
+        return key_id
+
+    def export_public_keys(self, destination: Path) -> list[Path]:
+        return self._key_store().export_public(destination)
+
+    # -- reading ---------------------------------------------------------------------------------
+    @property
+    def size(self) -> int:
+        with self._connection() as conn, conn.begin():
+            return conn.execute(select(head.c.size)).scalar_one()
+
+    @property
+    def log_id(self) -> str:
+        with self._connection() as conn, conn.begin():
+            return conn.execute(select(head.c.log_id)).scalar_one()
+
+    def get(self, seq: int) -> Entry:
+        """One entry with its payload (None when redacted, with who/why in `.redaction`)."""
+        with self._connection() as conn, conn.begin():
+            row = conn.execute(_ENTRY_WITH_PAYLOAD.where(entries.c.seq == seq)).first()
+            if row is None:
+                size = conn.execute(select(head.c.size)).scalar_one()
+                raise AuditError(f"no entry with seq {seq}: the log holds seq 1..{size}")
+            redaction = None
+            if row.payload is None:
+                redaction = self._redaction_of(conn, seq)
+            return _entry(row, redaction)
+
+    def _redaction_of(self, conn: Connection, seq: int) -> Redaction | None:
+        by = conn.execute(select(redactions.c.redaction_seq).where(redactions.c.seq == seq)).scalar()
+        if by is None:
+            return None
+        event_row = conn.execute(_ENTRY_WITH_PAYLOAD.where(entries.c.seq == by)).one()
+        details = json.loads(event_row.payload)
+        return Redaction(by, event_row.actor, event_row.time, details["reason"], details["legal_basis"])
+
+    def read(self, seq: int, *, actor: str) -> Entry:
+        """`get`, recorded as a read event (who looked at which entry)."""
+        entry = self.get(seq)
+        self.append("read", {"seq": seq}, actor=actor, subjects=(f"seq:{seq}",))
+        return entry
+
+    def entries(
+        self, since: Any = None, until: Any = None, actor: str | None = None, event_type: str | None = None,
+        subject: str | None = None, status: str | None = None, text: str | None = None,
+    ) -> Iterator[Entry]:
+        """Entries in seq order that match every given filter (see `EntryFilter`), streamed."""
+        yield from self.filtered(EntryFilter(since, until, actor, event_type, subject, status, text))
+
+    def filtered(self, filters: EntryFilter, up_to: int | None = None) -> Iterator[Entry]:
+        query = _ENTRY_WITH_PAYLOAD.order_by(entries.c.seq)
+        if up_to is not None:
+            query = query.where(entries.c.seq <= up_to)
+        if filters.since is not None:
+            query = query.where(entries.c.time >= parse_time(filters.since, "since"))
+        if filters.until is not None:
+            query = query.where(entries.c.time < parse_time(filters.until, "until"))
+        for column, value in (
+            (entries.c.actor, filters.actor), (entries.c.event_type, filters.event_type), (entries.c.status, filters.status),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        if filters.subject is not None:
+            query = query.where(entries.c.seq.in_(select(subjects.c.seq).where(subjects.c.subject == filters.subject)))
+        if filters.text:
+            escaped = filters.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query = query.where(payloads.c.payload.ilike(f"%{escaped}%", escape="\\"))
+        with self._connection() as conn, conn.begin():
+            for row in conn.execution_options(yield_per=1000).execute(query):
+                yield _entry(row, self._redaction_of(conn, row.seq) if row.payload is None else None)
+
+    # -- verification and proofs -------------------------------------------------------------------
+    def verify(self, checkpoint: Path | None = None) -> VerifyReport:
+        """Stream the whole log once; OK with size and root, or the first bad seq and why."""
+        outside = read_checkpoint(checkpoint) if checkpoint is not None else None
+        trusted = self._key_store().public_keys() if self.keys_dir is not None else None
+        with self._connection() as conn:
+            if conn.dialect.name == "postgresql":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")  # one snapshot
+            with conn.begin():
+                state = conn.execute(select(head.c.log_id, head.c.size)).one()
+                rows = conn.execution_options(yield_per=2000).execute(_ENTRY_WITH_PAYLOAD.order_by(entries.c.seq))
+                return verify_stream(
+                    (_row_to_dict(row) for row in rows), trusted, log_id=state.log_id,
+                    outside_checkpoint=outside, checkpoint_label=str(checkpoint), recorded_size=state.size,
+                )
+
+    def _tree(self, size: int | None) -> MerkleTree:
+        with self._connection() as conn, conn.begin():
+            current = conn.execute(select(head.c.size)).scalar_one()
+            size = current if size is None else size
+            if not 0 <= size <= current:
+                raise AuditError(f"tree size {size} is outside the log (it holds {current} entries)")
+            rows = conn.execute(select(entries.c.leaf_hash).where(entries.c.seq <= size).order_by(entries.c.seq))
+            return MerkleTree([bytes.fromhex(h) for (h,) in rows])
+
+    def prove(self, seq: int, tree_size: int | None = None) -> dict[str, Any]:
+        """RFC 9162 inclusion proof of entry `seq` in the tree of `tree_size` entries (default: all)."""
+        tree = self._tree(tree_size)
+        if not 1 <= seq <= tree.size:
+            raise AuditError(f"no entry with seq {seq} in a tree of {tree.size} entries")
+        return {
+            "seq": seq, "leaf_index": seq - 1, "tree_size": tree.size,
+            "leaf_hash": tree.levels[0][seq - 1].hex(), "root": tree.root().hex(),
+            "path": [h.hex() for h in tree.inclusion_path(seq - 1)],
+        }
+
+    def prove_consistency(self, first: int, second: int | None = None) -> dict[str, Any]:
+        """RFC 9162 consistency proof that the tree of `first` entries is a prefix of `second`."""
+        tree = self._tree(second)
+        if not 0 <= first <= tree.size:
+            raise AuditError(f"size {first} is larger than the tree of {tree.size} entries")
+        return {
+            "first": first, "second": tree.size,
+            "first_root": MerkleTree(tree.levels[0][:first]).root().hex(), "second_root": tree.root().hex(),
+            "path": [h.hex() for h in tree.consistency_path(first)],
+        }
+
+    # -- reviewer actions ----------------------------------------------------------------------------
+    def annotate(
+        self, seq: int, decision: str, note: str, *, actor: str, request_id: str | None = None
+    ) -> AppendedEntry:
+        """A reviewer's decision on an entry (approve / reject / correct), appended as a new event."""
+        if decision not in DECISION_EVENTS:
+            raise AuditError(f"decision {decision!r} is not one of {', '.join(DECISION_EVENTS)}")
+        target = self.get(seq)
+        return self.append(
+            DECISION_EVENTS[decision], {"seq": seq, "decision": decision, "note": note},
+            actor=actor, request_id=request_id, subjects=(f"seq:{seq}", *target.subjects),
+        )
+
+    def redact(self, seq: int, reason: str, legal_basis: str, actor: str) -> AppendedEntry:
+        """Erase an entry's payload and salt; its commitment stays chained and a redaction event says who and why."""
+        if not reason.strip() or not legal_basis.strip():
+            raise AuditError("redact needs a reason and a legal basis")
+        _check_fields("redaction", actor, None, (), None)
+        with self._locked() as (conn, state):
+            row = conn.execute(_ENTRY_WITH_PAYLOAD.where(entries.c.seq == seq)).first()
+            if row is None:
+                raise AuditError(f"no entry with seq {seq}: the log holds seq 1..{state.size}")
+            if row.event_type in STRUCTURAL_EVENTS:
+                raise AuditError(f"seq {seq} is a {row.event_type} event; verification needs it, so it cannot be redacted")
+            if row.payload is None:
+                raise AuditError(f"seq {seq} is already redacted")
+            conn.execute(insert(redactions).values(seq=seq, redaction_seq=state.size + 1))
+            conn.execute(payloads.delete().where(payloads.c.seq == seq))
+            details = {"seq": seq, "reason": reason, "legal_basis": legal_basis, "payload_commitment": row.payload_commitment}
+            return self._append_locked(
+                conn, state, "redaction", canonical_payload(details),
+                actor=actor, request_id=None, subject_list=(f"seq:{seq}",), status=None,
+            )
+
+    def export(
+        self, path: Path, filters: EntryFilter | None = None, *, actor: str, checkpoint: Path | None = None
+    ) -> dict[str, Any]:
+        """Write an audit bundle to the directory `path` (see `audit.export`); logged as an export event."""
+        from audit.export import export_bundle  # export builds on the log; imported here to avoid a cycle
+
+        return export_bundle(self, path, filters or EntryFilter(), actor=actor, checkpoint=checkpoint)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(getattr(error, "orig", None) or error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _check_fields(
+    event_type: str, actor: str, request_id: str | None, subject_list: Sequence[str], status: str | None
+) -> None:
+    if not _EVENT_TYPE.match(event_type):
+        raise AuditError(f"event type {event_type!r} must be lowercase letters, digits and _ (max 32)")
+    if not actor or len(actor) > _SHORT_TEXT:
+        raise AuditError("actor must be a non-empty name of at most 200 characters")
+    for name, value in (("request_id", request_id), ("status", status)):
+        if value is not None and (not isinstance(value, str) or len(value) > _SHORT_TEXT):
+            raise AuditError(f"{name} must be a string of at most 200 characters")
+    if isinstance(subject_list, str):
+        raise AuditError("subjects must be a list of strings, not one string")
+    for subject in subject_list:
+        if not isinstance(subject, str) or not subject or len(subject) > _SHORT_TEXT:
+            raise AuditError(f"subject {subject!r} must be a non-empty string of at most 200 characters")
+
+
+def _entry(row: Any, redaction: Redaction | None) -> Entry:
+    return Entry(
+        seq=row.seq, time=row.time, event_type=row.event_type, actor=row.actor, request_id=row.request_id,
+        subjects=tuple(json.loads(row.subjects)), status=row.status,
+        payload=json.loads(row.payload) if row.payload is not None else None,
+        payload_commitment=row.payload_commitment, prev_hash=row.prev_hash, leaf_hash=row.leaf_hash,
+        redaction=redaction,
+    )
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Sorted, indented JSON with a final newline, written atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise AuditError(f"checkpoint file not found: {path}") from None
+    except (OSError, ValueError) as error:
+        raise AuditError(f"{path}: not a readable checkpoint file ({error})") from None
+    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+        raise AuditError(f"{path}: not a Docket audit checkpoint (expected format {CHECKPOINT_FORMAT})")
+    return data
