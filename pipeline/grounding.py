@@ -1,0 +1,480 @@
+"""Grounding: is every claim of an answer tied to the sources it was given?
+
+Per sentence of the answer: each [S#] names a source that was given; each sentence that carries a
+claim cites; each quoted passage is in a cited source (modulo whitespace, quote and dash style, case);
+each number (amount, percentage, date) is in a cited source after normalisation, unless the sentence
+says it is computed and shows its inputs, in which case the inputs are checked and the arithmetic too.
+The same checks run on Magistral's answers and on the extractive answerer's verbatim quotes.
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+import re
+from dataclasses import asdict, dataclass, field
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any, Literal
+
+from pipeline.reasoning import Evidence
+
+Verdict = Literal["grounded", "partly_grounded", "ungrounded"]
+ProblemKind = Literal[
+    "unknown_source", "uncited_claim", "quote_not_found", "number_not_found", "computation_mismatch"
+]
+
+_CITATION = re.compile(r"\[\s*(S\d+(?:\s*[,;]\s*S\d+)*)\s*\]")
+_REFUSAL = "the sources do not answer this question."  # == prompt.REFUSAL_SENTENCE, casefolded
+
+
+def cited_labels(text: str) -> list[str]:
+    """Labels cited in ``text`` ([S1], [S2, S3], [S4; S5]) in order of first appearance, once each."""
+    seen: dict[str, None] = {}
+    for group in _CITATION.findall(text):
+        for label in re.split(r"\s*[,;]\s*", group):
+            seen.setdefault(label, None)
+    return list(seen)
+
+
+# -- records ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SentenceProblem:
+    sentence_index: int  # 0-based, among the answer's sentences
+    sentence: str
+    kind: ProblemKind
+    detail: str
+
+
+@dataclass(frozen=True)
+class LowConfidenceSource:
+    label: str
+    doc_name: str
+    page: int
+    confidence: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "confidence": f"{self.confidence:.2f}"}
+
+
+@dataclass(frozen=True)
+class GroundingReport:
+    verdict: Verdict
+    sentences: int
+    claims: int  # sentences that carry a claim
+    grounded_claims: int
+    citations: list[str]  # known labels the answer cites, in order
+    problems: list[SentenceProblem] = field(default_factory=list)
+    low_confidence: list[LowConfidenceSource] = field(default_factory=list)
+
+    @property
+    def failing_sentences(self) -> list[str]:
+        return list(dict.fromkeys(p.sentence for p in self.problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON (no floats), for display and the audit record."""
+        return {
+            "verdict": self.verdict,
+            "sentences": self.sentences,
+            "claims": self.claims,
+            "grounded_claims": self.grounded_claims,
+            "citations": list(self.citations),
+            "problems": [asdict(p) for p in self.problems],
+            "low_confidence": [s.to_dict() for s in self.low_confidence],
+        }
+
+
+# -- text normalisation -------------------------------------------------------------------------------
+
+_CHAR_MAP = str.maketrans(
+    {
+        "“": '"', "”": '"', "„": '"', "«": '"', "»": '"', "‘": "'", "’": "'", "‚": "'",
+        "–": "-", "—": "-", "−": "-", "\u00a0": " ", "\u00ad": None,
+        # prompt.neutralise's look-alikes map back, so a quote of a defused passage still matches.
+        "‹": "<", "›": ">", "⟦": "[", "⟧": "]",
+    }
+)
+_HYPHEN_BREAK = re.compile(r"(\w)-\s*\n\s*(\w)")
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.translate(_CHAR_MAP).split()).casefold()
+
+
+def _source_forms(text: str) -> tuple[str, ...]:
+    """A source's text as compared: as is, and with words hyphenated across lines joined."""
+    joined = _HYPHEN_BREAK.sub(r"\1\2", text)
+    return (_flat(text),) if joined == text else (_flat(text), _flat(joined))
+
+
+# -- sentences ----------------------------------------------------------------------------------------
+
+_ABBREVIATIONS = {
+    "inc", "ltd", "co", "corp", "no", "nos", "e.g", "i.e", "u.s", "mr", "mrs", "ms", "dr", "vs",
+    "etc", "art", "sec", "approx", "fig", "p", "pp", "st", "jr", "sr", "llc", "plc", "cf", "para",
+}
+_LIST_MARKER = re.compile(r"^[ \t]*(?:[-*•]|\d{1,2}[.)]|#{1,6})[ \t]+", re.MULTILINE)
+_TRAILING_CITES = re.compile(r"(?:\s*\[\s*S\d+(?:\s*[,;]\s*S\d+)*\s*\])+[.;,]?")
+_OPENING_QUOTES, _CLOSING_QUOTES = "“«„", "”»"
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of an answer; never splits inside a double-quoted passage; trailing [S#] stay
+    with the sentence they follow; list markers and markdown emphasis are dropped."""
+    text = _LIST_MARKER.sub("", text).replace("**", "").replace("__", "")
+    sentences: list[str] = []
+    start, in_quote, i = 0, False, 0
+    while i < len(text):
+        char = text[i]
+        end: int | None = None
+        if char == '"':
+            in_quote = not in_quote
+            if not in_quote and i > 0 and text[i - 1] in ".!?":
+                end = _sentence_end(text, i + 1)
+        elif char in _OPENING_QUOTES:
+            in_quote = True
+        elif char in _CLOSING_QUOTES:
+            in_quote = False
+            if i > 0 and text[i - 1] in ".!?":
+                end = _sentence_end(text, i + 1)
+        elif in_quote:
+            pass
+        elif char == "\n":
+            end = i
+        elif char in ".!?" and not _is_abbreviation(text, i):
+            end = _sentence_end(text, i + 1)
+        if end is not None:
+            sentences.append(text[start:end])
+            start = i = end
+            continue
+        i += 1
+    sentences.append(text[start:])
+    return [s.strip() for s in sentences if s.strip()]
+
+
+def _sentence_end(text: str, pos: int) -> int | None:
+    while pos < len(text) and text[pos] in ")'’":
+        pos += 1
+    cites = _TRAILING_CITES.match(text, pos)
+    if cites:
+        pos = cites.end()
+    if pos >= len(text):
+        return pos
+    if not text[pos].isspace():
+        return None
+    rest = text[pos:].lstrip(" \t")
+    if rest and rest[0].islower():
+        return None
+    return pos
+
+
+def _is_abbreviation(text: str, i: int) -> bool:
+    word = re.search(r"([\w.]+)$", text[:i])
+    if not word:
+        return False
+    token = word.group(1).casefold()
+    return token in _ABBREVIATIONS or (len(token) == 1 and token.isalpha()) or bool(
+        i + 1 < len(text) and text[i + 1].isdigit()
+    )
+
+
+def _is_claim(sentence: str) -> bool:
+    bare = _CITATION.sub("", sentence).strip()
+    if not bare or bare.endswith(":") or _REFUSAL in _flat(bare):
+        return False
+    words = re.findall(r"[^\W\d_]{2,}", bare)
+    return len(words) >= 3 or bool(re.search(r"\d", bare))
+
+
+# -- quotes -------------------------------------------------------------------------------------------
+
+_QUOTED = re.compile(r'"([^"]+)"|“([^”]+)”|«([^»]+)»|„([^“”]+)[“”]')
+_ELLIPSIS = re.compile(r"\s*(?:\.\.\.|…|\[\s*(?:\.\.\.|…)\s*\])\s*")
+
+
+def _quotes(sentence: str) -> list[str]:
+    found = [next(g for g in m.groups() if g is not None) for m in _QUOTED.finditer(sentence)]
+    return [q for q in found if re.search(r"\w", q)]
+
+
+def _quote_in(quote: str, forms: tuple[str, ...]) -> bool:
+    parts = [_flat(p) for p in _ELLIPSIS.split(quote) if _flat(p)]
+    for form in forms:
+        pos = 0
+        for part in parts:
+            pos = form.find(part, pos)
+            if pos < 0:
+                break
+            pos += len(part)
+        else:
+            return True
+    return False
+
+
+# -- numbers and dates ----------------------------------------------------------------------------
+
+_SCALES = {
+    "thousand": 3, "k": 3, "million": 6, "mn": 6, "mm": 6, "m": 6, "billion": 9, "bn": 9, "b": 9,
+    "trillion": 12, "tn": 12,
+}
+_NUMBER = re.compile(
+    r"(?<![\w.,])(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)"
+    r"(?:(?P<tight>k|m|bn|mn|b)\b|\s?(?P<word>thousand|million|billion|trillion|bn|mn|mm|tn)\b)?",
+    re.IGNORECASE,
+)
+_MONTHS = {
+    name: i
+    for i, names in enumerate(
+        ("jan january", "feb february", "mar march", "apr april", "may", "jun june", "jul july",
+         "aug august", "sep sept september", "oct october", "nov november", "dec december"),
+        start=1,
+    )
+    for name in names.split()
+}
+_MONTH = r"(?P<month>" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.?"
+_DATES = [
+    re.compile(_MONTH + r"\s+(?P<day>\d{1,2})(?:st|nd|rd|th)?,?\s+(?P<year>\d{4})\b", re.I),
+    re.compile(r"\b(?P<day>\d{1,2})(?:st|nd|rd|th)?\s+(?:day\s+of\s+)?" + _MONTH + r",?\s+(?P<year>\d{4})\b", re.I),
+    re.compile(r"\b(?P<year>\d{4})-(?P<mnum>\d{2})-(?P<day>\d{2})\b"),
+    re.compile(r"\b(?P<a>\d{1,2})[/.](?P<b>\d{1,2})[/.](?P<year>\d{4})\b"),
+    re.compile(r"\b" + _MONTH + r",?\s+(?P<year>\d{4})\b", re.I),
+]
+
+Date = tuple[int, int, int | None]
+
+
+@dataclass(frozen=True)
+class _Number:
+    value: Decimal
+    mantissa: Decimal
+    scaled: bool  # written with a scale word (million, bn, ...)
+    text: str
+
+
+def _numbers(text: str) -> list[_Number]:
+    out = []
+    for m in _NUMBER.finditer(text):
+        try:
+            mantissa = Decimal(m.group("num").replace(",", ""))
+        except InvalidOperation:
+            continue
+        scale = (m.group("tight") or m.group("word") or "").casefold()
+        out.append(_Number(mantissa.scaleb(_SCALES.get(scale, 0)), mantissa, bool(scale), m.group(0)))
+    return out
+
+
+def _dates(text: str) -> tuple[list[tuple[set[Date], tuple[int, int]]], str]:
+    """Dates in ``text`` (each as its possible readings, with its span) and the text with them blanked."""
+    found: list[tuple[set[Date], tuple[int, int]]] = []
+    for pattern in _DATES:
+        for m in pattern.finditer(text):
+            if any(s < m.end() and m.start() < e for _, (s, e) in found):
+                continue
+            groups = m.groupdict()
+            year = int(groups["year"])
+            if groups.get("a"):  # 03/04/2021: month/day or day/month
+                a, b = int(groups["a"]), int(groups["b"])
+                readings = {(year, x, y) for x, y in ((a, b), (b, a)) if 1 <= x <= 12 and 1 <= y <= 31}
+            else:
+                month = int(groups["mnum"]) if groups.get("mnum") else _MONTHS[groups["month"].casefold()]
+                day = int(groups["day"]) if groups.get("day") else None
+                readings = {(year, month, day)}
+            if readings:
+                found.append((readings, m.span()))
+    blanked = text
+    for _, (s, e) in found:
+        blanked = blanked[:s] + " " * (e - s) + blanked[e:]
+    return found, blanked
+
+
+def _date_in(readings: set[Date], source_dates: set[Date], source_text: str) -> bool:
+    for year, month, day in readings:
+        if any(sy == year and sm == month and (day is None or sd == day) for sy, sm, sd in source_dates):
+            return True
+        # Legal prose ("the 31st day of March, 2021") that the patterns miss: the parts are all there.
+        month_names = [n for n, i in _MONTHS.items() if i == month and len(n) > 3]
+        if str(year) in source_text and any(n in source_text for n in month_names) and (
+            day is None or re.search(rf"\b{day}(?:st|nd|rd|th)?\b", source_text)
+        ):
+            return True
+    return False
+
+
+def _number_in(number: _Number, sources: list[_Number]) -> bool:
+    """Equal after normalisation ("$1,577 million" == "1577.00" == "1.577 billion"), or equal to a
+    source number rounded to the answer's precision when the answer keeps >= 2 significant digits."""
+    exponent = number.mantissa.as_tuple().exponent
+    digits = len(number.mantissa.normalize().as_tuple().digits)
+    for source in sources:
+        # Thousands/millions shifts only when a scale word says so: "5" must not match "5,000".
+        shifts = range(-12, 13, 3) if (number.scaled or source.scaled) else (0,)
+        for shift in shifts:
+            value = source.value.scaleb(shift)
+            if value == number.value:
+                return True
+            if digits >= 2 and isinstance(exponent, int):
+                scale = number.value.adjusted() - number.mantissa.adjusted()
+                quantum = Decimal(1).scaleb(exponent + scale)
+                if value.quantize(quantum, rounding=ROUND_HALF_UP) == number.value:
+                    return True
+    return False
+
+
+# -- computed numbers ---------------------------------------------------------------------------------
+
+_COMPUTED = re.compile(r"\b(?:computed|calculated|calculation|derived|berechnet|calculé|calculado|calcolato)\b", re.I)
+_EXPRESSION_TAIL = re.compile(r"[\d\s.,+\-−–×x*/÷()%$€£]+$")
+_RESULT_HEAD = re.compile(r"\s*[$€£]?\s*(\d[\d,]*(?:\.\d+)?)\s*(%?)")
+_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
+
+
+def _evaluate(expression: str) -> Decimal | None:
+    cleaned = (
+        expression.replace(",", "").replace("$", "").replace("€", "").replace("£", "").replace("%", "")
+        .replace("×", "*").replace("x", "*").replace("÷", "/").replace("−", "-").replace("–", "-")
+    )
+    try:
+        tree = ast.parse(cleaned.strip(), mode="eval").body
+    except SyntaxError:
+        return None
+
+    def walk(node: ast.AST) -> Decimal:
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
+            return Decimal(str(node.value))
+        if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
+            return _OPS[type(node.op)](walk(node.left), walk(node.right))
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return -walk(node.operand)
+        raise ValueError("not arithmetic")
+
+    try:
+        return walk(tree)
+    except (ValueError, ArithmeticError):
+        return None
+
+
+def _computation(sentence: str) -> tuple[list[tuple[int, int]], list[str]]:
+    """For a sentence marked as computed: spans of the result numbers (exempt from the source check)
+    and the problems with its arithmetic (an expression that evaluates to another result)."""
+    if not _COMPUTED.search(sentence) or "=" not in sentence:
+        return [], []
+    spans, problems = [], []
+    for eq in re.finditer("=", sentence):
+        result = _RESULT_HEAD.match(sentence, eq.end())
+        if not result:
+            continue
+        spans.append(result.span(1))
+        tail = _EXPRESSION_TAIL.search(sentence[: eq.start()])
+        value = _evaluate(tail.group(0)) if tail and re.search(r"[+\-−–×x*/÷]", tail.group(0)) else None
+        if value is None:
+            continue
+        claimed = Decimal(result.group(1).replace(",", ""))
+        candidates = [value, value * 100] if result.group(2) else [value]
+        tolerance = max(abs(claimed) * Decimal("0.005"), Decimal(1).scaleb(claimed.as_tuple().exponent) / 2)
+        if all(abs(c - claimed) > tolerance for c in candidates):
+            problems.append(f"computed {result.group(1)} but {tail.group(0).strip()} = {value.normalize():f}")
+    return spans, problems
+
+
+# -- the check ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Source:
+    evidence: Evidence
+    forms: tuple[str, ...]
+    numbers: list[_Number]
+    dates: set[Date]
+    folded: str
+
+
+def _index(evidence: list[Evidence]) -> dict[str, _Source]:
+    out = {}
+    for item in evidence:
+        dates, _ = _dates(item.text)
+        out[item.label] = _Source(
+            item,
+            _source_forms(item.text),
+            _numbers(item.text),
+            {d for readings, _ in dates for d in readings},
+            item.text.casefold(),
+        )
+    return out
+
+
+def _sentence_problems(sentence: str, sources: dict[str, _Source], citations_required: bool) -> list[tuple[ProblemKind, str]]:
+    problems: list[tuple[ProblemKind, str]] = []
+    labels = cited_labels(sentence)
+    unknown = [label for label in labels if label not in sources]
+    known = [label for label in labels if label in sources]
+    if unknown:
+        problems.append(("unknown_source", f"cites {', '.join(unknown)}, which no source given is labelled"))
+    if not labels and citations_required:
+        problems.append(("uncited_claim", "states a claim without citing a source"))
+    scope = [sources[label] for label in known] or list(sources.values())
+    where = ", ".join(known) if known else "any source"
+
+    for quote in _quotes(sentence):
+        if not any(_quote_in(quote, s.forms) for s in scope):
+            short = quote if len(quote) <= 80 else quote[:77] + "..."
+            problems.append(("quote_not_found", f'quoted text not found in {where}: "{short}"'))
+
+    # Numbers outside quotes (quotes are checked verbatim above) and outside the citations.
+    bare = _QUOTED.sub(lambda m: " " * len(m.group(0)), sentence)
+    bare = _CITATION.sub(lambda m: " " * len(m.group(0)), bare)
+    result_spans, arithmetic = _computation(bare)
+    problems += [("computation_mismatch", detail) for detail in arithmetic]
+    for start, end in result_spans:
+        bare = bare[:start] + " " * (end - start) + bare[end:]
+    dates, bare = _dates(bare)
+    source_numbers = [n for s in scope for n in s.numbers]
+    source_dates = {d for s in scope for d in s.dates}
+    source_text = " ".join(s.folded for s in scope)
+    for readings, (start, end) in dates:
+        if not _date_in(readings, source_dates, source_text):
+            problems.append(("number_not_found", f"date '{sentence[start:end]}' not in {where}"))
+    for number in _numbers(bare):
+        if not _number_in(number, source_numbers):
+            problems.append(("number_not_found", f"'{number.text.strip()}' not in {where}"))
+    return problems
+
+
+def low_confidence_sources(labels: list[str], evidence: list[Evidence], threshold: float) -> list[LowConfidenceSource]:
+    """Cited sources whose page was read by OCR with confidence below ``threshold``
+    (``GroundingSettings.low_confidence_threshold``): worth a human look at the page image."""
+    by_label = {e.label: e for e in evidence}
+    return [
+        LowConfidenceSource(e.label, e.doc_name, e.page, e.confidence)
+        for e in (by_label[label] for label in labels if label in by_label)
+        if e.confidence is not None and e.confidence < threshold
+    ]
+
+
+def check_grounding(
+    answer: str,
+    evidence: list[Evidence],
+    *,
+    citations_required: bool = True,
+    low_confidence_threshold: float | None = None,
+) -> GroundingReport:
+    """Check ``answer`` against exactly the evidence the reasoner was shown."""
+    sources = _index(evidence)
+    sentences = split_sentences(answer)
+    problems: list[SentenceProblem] = []
+    claims = failing = 0
+    for index, sentence in enumerate(sentences):
+        if not _is_claim(sentence):
+            continue
+        claims += 1
+        found = _sentence_problems(sentence, sources, citations_required)
+        failing += bool(found)
+        problems += [SentenceProblem(index, sentence, kind, detail) for kind, detail in found]
+    verdict: Verdict = "grounded" if not failing else "ungrounded" if failing == claims else "partly_grounded"
+    citations = [label for label in cited_labels(answer) if label in sources]
+    low = (
+        low_confidence_sources(citations, evidence, low_confidence_threshold)
+        if low_confidence_threshold is not None
+        else []
+    )
+    return GroundingReport(verdict, len(sentences), claims, claims - failing, citations, problems, low)

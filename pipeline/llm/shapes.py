@@ -1,0 +1,207 @@
+"""Turn Magistral's many response shapes into one (trace, answer) pair.
+
+Shapes accepted, streamed and not (see docs/reasoning.md):
+
+* Mistral API, magistral-*-2507/2509: ``content`` is a list of chunks,
+  ``{"type": "thinking", "thinking": [{"type": "text", "text": ...}]}`` and ``{"type": "text", "text": ...}``,
+  possibly repeated (text, empty thinking, text); concatenated by type.
+* magistral-*-2506 and raw model output: a string with ``<think>…</think>`` or ``[THINK]…[/THINK]``.
+* vLLM ``message.reasoning`` (older ``reasoning_content``), llama.cpp ``reasoning_content``,
+  Ollama ``/v1`` ``reasoning``: the trace in a field beside a plain ``content``.
+
+Everything here is pure: dicts in, dataclasses out, so the shapes can be tested without a server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+DeltaKind = Literal["trace", "answer"]
+
+# Opening tag -> its closing tag. 2506 wrote "<think>"; raw 2507+ output renders the [THINK] control token.
+_TAGS = {"<think>": "</think>", "[THINK]": "[/THINK]"}
+_CLOSERS = tuple(_TAGS.values())
+_LONGEST_TAG = max(len(t) for t in (*_TAGS, *_CLOSERS))
+_REASONING_FIELDS = ("reasoning", "reasoning_content")
+
+
+@dataclass
+class Completion:
+    """One assistant turn, whatever shape it came in."""
+
+    trace: str
+    answer: str
+    finish_reason: str | None
+    model: str | None
+    usage: dict[str, Any] = field(default_factory=dict)
+    # A trace was started and never closed (an opening tag without its closer, or thinking with no
+    # answer after it): the model ran out before answering.
+    trace_open: bool = False
+
+
+class _TaggedText:
+    """Splits a string stream into trace and answer on <think>/[THINK] tags, even when a tag is
+    split across deltas: text that could be the start of a tag is held back until it is decided."""
+
+    def __init__(self) -> None:
+        self._pending = ""
+        self._closer: str | None = None  # the closing tag awaited while inside a trace
+        self.saw_tag = False
+        self.pieces: list[tuple[DeltaKind, str]] = []
+
+    @property
+    def open(self) -> bool:
+        return self._closer is not None
+
+    def feed(self, text: str) -> list[tuple[DeltaKind, str]]:
+        self._pending += text
+        out: list[tuple[DeltaKind, str]] = []
+        while self._pending:
+            kind: DeltaKind = "trace" if self._closer else "answer"
+            wanted = (self._closer,) if self._closer else (*_TAGS, *_CLOSERS)
+            hits = [(self._pending.find(tag), tag) for tag in wanted]
+            hits = [(pos, tag) for pos, tag in hits if pos >= 0]
+            if hits:
+                pos, tag = min(hits)
+                self._emit(out, kind, self._pending[:pos])
+                self._pending = self._pending[pos + len(tag) :]
+                self.saw_tag = True
+                if tag in _TAGS:
+                    self._closer = _TAGS[tag]
+                elif self._closer:
+                    self._closer = None
+                else:
+                    # A closer with no opener: servers whose chat template already wrote the opening
+                    # tag into the prompt. Everything so far was trace.
+                    self._relabel_answer_as_trace()
+                continue
+            # No whole tag: keep back a tail that may be the start of one.
+            keep = _possible_tag_prefix(self._pending, wanted)
+            self._emit(out, kind, self._pending[: len(self._pending) - keep])
+            self._pending = self._pending[len(self._pending) - keep :]
+            break
+        return out
+
+    def finish(self) -> list[tuple[DeltaKind, str]]:
+        out: list[tuple[DeltaKind, str]] = []
+        self._emit(out, "trace" if self._closer else "answer", self._pending)
+        self._pending = ""
+        return out
+
+    def _emit(self, out: list[tuple[DeltaKind, str]], kind: DeltaKind, text: str) -> None:
+        if text:
+            out.append((kind, text))
+            self.pieces.append((kind, text))
+
+    def _relabel_answer_as_trace(self) -> None:
+        self.pieces = [("trace", text) for _, text in self.pieces]
+
+
+def _possible_tag_prefix(text: str, tags: tuple[str, ...]) -> int:
+    """Length of the longest tail of ``text`` that is a proper prefix of one of ``tags``."""
+    for size in range(min(len(text), _LONGEST_TAG - 1), 0, -1):
+        tail = text[-size:]
+        if any(tag.startswith(tail) for tag in tags):
+            return size
+    return 0
+
+
+def _chunk_pieces(chunks: list[Any]) -> list[tuple[DeltaKind, str]]:
+    """Mistral content chunks -> ordered (kind, text); unknown chunk types (images, refs) are skipped."""
+    out: list[tuple[DeltaKind, str]] = []
+    for chunk in chunks:
+        if isinstance(chunk, str):
+            out.append(("answer", chunk))
+            continue
+        if not isinstance(chunk, dict):
+            continue
+        if chunk.get("type") == "thinking":
+            inner = chunk.get("thinking")
+            if isinstance(inner, str):
+                out.append(("trace", inner))
+            elif isinstance(inner, list):
+                out.extend(("trace", part.get("text") or "") for part in inner if isinstance(part, dict))
+        elif chunk.get("type") == "text":
+            out.append(("answer", chunk.get("text") or ""))
+    return [(kind, text) for kind, text in out if text]
+
+
+class StreamAssembler:
+    """Accumulates streamed chat-completion chunks (as JSON dicts) into one ``Completion``.
+
+    ``feed`` returns the pieces to show live; ``result`` gives the whole turn. A non-streamed
+    message goes through the same path (``parse_completion``), so both agree on every shape.
+    """
+
+    def __init__(self) -> None:
+        self._tagged = _TaggedText()
+        self._field_trace: list[str] = []
+        self._chunk_pieces: list[tuple[DeltaKind, str]] = []
+        self._order: list[str] = []  # which source produced pieces first, to keep the trace order
+        self.finish_reason: str | None = None
+        self.model: str | None = None
+        self.usage: dict[str, Any] = {}
+
+    def feed(self, chunk: dict[str, Any]) -> list[tuple[DeltaKind, str]]:
+        self.model = chunk.get("model") or self.model
+        if chunk.get("usage"):
+            self.usage = dict(chunk["usage"])
+        out: list[tuple[DeltaKind, str]] = []
+        for choice in chunk.get("choices") or []:
+            if choice.get("index", 0) != 0:
+                continue
+            out.extend(self.feed_message(choice.get("delta") or choice.get("message") or {}))
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+        return out
+
+    def feed_message(self, message: dict[str, Any]) -> list[tuple[DeltaKind, str]]:
+        out: list[tuple[DeltaKind, str]] = []
+        for name in _REASONING_FIELDS:
+            text = message.get(name)
+            if isinstance(text, str) and text:
+                self._field_trace.append(text)
+                out.append(("trace", text))
+        content = message.get("content")
+        if isinstance(content, list):
+            pieces = _chunk_pieces(content)
+            self._chunk_pieces.extend(pieces)
+            out.extend(pieces)
+        elif isinstance(content, str) and content:
+            out.extend(self._tagged.feed(content))
+        return out
+
+    def flush(self) -> list[tuple[DeltaKind, str]]:
+        """Release text held back as a possible tag prefix; call once after the last chunk."""
+        return self._tagged.finish()
+
+    def result(self) -> Completion:
+        self.flush()
+        pieces = self._chunk_pieces + self._tagged.pieces
+        trace = "".join(self._field_trace) + "".join(t for k, t in pieces if k == "trace")
+        answer = "".join(t for k, t in pieces if k == "answer")
+        trace_open = self._tagged.open or (bool(trace.strip()) and not answer.strip())
+        return Completion(
+            trace=trace.strip(),
+            answer=answer.strip(),
+            finish_reason=self.finish_reason,
+            model=self.model,
+            usage=self.usage,
+            trace_open=trace_open,
+        )
+
+
+def parse_completion(body: dict[str, Any]) -> Completion:
+    """A non-streamed ``/chat/completions`` body -> ``Completion``."""
+    assembler = StreamAssembler()
+    assembler.feed(body)
+    return assembler.result()
+
+
+def parse_stream(chunks: list[dict[str, Any]]) -> Completion:
+    """Streamed chunks (already decoded from SSE) -> ``Completion``."""
+    assembler = StreamAssembler()
+    for chunk in chunks:
+        assembler.feed(chunk)
+    return assembler.result()
