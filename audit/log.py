@@ -17,12 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, insert, select, update
+from sqlalchemy import Connection, Engine, Select, create_engine, event, inspect, insert, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from audit.canonical import canonical_payload
 from audit.errors import AuditError
+from audit.export import export_bundle
+from audit.files import read_checkpoint, write_json
 from audit.keys import KeyStore, public_hex
 from audit.merkle import MerkleTree
 from audit.records import (
@@ -372,26 +374,15 @@ class AuditLog:
         yield from self.filtered(EntryFilter(since, until, actor, event_type, subject, status, text))
 
     def filtered(self, filters: EntryFilter, up_to: int | None = None) -> Iterator[Entry]:
-        query = _ENTRY_WITH_PAYLOAD.order_by(entries.c.seq)
-        if up_to is not None:
-            query = query.where(entries.c.seq <= up_to)
-        if filters.since is not None:
-            query = query.where(entries.c.time >= parse_time(filters.since, "since"))
-        if filters.until is not None:
-            query = query.where(entries.c.time < parse_time(filters.until, "until"))
-        for column, value in (
-            (entries.c.actor, filters.actor), (entries.c.event_type, filters.event_type), (entries.c.status, filters.status),
-        ):
-            if value is not None:
-                query = query.where(column == value)
-        if filters.subject is not None:
-            query = query.where(entries.c.seq.in_(select(subjects.c.seq).where(subjects.c.subject == filters.subject)))
-        if filters.text:
-            escaped = filters.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            query = query.where(payloads.c.payload.ilike(f"%{escaped}%", escape="\\"))
         with self._connection() as conn, conn.begin():
-            for row in conn.execution_options(yield_per=1000).execute(query):
+            for row in conn.execution_options(yield_per=1000).execute(_filtered_query(filters, up_to)):
                 yield _entry(row, self._redaction_of(conn, row.seq) if row.payload is None else None)
+
+    def stored_rows(self, filters: EntryFilter, up_to: int | None = None) -> Iterator[dict[str, Any]]:
+        """Entries exactly as stored (payload text and salt included), for export bundles."""
+        with self._connection() as conn, conn.begin():
+            for row in conn.execution_options(yield_per=1000).execute(_filtered_query(filters, up_to)):
+                yield _row_to_dict(row)
 
     # -- verification and proofs -------------------------------------------------------------------
     def verify(self, checkpoint: Path | None = None) -> VerifyReport:
@@ -478,9 +469,28 @@ class AuditLog:
         self, path: Path, filters: EntryFilter | None = None, *, actor: str, checkpoint: Path | None = None
     ) -> dict[str, Any]:
         """Write an audit bundle to the directory `path` (see `audit.export`); logged as an export event."""
-        from audit.export import export_bundle  # export builds on the log; imported here to avoid a cycle
-
         return export_bundle(self, path, filters or EntryFilter(), actor=actor, checkpoint=checkpoint)
+
+
+def _filtered_query(filters: EntryFilter, up_to: int | None) -> Select[Any]:
+    query = _ENTRY_WITH_PAYLOAD.order_by(entries.c.seq)
+    if up_to is not None:
+        query = query.where(entries.c.seq <= up_to)
+    if filters.since is not None:
+        query = query.where(entries.c.time >= parse_time(filters.since, "since"))
+    if filters.until is not None:
+        query = query.where(entries.c.time < parse_time(filters.until, "until"))
+    for column, value in (
+        (entries.c.actor, filters.actor), (entries.c.event_type, filters.event_type), (entries.c.status, filters.status),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if filters.subject is not None:
+        query = query.where(entries.c.seq.in_(select(subjects.c.seq).where(subjects.c.subject == filters.subject)))
+    if filters.text:
+        escaped = filters.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(payloads.c.payload.ilike(f"%{escaped}%", escape="\\"))
+    return query
 
 
 def _first_line(error: BaseException) -> str:
@@ -513,23 +523,3 @@ def _entry(row: Any, redaction: Redaction | None) -> Entry:
         payload_commitment=row.payload_commitment, prev_hash=row.prev_hash, leaf_hash=row.leaf_hash,
         redaction=redaction,
     )
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Sorted, indented JSON with a final newline, written atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
-
-
-def read_checkpoint(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise AuditError(f"checkpoint file not found: {path}") from None
-    except (OSError, ValueError) as error:
-        raise AuditError(f"{path}: not a readable checkpoint file ({error})") from None
-    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
-        raise AuditError(f"{path}: not a Docket audit checkpoint (expected format {CHECKPOINT_FORMAT})")
-    return data

@@ -522,6 +522,14 @@ def verify_bundle(bundle: Path, my_checkpoint: Path | None = None) -> list[str]:
             problems.append(f"entries.jsonl line {line}: entry seq {seq} is not proven included in checkpoint.json")
         previous = entry
 
+    if manifest.get("complete"):
+        report = verify_stream(
+            (entry for _, entry in _read_jsonl(bundle / "entries.jsonl")), keys,
+            log_id=manifest.get("log_id"), outside_checkpoint=checkpoint, checkpoint_label="checkpoint.json",
+        )
+        if not report.ok:
+            problems.append(f"entries.jsonl: whole-log replay fails at seq {report.first_bad_seq}: {report.problem}")
+
     for line, earlier in _read_jsonl(bundle / "checkpoints.jsonl"):
         cp = earlier["checkpoint"]
         cp_key = keys.get(cp.get("key_id", ""))
