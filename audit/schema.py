@@ -85,7 +85,10 @@ _SQLITE_TRIGGERS = [
 
 _POSTGRES_TRIGGERS = [
     """CREATE OR REPLACE FUNCTION audit_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP; END $$""",
+    BEGIN
+      -- Concatenated rather than RAISE placeholders, which the DB driver would take for its own.
+      RAISE EXCEPTION USING MESSAGE = TG_TABLE_NAME || ' is append-only: ' || TG_OP || ' refused';
+    END $$""",
     """CREATE OR REPLACE FUNCTION audit_payload_delete() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
       IF NOT EXISTS (SELECT 1 FROM audit_redactions WHERE seq = OLD.seq) THEN

@@ -273,6 +273,9 @@ class ChainVerifier:
             if name not in checkpoint:
                 raise ChainProblem(None, f"checkpoint {label}: field '{name}' is missing")
         self.outside, self.outside_label = checkpoint, label
+        if self.trusted_keys is not None:
+            # Check it now, so that a forged checkpoint is not mistaken for a rewritten log.
+            self._check_signature(checkpoint, f"checkpoint {label}", None)
 
     # -- the stream --------------------------------------------------------------------------------
     def add(self, entry: Mapping[str, Any]) -> None:
@@ -311,13 +314,16 @@ class ChainVerifier:
                 size + 1, f"the chain head records {recorded_size} entries but the log ends at seq {size} (tail truncated)"
             )
         if self.outside is not None:
+            label = f"checkpoint {self.outside_label}"
             if self.outside["size"] > size:
+                if self.trusted_keys is None and self.outside["key_id"] in self.windows:
+                    self._check_signature(self.outside, label, None)
                 raise ChainProblem(
                     size + 1,
                     f"checkpoint {self.outside_label} covers {self.outside['size']} entries but the log ends at seq "
                     f"{size}: seq {size + 1}..{self.outside['size']} are missing (tail truncated or an old backup restored)",
                 )
-            self._check_signature(self.outside, f"checkpoint {self.outside_label}", None)
+            self._check_key_window(self.outside, label, None)
         if self.awaiting_redaction:
             seq = min(self.awaiting_redaction)
             raise ChainProblem(seq, f"seq {seq}: payload is missing and no redaction event covers it (payload deleted)")
@@ -377,16 +383,16 @@ class ChainVerifier:
         elif kind == "key_rotation":
             self._register_key(seq, payload)
         elif kind == "checkpoint":
+            label = f"checkpoint at seq {seq}"
             if payload.get("size") != seq - 1:
-                raise ChainProblem(seq, f"seq {seq}: checkpoint claims size {payload.get('size')}, expected {seq - 1}")
+                raise ChainProblem(seq, f"{label} claims size {payload.get('size')}, expected {seq - 1}")
+            self._check_signature(payload, label, seq)
+            self._check_key_window(payload, label, seq)
             if payload.get("root") != self.frontier.root().hex():
                 lo = self.last_good_checkpoint_size + 1
                 raise ChainProblem(
-                    lo,
-                    f"the checkpoint at seq {seq} signs a different root for size {seq - 1}: "
-                    f"entries {lo}..{seq - 1} were rewritten",
+                    lo, f"{label} signs a different root for size {seq - 1}: entries {lo}..{seq - 1} were rewritten"
                 )
-            self._check_signature(payload, f"checkpoint at seq {seq}", seq)
             self.last_good_checkpoint_size = seq - 1
             self.checkpoints_verified += 1
 
@@ -412,26 +418,34 @@ class ChainVerifier:
         self.active_key_id = key_id
 
     def _check_signature(self, checkpoint: Mapping[str, Any], label: str, seq: int | None) -> None:
-        key_id, size = checkpoint.get("key_id"), checkpoint.get("size")
+        """Is the checkpoint from this log and signed by the key it names?"""
+        key_id = checkpoint.get("key_id")
         if self.log_id is not None and checkpoint.get("log_id") != self.log_id:
             raise ChainProblem(seq, f"{label} belongs to log {checkpoint.get('log_id')}, not {self.log_id}")
         window = self.windows.get(key_id)
-        if window is None:
-            known = self.trusted_keys is not None and key_id in self.trusted_keys
-            why = "never announced in the log" if known else "not a trusted public key (wrong key)"
-            raise ChainProblem(seq, f"{label} is signed by key {key_id}, {why}")
-        if not signature_ok(window.public_key, checkpoint["signature"], checkpoint_message(checkpoint)):
+        key = window.public_key if window else (self.trusted_keys or {}).get(key_id)
+        if key is None:
+            raise ChainProblem(seq, f"{label} is signed by key {key_id}, which is not a trusted public key (wrong key)")
+        if not signature_ok(key, checkpoint.get("signature", ""), checkpoint_message(checkpoint)):
             raise ChainProblem(seq, f"{label}: signature does not verify with key {key_id} (forged or altered)")
+
+    def _check_key_window(self, checkpoint: Mapping[str, Any], label: str, seq: int | None) -> None:
+        """Was the signing key the log's active key at the checkpoint's size?"""
+        key_id, size = checkpoint.get("key_id"), checkpoint.get("size")
+        window = self.windows.get(key_id)
+        if window is None:
+            raise ChainProblem(seq, f"{label} is signed by key {key_id}, which the log never announced")
         if size < window.from_seq or (window.retired_at_seq is not None and size >= window.retired_at_seq):
+            last = "" if window.retired_at_seq is None else window.retired_at_seq - 1
             raise ChainProblem(
                 seq,
                 f"{label} (size {size}) is signed by key {key_id}, which is valid only for sizes "
-                f"{window.from_seq}..{'' if window.retired_at_seq is None else window.retired_at_seq - 1} "
-                "(rotated-out key)",
+                f"{window.from_seq}..{last} (rotated-out key)",
             )
 
     def _compare_outside(self) -> None:
         assert self.outside is not None
+        self._check_signature(self.outside, f"checkpoint {self.outside_label}", None)
         if self.frontier.root().hex() != self.outside["root"]:
             lo = self.last_good_checkpoint_size + 1
             raise ChainProblem(
