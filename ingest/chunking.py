@@ -48,23 +48,31 @@ def _strip(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans of the sentences of ``text`` (paragraph breaks always end a sentence)."""
+    return [
+        span
+        for p_start, p_end in _spans(text, _PARAGRAPH_BREAK, 0, len(text))
+        for span in _spans(text, _SENTENCE_END, p_start, p_end)
+    ]
+
+
 def _sentence_units(text: str, token_starts: list[int], max_tokens: int) -> list[_Unit]:
     """Sentences (within paragraphs) as units; an over-long sentence becomes several token windows."""
     units: list[_Unit] = []
-    for p_start, p_end in _spans(text, _PARAGRAPH_BREAK, 0, len(text)):
-        for s_start, s_end in _spans(text, _SENTENCE_END, p_start, p_end):
-            first, last = bisect_left(token_starts, s_start), bisect_left(token_starts, s_end)
-            count = last - first
-            if count <= max_tokens:
-                units.append(_Unit(s_start, s_end, count))
-                continue
-            for w in range(first, last, max_tokens):
-                w_end = min(w + max_tokens, last)
-                w_start_char = token_starts[w] if w > first else s_start
-                w_end_char = token_starts[w_end] if w_end < last else s_end
-                start, end = _strip(text, w_start_char, w_end_char)
-                if end > start:
-                    units.append(_Unit(start, end, w_end - w))
+    for s_start, s_end in sentence_spans(text):
+        first, last = bisect_left(token_starts, s_start), bisect_left(token_starts, s_end)
+        count = last - first
+        if count <= max_tokens:
+            units.append(_Unit(s_start, s_end, count))
+            continue
+        for w in range(first, last, max_tokens):
+            w_end = min(w + max_tokens, last)
+            w_start_char = token_starts[w] if w > first else s_start
+            w_end_char = token_starts[w_end] if w_end < last else s_end
+            start, end = _strip(text, w_start_char, w_end_char)
+            if end > start:
+                units.append(_Unit(start, end, w_end - w))
     return units
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,16 @@ def resolve_model_path(name: str) -> Path:
     return path
 
 
+@lru_cache(maxsize=4)
+def _load_model(path: str, device: str):
+    """One loaded model per process and path: loading costs seconds, and the weights are read-only."""
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a weights-loading bar per process is noise in a CLI
+    return SentenceTransformer(path, device=device, local_files_only=True)
+
+
 @dataclass
 class Encoder:
     """Wraps a SentenceTransformer; vectors come back L2-normalised float32 (inner product = cosine)."""
@@ -50,13 +60,7 @@ class Encoder:
 
     @cached_property
     def model(self):
-        from sentence_transformers import SentenceTransformer
-
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()  # a weights-loading bar per process is noise in a CLI
-        path = resolve_model_path(self.settings.model)
-        return SentenceTransformer(str(path), device=self.settings.device, local_files_only=True)
+        return _load_model(str(resolve_model_path(self.settings.model)), self.settings.device)
 
     @property
     def model_id(self) -> str:

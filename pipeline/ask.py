@@ -1,0 +1,167 @@
+"""Ask: retrieve evidence, reason over it, check the answer against it, and record all of it.
+
+Every ask appends exactly one ``answer`` entry to the audit log, whatever its status (answered,
+refused, incomplete, error). The record is written before the answer is returned: if the audit log
+cannot take it, the caller gets an error, never an unrecorded answer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from ingest.store import ChunkHit
+from pipeline.app import Docket, software_version
+from pipeline.grounding import check_grounding
+from pipeline.reasoning import ChatTurn, Evidence, ReasonerOutput
+from pipeline.records import AnswerRecord, CallRecord, EvidenceRecord
+
+STRICT_WITHHELD = "Answer withheld: it is not grounded in the cited sources (strict mode)."
+NO_DOCUMENTS = "No documents are ingested{where}; run `docket ingest PATH` first."
+
+
+@dataclass
+class AskOptions:
+    collection: str | None = None
+    documents: list[str] = field(default_factory=list)  # document refs (id, name, SHA-256 prefix)
+    top_k: int | None = None
+    strict: bool | None = None
+    history: list[ChatTurn] = field(default_factory=list)
+    on_delta: Callable[[str, str], None] | None = None
+
+
+def to_evidence(hits: list[ChunkHit]) -> list[Evidence]:
+    return [
+        Evidence(
+            label=f"S{rank}",
+            rank=rank,
+            chunk_id=h.chunk_id,
+            doc_sha256=h.doc_sha256,
+            doc_name=h.doc_name,
+            page=h.page,
+            char_start=h.char_start,
+            char_end=h.char_end,
+            text=h.text,
+            score=h.score,
+            method=h.method,
+            confidence=h.confidence,
+            context=h.context,
+        )
+        for rank, h in enumerate(hits, start=1)
+    ]
+
+
+def ask(docket: Docket, question: str, options: AskOptions | None = None) -> AnswerRecord:
+    options = options or AskOptions()
+    s = docket.settings
+    collection = options.collection or s.collection
+    strict = s.grounding.strict if options.strict is None else options.strict
+    top_k = options.top_k or s.retrieval.top_k
+    request_id = uuid.uuid4().hex
+    created_at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    retrieval = {
+        "mode": s.retrieval.mode,
+        "top_k": top_k,
+        "candidates": s.retrieval.candidates,
+        "rrf_k": s.retrieval.rrf_k,
+        "embedding_model": docket.store.encoder.model_id,
+        "index_generation": docket.store.generation(),
+    }
+
+    evidence: list[Evidence] = []
+    try:
+        document_ids = [docket.store.resolve(ref, collection).id for ref in options.documents]
+        if not docket.store.live_chunk_ids(collection, document_ids or None):
+            where = f" in collection {collection!r}" if not document_ids else " for the given --doc"
+            output = ReasonerOutput(status="error", answer="", error=NO_DOCUMENTS.format(where=where))
+        else:
+            hits = docket.store.search(
+                question,
+                top_k,
+                collection=collection,
+                document_ids=document_ids or None,
+                mode=s.retrieval.mode,
+                candidates=s.retrieval.candidates,
+                rrf_k=s.retrieval.rrf_k,
+            )
+            evidence = to_evidence(hits)
+            output = docket.reasoner.answer(question, evidence, options.history or None, options.on_delta)
+    except LookupError as exc:  # a --doc that names no document
+        output = ReasonerOutput(status="error", answer="", error=str(exc).strip("'\""))
+
+    record = _record(docket, question, options, collection, retrieval, evidence, output, strict,
+                     request_id, created_at)
+    appended = docket.audit.append(
+        "answer",
+        record.audit_payload(),
+        actor=s.actor,
+        request_id=request_id,
+        subjects=sorted({e.doc_sha256 for e in evidence}),
+        status=record.status,
+    )
+    record.audit_seq = appended.seq
+    return record
+
+
+def _record(docket, question, options, collection, retrieval, evidence, output, strict, request_id, created_at):
+    s = docket.settings
+    threshold = s.grounding.low_confidence_threshold
+    status, answer, withheld = output.status, output.answer, None
+    grounding: dict = {"verdict": "not-applicable"}
+    flags: list[str] = []
+    if output.status == "answered":
+        report = check_grounding(output.answer, evidence, low_confidence_threshold=threshold)
+        grounding = report.to_dict()
+        flags = [
+            f"{low.label} rests on page {low.page} of {low.doc_name}, read by OCR with confidence "
+            f"{low.confidence:.2f} (below {threshold}); check the page image"
+            for low in report.low_confidence
+        ]
+        if strict and report.verdict != "grounded":
+            status, answer, withheld = "refused", STRICT_WITHHELD, output.answer
+    notice = getattr(docket.reasoner, "notice", None) if evidence else None
+    return AnswerRecord(
+        request_id=request_id,
+        created_at=created_at,
+        actor=s.actor,
+        question=question,
+        collection=collection,
+        documents=list(options.documents),
+        retrieval=retrieval,
+        reasoner=docket.settings.reasoner,
+        notice=notice,
+        status=status,
+        answer=answer,
+        withheld_answer=withheld,
+        citations=output.citations,
+        trace=output.trace,
+        trace_format=output.trace_format,
+        evidence=[
+            EvidenceRecord(
+                label=e.label, rank=e.rank, chunk_id=e.chunk_id, doc_sha256=e.doc_sha256, doc_name=e.doc_name,
+                page=e.page, char_start=e.char_start, char_end=e.char_end, score=e.score,
+                text_sha256=e.text_sha256, text=e.text, method=e.method, confidence=e.confidence,
+                low_confidence=e.confidence is not None and e.confidence < threshold,
+            )
+            for e in evidence
+        ],
+        grounding=grounding,
+        flags=flags,
+        call=CallRecord(
+            provider=output.provider,
+            base_url=output.base_url,
+            model_requested=output.model_requested,
+            model_returned=output.model_returned,
+            parameters=output.parameters,
+            messages=output.messages,
+            raw_response=output.raw_response,
+            finish_reason=output.finish_reason,
+            usage=output.usage,
+            latency_ms=output.latency_ms,
+        ),
+        error=output.error,
+        software_version=software_version(),
+        config_hash=s.config_hash(),
+    )

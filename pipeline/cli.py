@@ -1,0 +1,381 @@
+"""The `docket` command line.
+
+Every command that prints data takes ``--json`` (stable keys, see docs/cli.md). Exit codes:
+0 success; 1 the command ran but something failed (a file not ingested, an ask that errored or was
+cut short); 2 bad usage or configuration; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+
+from pipeline.settings import ConfigError, DocketSettings, load_settings
+
+app = typer.Typer(
+    name="docket",
+    help="Ask questions of contracts and filings; every answer cites its sources and is logged for audit.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+docs_app = typer.Typer(help="List, inspect and remove ingested documents.", no_args_is_help=True)
+config_app = typer.Typer(help="Show the settings in force.", no_args_is_help=True)
+app.add_typer(docs_app, name="docs")
+app.add_typer(config_app, name="config")
+
+console = Console()
+err_console = Console(stderr=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON (stable keys) instead of a table.")]
+CollectionOpt = Annotated[str | None, typer.Option("--collection", "-c", help="Collection (default from config).")]
+
+
+class _State:
+    """What the root options set; commands build the Docket object from it on first use."""
+
+    home: Path | None = None
+    config: str | None = None
+    _docket = None
+
+    def settings(self) -> DocketSettings:
+        return self.docket().settings
+
+    def docket(self):
+        if self._docket is None:
+            from pipeline.app import Docket
+
+            self._docket = Docket(load_settings(self.config, home=self.home))
+        return self._docket
+
+
+state = _State()
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+@app.callback()
+def root(
+    home: Annotated[
+        Path | None,
+        typer.Option("--home", envvar="DOCKET_HOME", help="Workspace folder (default: the platform's user data dir, e.g. ~/.local/share/docket)."),
+    ] = None,
+    config: Annotated[
+        str | None,
+        typer.Option("--config", envvar="DOCKET_CONFIG", help="YAML config file, or a preset: offline, mistral, onprem, postgres."),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details to stderr.")] = False,
+) -> None:
+    state.home, state.config, state._docket = home, config, None
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+# -- ingest ---------------------------------------------------------------------------------------------
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="PDF or image files, or folders (searched recursively).")],
+    collection: CollectionOpt = None,
+    ocr: Annotated[str | None, typer.Option("--ocr", help="auto (default): OCR pages without usable text; always; never.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Ingest documents: extract pages, chunk, embed and index them. Same bytes again are skipped."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ingest.store import iter_input_files
+
+    docket = state.docket()
+    if ocr is not None:
+        if ocr not in ("auto", "always", "never"):
+            fail(f"--ocr {ocr}: expected auto, always or never", 2)
+        docket.settings.ocr.mode = ocr
+    collection = collection or docket.settings.collection
+    files = list(iter_input_files(paths))
+    if not files:
+        fail("no PDF or image files found in " + ", ".join(map(str, paths)), 1)
+    with Progress(
+        TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=err_console, disable=as_json or not err_console.is_terminal,
+    ) as progress:
+        task = progress.add_task("Ingesting", total=len(files))
+
+        def on_file(result) -> None:
+            progress.advance(task)
+            if result.outcome == "failed" and not as_json:
+                err_console.print(f"[red]failed:[/] {escape(result.error)}", highlight=False, soft_wrap=True)
+
+        report = docket.store.ingest(files, collection, on_file=on_file)
+    summary = report.summary()
+    if as_json:
+        print_json({"collection": collection, "summary": summary, "files": [r.__dict__ for r in report.results]})
+    else:
+        console.print(
+            f"[bold]{summary['added']}[/] added, {summary['new_versions']} new versions, "
+            f"{summary['unchanged']} unchanged (skipped), [bold red]{summary['failed']}[/] failed; "
+            f"{summary['pages']} pages ({summary['ocr_pages']} read by OCR), {summary['chunks']} chunks "
+            f"in collection {collection!r}."
+        )
+    if report.failed:
+        raise typer.Exit(1)
+
+
+# -- ask / chat -----------------------------------------------------------------------------------------
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question, in any language.")],
+    collection: CollectionOpt = None,
+    doc: Annotated[list[str] | None, typer.Option("--doc", "-d", help="Restrict to a document (id, file name or SHA-256 prefix); repeatable.")] = None,
+    top_k: Annotated[int | None, typer.Option("--top-k", "-k", min=1, max=100, help="Evidence passages to use.")] = None,
+    show_trace: Annotated[bool, typer.Option("--show-trace", help="Print the reasoning trace.")] = False,
+    stream: Annotated[bool, typer.Option("--stream", help="Show the trace and answer live as they arrive.")] = False,
+    strict: Annotated[bool | None, typer.Option("--strict/--no-strict", help="Refuse an answer that is not fully grounded.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Answer a question from the ingested documents, citing [S#] sources; the answer is logged for audit."""
+    from pipeline.ask import AskOptions
+    from pipeline.ask import ask as run_ask
+
+    options = AskOptions(collection=collection, documents=doc or [], top_k=top_k, strict=strict)
+    if stream and not as_json:
+        options.on_delta = _live_printer(show_trace)
+    record = run_ask(state.docket(), question, options)
+    if as_json:
+        print_json(record.model_dump(mode="json"))
+    else:
+        _print_answer(record, show_trace=show_trace and not stream, streamed=stream)
+    if record.status in ("error", "incomplete"):
+        raise typer.Exit(1)
+
+
+@app.command()
+def chat(
+    collection: CollectionOpt = None,
+    doc: Annotated[list[str] | None, typer.Option("--doc", "-d", help="Restrict to a document; repeatable.")] = None,
+    show_trace: Annotated[bool, typer.Option("--show-trace", help="Print each reasoning trace.")] = False,
+) -> None:
+    """Ask follow-up questions with history (earlier traces are never sent back). Empty line or Ctrl-D ends."""
+    from pipeline.ask import AskOptions
+    from pipeline.ask import ask as run_ask
+    from pipeline.reasoning import ChatTurn
+
+    history: list[ChatTurn] = []
+    while True:
+        try:
+            question = console.input("[bold cyan]question>[/] ").strip()
+        except EOFError:
+            break
+        if not question:
+            break
+        record = run_ask(state.docket(), question, AskOptions(collection=collection, documents=doc or [], history=list(history)))
+        _print_answer(record, show_trace=show_trace)
+        if record.status == "answered":
+            history.append(ChatTurn(question=question, answer=record.answer))
+
+
+def _live_printer(show_trace: bool):
+    started: set[str] = set()
+
+    def on_delta(kind: str, text: str) -> None:
+        if kind == "trace" and not show_trace:
+            return
+        if kind not in started:
+            started.add(kind)
+            console.print(f"\n[bold]{'Trace' if kind == 'trace' else 'Answer'}:[/]")
+        console.out(text, end="", highlight=False, style="dim" if kind == "trace" else None)
+
+    return on_delta
+
+
+_STATUS_STYLE = {"answered": "green", "refused": "yellow", "incomplete": "red", "error": "red"}
+
+
+def _print_answer(record, *, show_trace: bool, streamed: bool = False) -> None:
+    if streamed:
+        console.print()
+    if record.status == "error":
+        err_console.print(f"[bold red]error:[/] {escape(record.error or 'the ask failed')}", highlight=False, soft_wrap=True)
+        console.print(f"[dim]audit entry #{record.audit_seq}[/]")
+        return
+    if show_trace and record.trace:
+        title = "Program steps (not a model's reasoning)" if record.trace_format == "program-steps" else "Model reasoning trace"
+        console.print(Panel(escape(record.trace), title=title, border_style="dim"))
+    if record.notice:
+        console.print(f"[italic]{escape(record.notice)}[/]")
+    if not streamed or record.status != "answered":
+        console.print(escape(record.answer), highlight=False)
+    style = _STATUS_STYLE.get(record.status, "white")
+    verdict = record.grounding.get("verdict", "not-applicable")
+    console.print(f"[{style}]{record.status}[/] · grounding: {verdict} · audit entry #{record.audit_seq}")
+    for problem in record.grounding.get("problems", []):
+        console.print(f"  [yellow]![/] {escape(problem['kind'])}: {escape(problem['detail'])}", highlight=False)
+    for flag in record.flags:
+        console.print(f"  [yellow]![/] {escape(flag)}", highlight=False)
+    cited = set(record.citations)
+    if record.evidence:
+        table = Table("", "document", "page", "score", "method", box=None, pad_edge=False)
+        for e in record.evidence:
+            if e.label in cited or not cited:
+                table.add_row(e.label, escape(e.doc_name), str(e.page), f"{e.score:.3f}", e.method)
+        console.print(table)
+
+
+# -- docs -----------------------------------------------------------------------------------------------
+def _doc_summary(doc) -> dict[str, Any]:
+    current = next((v for v in reversed(doc.versions) if v.status == "current"), doc.versions[-1])
+    return {
+        "id": doc.id,
+        "name": doc.name,
+        "collection": doc.collection,
+        "source": doc.source_key,
+        "sha256": current.sha256,
+        "version": current.version,
+        "status": "removed" if doc.removed_at else current.status,
+        "pages": current.page_count,
+        "title": current.title,
+        "ingested_at": current.ingested_at.isoformat() + "Z",
+    }
+
+
+@docs_app.command("list")
+def docs_list(
+    collection: CollectionOpt = None,
+    all_: Annotated[bool, typer.Option("--all", help="Include removed documents.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """List documents: id, name, current version, pages."""
+    docs = [_doc_summary(d) for d in state.docket().store.documents(collection, include_removed=all_)]
+    if as_json:
+        print_json({"documents": docs})
+        return
+    table = Table("id", "name", "collection", "version", "pages", "sha256", "status")
+    for d in docs:
+        table.add_row(str(d["id"]), escape(d["name"]), d["collection"], str(d["version"]), str(d["pages"]), d["sha256"][:12], d["status"])
+    console.print(table)
+
+
+@docs_app.command("show")
+def docs_show(
+    doc: Annotated[str, typer.Argument(help="Document id, file name or SHA-256 prefix.")],
+    pages: Annotated[bool, typer.Option("--pages", help="Include each page's text and how it was read.")] = False,
+    collection: CollectionOpt = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Show a document: its versions and, with --pages, every page's text, reader, engine, DPI and confidence."""
+    try:
+        document = state.docket().store.resolve(doc, collection)
+    except LookupError as exc:
+        fail(str(exc).strip("'\""), 1)
+    data = _doc_summary(document)
+    data["versions"] = [
+        {"version": v.version, "sha256": v.sha256, "status": v.status, "pages": v.page_count,
+         "size_bytes": v.size_bytes, "ingested_at": v.ingested_at.isoformat() + "Z"}
+        for v in document.versions
+    ]
+    current = next((v for v in reversed(document.versions) if v.sha256 == data["sha256"]), document.versions[-1])
+    if pages:
+        data["pages"] = [
+            {"page": p.number, "text": p.text, "reader": p.method, "engine": p.engine_version, "dpi": p.dpi,
+             "confidence": p.confidence, "route": p.route, "notes": p.notes}
+            for p in current.pages
+        ]
+    if as_json:
+        print_json(data)
+        return
+    console.print(f"[bold]{escape(data['name'])}[/] (id {data['id']}, {data['status']}) in {data['collection']!r}")
+    for v in data["versions"]:
+        console.print(f"  v{v['version']} {v['sha256']} {v['status']} {v['pages']} pages, ingested {v['ingested_at']}")
+    if pages:
+        for p in data["pages"]:
+            conf = "-" if p["confidence"] is None else f"{p['confidence']:.2f}"
+            console.print(Panel(escape(p["text"]) or "[dim](no text)[/]",
+                                title=f"page {p['page']} · {p['reader']} ({escape(p['engine'])}) · dpi {p['dpi'] or '-'} · confidence {conf}"))
+
+
+@docs_app.command("remove")
+def docs_remove(
+    doc: Annotated[str, typer.Argument(help="Document id, file name or SHA-256 prefix.")],
+    collection: CollectionOpt = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Take a document out of the live index. Its versions stay in the registry for audit and replay."""
+    try:
+        removed = state.docket().store.remove(doc, collection)
+    except LookupError as exc:
+        fail(str(exc).strip("'\""), 1)
+    if as_json:
+        print_json({"removed": {"id": removed.id, "name": removed.name}})
+    else:
+        console.print(f"Removed {escape(removed.name)} (id {removed.id}) from the live index; its versions stay on record.")
+
+
+@config_app.command("show")
+def config_show(as_json: JsonFlag = False) -> None:
+    """The settings in force (secrets masked), with where the workspace is."""
+    settings = state.settings()
+    data = settings.public_dict()
+    data["config_hash"] = settings.config_hash()
+    data["resolved"] = {"registry_url": settings.resolved_registry_url, "audit_url": settings.resolved_audit_url}
+    if as_json:
+        print_json(data)
+    else:
+        import yaml
+
+        console.print(yaml.safe_dump(data, sort_keys=False), highlight=False)
+
+
+# -- audit (the commands live in audit/, so an auditor can run them without the rest of Docket) ----------
+def _audit_context():
+    from audit import AuditContext
+
+    settings = state.settings()
+    return AuditContext(url=settings.resolved_audit_url, keys_dir=settings.keys_dir, actor=settings.actor)
+
+
+def _mount_audit() -> None:
+    from audit.cli import make_app
+
+    app.add_typer(make_app(_audit_context), name="audit", help="Inspect, verify, prove and export the audit log.")
+
+
+_mount_audit()
+
+
+# -- demo -----------------------------------------------------------------------------------------------
+@app.command()
+def demo(
+    fresh: Annotated[bool, typer.Option("--fresh", help="Start from an empty workspace.")] = False,
+) -> None:
+    """Ingest the sample contracts, answer questions with citations and traces, then verify the audit log."""
+    from pipeline.demo import run_demo
+
+    raise typer.Exit(run_demo(state, console, fresh=fresh))
+
+
+def main() -> None:
+    try:
+        app()
+    except ConfigError as exc:
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]: files and entries already written are complete; nothing is half-written.")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

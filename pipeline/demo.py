@@ -1,0 +1,69 @@
+"""`docket demo`: the main job end to end on the embedded defaults, with no network.
+
+Ingests the CUAD sample contracts shipped in samples/, asks real questions (one of which the contracts
+do not answer), prints each answer with its citations and trace, then verifies the audit log.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "contracts"
+DEMO_MARKER = ".docket-demo"
+
+QUESTIONS: list[tuple[str, str | None]] = [
+    ("Which state's law governs the distributor agreement?", "NETGEAR_INC_04_21_2003-EX-10.16-DISTRIBUTOR_AGREEMENT.pdf"),
+    ("How much notice must a party give to terminate the consulting agreement without cause?",
+     "DRIVENDELIVERIES_INC_05_22_2020-EX-10.4-CONSULTING_AGREEMENT.pdf"),
+    ("How long is the renewal term of the strategic alliance agreement, and how much notice ends it?",
+     "DUOSTECHNOLOGIESGROUP_INC_04_21_2009-EX-10.1-STRATEGIC_ALLIANCE_AGREEMENT.pdf"),
+    ("What is the interest rate on the company's revolving credit facility?", None),
+]
+
+
+def prepare_home(home: Path, fresh: bool) -> None:
+    """--fresh empties the workspace, but only one the demo made (never a user's real workspace)."""
+    if fresh and home.exists() and any(home.iterdir()):
+        if not (home / DEMO_MARKER).exists():
+            raise SystemExit(f"error: --fresh would delete {home}, which the demo did not create; set DOCKET_HOME to an empty folder")
+        shutil.rmtree(home)
+    home.mkdir(parents=True, exist_ok=True)
+    (home / DEMO_MARKER).touch()
+
+
+def run_demo(state, console: Console, fresh: bool = False) -> int:
+    from pipeline.ask import AskOptions, ask
+    from pipeline.cli import _print_answer
+
+    settings = state.settings()
+    prepare_home(settings.home, fresh)
+    docket = state.docket()
+    console.rule("[bold]1. Ingest the sample contracts (CUAD, CC BY 4.0)")
+    console.print(f"workspace: {settings.home}")
+    report = docket.store.ingest([SAMPLES], "samples")
+    for result in report.results:
+        console.print(f"  {result.outcome:<11} {Path(result.path).name}  ({result.pages} pages, {result.chunks} chunks)")
+    if report.failed:
+        return 1
+
+    console.rule(f"[bold]2. Ask ({settings.reasoner} answerer)")
+    failures = 0
+    for question, doc in QUESTIONS:
+        console.print(f"\n[bold cyan]Q:[/] {escape(question)}" + (f"  [dim](--doc {doc})[/]" if doc else ""))
+        record = ask(docket, question, AskOptions(collection="samples", documents=[doc] if doc else []))
+        _print_answer(record, show_trace=True)
+        failures += record.status in ("error", "incomplete")
+
+    console.rule("[bold]3. Verify the audit log")
+    report = docket.audit.verify()
+    if report.ok:
+        console.print(f"[green]OK[/]: {report.size} entries, Merkle root {report.root}")
+    else:
+        console.print(f"[red]FAILED[/] at entry #{report.first_bad_seq}: {report.problem}")
+    console.print("\nNext: `docket audit list`, `docket audit show SEQ`, `docket docs list` "
+                  f"(with DOCKET_HOME={settings.home}).")
+    return 0 if report.ok and not failures else 1

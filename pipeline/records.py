@@ -1,0 +1,83 @@
+"""The answer record: one complete, serialisable account of how an answer was reached.
+
+It is what `docket ask --json` prints and what the audit log stores (as one ``answer`` entry).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from pipeline.reasoning import AnswerStatus, TraceFormat
+
+
+class EvidenceRecord(BaseModel):
+    label: str
+    rank: int
+    chunk_id: int
+    doc_sha256: str
+    doc_name: str
+    page: int
+    char_start: int
+    char_end: int
+    score: float
+    text_sha256: str
+    text: str
+    method: str
+    confidence: float | None = None
+    low_confidence: bool = False
+
+
+class CallRecord(BaseModel):
+    provider: str
+    base_url: str | None = None
+    model_requested: str | None = None
+    model_returned: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    messages: list[dict[str, Any]] = Field(default_factory=list)
+    raw_response: Any = None
+    finish_reason: str | None = None
+    usage: dict[str, Any] = Field(default_factory=dict)
+    latency_ms: int | None = None
+
+
+class AnswerRecord(BaseModel):
+    request_id: str
+    created_at: str  # ISO 8601, UTC
+    actor: str
+    question: str
+    collection: str | None
+    documents: list[str] = Field(default_factory=list)  # the --doc filters as given
+    retrieval: dict[str, Any] = Field(default_factory=dict)
+    reasoner: str
+    notice: str | None = None  # e.g. the extractive answerer's "not a language model"
+    status: AnswerStatus
+    answer: str
+    withheld_answer: str | None = None  # an ungrounded answer refused by --strict
+    citations: list[str] = Field(default_factory=list)
+    trace: str = ""
+    trace_format: TraceFormat = "none"
+    evidence: list[EvidenceRecord] = Field(default_factory=list)
+    grounding: dict[str, Any] = Field(default_factory=dict)
+    flags: list[str] = Field(default_factory=list)
+    call: CallRecord
+    error: str | None = None
+    software_version: str
+    config_hash: str
+    audit_seq: int | None = None  # filled in after the entry is appended; not part of the entry
+
+    def audit_payload(self) -> dict[str, Any]:
+        return floats_to_strings(self.model_dump(mode="json", exclude={"audit_seq"}))
+
+
+def floats_to_strings(value: Any) -> Any:
+    """The audit log hashes canonical JSON without floats (their text form is not portable): render them."""
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else str(value)
+    if isinstance(value, dict):
+        return {k: floats_to_strings(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [floats_to_strings(v) for v in value]
+    return value
