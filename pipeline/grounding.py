@@ -146,9 +146,8 @@ def split_sentences(text: str) -> list[str]:
             end = _sentence_end(text, i + 1)
         if end is not None:
             sentences.append(text[start:end])
-            start = i = end
-            continue
-        i += 1
+            start = end
+        i = max(i + 1, end or 0)
     sentences.append(text[start:])
     return [s.strip() for s in sentences if s.strip()]
 
@@ -354,27 +353,28 @@ def _evaluate(expression: str) -> Decimal | None:
         return None
 
 
-def _computation(sentence: str) -> tuple[list[tuple[int, int]], list[str]]:
-    """For a sentence marked as computed: spans of the result numbers (exempt from the source check)
-    and the problems with its arithmetic (an expression that evaluates to another result)."""
+def _computation(sentence: str) -> tuple[set[Decimal], list[str]]:
+    """For a sentence marked as computed: the results (exempt from the source check, wherever the
+    sentence states them) and the problems with its arithmetic (an expression giving another result)."""
     if not _COMPUTED.search(sentence) or "=" not in sentence:
-        return [], []
-    spans, problems = [], []
+        return set(), []
+    results: set[Decimal] = set()
+    problems: list[str] = []
     for eq in re.finditer("=", sentence):
         result = _RESULT_HEAD.match(sentence, eq.end())
         if not result:
             continue
-        spans.append(result.span(1))
+        claimed = Decimal(result.group(1).replace(",", ""))
+        results.add(claimed)
         tail = _EXPRESSION_TAIL.search(sentence[: eq.start()])
         value = _evaluate(tail.group(0)) if tail and re.search(r"[+\-−–×x*/÷]", tail.group(0)) else None
         if value is None:
             continue
-        claimed = Decimal(result.group(1).replace(",", ""))
         candidates = [value, value * 100] if result.group(2) else [value]
         tolerance = max(abs(claimed) * Decimal("0.005"), Decimal(1).scaleb(claimed.as_tuple().exponent) / 2)
         if all(abs(c - claimed) > tolerance for c in candidates):
             problems.append(f"computed {result.group(1)} but {tail.group(0).strip()} = {value.normalize():f}")
-    return spans, problems
+    return results, problems
 
 
 # -- the check ----------------------------------------------------------------------------------------
@@ -423,10 +423,8 @@ def _sentence_problems(sentence: str, sources: dict[str, _Source], citations_req
     # Numbers outside quotes (quotes are checked verbatim above) and outside the citations.
     bare = _QUOTED.sub(lambda m: " " * len(m.group(0)), sentence)
     bare = _CITATION.sub(lambda m: " " * len(m.group(0)), bare)
-    result_spans, arithmetic = _computation(bare)
+    results, arithmetic = _computation(bare)
     problems += [("computation_mismatch", detail) for detail in arithmetic]
-    for start, end in result_spans:
-        bare = bare[:start] + " " * (end - start) + bare[end:]
     dates, bare = _dates(bare)
     source_numbers = [n for s in scope for n in s.numbers]
     source_dates = {d for s in scope for d in s.dates}
@@ -435,6 +433,8 @@ def _sentence_problems(sentence: str, sources: dict[str, _Source], citations_req
         if not _date_in(readings, source_dates, source_text):
             problems.append(("number_not_found", f"date '{sentence[start:end]}' not in {where}"))
     for number in _numbers(bare):
+        if number.mantissa in results or number.value in results:
+            continue
         if not _number_in(number, source_numbers):
             problems.append(("number_not_found", f"'{number.text.strip()}' not in {where}"))
     return problems
