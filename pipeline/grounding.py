@@ -24,7 +24,9 @@ ProblemKind = Literal[
 ]
 
 _CITATION = re.compile(r"\[\s*(S\d+(?:\s*[,;]\s*S\d+)*)\s*\]")
-_REFUSAL = "the sources do not answer this question."  # == prompt.REFUSAL_SENTENCE, casefolded
+# The one sentence a reasoner uses when the sources do not answer (the prompt asks Magistral for it
+# verbatim). It asserts nothing about the documents, so it is not a claim to ground.
+REFUSAL_SENTENCE = "The sources do not answer this question."
 
 
 def cited_labels(text: str) -> list[str]:
@@ -34,6 +36,11 @@ def cited_labels(text: str) -> list[str]:
         for label in re.split(r"\s*[,;]\s*", group):
             seen.setdefault(label, None)
     return list(seen)
+
+
+def is_refusal(answer: str) -> bool:
+    """The answer uses the refusal sentence and cites nothing."""
+    return REFUSAL_SENTENCE.casefold() in " ".join(answer.split()).casefold() and not cited_labels(answer)
 
 
 # -- records ----------------------------------------------------------------------------------------
@@ -180,7 +187,7 @@ def _is_abbreviation(text: str, i: int) -> bool:
 
 def _is_claim(sentence: str) -> bool:
     bare = _CITATION.sub("", sentence).strip()
-    if not bare or bare.endswith(":") or _REFUSAL in _flat(bare):
+    if not bare or bare.endswith(":") or REFUSAL_SENTENCE.casefold() in _flat(bare):
         return False
     words = re.findall(r"[^\W\d_]{2,}", bare)
     return len(words) >= 3 or bool(re.search(r"\d", bare))

@@ -14,6 +14,7 @@ from fake_llm import (  # noqa: F401  (fake_llm is a fixture)
     fake_llm,
     list_content_rejected,
     llamacpp,
+    mistral_ocr,
     mistral_2509,
     mistral_2509_repeated,
     model_not_found,
@@ -26,7 +27,9 @@ from fake_llm import (  # noqa: F401  (fake_llm is a fixture)
     vllm_old,
 )
 
-from pipeline.llm import REFUSAL_SENTENCE, MagistralReasoner
+import openai
+
+from pipeline.llm import REFUSAL_SENTENCE, MagistralReasoner, redact_base_url
 from pipeline.reasoning import ChatTurn, Evidence
 
 TRACE = "S1 is the 2018 cash-flow statement; S2 is a different year."
@@ -297,3 +300,17 @@ def test_injected_instructions_reach_the_model_fenced_as_data(fake_llm):
     assert user.index('<source id="S2"') < user.index("IGNORE ALL") < user.rindex("</source>")
     assert out.status == "answered"  # the model did answer; grounding is what catches it
     assert out.citations == []
+
+
+def test_recorded_base_url_never_carries_credentials():
+    assert redact_base_url("https://user:sk-secret@llm.example:8443/v1?key=sk-secret") == "https://llm.example:8443/v1"
+
+
+def test_fake_ocr_endpoint_answers_like_mistral_ocr(fake_llm):
+    fake_llm.script_ocr(mistral_ocr(["# Page one\n\nTotal 1,577"]))
+    client = openai.OpenAI(api_key=TEST_KEY, base_url=fake_llm.base_url, max_retries=0)
+    body = {"model": "mistral-ocr-latest", "document": {"type": "image_url", "image_url": "data:image/png;base64,AAAA"}}
+    got = client.post("/ocr", body=body, cast_to=object)
+    assert got["pages"][0]["markdown"] == "# Page one\n\nTotal 1,577"
+    (request,) = fake_llm.requests
+    assert request.path == "/v1/ocr" and request.body == body

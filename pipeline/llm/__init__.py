@@ -1,7 +1,8 @@
 """Magistral through the ``openai`` client: prompt, response shapes, streaming, retries."""
 
-from pipeline.llm.client import LLMCallError, MagistralReasoner, OnDelta, is_refusal, redact_base_url
-from pipeline.llm.prompt import REFUSAL_SENTENCE, Prompt, build_messages, default_token_counter, neutralise
+from pipeline.grounding import REFUSAL_SENTENCE, is_refusal
+from pipeline.llm.client import LLMCallError, MagistralReasoner, OnDelta, SystemFormatChoice, redact_base_url
+from pipeline.llm.prompt import Prompt, build_messages, default_token_counter, neutralise
 from pipeline.llm.shapes import Completion, StreamAssembler, parse_completion, parse_stream
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "OnDelta",
     "Prompt",
     "StreamAssembler",
+    "SystemFormatChoice",
     "build_messages",
     "default_token_counter",
     "is_refusal",

@@ -17,8 +17,8 @@ from urllib.parse import urlsplit, urlunsplit
 import openai
 import tenacity
 
-from pipeline.grounding import cited_labels
-from pipeline.llm.prompt import REFUSAL_SENTENCE, Prompt, SystemFormat, build_messages
+from pipeline.grounding import cited_labels, is_refusal
+from pipeline.llm.prompt import Prompt, SystemFormat, build_messages
 from pipeline.llm.shapes import Completion, DeltaKind, StreamAssembler, parse_completion
 from pipeline.reasoning import ChatTurn, Evidence, ReasonerOutput
 from pipeline.settings import LLMSettings
@@ -57,12 +57,6 @@ def redact_base_url(url: str) -> str:
     if parts.port:
         host = f"{host}:{parts.port}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
-
-
-def is_refusal(answer: str) -> bool:
-    """The model used Docket's refusal sentence and cited nothing."""
-    flat = " ".join(answer.split()).casefold()
-    return REFUSAL_SENTENCE.casefold() in flat and not cited_labels(answer)
 
 
 def _retry_after_seconds(exc: BaseException) -> float | None:

@@ -11,13 +11,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Literal
 
+from pipeline.grounding import REFUSAL_SENTENCE
 from pipeline.reasoning import ChatTurn, Evidence
 
 # "chunks": Magistral 2507/2509's list form (text, thinking, text). "text": the same prompt flattened
 # to one string with the template between [THINK] and [/THINK], for servers that take strings only.
 SystemFormat = Literal["chunks", "text"]
-
-REFUSAL_SENTENCE = "The sources do not answer this question."
 
 # Magistral's reasoning template (as in Mistral's SYSTEM_PROMPT for Magistral-Small-2509): a text part,
 # a thinking part showing the shape of the scratch work, and a text part for the response. A custom
