@@ -223,6 +223,18 @@ def test_client_errors_are_one_line_and_not_retried(fake_llm, reply, must_say):
     assert out.model_returned is None and out.finish_reason is None and out.usage == {}
 
 
+def test_error_event_inside_a_stream_is_an_error_not_an_answer(fake_llm):
+    reply = mistral_2509(TRACE, ANSWER)
+    reply.chunks = [*reply.chunks[:3], {"error": {"message": "Service overloaded", "code": 3505}}]
+    fake_llm.script(reply)
+    live: list[tuple[str, str]] = []
+    out = reasoner(fake_llm).answer("q?", SOURCES, on_delta=lambda k, t: live.append((k, t)))
+    assert out.status == "error" and out.answer == ""
+    assert out.error.startswith(f"{fake_llm.base_url} ended the stream with an error") and "overloaded" in out.error
+    assert live and all(kind == "trace" for kind, _ in live)  # shown live before it broke
+    assert len(fake_llm.chat_requests) == 1  # not retried: pieces were already shown
+
+
 def test_mistral_without_key_fails_before_any_request(fake_llm):
     settings = fake_llm.llm_settings("mistral", api_key=None)
     out = MagistralReasoner(settings).answer("q?", SOURCES)

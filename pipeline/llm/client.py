@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 import openai
 import tenacity
 
@@ -217,7 +218,10 @@ class MagistralReasoner:
             if stream:
                 return self._streamed(body, on_delta)
             response = self._client.chat.completions.with_raw_response.create(**body)
-            raw = response.http_response.json()
+            try:
+                raw = response.http_response.json()
+            except ValueError as exc:
+                raise LLMCallError(f"{redact_base_url(self._base_url)} answered with a body that is not JSON") from exc
             return raw, parse_completion(raw)
 
         retrying = tenacity.Retrying(
@@ -235,6 +239,7 @@ class MagistralReasoner:
         response = self._client.chat.completions.with_raw_response.create(**body)
         assembler = StreamAssembler()
         chunks: list[dict[str, Any]] = []
+        where = redact_base_url(self._base_url)
         try:
             for line in response.http_response.iter_lines():
                 if not line.startswith("data:"):
@@ -242,12 +247,20 @@ class MagistralReasoner:
                 data = line[len("data:") :].strip()
                 if data == "[DONE]":
                     break
-                chunk = json.loads(data)
+                try:
+                    chunk = json.loads(data)
+                except ValueError as exc:
+                    raise LLMCallError(f"{where} sent a stream event that is not JSON") from exc
+                if not isinstance(chunk, dict):
+                    raise LLMCallError(f"{where} sent a stream event that is not a JSON object")
                 if "error" in chunk:
-                    raise LLMCallError(f"the server ended the stream with an error: {chunk['error']}")
+                    raise LLMCallError(f"{where} ended the stream with an error: {chunk['error']}")
                 chunks.append(chunk)
                 for kind, text in assembler.feed(chunk):
                     on_delta(kind, text)
+        except httpx.HTTPError as exc:
+            # Pieces were already shown live, so a broken stream is not retried: it is an error.
+            raise LLMCallError(f"the stream from {where} broke off: {type(exc).__name__}") from exc
         finally:
             response.http_response.close()
         for kind, text in assembler.flush():
