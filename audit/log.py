@@ -95,6 +95,9 @@ def _make_engine(url: str, create: bool) -> Engine:
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA busy_timeout = 60000")
+            # Payloads are kilobytes of JSON: big pages keep them off long overflow chains, which makes
+            # the verifier's full scan about twice as fast. Only takes effect when the file is created.
+            cursor.execute("PRAGMA page_size = 16384")
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = FULL")  # durable commits
             cursor.close()
@@ -113,22 +116,17 @@ def _make_engine(url: str, create: bool) -> Engine:
         raise AuditError(f"cannot use {_display_url(url)}: {error}") from None
 
 
+_ROW_KEYS = (
+    "seq", "time", "event_type", "actor", "request_id", "subjects", "status",
+    "payload_commitment", "prev_hash", "leaf_hash", "salt", "payload",
+)
+
+
 def _row_to_dict(row: Any) -> dict[str, Any]:
-    """A joined entries+payloads row as the verifier's entry mapping."""
-    return {
-        "seq": row.seq,
-        "time": row.time,
-        "event_type": row.event_type,
-        "actor": row.actor,
-        "request_id": row.request_id,
-        "subjects": json.loads(row.subjects),
-        "status": row.status,
-        "payload_commitment": row.payload_commitment,
-        "prev_hash": row.prev_hash,
-        "leaf_hash": row.leaf_hash,
-        "payload": row.payload,
-        "salt": row.salt,
-    }
+    """A joined entries+payloads row as the verifier's entry mapping (the columns are in _ROW_KEYS order)."""
+    entry = dict(zip(_ROW_KEYS, row, strict=True))
+    entry["subjects"] = json.loads(entry["subjects"])
+    return entry
 
 
 _ENTRY_WITH_PAYLOAD = select(entries, payloads.c.salt, payloads.c.payload).select_from(
@@ -394,9 +392,8 @@ class AuditLog:
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")  # one snapshot
             with conn.begin():
                 state = conn.execute(select(head.c.log_id, head.c.size)).one()
-                rows = conn.execution_options(yield_per=2000).execute(_ENTRY_WITH_PAYLOAD.order_by(entries.c.seq))
                 return verify_stream(
-                    (_row_to_dict(row) for row in rows), trusted, log_id=state.log_id,
+                    (_row_to_dict(row) for row in _scan_entries(conn)), trusted, log_id=state.log_id,
                     outside_checkpoint=outside, checkpoint_label=str(checkpoint), recorded_size=state.size,
                 )
 
@@ -470,6 +467,24 @@ class AuditLog:
     ) -> dict[str, Any]:
         """Write an audit bundle to the directory `path` (see `audit.export`); logged as an export event."""
         return export_bundle(self, path, filters or EntryFilter(), actor=actor, checkpoint=checkpoint)
+
+
+def _scan_entries(conn: Connection) -> Iterator[tuple[Any, ...]]:
+    """Every entry with its payload, in seq order, straight from the driver's cursor.
+
+    Verification spends most of its time here, and SQLAlchemy's row objects cost more than the
+    hashing; the driver's own tuples do not. On PostgreSQL a named (server-side) cursor streams the
+    rows, so memory stays flat; SQLite cursors stream anyway.
+    """
+    sql = str(_ENTRY_WITH_PAYLOAD.order_by(entries.c.seq).compile(dialect=conn.dialect))
+    driver = conn.connection.driver_connection
+    cursor = driver.cursor(name="audit_verify") if conn.dialect.name == "postgresql" else driver.cursor()
+    try:
+        cursor.execute(sql)
+        while batch := cursor.fetchmany(2000):
+            yield from batch
+    finally:
+        cursor.close()
 
 
 def _filtered_query(filters: EntryFilter, up_to: int | None) -> Select[Any]:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from audit.canonical import canonical_payload
 from audit.merkle import MerkleTree
-from audit.verify_bundle import Frontier, canonical_json, verify_consistency, verify_inclusion
+from audit.verify_bundle import Frontier, canonical_json, leaf_bytes, verify_consistency, verify_inclusion
 
 # -- naive RFC 9162 section 2.1, written straight from the text ------------------------------------
 
@@ -147,3 +147,21 @@ def test_float_is_refused_with_its_json_path() -> None:
     with pytest.raises(TypeError, match=r"\$\.evidence\[1\]\.score"):
         canonical_payload({"evidence": [{"score": "0.5"}, {"score": 0.25}]})
     assert json.loads(canonical_payload({"score": "0.25"})) == {"score": "0.25"}
+
+
+short_text = st.text(max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    seq=st.integers(1, 2**53 - 1), actor=short_text, event_type=short_text, request_id=st.none() | short_text,
+    status=st.none() | short_text, subjects=st.lists(short_text, max_size=3), time=short_text,
+)
+def test_hand_written_leaf_encoding_is_rfc8785(
+    seq: int, actor: str, event_type: str, request_id: str | None, status: str | None, subjects: list[str], time: str
+) -> None:
+    entry = {
+        "seq": seq, "time": time, "event_type": event_type, "actor": actor, "request_id": request_id,
+        "subjects": subjects, "status": status, "payload_commitment": "ab" * 32, "prev_hash": "cd" * 32,
+    }
+    assert leaf_bytes(entry) == rfc8785.dumps({"v": 1, **entry})
