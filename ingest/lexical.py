@@ -7,11 +7,14 @@ for BM25 without a dictionary).
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 
 import bm25s
 import numpy as np
+
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
 
 # Words with inner apostrophes/hyphens, numbers with separators, or one CJK character each.
 _TOKEN = re.compile(

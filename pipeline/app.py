@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import cached_property
 from importlib.metadata import PackageNotFoundError, version
 
-from audit.log import AuditLog
+from audit import AuditLog
 from ingest.store import DocumentStore
 from pipeline.reasoning import Reasoner
 from pipeline.settings import DocketSettings

@@ -112,7 +112,11 @@ def _record(docket, question, options, collection, retrieval, evidence, output, 
     grounding: dict = {"verdict": "not-applicable"}
     flags: list[str] = []
     if output.status == "answered":
-        report = check_grounding(output.answer, evidence, low_confidence_threshold=threshold)
+        # Ground against what the reasoner was actually shown: a source dropped for the token budget
+        # cannot support a claim, even if the model cites its label.
+        sent = output.parameters.get("sources_sent")
+        shown = [e for e in evidence if e.label in sent] if sent is not None else evidence
+        report = check_grounding(output.answer, shown, low_confidence_threshold=threshold)
         grounding = report.to_dict()
         flags = [
             f"{low.label} rests on page {low.page} of {low.doc_name}, read by OCR with confidence "
@@ -121,7 +125,7 @@ def _record(docket, question, options, collection, retrieval, evidence, output, 
         ]
         if strict and report.verdict != "grounded":
             status, answer, withheld = "refused", STRICT_WITHHELD, output.answer
-    notice = getattr(docket.reasoner, "notice", None) if evidence else None
+    notice = getattr(docket.reasoner, "notice", None) if status == "answered" else None
     return AnswerRecord(
         request_id=request_id,
         created_at=created_at,
