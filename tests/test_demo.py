@@ -1,0 +1,31 @@
+"""The README's first command runs `docket demo`: it must ingest, answer with citations, and verify."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.slow
+def test_demo_ingests_answers_and_verifies_offline(home: Path):
+    env = {**os.environ, "DOCKET_HOME": str(home), "HF_HUB_OFFLINE": "1", "COLUMNS": "200",
+           # no proxy or network is needed; make any attempt fail loudly instead of waiting
+           "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"}
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "demo", "--fresh"],
+                          capture_output=True, text=True, env=env, timeout=900)
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr
+    assert out.count("added ") == 3
+    assert "State of California" in out  # the governing-law answer, quoted
+    assert "thirty (30) days" in out  # the termination-notice answer
+    assert "Not found in the documents." in out  # the question the contracts do not answer
+    assert "Program steps (not a model's reasoning)" in out  # traces are shown and labelled
+    assert "OK: 4 entries" in out  # the audit log verified
+    # A second run without --fresh re-uses the workspace: nothing re-ingested, the log keeps growing.
+    again = subprocess.run([sys.executable, "-m", "pipeline.cli", "demo"], capture_output=True, text=True, env=env, timeout=900)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stdout.count("unchanged ") == 3 and "OK: 8 entries" in again.stdout
