@@ -138,3 +138,39 @@ def test_help_lists_every_command_with_its_summary():
     ]:
         line = next((l for l in out.splitlines() if l.startswith(f"│ {command} ")), "")
         assert summary in line, (command, line)
+
+
+def _use_fake_magistral(monkeypatch, fake_llm) -> None:
+    monkeypatch.setenv("DOCKET_REASONER", "magistral")
+    monkeypatch.setenv("DOCKET_LLM_BASE_URL", fake_llm.base_url)
+    monkeypatch.setenv("DOCKET_LLM_MODEL", "magistral-medium-2509")
+    monkeypatch.setenv("MISTRAL_API_KEY", TEST_KEY)
+
+
+def test_stream_shows_trace_and_answer_live_and_records_them_whole(samples_copy: Path, fake_llm, monkeypatch):
+    _use_fake_magistral(monkeypatch, fake_llm)
+    trace = "Looking at S1: it names the State of California as the governing law."
+    answer = "The agreement is governed by the laws of the State of California [S1]."
+    fake_llm.script(mistral_2509(trace, answer))
+    out = runner.invoke(app, ["ask", "Which law governs?", "-c", "samples", "--doc", NETGEAR, "--stream", "--show-trace"],
+                        env={"COLUMNS": "200"})
+    assert out.exit_code == 0, out.output
+    assert fake_llm.chat_requests[0].body["stream"] is True
+    assert trace in out.output and answer in out.output
+    assert out.output.index(trace) < out.output.index(answer)  # the trace arrives first
+    seq = int(out.output.rsplit("audit entry #", 1)[1].split()[0])
+    payload = audit_entry(seq)["payload"]
+    assert (payload["trace"], payload["answer"]) == (trace, answer)
+
+
+def test_chat_sends_earlier_answers_but_never_earlier_traces(samples_copy: Path, fake_llm, monkeypatch):
+    _use_fake_magistral(monkeypatch, fake_llm)
+    fake_llm.script(
+        mistral_2509("SECRET-TRACE-ONE weighing S1.", "California law governs [S1]."),
+        mistral_2509("Second trace.", "Disputes go to the courts named in [S1]."),
+    )
+    out = runner.invoke(app, ["chat", "-c", "samples", "--doc", NETGEAR], input="Which law governs?\nAnd which courts?\n\n")
+    assert out.exit_code == 0, out.output
+    second = json.dumps(fake_llm.chat_requests[1].body["messages"])
+    assert "California law governs [S1]." in second and "Which law governs?" in second
+    assert "SECRET-TRACE-ONE" not in second
