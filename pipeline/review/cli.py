@@ -1,0 +1,269 @@
+"""`docket review ...`: run a checklist, show the matrix, write reports, diff, sign off.
+
+The lead's CLI mounts it with ``app.add_typer(make_review_app(state.docket), name="review")``.
+``docket review CHECKLIST ...`` is short for ``docket review run CHECKLIST ...``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+from typer.core import TyperGroup
+
+from audit import AuditError
+from pipeline.app import Docket
+from pipeline.review.checklist import ChecklistError, load_checklist
+from pipeline.review.diff import diff_reviews
+from pipeline.review.reports import FORMATS, VERDICT_COLOURS, render, reviewed_verdict, summary
+from pipeline.review.runner import ReviewError, ReviewInterrupted, RunHooks, review_state, run_review
+from pipeline.review.signoff import sign_off
+from pipeline.review.verdicts import VERDICT_LABELS
+from pipeline.settings import ConfigError
+
+_out = Console(highlight=False, soft_wrap=True)
+_err = Console(stderr=True, highlight=False, soft_wrap=True)
+_F = TypeVar("_F", bound=Callable[..., Any])
+_SYMBOLS = {"compliant": "✔", "non-compliant": "✘", "not-addressed": "∅", "needs-review": "?"}
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+ReviewId = Annotated[str, typer.Argument(help="Review id (or a unique prefix of it).")]
+
+
+class _RunByDefault(TyperGroup):
+    """`docket review CHECKLIST` runs the checklist: a first word that is no command means `run`."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    _err.print(f"[bold red]error:[/] {escape(message)}")
+    return typer.Exit(code)
+
+
+def _user_errors(command: _F) -> _F:
+    """A user error becomes one line on stderr, never a traceback."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (ChecklistError, ReviewError, AuditError, ConfigError) as exc:
+            raise _fail(str(exc), 2) from None
+        except LookupError as exc:
+            raise _fail(str(exc).strip("'\""), 2) from None
+
+    return run  # type: ignore[return-value]
+
+
+def make_review_app(get_docket: Callable[[], Docket]) -> typer.Typer:
+    """The `review` command group; ``get_docket`` is called when a command runs."""
+    app = typer.Typer(
+        cls=_RunByDefault, no_args_is_help=True,
+        help="Run a checklist over documents, show and report the findings, diff reviews, sign off.",
+    )
+
+    @app.command("run")
+    @_user_errors
+    def run(
+        checklist: Annotated[str, typer.Argument(help="Checklist YAML file, or a shipped one: commercial-contract, 10k-filing.")],
+        collection: Annotated[str | None, typer.Option("--collection", "-c", help="Review every document of this collection.")] = None,
+        doc: Annotated[list[str] | None, typer.Option("--doc", "-d", help="A document (id, name, SHA-256 prefix) or a file to ingest and review; repeatable.")] = None,
+        force: Annotated[bool, typer.Option("--force", help="Redo every cell, even those already recorded.")] = False,
+        new: Annotated[bool, typer.Option("--new", help="Start a new review instead of continuing the last one.")] = False,
+        concurrency: Annotated[int | None, typer.Option("--concurrency", min=1, max=64, help="Parallel model calls (default llm.concurrency).")] = None,
+        as_json: JsonFlag = False,
+    ) -> None:
+        """Run CHECKLIST over the documents; running it again continues where it stopped."""
+        loaded = load_checklist(checklist)
+        docket = get_docket()
+        progress = Progress(
+            TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            console=_err, disable=as_json or not _err.is_terminal,
+        )
+        task = progress.add_task("Reviewing", total=None)
+
+        def on_plan(review, todo: int, done: int) -> None:
+            if not as_json:
+                verb = "Continuing" if done else "Starting"
+                _err.print(f"{verb} review [bold]{review.id}[/]: {todo} cells to run, {done} already recorded")
+                for d in review.documents:
+                    if d.status == "failed":
+                        _err.print(f"[red]not reviewed:[/] {escape(d.name)}: {escape(d.error or '')}")
+            progress.update(task, total=todo, description=f"Reviewing {review.id}")
+
+        def on_cell(cell, doc_name: str) -> None:
+            progress.advance(task)
+            if cell.failed and not as_json:
+                progress.console.print(f"[yellow]failed cell[/] {cell.item_id} × {escape(doc_name)}: "
+                                       f"{escape(cell.finding.get('error') or cell.finding['basis'])}")
+
+        try:
+            with progress:
+                outcome = run_review(docket, loaded, collection=collection, documents=doc or [], force=force,
+                                     new=new, concurrency=concurrency, hooks=RunHooks(on_plan, on_cell))
+        except ReviewInterrupted as stop:
+            _err.print(f"[yellow]interrupted:[/] {stop}")
+            raise typer.Exit(130) from None
+        review = outcome.review
+        if as_json:
+            _print_json({"review_id": review.id, "ran": outcome.ran, "restored": outcome.restored,
+                         "resumed": outcome.resumed, "summary": summary(review)})
+        else:
+            _print_matrix(review)
+            info = summary(review)
+            _out.print(f"{outcome.ran} cells run, {outcome.restored} restored from the audit log; "
+                       f"{info['cells']} of {info['expected_cells']} recorded"
+                       + (f"; signed checkpoint at log size {review.checkpoint['size']}" if review.checkpoint else ""))
+        if any(d.status == "failed" for d in review.documents) or summary(review)["failed_cells"]:
+            raise typer.Exit(1)
+
+    @app.command("validate")
+    @_user_errors
+    def validate(checklist: Annotated[str, typer.Argument(help="Checklist YAML file or shipped name.")]) -> None:
+        """Check a checklist file; print its items."""
+        loaded = load_checklist(checklist)
+        _out.print(f"{loaded.name}: {len(loaded.items)} items, valid")
+
+    @app.command("list")
+    @_user_errors
+    def list_reviews(as_json: JsonFlag = False) -> None:
+        """The reviews in this workspace."""
+        state = review_state(get_docket())
+        try:
+            rows = state.list()
+        finally:
+            state.close()
+        if as_json:
+            _print_json({"reviews": rows})
+            return
+        table = Table("id", "checklist", "collection", "reasoner", "cells", "started", "completed")
+        for r in rows:
+            table.add_row(r["id"], r["checklist_name"], r["collection"], r["reasoner"], str(r["cells"]),
+                          r["created_at"][:19], (r["completed_at"] or "no")[:19])
+        _out.print(table)
+
+    @app.command("show")
+    @_user_errors
+    def show(review_id: ReviewId, as_json: JsonFlag = False) -> None:
+        """The review's matrix: documents × items, one verdict a cell."""
+        review = _load(get_docket, review_id)
+        if as_json:
+            sys.stdout.write(render(review, "json"))
+            return
+        _print_matrix(review)
+
+    @app.command("report")
+    @_user_errors
+    def report(
+        review_id: ReviewId,
+        fmt: Annotated[str, typer.Option("--format", "-f", help="md, html, csv or json.")] = "html",
+        output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
+    ) -> None:
+        """Write the review as Markdown, a self-contained HTML page, CSV or JSON."""
+        if fmt not in FORMATS:
+            raise ReviewError(f"--format {fmt}: expected one of {', '.join(FORMATS)}")
+        text = render(_load(get_docket, review_id), fmt)
+        if output is None:
+            sys.stdout.write(text)
+            return
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+        _err.print(f"wrote {output}")
+
+    @app.command("diff")
+    @_user_errors
+    def diff(
+        a: Annotated[str, typer.Argument(help="The earlier review.")],
+        b: Annotated[str, typer.Argument(help="The later review.")],
+        all_cells: Annotated[bool, typer.Option("--all", help="List unchanged cells too.")] = False,
+        as_json: JsonFlag = False,
+    ) -> None:
+        """Compare two reviews cell by cell."""
+        result = diff_reviews(_load(get_docket, a), _load(get_docket, b))
+        if as_json:
+            _print_json(result.to_dict())
+            return
+        ctx = result.context
+        for side in ("a", "b"):
+            c = ctx[side]
+            _out.print(f"{side}: {getattr(result, side)} · {c['checklist']} · {c['reasoner']} · index generation "
+                       f"{c['index_generation']} · {c['created_at'][:19]}")
+        table = Table("item", "document", "change", "a", "b", "document version")
+        for c in result.cells:
+            if c.change == "same" and not all_cells:
+                continue
+            table.add_row(c.item_id, escape(c.document), c.change, _label(c.verdict_a), _label(c.verdict_b),
+                          "changed" if c.document_changed else "same")
+        _out.print(table)
+        _out.print(", ".join(f"{n} {k}" for k, n in result.counts().items()))
+
+    @app.command("sign-off")
+    @_user_errors
+    def sign_off_command(
+        review_id: ReviewId,
+        decision: Annotated[str, typer.Option("--decision", help="accept or override.")],
+        note: Annotated[str, typer.Option("--note", help="Why (recorded in the audit log).")],
+        item: Annotated[str | None, typer.Option("--item", help="One checklist item (default: all).")] = None,
+        doc: Annotated[str | None, typer.Option("--doc", help="One document: name, id or SHA-256 prefix (default: all).")] = None,
+        verdict: Annotated[str | None, typer.Option("--verdict", help="With override: the reviewer's verdict.")] = None,
+    ) -> None:
+        """Accept or override findings; appended to the audit log and shown in reports."""
+        record = sign_off(get_docket(), review_id, decision, note, item=item, doc=doc, verdict=verdict)
+        _out.print(f"signed off ({record.decision}) as audit entry #{record.audit_seq}")
+
+    return app
+
+
+def _load(get_docket: Callable[[], Docket], ref: str):
+    state = review_state(get_docket())
+    try:
+        return state.load(ref)
+    finally:
+        state.close()
+
+
+def _label(verdict: str | None) -> str:
+    return VERDICT_LABELS[verdict] if verdict else "—"
+
+
+def _print_matrix(review) -> None:
+    items = review.checklist["items"]
+    table = Table(title=f"Review {review.id}: {escape(review.checklist['title'])}", show_lines=False)
+    table.add_column("document")
+    for item in items:
+        table.add_column(item["id"], justify="center")
+    for doc in review.ready_documents:
+        marks = []
+        for item in items:
+            cell = review.cells.get((item["id"], doc.sha256))
+            if cell is None:
+                marks.append("[dim]·[/]")
+                continue
+            final = reviewed_verdict(review, cell)
+            colour = VERDICT_COLOURS[final]
+            marks.append(f"[{colour}]{_SYMBOLS[final]}[/]" + ("*" if final != cell.verdict else ""))
+        table.add_row(escape(doc.name), *marks)
+    _out.print(table)
+    _out.print("✔ compliant  ✘ non-compliant  ∅ not addressed  ? needs human review  · not run / not applicable"
+               "  * overridden at sign-off")
+    for d in review.documents:
+        if d.status == "failed":
+            _out.print(f"[red]not reviewed:[/] {escape(d.name)}: {escape(d.error or '')}")
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")

@@ -1,0 +1,169 @@
+"""From an answer to a verdict: compliant, non-compliant, not addressed, or needs human review.
+
+The rules are deliberately conservative. The extractive answerer only finds (or does not find)
+evidence, so it never says "compliant" or "non-compliant" on its own: evidence found means a person
+must judge it. Magistral is asked for a verdict line in a fixed form; a verdict it gives is kept only
+when it parses and the reasoning beside it is grounded in the cited sources. Anything else falls
+back to "needs human review", with the reason written down.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pipeline.grounding import check_grounding, split_sentences
+from pipeline.reasoning import Evidence
+from pipeline.records import AnswerRecord
+from pipeline.review.checklist import ChecklistItem
+
+Verdict = Literal["compliant", "non-compliant", "not-addressed", "needs-review"]
+VERDICTS: tuple[Verdict, ...] = ("compliant", "non-compliant", "not-addressed", "needs-review")
+VERDICT_LABELS: dict[str, str] = {
+    "compliant": "compliant",
+    "non-compliant": "non-compliant",
+    "not-addressed": "not addressed",
+    "needs-review": "needs human review",
+}
+# What the model may write after "VERDICT:", folded to lower case with spaces for hyphens.
+_MODEL_VERDICTS: dict[str, Verdict] = {
+    "compliant": "compliant",
+    "non compliant": "non-compliant",
+    "noncompliant": "non-compliant",
+    "not compliant": "non-compliant",
+    "not addressed": "not-addressed",
+}
+_VERDICT_LINE = re.compile(r"^[ \t>*_#-]*verdict[ \t*_]*:[ \t*_]*(?P<value>[a-z \t-]+?)[ \t*_.]*$", re.I | re.M)
+_QUOTED_CITE = re.compile(r'["“]([^"”]+)["”]\s*((?:\[\s*S\d+\s*\])+)')
+_LABEL = re.compile(r"S\d+")
+_QUOTE_FALLBACK_CHARS = 300
+
+
+def review_question(item: ChecklistItem, reasoner: str) -> str:
+    """What is asked for one cell. The extractive answerer ranks sentences against the question, so
+    it gets the question alone; Magistral also gets the requirement and the verdict format."""
+    if reasoner != "magistral":
+        return item.question
+    return (
+        f"Compliance check: {item.title}\n"
+        f"Question: {item.question}\n"
+        f"Requirement to judge against: {item.requirement}\n\n"
+        "Answer the question from the sources, citing them. Then judge whether the document meets the "
+        "requirement and end with exactly one line, one of:\n"
+        "VERDICT: compliant\nVERDICT: non-compliant\nVERDICT: not addressed"
+    )
+
+
+@dataclass
+class Judgement:
+    verdict: Verdict
+    basis: str  # why this verdict, in one sentence (shown in reports)
+    rationale: str  # the answer without its verdict line
+    confidence: float  # 0..1, see docs/review.md
+    grounding: dict[str, Any] = field(default_factory=dict)
+    citations: list[dict[str, Any]] = field(default_factory=list)
+
+
+def parse_verdict(answer: str) -> tuple[Verdict | None, str]:
+    """The last ``VERDICT: ...`` line of an answer, and the answer without it."""
+    matches = list(_VERDICT_LINE.finditer(answer))
+    if not matches:
+        return None, answer.strip()
+    last = matches[-1]
+    value = " ".join(last.group("value").replace("-", " ").split()).casefold()
+    rationale = (answer[: last.start()] + answer[last.end() :]).strip()
+    return _MODEL_VERDICTS.get(value), rationale
+
+
+def judge(record: AnswerRecord, reasoner: str) -> Judgement:
+    evidence = [_evidence(e) for e in record.evidence]
+    reading = _reading_confidence(evidence)
+    if record.status in ("error", "incomplete"):
+        reason = record.error or "the model ran out of tokens before answering"
+        return Judgement("needs-review", f"no answer ({record.status}): {reason}", "", 0.0)
+    if record.status == "refused":
+        if record.withheld_answer:
+            return Judgement("needs-review", "the answer was withheld as ungrounded", record.withheld_answer, 0.0)
+        basis = "no passage of the document addresses this item"
+        return Judgement("not-addressed", basis, record.answer, reading)
+    if reasoner != "magistral":
+        citations = cell_citations(record.answer, evidence)
+        return Judgement(
+            "needs-review",
+            "evidence found; the extractive answerer quotes it and does not judge it",
+            record.answer,
+            _support(record.grounding) * _reading_confidence(_cited(evidence, citations)),
+            record.grounding,
+            citations,
+        )
+    verdict, rationale = parse_verdict(record.answer)
+    sent = record.call.parameters.get("sources_sent")
+    shown = [e for e in evidence if sent is None or e.label in sent]
+    report = check_grounding(rationale, shown).to_dict() if rationale else {"verdict": "ungrounded", "claims": 0}
+    citations = cell_citations(rationale, shown)
+    confidence = _support(report) * _reading_confidence(_cited(shown, citations))
+    if verdict is None:
+        return Judgement("needs-review", "the model gave no verdict in the expected form", rationale, 0.0, report, citations)
+    if report.get("verdict") != "grounded" or not citations:
+        problems = "; ".join(p["detail"] for p in report.get("problems", [])[:2]) or "it cites no source"
+        return Judgement(
+            "needs-review", f"the model said {VERDICT_LABELS[verdict]}, but its answer is not grounded: {problems}",
+            rationale, confidence, report, citations,
+        )
+    return Judgement(verdict, f"the model's verdict, grounded in {len(citations)} cited passage(s)", rationale,
+                     confidence, report, citations)
+
+
+def cell_citations(answer: str, evidence: list[Evidence]) -> list[dict[str, Any]]:
+    """Each cited source with its page and the words quoted from it (or the start of its text)."""
+    by_label = {e.label: e for e in evidence}
+    quotes: dict[str, list[str]] = {}
+    for sentence in split_sentences(answer):
+        for quote, labels in _QUOTED_CITE.findall(sentence):
+            for label in _LABEL.findall(labels):
+                quotes.setdefault(label, []).append(" ".join(quote.split()))
+        for label in _LABEL.findall(" ".join(re.findall(r"\[[^\]]*\]", sentence))):
+            quotes.setdefault(label, [])
+    out = []
+    for label, said in quotes.items():
+        source = by_label.get(label)
+        if source is None:
+            continue
+        text = " ".join(source.text.split())
+        out.append({
+            "label": label,
+            "page": source.page,
+            "quote": " … ".join(dict.fromkeys(said)) or text[:_QUOTE_FALLBACK_CHARS],
+            "quoted": bool(said),
+            "doc_sha256": source.doc_sha256,
+            "chunk_id": source.chunk_id,
+            "text_sha256": source.text_sha256,
+            "method": source.method,
+        })
+    return out
+
+
+def _support(grounding: dict[str, Any]) -> float:
+    """Share of the answer's claims that the grounding check found supported."""
+    claims = int(grounding.get("claims") or 0)
+    return int(grounding.get("grounded_claims") or 0) / claims if claims else 0.0
+
+
+def _reading_confidence(evidence: list[Evidence]) -> float:
+    """How reliably the passages were read: 1 for a text layer, the OCR confidence otherwise."""
+    values = [e.confidence for e in evidence if e.confidence is not None]
+    return min(values) if values else 1.0
+
+
+def _cited(evidence: list[Evidence], citations: list[dict[str, Any]]) -> list[Evidence]:
+    labels = {c["label"] for c in citations}
+    return [e for e in evidence if e.label in labels]
+
+
+def _evidence(e) -> Evidence:
+    return Evidence(
+        label=e.label, rank=e.rank, chunk_id=e.chunk_id, doc_sha256=e.doc_sha256, doc_name=e.doc_name,
+        page=e.page, char_start=e.char_start, char_end=e.char_end, text=e.text, score=e.score,
+        method=e.method, confidence=e.confidence,
+    )
