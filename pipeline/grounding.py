@@ -472,6 +472,13 @@ def check_grounding(
     claims = failing = 0
     for index, sentence in enumerate(sentences):
         if not _is_claim(sentence):
+            # Not a claim, but a citation of a source that was never given is still a fabrication.
+            unknown = [label for label in cited_labels(sentence) if label not in sources]
+            if unknown:
+                claims += 1
+                failing += 1
+                detail = f"cites {', '.join(unknown)}, which no source given is labelled"
+                problems.append(SentenceProblem(index, sentence, "unknown_source", detail))
             continue
         claims += 1
         found = _sentence_problems(sentence, sources, citations_required)
