@@ -88,10 +88,10 @@ def export_bundle(
     """Write the bundle, then log an export event; returns that event's payload."""
     if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
         raise AuditError(f"{destination} already exists and is not an empty directory; choose a new path for the bundle")
-    keys = log._key_store()
+    keys = log.key_store()
     signed = _resolve_checkpoint(log, checkpoint, actor)
     size = signed["size"]
-    tree = log._tree(size)
+    tree = log.merkle_tree(size)
     if tree.root().hex() != signed["root"]:
         raise AuditError(f"the log no longer matches the checkpoint of size {size}; run `verify` first")
 

@@ -32,6 +32,7 @@ from audit.records import (
     AppendedEntry,
     Entry,
     EntryFilter,
+    NewEvent,
     Redaction,
     parse_time,
     utc_now,
@@ -247,26 +248,37 @@ class AuditLog:
         subjects: Sequence[str] = (), status: str | None = None,
     ) -> AppendedEntry:
         """Append one event. Payload: a JSON object without floats (TypeError names the float's path)."""
-        payload_json = canonical_payload(payload)
-        _check_fields(event_type, actor, request_id, subjects, status)
+        return self.append_many([NewEvent(event_type, payload, actor, request_id, tuple(subjects), status)])[0]
+
+    def append_many(self, events: Sequence[NewEvent]) -> list[AppendedEntry]:
+        """Append several events in one transaction (e.g. the findings of one review): all or none."""
+        prepared = []
+        for item in events:
+            _check_fields(item.event_type, item.actor, item.request_id, item.subjects, item.status)
+            prepared.append((item, canonical_payload(item.payload)))
+        appended = []
         with self._locked() as (conn, state):
-            appended = self._append_locked(
-                conn, state, event_type, payload_json,
-                actor=actor, request_id=request_id, subject_list=subjects, status=status,
-            )
-            if self.checkpoint_every and state.size - state.checkpoint_size >= self.checkpoint_every:
-                self._checkpoint_locked(conn, state, actor)
+            for item, payload_json in prepared:
+                appended.append(
+                    self._append_locked(
+                        conn, state, item.event_type, payload_json,
+                        actor=item.actor, request_id=item.request_id, subject_list=item.subjects, status=item.status,
+                    )
+                )
+                if self.checkpoint_every and state.size - state.checkpoint_size >= self.checkpoint_every:
+                    self._checkpoint_locked(conn, state, item.actor)
         return appended
 
     # -- keys and checkpoints ----------------------------------------------------------------------
-    def _key_store(self) -> KeyStore:
+    def key_store(self) -> KeyStore:
+        """The signing keys (raises when the log was opened without a keys directory)."""
         if self.keys_dir is None:
             raise AuditError("no keys directory: pass keys_dir (--keys) to sign checkpoints")
         return KeyStore(self.keys_dir)
 
     def _announce_key_locked(self, conn: Connection, state: _Head, actor: str) -> tuple[str, Any]:
         """Make sure the log has announced the active key, handing over from the previous one."""
-        store = self._key_store()
+        store = self.key_store()
         key_id, key = store.active()
         if state.key_id == key_id:
             return key_id, key
@@ -316,7 +328,7 @@ class AuditLog:
 
     def rotate_key(self, *, actor: str) -> str:
         """Create a new signing key; the log records the handover, old checkpoints keep verifying."""
-        store = self._key_store()
+        store = self.key_store()
         with self._locked() as (conn, state):
             if state.key_id is None:
                 self._announce_key_locked(conn, state, actor)
@@ -325,7 +337,7 @@ class AuditLog:
         return key_id
 
     def export_public_keys(self, destination: Path) -> list[Path]:
-        return self._key_store().export_public(destination)
+        return self.key_store().export_public(destination)
 
     # -- reading ---------------------------------------------------------------------------------
     @property
@@ -386,7 +398,7 @@ class AuditLog:
     def verify(self, checkpoint: Path | None = None) -> VerifyReport:
         """Stream the whole log once; OK with size and root, or the first bad seq and why."""
         outside = read_checkpoint(checkpoint) if checkpoint is not None else None
-        trusted = self._key_store().public_keys() if self.keys_dir is not None else None
+        trusted = self.key_store().public_keys() if self.keys_dir is not None else None
         with self._connection() as conn:
             if conn.dialect.name == "postgresql":
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")  # one snapshot
@@ -397,7 +409,8 @@ class AuditLog:
                     outside_checkpoint=outside, checkpoint_label=str(checkpoint), recorded_size=state.size,
                 )
 
-    def _tree(self, size: int | None) -> MerkleTree:
+    def merkle_tree(self, size: int | None) -> MerkleTree:
+        """The Merkle tree over the first `size` entries (default: all), for proofs."""
         with self._connection() as conn, conn.begin():
             current = conn.execute(select(head.c.size)).scalar_one()
             size = current if size is None else size
@@ -408,7 +421,7 @@ class AuditLog:
 
     def prove(self, seq: int, tree_size: int | None = None) -> dict[str, Any]:
         """RFC 9162 inclusion proof of entry `seq` in the tree of `tree_size` entries (default: all)."""
-        tree = self._tree(tree_size)
+        tree = self.merkle_tree(tree_size)
         if not 1 <= seq <= tree.size:
             raise AuditError(f"no entry with seq {seq} in a tree of {tree.size} entries")
         return {
@@ -419,7 +432,7 @@ class AuditLog:
 
     def prove_consistency(self, first: int, second: int | None = None) -> dict[str, Any]:
         """RFC 9162 consistency proof that the tree of `first` entries is a prefix of `second`."""
-        tree = self._tree(second)
+        tree = self.merkle_tree(second)
         if not 0 <= first <= tree.size:
             raise AuditError(f"size {first} is larger than the tree of {tree.size} entries")
         return {
@@ -528,6 +541,17 @@ def _check_fields(
     for subject in subject_list:
         if not isinstance(subject, str) or not subject or len(subject) > _SHORT_TEXT:
             raise AuditError(f"subject {subject!r} must be a non-empty string of at most 200 characters")
+    for value in (actor, request_id, status, *subject_list):
+        if value is not None and not _encodable(value):
+            raise AuditError(f"{value!r} is not valid Unicode text (it holds a lone surrogate)")
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _entry(row: Any, redaction: Redaction | None) -> Entry:

@@ -45,6 +45,18 @@ def parse_time(value: str | datetime, name: str) -> str:
 
 
 @dataclass(frozen=True)
+class NewEvent:
+    """One event to append (see `AuditLog.append` for the rules on each field)."""
+
+    event_type: str
+    payload: dict[str, Any]
+    actor: str
+    request_id: str | None = None
+    subjects: tuple[str, ...] = ()
+    status: str | None = None
+
+
+@dataclass(frozen=True)
 class AppendedEntry:
     seq: int
     leaf_hash: str

@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
-from audit import AuditLog
+from audit import AuditLog, NewEvent
 from audit.schema import entries, payloads
 from audit.verify_bundle import leaf_bytes
 
@@ -112,19 +112,14 @@ def append_rate(url: str, writers: int, per_writer: int, payload_bytes: int) -> 
 
 def build_log(url: str, count: int, payload_bytes: int) -> AuditLog:
     """A log of `count` entries through the log's own append path, 1000 entries per transaction."""
-    from audit.canonical import canonical_payload
-
     log = AuditLog.open(url)
-    done = 0
-    while done < count:
-        batch = min(1000, count - done)
-        with log._locked() as (conn, state):
-            for i in range(done, done + batch):
-                log._append_locked(
-                    conn, state, "answer", canonical_payload(answer_payload(i, payload_bytes)),
-                    actor="bench", request_id=f"r{i}", subject_list=(f"doc-{i % 50}",), status="answered",
-                )
-        done += batch
+    for start in range(0, count, 1000):
+        log.append_many(
+            [
+                NewEvent("answer", answer_payload(i, payload_bytes), "bench", f"r{i}", (f"doc-{i % 50}",), "answered")
+                for i in range(start, min(start + 1000, count))
+            ]
+        )
     return log
 
 

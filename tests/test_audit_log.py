@@ -15,7 +15,7 @@ from sqlalchemy import update
 from test_audit_support import attack, db_url, fill, keys_dir  # noqa: F401
 from typer.testing import CliRunner
 
-from audit import AuditContext, AuditError, AuditLog, EntryFilter
+from audit import AuditContext, AuditError, AuditLog, EntryFilter, NewEvent
 from audit.cli import make_app
 from audit.schema import entries
 from audit.verify_bundle import leaf_bytes, leaf_hash, verify_consistency, verify_inclusion
@@ -51,6 +51,17 @@ def test_a_float_anywhere_in_the_payload_is_refused_and_nothing_is_written(log: 
     with pytest.raises(AuditError, match="event type"):
         log.append("Answer!", {}, actor="alice")
     assert log.size == 0
+
+
+def test_append_many_is_all_or_nothing(log: AuditLog) -> None:
+    good = NewEvent("review_finding", {"finding": "clause missing"}, "reviewer", subjects=("rev-1",))
+    with pytest.raises(TypeError, match=r"\$\.confidence"):
+        log.append_many([good, NewEvent("review_finding", {"confidence": 0.5}, "reviewer")])
+    with pytest.raises(AuditError, match="lone surrogate"):
+        log.append_many([good, NewEvent("review_finding", {}, "reviewer\udc80")])
+    assert log.size == 0
+    appended = log.append_many([good, good])
+    assert [a.seq for a in appended] == [1, 2] and log.verify().ok
 
 
 def test_filters(log: AuditLog) -> None:
