@@ -114,7 +114,8 @@ def resolve_targets(docket: Docket, collection: str, refs: Sequence[str]) -> lis
     for position, ref in enumerate(refs):
         path = Path(ref).expanduser()
         try:
-            if path.suffix.lower() in SUPPORTED_SUFFIXES or path.is_file():
+            # A document name ends in .pdf too: only an existing file or a path with a folder is a path.
+            if path.is_file() or (len(path.parts) > 1 and path.suffix.lower() in SUPPORTED_SUFFIXES):
                 result = store.ingest([path], collection).results[0]
                 if result.outcome == "failed":
                     out.append(ReviewDocument(position, path.name, "failed", error=f"failed to ingest: {result.error}"))
