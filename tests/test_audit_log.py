@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import shutil
@@ -192,6 +193,17 @@ def test_export_is_deterministic_logged_and_verifies_offline(log: AuditLog, tmp_
     entries = [json.loads(line) for line in (tmp_path / "b1" / "entries.jsonl").read_text().splitlines()]
     assert [e["seq"] for e in entries] == list(range(1, first["tree_size"] + 1))
     assert entries[2]["payload"] is None and entries[2]["salt"] is None  # redacted stays redacted
+
+
+def test_bundle_verifier_needs_only_the_standard_library_and_cryptography() -> None:
+    source = (REPO / "audit" / "verify_bundle.py").read_text()
+    roots = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            roots |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            roots.add((node.module or "").split(".")[0])
+    assert roots - set(sys.stdlib_module_names) - {"__future__"} == {"cryptography"}
 
 
 def test_filtered_export_proves_only_the_selected_entries(log: AuditLog, tmp_path: Path) -> None:

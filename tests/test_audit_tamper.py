@@ -183,6 +183,19 @@ def test_row_duplicated(log: AuditLog, db_url: str) -> None:
     assert seq == 6 and "copy of the entry committed as seq 5" in problem
 
 
+def test_row_duplicated_under_the_same_seq(log: AuditLog, db_url: str) -> None:
+    def edit(conn: Connection) -> None:
+        # Rebuild the table without its primary key, then insert a second seq 5.
+        conn.exec_driver_sql("CREATE TABLE entries_copy AS SELECT * FROM audit_entries")
+        conn.exec_driver_sql("DROP TABLE audit_entries")
+        conn.exec_driver_sql("ALTER TABLE entries_copy RENAME TO audit_entries")
+        conn.exec_driver_sql("INSERT INTO audit_entries SELECT * FROM audit_entries WHERE seq = 5")
+
+    attack(db_url, edit)
+    seq, problem = _bad(log)
+    assert seq == 5 and "seq 5 appears twice" in problem
+
+
 def test_tail_truncated(log: AuditLog, db_url: str, tmp_path: Path) -> None:
     kept = tmp_path / "cp.json"
     log.checkpoint(kept)  # covers size 11
