@@ -30,8 +30,9 @@ class AuditContext:
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
-_out = Console(highlight=False, soft_wrap=True)
-_err = Console(stderr=True, highlight=False, soft_wrap=True)
+# No markup: entries hold arbitrary text ("[GDPR Art. 17]") that must print as it is.
+_out = Console(highlight=False, soft_wrap=True, markup=False)
+_err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 Since = Annotated[str | None, typer.Option(help="Entries at or after this UTC time (ISO, e.g. 2026-03-01).")]
@@ -53,7 +54,7 @@ def _user_errors(command: _F) -> _F:
         try:
             return command(*args, **kwargs)
         except AuditError as error:
-            _err.print(f"error: {error}", markup=False)
+            _err.print(f"error: {error}")
             raise typer.Exit(2) from None
 
     return run  # type: ignore[return-value]
@@ -123,11 +124,11 @@ def make_app(get_context: Callable[[], AuditContext]) -> typer.Typer:
             _print_json(entry.to_dict())
             return
         for name in ("seq", "time", "event_type", "actor", "request_id", "status", "leaf_hash", "payload_commitment"):
-            _out.print(f"[bold]{name}[/]: {getattr(entry, name)}")
-        _out.print(f"[bold]subjects[/]: {', '.join(entry.subjects)}")
+            _out.print(f"{name}: {getattr(entry, name)}")
+        _out.print(f"subjects: {', '.join(entry.subjects)}")
         if entry.redaction is not None:
             r = entry.redaction
-            _out.print(f"[bold]redacted[/] by {r.actor} at {r.time} (seq {r.by_seq}): {r.reason} [{r.legal_basis}]", markup=True)
+            _out.print(f"redacted by {r.actor} at {r.time} (seq {r.by_seq}): {r.reason} [{r.legal_basis}]")
         else:
             typer.echo(json.dumps(entry.payload, indent=2, ensure_ascii=False))
 
@@ -148,7 +149,7 @@ def make_app(get_context: Callable[[], AuditContext]) -> typer.Typer:
             redacted = f", {len(report.redacted)} redacted (seq {', '.join(map(str, report.redacted))})" if report.redacted else ""
             _out.print(f"OK size={report.size} root={report.root} checkpoints={report.checkpoints_verified}{redacted}")
         else:
-            _out.print(f"FAIL seq {report.first_bad_seq}: {report.problem}", markup=False)
+            _out.print(f"FAIL seq {report.first_bad_seq}: {report.problem}")
         if not report.ok:
             raise typer.Exit(1)
 

@@ -274,7 +274,8 @@ def test_commands(log: AuditLog, db_url: str, keys_dir: Path, tmp_path: Path) ->
     proof = json.loads(run("prove", "2", "--json"))
     assert proof["seq"] == 2 and proof["tree_size"] == log.size
     run("annotate", "2", "--decision", "approve", "--note", "checked")
-    run("redact", "1", "--reason", "erasure", "--legal-basis", "GDPR Art. 17")
+    run("redact", "1", "--reason", "erasure", "--legal-basis", "[GDPR Art. 17]")
+    assert "erasure [[GDPR Art. 17]]" in run("show", "1")  # text prints as it is, never as markup
     assert "1 redacted (seq 1)" in run("verify")
     run("export", "-o", str(tmp_path / "bundle"), "--type", "answer")
     assert (tmp_path / "bundle" / "verify_bundle.py").is_file()
