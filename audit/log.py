@@ -156,20 +156,20 @@ class AuditLog:
         log = cls(engine, url, keys_dir, checkpoint_every)
         try:
             with log._connection(write=create) as conn, conn.begin():
-                if create:
-                    if conn.dialect.name == "postgresql":
-                        # Concurrent openers of a fresh database would race on CREATE TABLE.
-                        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext(current_schema()))")
+                if create and conn.dialect.name == "postgresql":
+                    # Concurrent openers of a fresh database would race on CREATE TABLE.
+                    conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext(current_schema()))")
+                # The schema is created in one transaction, so the head row means all of it exists.
+                if not inspect(conn).has_table("audit_head"):
+                    if not create:
+                        raise AuditError(f"no audit log in {_display_url(url)} (check --db / the audit_url setting)")
                     create_schema(conn)
-                    if conn.execute(select(head.c.id)).first() is None:
-                        conn.execute(
-                            insert(head).values(
-                                id=1, log_id=uuid.uuid4().hex, size=0, head_hash=GENESIS_HASH,
-                                frontier="[]", checkpoint_size=0, key_id=None,
-                            )
+                    conn.execute(
+                        insert(head).values(
+                            id=1, log_id=uuid.uuid4().hex, size=0, head_hash=GENESIS_HASH,
+                            frontier="[]", checkpoint_size=0, key_id=None,
                         )
-                elif not inspect(conn).has_table("audit_head"):
-                    raise AuditError(f"no audit log in {_display_url(url)} (check --db / the audit_url setting)")
+                    )
         except DBAPIError as error:
             engine.dispose()
             raise AuditError(f"cannot open the audit database {_display_url(url)}: {_first_line(error)}") from None
@@ -248,6 +248,8 @@ class AuditLog:
         subjects: Sequence[str] = (), status: str | None = None,
     ) -> AppendedEntry:
         """Append one event. Payload: a JSON object without floats (TypeError names the float's path)."""
+        if isinstance(subjects, str):
+            raise AuditError("subjects must be a list of strings, not one string")
         return self.append_many([NewEvent(event_type, payload, actor, request_id, tuple(subjects), status)])[0]
 
     def append_many(self, events: Sequence[NewEvent]) -> list[AppendedEntry]:
