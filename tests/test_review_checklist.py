@@ -112,3 +112,15 @@ def test_parse_verdict(answer: str, verdict: str | None) -> None:
     parsed, rationale = parse_verdict(answer)
     assert parsed == verdict
     assert "[S1]" in rationale and "probably" not in rationale.replace("VERDICT: probably fine", "")
+
+
+def test_citations_keep_quotes_inside_quoted_passages() -> None:
+    from pipeline.reasoning import Evidence
+    from pipeline.review.verdicts import cell_citations
+
+    sources = [Evidence(f"S{n}", n, n, "sha", "doc.pdf", n + 2, 0, 9, f"source {n} text", 0.5, "pymupdf") for n in (1, 2)]
+    quoted = cell_citations('"the term (the “Initial Term”) renews yearly" [S2]\nAlso relevant [S1].', sources)
+    assert [(c["label"], c["page"], c["quote"], c["quoted"]) for c in quoted] == [
+        ("S2", 4, "the term (the “Initial Term”) renews yearly", True),
+        ("S1", 3, "source 1 text", False),  # cited without a quote: the passage's own text stands in
+    ]

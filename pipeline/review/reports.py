@@ -204,7 +204,7 @@ table.matrix{border-collapse:collapse}
 td.cell summary{cursor:pointer;color:#fff;font-weight:600;padding:2px 6px;border-radius:3px;list-style:none}
 td.cell details[open]{min-width:24em}
 td.na{color:#999;text-align:center}
-.pill{color:#fff;padding:1px 6px;border-radius:3px;margin-right:4px}
+.pill{color:#fff;padding:1px 6px;border-radius:3px;margin-right:4px;opacity:.8}
 blockquote{margin:4px 0;padding-left:8px;border-left:3px solid #999;color:#333}
 pre.trace{white-space:pre-wrap;background:#f5f5f5;padding:6px;max-height:20em;overflow:auto;font-size:12px}
 .meta{color:#444}.signoff{color:#0d47a1}

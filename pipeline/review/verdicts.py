@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pipeline.grounding import check_grounding, split_sentences
+from pipeline.grounding import check_grounding, cited_labels
 from pipeline.reasoning import Evidence
 from pipeline.records import AnswerRecord
 from pipeline.review.checklist import ChecklistItem
@@ -35,7 +35,8 @@ _MODEL_VERDICTS: dict[str, Verdict] = {
     "not addressed": "not-addressed",
 }
 _VERDICT_LINE = re.compile(r"^[ \t>*_#-]*verdict[ \t*_]*:[ \t*_]*(?P<value>[a-z \t-]+?)[ \t*_.]*$", re.I | re.M)
-_QUOTED_CITE = re.compile(r'["“]([^"”]+)["”]\s*((?:\[\s*S\d+\s*\])+)')
+# A quoted passage followed by its citation; non-greedy, so quotes inside the passage do not cut it.
+_QUOTED_CITE = re.compile(r'(?:"(.+?)"|“(.+?)”)\s*((?:\[\s*S\d+(?:\s*[,;]\s*S\d+)*\s*\])+)')
 _LABEL = re.compile(r"S\d+")
 _QUOTE_FALLBACK_CHARS = 300
 
@@ -119,12 +120,11 @@ def cell_citations(answer: str, evidence: list[Evidence]) -> list[dict[str, Any]
     """Each cited source with its page and the words quoted from it (or the start of its text)."""
     by_label = {e.label: e for e in evidence}
     quotes: dict[str, list[str]] = {}
-    for sentence in split_sentences(answer):
-        for quote, labels in _QUOTED_CITE.findall(sentence):
-            for label in _LABEL.findall(labels):
-                quotes.setdefault(label, []).append(" ".join(quote.split()))
-        for label in _LABEL.findall(" ".join(re.findall(r"\[[^\]]*\]", sentence))):
-            quotes.setdefault(label, [])
+    for straight, curly, labels in _QUOTED_CITE.findall(answer):
+        for label in _LABEL.findall(labels):
+            quotes.setdefault(label, []).append(" ".join((straight or curly).split()))
+    for label in cited_labels(answer):
+        quotes.setdefault(label, [])
     out = []
     for label, said in quotes.items():
         source = by_label.get(label)
