@@ -1,0 +1,131 @@
+"""The encoder's invariants, with the real packaged MiniLM: unit vectors in input order, token offsets that
+point into the text, and the optional int8 ONNX backend agreeing with torch on real contract text."""
+
+from __future__ import annotations
+
+import shutil
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+import pymupdf
+import pytest
+
+from conftest import DRIVEN, DUOS, SAMPLES
+from ingest.config import EmbeddingSettings
+from ingest.embedding import Encoder, onnx_int8_path
+
+
+@pytest.fixture(scope="module")
+def encoder() -> Encoder:
+    return Encoder(EmbeddingSettings())
+
+
+@pytest.fixture(scope="module")
+def contract_paragraphs() -> list[str]:
+    """Text blocks of two sample contracts: real paragraphs of very different lengths."""
+    texts = []
+    for name in (DRIVEN, DUOS):
+        with pymupdf.open(SAMPLES / name) as pdf:
+            for page in pdf:
+                texts += [block[4].strip() for block in page.get_text("blocks") if len(block[4].strip()) >= 20]
+    return texts[:48]
+
+
+@pytest.fixture(scope="module")
+def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def int8_encoder(onnx_cache: Path) -> Encoder:
+    """The int8 backend, exported from the packaged weights into a fresh cache folder (no download)."""
+    cache = onnx_cache
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(cache))
+        encoder = Encoder(EmbeddingSettings(backend="onnx-int8", threads=2))
+        _ = encoder.onnx_session
+        assert onnx_int8_path(encoder.model_path, encoder.model_id).is_relative_to(cache)
+    return encoder
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx-int8"])
+def test_vectors_are_unit_float32_in_input_order(backend, encoder, int8_encoder, contract_paragraphs):
+    chosen = int8_encoder if backend == "onnx-int8" else encoder
+    texts = contract_paragraphs[:24]
+    assert len({len(t) for t in texts}) > 10, "the sample must mix lengths, or sorting proves nothing"
+    vectors = chosen.encode(texts)
+    assert vectors.dtype == np.float32 and vectors.shape == (len(texts), chosen.dimension)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    # Each row is the vector of the text at that position, whatever order the batches ran in. int8
+    # activations are scaled per batch, so its vector of a text alone differs slightly from in a batch.
+    same = 0.9999 if backend == "torch" else 0.99
+    for i in (0, 7, 23):
+        assert float(vectors[i] @ chosen.encode_query(texts[i])) > same
+    assert float(vectors[0] @ vectors[7]) < 0.95
+    shuffled = np.random.default_rng(7).permutation(len(texts))
+    np.testing.assert_allclose(chosen.encode([texts[i] for i in shuffled]), vectors[shuffled], atol=1e-4)
+
+
+def test_different_texts_get_different_vectors(encoder):
+    a, b, c = encoder.encode(
+        [
+            "The Consultant shall be paid a monthly fee of five thousand dollars.",
+            "Fees owed to the consultant are $5,000 per month.",
+            "This Agreement is governed by the laws of the State of Nevada.",
+        ]
+    )
+    assert float(a @ b) > float(a @ c) + 0.2
+
+
+def test_int8_agrees_with_torch_on_real_text(encoder, int8_encoder, contract_paragraphs):
+    fp32 = encoder.encode(contract_paragraphs)
+    int8 = int8_encoder.encode(contract_paragraphs)
+    cosine = (fp32 * int8).sum(axis=1)
+    assert cosine.mean() > 0.99 and cosine.min() > 0.97, (cosine.mean(), cosine.min())
+    # Neighbours survive quantisation: each paragraph's nearest other paragraph is mostly the same one.
+    near_fp32 = np.argsort(-(fp32 @ fp32.T), axis=1)[:, 1]
+    near_int8 = np.argsort(-(int8 @ int8.T), axis=1)[:, 1]
+    assert (near_fp32 == near_int8).mean() > 0.9
+
+
+def test_int8_export_is_reused_and_keyed_by_the_model_files(int8_encoder, onnx_cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(onnx_cache))
+    exported = onnx_int8_path(int8_encoder.model_path, int8_encoder.model_id)
+    assert exported.is_file() and [p.name for p in exported.parent.iterdir()] == ["model-int8.onnx"]
+    before = exported.stat().st_mtime_ns
+    again = Encoder(EmbeddingSettings(backend="onnx-int8", batch_size=4))
+    again.encode(["the export is read from the cache, not made again"])
+    assert exported.stat().st_mtime_ns == before
+    changed = tmp_path / "model"
+    shutil.copytree(int8_encoder.model_path, changed)
+    config = changed / "config_sentence_transformers.json"
+    config.write_text(config.read_text() + "\n")
+    assert onnx_int8_path(changed, int8_encoder.model_id) != exported
+
+
+def test_token_offsets_point_into_the_text(encoder, contract_paragraphs):
+    text = "Net revenue rose 12% to $4.1 billion; the Company's CEO (Jane Doe) signed.\n\nSee Exhibit 10.4."
+    for sample in [text, *contract_paragraphs[:10]]:
+        offsets = encoder.token_offsets(sample)
+        tokens = encoder.tokenizer.convert_ids_to_tokens(
+            encoder.tokenizer(sample, add_special_tokens=False)["input_ids"]
+        )
+        assert len(offsets) == len(tokens) == encoder.count_tokens(sample)
+        assert all(a < b for a, b in offsets) and offsets == sorted(offsets)
+        for (start, end), token in zip(offsets, tokens):
+            if token != encoder.tokenizer.unk_token:
+                assert _as_the_tokenizer_sees(sample[start:end]) == token.removeprefix("##"), (sample[start:end], token)
+
+
+def _as_the_tokenizer_sees(text: str) -> str:
+    """The uncased BERT normaliser: lower case, compatibility forms (\u037e -> ;), accents stripped."""
+    return "".join(c for c in unicodedata.normalize("NFKD", text.lower()) if not unicodedata.combining(c))
+
+
+def test_max_tokens_is_what_the_model_reads(encoder):
+    assert encoder.max_tokens == 256
+    long = "word " * 600
+    # Past max_tokens the model ignores the rest: only the start of a long text decides its vector.
+    a, b = encoder.encode([long + "apple banana", long + "tax litigation"])
+    assert float(a @ b) > 0.9999
