@@ -76,7 +76,8 @@ def _read_pdf(path: Path, ocr: OcrSettings) -> tuple[list[PageText], str | None]
             raise IngestError(name, "the PDF has no pages")
         title = (doc.metadata or {}).get("title") or None
         pages: list[PageText] = []
-        needs_ocr: list[int] = []
+        routes: dict[int, str] = {}  # page number -> why it must be read from pixels
+        reasons: dict[int, str] = {}
         for index in range(doc.page_count):
             number = index + 1
             page = None
@@ -87,34 +88,27 @@ def _read_pdf(path: Path, ocr: OcrSettings) -> tuple[list[PageText], str | None]
                 log.debug("PyMuPDF failed on %s page %d: %s", name, number, exc)
                 text_page = _pypdf_page(path, index)
             if ocr.mode != "never" and page is not None:
-                route = _route(page, text_page, ocr)
-                if route is not None:
-                    text_page.route = route
-                    needs_ocr.append(number)
+                decision = _route(page, ocr)
+                if decision is not None:
+                    routes[number], reasons[number] = decision
             pages.append(text_page)
-    if needs_ocr:
+    if routes:
         from ingest.ocr import ocr_pdf_pages
 
-        for read in ocr_pdf_pages(path, needs_ocr, ocr):
-            routed = pages[read.number - 1]
-            read.route = routed.route
+        for read in ocr_pdf_pages(path, sorted(routes), ocr, routes=routes):
+            read.notes.insert(0, reasons[read.number])
             pages[read.number - 1] = read
     return pages, title
 
 
-def _route(page, text_page: PageText, ocr: OcrSettings) -> str | None:
-    """The reason a page must be read from pixels, or None to keep its text layer."""
+def _route(page, ocr: OcrSettings) -> tuple[str, str] | None:
+    """(route, reason) when a page must be read from pixels; None to keep its text layer."""
+    from ingest.ocr import classify_page
+
     if ocr.mode == "always":
-        return "ocr-always"
-    try:
-        from ingest.ocr import classify_page
-    except ImportError:  # OCR package not present: only pages with no text at all are routed
-        return "no-text-layer" if not text_page.text.strip() else None
-    decision = classify_page(page)
-    if decision.route == "text-layer":
-        return None
-    text_page.notes.append(decision.reason)
-    return decision.route
+        return "ocr-always", "--ocr always"
+    decision = classify_page(page, ocr.languages)
+    return None if decision.route == "text-layer" else (decision.route, decision.reason)
 
 
 def _pymupdf_page(page, number: int) -> PageText:

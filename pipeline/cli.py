@@ -355,6 +355,15 @@ def _mount_audit() -> None:
 _mount_audit()
 
 
+def _mount_review() -> None:
+    from pipeline.review.cli import make_review_app
+
+    app.add_typer(make_review_app(state.docket), name="review")
+
+
+_mount_review()
+
+
 # -- demo -----------------------------------------------------------------------------------------------
 @app.command()
 def demo(
