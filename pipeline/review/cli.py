@@ -134,7 +134,7 @@ def make_review_app(get_docket: Callable[[], Docket]) -> typer.Typer:
     @app.command("validate")
     @_user_errors
     def validate(checklist: Annotated[str, typer.Argument(help="Checklist YAML file or shipped name.")]) -> None:
-        """Check a checklist file; print its items."""
+        """Check a checklist file without running it."""
         loaded = load_checklist(checklist)
         _out.print(f"{loaded.name}: {len(loaded.items)} items, valid")
 

@@ -32,6 +32,7 @@ from sqlalchemy import (
 )
 
 from ingest.registry import make_engine
+from pipeline.review.checklist import Checklist
 
 metadata = MetaData()
 
@@ -161,8 +162,6 @@ class Review:
 
     def expected_cells(self) -> list[tuple[str, ReviewDocument]]:
         """Every (item id, document) pair the checklist applies to."""
-        from pipeline.review.checklist import Checklist
-
         checklist = Checklist.model_validate(self.checklist)
         return [
             (item.id, doc)
