@@ -7,17 +7,24 @@ read from the head inside that lock, so a rollback or a killed writer leaves no 
 
 from __future__ import annotations
 
+import importlib
 import json
+import multiprocessing
 import os
 import re
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, create_engine, event, inspect, insert, select, update
+from sqlalchemy import (
+    Connection, Engine, LargeBinary, Select, cast, create_engine, event, insert, inspect, select, update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
@@ -48,8 +55,10 @@ from audit.verify_bundle import (
     handover_message,
     leaf_bytes,
     leaf_hash,
+    RangeResult,
+    check_range,
     payload_commitment,
-    verify_stream,
+    verify_rows,
 )
 
 _EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -397,19 +406,38 @@ class AuditLog:
                 yield _row_to_dict(row)
 
     # -- verification and proofs -------------------------------------------------------------------
-    def verify(self, checkpoint: Path | None = None) -> VerifyReport:
-        """Stream the whole log once; OK with size and root, or the first bad seq and why."""
+    def verify(
+        self, checkpoint: Path | None = None, *, workers: int | None = None, range_size: int | None = None
+    ) -> VerifyReport:
+        """Stream the whole log once; OK with size and root, or the first bad seq and why.
+
+        A large log is checked by `workers` processes (default: one per CPU), each over ranges of
+        `range_size` seqs (a power of two; default: about a quarter of a worker's share, at least
+        4096), with the same report as a single pass. `workers=1` checks it in this process alone.
+        """
         outside = read_checkpoint(checkpoint) if checkpoint is not None else None
         trusted = self.key_store().public_keys() if self.keys_dir is not None else None
+        workers = (os.cpu_count() or 1) if workers is None else workers
+        if range_size is not None and (range_size < 1 or range_size & (range_size - 1)):
+            raise AuditError(f"range_size must be a power of two, not {range_size}")
         with self._connection() as conn:
-            if conn.dialect.name == "postgresql":
+            postgres = conn.dialect.name == "postgresql"
+            if postgres:
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")  # one snapshot
             with conn.begin():
                 state = conn.execute(select(head.c.log_id, head.c.size)).one()
-                return verify_stream(
-                    (_row_to_dict(row) for row in _scan_entries(conn)), trusted, log_id=state.log_id,
-                    outside_checkpoint=outside, checkpoint_label=str(checkpoint), recorded_size=state.size,
-                )
+                ranges = _plan_ranges(state.size, workers, range_size)
+                # Workers read the very snapshot this transaction reads (PostgreSQL can share it).
+                snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one() if postgres and ranges else None
+                mark = outside["size"] if outside is not None else None
+                tasks = [_RangeTask(_DriverLink.of(self.engine), after, up_to, mark, snapshot) for after, up_to in ranges]
+                with _range_pool(min(workers, len(tasks))) as pool:
+                    return verify_rows(
+                        _scan_entries(conn, after=ranges[-1][1] if ranges else None), trusted,
+                        checked_ranges=pool.map(_check_stored_range, tasks) if tasks else (),
+                        log_id=state.log_id, outside_checkpoint=outside, checkpoint_label=str(checkpoint),
+                        recorded_size=state.size,
+                    )
 
     def merkle_tree(self, size: int | None) -> MerkleTree:
         """The Merkle tree over the first `size` entries (default: all), for proofs."""
@@ -484,22 +512,140 @@ class AuditLog:
         return export_bundle(self, path, filters or EntryFilter(), actor=actor, checkpoint=checkpoint)
 
 
-def _scan_entries(conn: Connection) -> Iterator[tuple[Any, ...]]:
-    """Every entry with its payload, in seq order, straight from the driver's cursor.
+VERIFY_RANGE_MIN = 4096  # rows per range by default: fewer cost more in process traffic than they save
+_BATCH_ROWS = 500  # rows per fetch: few driver calls, a few MB of payloads in memory at most
+
+
+def _plan_ranges(size: int, workers: int, range_size: int | None) -> list[tuple[int, int]]:
+    """Seq ranges (after, up_to] for the worker processes; empty when one process should check it all.
+
+    Each range starts at a multiple of its power-of-two length, so its Merkle subtrees slot into the
+    tree unchanged (`Frontier.extended`). The rows after the last range (fewer than width/8) and any
+    appended since the head was read are checked by the caller.
+    """
+    if workers < 2:
+        return []
+    width = range_size or max(VERIFY_RANGE_MIN, 1 << max(0, (size // (4 * workers)).bit_length() - 1))
+    if size < 2 * width:
+        return []
+    ranges = [(after, after + width) for after in range(0, size - size % width, width)]
+    after, piece = ranges[-1][1], width // 2
+    while piece >= max(1, width // 8):
+        if size - after >= piece:
+            ranges.append((after, after + piece))
+            after += piece
+        piece //= 2
+    return ranges
+
+
+@dataclass(frozen=True)
+class _DriverLink:
+    """How a worker process opens its own DB-API connection to the log (no SQLAlchemy on that side)."""
+
+    module: str
+    args: tuple[Any, ...]
+    kwargs: tuple[tuple[str, Any], ...]
+    postgres: bool
+
+    @classmethod
+    def of(cls, engine: Engine) -> _DriverLink:
+        args, kwargs = engine.dialect.create_connect_args(engine.url)
+        plain = tuple((k, v) for k, v in kwargs.items() if isinstance(v, (str, int, float, bool)))  # drop SQLAlchemy's adapters
+        return cls(engine.dialect.loaded_dbapi.__name__, tuple(args), plain, engine.dialect.name == "postgresql")
+
+    def connect(self) -> Any:
+        return importlib.import_module(self.module).connect(*self.args, **dict(self.kwargs))
+
+
+@dataclass(frozen=True)
+class _RangeTask:
+    link: _DriverLink
+    after: int
+    up_to: int
+    mark: int | None  # size of the checkpoint kept outside
+    snapshot: str | None  # PostgreSQL snapshot to read, exported by the verifying transaction
+
+
+_SNAPSHOT_ID = re.compile(r"^[0-9A-F]+-[0-9A-F]+(-[0-9]+)?$")
+
+
+def _check_stored_range(task: _RangeTask) -> RangeResult:
+    """In a worker process: check the rows with after < seq <= up_to (the first range also takes seq <= 0)."""
+    connection = task.link.connect()
+    try:
+        cursor = connection.cursor()
+        if task.snapshot is not None:
+            if not _SNAPSHOT_ID.match(task.snapshot):
+                raise ValueError(f"unexpected snapshot id {task.snapshot!r}")
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            cursor.execute(f"SET TRANSACTION SNAPSHOT '{task.snapshot}'")  # cannot be a bound parameter
+        cursor.execute(_sql(select(entries.c.leaf_hash).where(entries.c.seq == task.after), task.link.postgres))
+        before = cursor.fetchone()
+        cursor.close()
+        sql = _range_query(task.after or None, task.up_to, task.link.postgres)
+        rows = _stream(connection, sql, task.link.postgres)
+        return check_range(rows, task.after, before[0] if before else GENESIS_HASH, task.mark)
+    finally:
+        connection.close()
+
+
+@contextmanager
+def _range_pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
+    """Worker processes for `verify`, or None for none; ranges not yet checked are dropped on the way out."""
+    if workers < 2:
+        yield None
+        return
+    # fork starts a worker in milliseconds but is only safe while this process runs one thread (a lock
+    # held by another thread would stay locked in the child); spawn is safe everywhere.
+    method = "fork" if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _range_query(after: int | None, up_to: int | None, postgres: bool) -> str:
+    """Entries with their payloads, in seq order, with after < seq <= up_to (None: unbounded).
+
+    SQLite hands the payload over as bytes, which is what gets hashed: no decoding and re-encoding.
+    """
+    payload = payloads.c.payload if postgres else cast(payloads.c.payload, LargeBinary)
+    query = select(entries, payloads.c.salt, payload).select_from(
+        entries.outerjoin(payloads, payloads.c.seq == entries.c.seq)
+    ).order_by(entries.c.seq)
+    if after is not None:
+        query = query.where(entries.c.seq > after)
+    if up_to is not None:
+        query = query.where(entries.c.seq <= up_to)
+    return _sql(query, postgres)
+
+
+def _sql(query: Select[Any], postgres: bool) -> str:
+    dialect = postgresql.dialect() if postgres else sqlite.dialect()
+    return str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+
+
+def _stream(connection: Any, sql: str, postgres: bool) -> Iterator[list[tuple[Any, ...]]]:
+    """Batches of rows straight from the driver's cursor, in `ROW_FIELDS` order.
 
     Verification spends most of its time here, and SQLAlchemy's row objects cost more than the
     hashing; the driver's own tuples do not. On PostgreSQL a named (server-side) cursor streams the
     rows, so memory stays flat; SQLite cursors stream anyway.
     """
-    sql = str(_ENTRY_WITH_PAYLOAD.order_by(entries.c.seq).compile(dialect=conn.dialect))
-    driver = conn.connection.driver_connection
-    cursor = driver.cursor(name="audit_verify") if conn.dialect.name == "postgresql" else driver.cursor()
+    cursor = connection.cursor(name="audit_verify") if postgres else connection.cursor()
     try:
         cursor.execute(sql)
-        while batch := cursor.fetchmany(2000):
-            yield from batch
+        while batch := cursor.fetchmany(_BATCH_ROWS):
+            yield batch
     finally:
         cursor.close()
+
+
+def _scan_entries(conn: Connection, after: int | None) -> Iterator[list[tuple[Any, ...]]]:
+    """The rows after seq `after` (all when None), read in this connection's transaction."""
+    postgres = conn.dialect.name == "postgresql"
+    return _stream(conn.connection.driver_connection, _range_query(after, None, postgres), postgres)
 
 
 def _filtered_query(filters: EntryFilter, up_to: int | None) -> Select[Any]:

@@ -22,8 +22,10 @@ import argparse
 import hashlib
 import json
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +103,25 @@ class Frontier:
         self.hashes.append(node)
         self.size += 1
 
+    def extended(self, other: Frontier) -> Frontier:
+        """This tree followed by the leaves `other` was built from (a range checked elsewhere).
+
+        Each of `other`'s subtrees must start at a multiple of its own size in the combined tree, which
+        holds when `other` starts at a multiple of a power of two at least as large as it.
+        """
+        merged = Frontier(self.size, self.hashes)
+        sizes = [1 << bit for bit in reversed(range(other.size.bit_length())) if other.size >> bit & 1]
+        for node, width in zip(other.hashes, sizes, strict=True):
+            if merged.size % width:
+                raise ValueError(f"a subtree of {width} leaves cannot start at leaf {merged.size}")
+            count = merged.size // width
+            while count & 1:
+                node = node_hash(merged.hashes.pop(), node)
+                count >>= 1
+            merged.hashes.append(node)
+            merged.size += width
+        return merged
+
     def root(self) -> bytes:
         if not self.hashes:
             return bytes.fromhex(EMPTY_ROOT)
@@ -166,39 +187,72 @@ def verify_consistency(first: int, second: int, first_root: bytes, second_root: 
 # -- entries, commitments, checkpoints -------------------------------------------------------------
 
 LEAF_FIELDS = ("seq", "time", "event_type", "actor", "request_id", "subjects", "status", "payload_commitment", "prev_hash")
-
+# A row as the verifier reads it: the leaf fields, then what is stored beside them. `subjects` is a
+# list (bundles) or the JSON text the database keeps; `payload` is str or UTF-8 bytes, None when erased.
+ROW_FIELDS = (*LEAF_FIELDS, "leaf_hash", "salt", "payload")
 
 _LEAF_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_json_string = encode_basestring  # what _LEAF_ENCODER writes for a str, as one C call
+# The leaf's keys in RFC 8785 order; each %s receives one value already rendered as JSON.
+_LEAF_TEMPLATE = (
+    '{"actor":%s,"event_type":%s,"payload_commitment":%s,"prev_hash":%s,"request_id":%s,'
+    '"seq":%s,"status":%s,"subjects":%s,"time":%s,"v":' + str(LEAF_VERSION) + "}"
+)
+
+
+def _json_value(value: Any) -> str:
+    return _json_string(value) if type(value) is str else _LEAF_ENCODER.encode(value)
+
+
+@lru_cache(maxsize=4096)
+def _stored_subjects_json(text: str) -> str | None:
+    """The leaf JSON of a subjects list the database stores as JSON text; None when it is not JSON."""
+    try:
+        return _LEAF_ENCODER.encode(json.loads(text))
+    except ValueError:
+        return None
+
+
+def _subjects_json(subjects: Any) -> str | None:
+    return _stored_subjects_json(subjects) if type(subjects) is str else _json_value(subjects)
+
+
+def _leaf_text(
+    seq: Any, time: Any, event_type: Any, actor: Any, request_id: Any, subjects_json: str, status: Any,
+    commitment: Any, prev_hash: Any,
+) -> str:
+    """`canonical_json` of the leaf, written out for speed (it runs once per entry in every verification).
+
+    The keys are fixed ASCII names in RFC 8785 order, and the values (strings, ints, null, a list of
+    strings) are rendered by json exactly as RFC 8785 renders them. Any other value type can only make
+    the hash differ, which verification reports.
+    """
+    try:
+        return _LEAF_TEMPLATE % (
+            _json_string(actor), _json_string(event_type), _json_string(commitment), _json_string(prev_hash),
+            "null" if request_id is None else _json_string(request_id),
+            seq if type(seq) is int else _json_value(seq),
+            "null" if status is None else _json_string(status), subjects_json, _json_string(time),
+        )
+    except TypeError:  # a value that is not a string where one belongs (an edited row): render it as it is
+        values = (actor, event_type, commitment, prev_hash, request_id, seq, status)
+        return _LEAF_TEMPLATE % (*map(_json_value, values), subjects_json, _json_value(time))
 
 
 def leaf_bytes(entry: Mapping[str, Any]) -> bytes:
-    """The bytes an entry's leaf hash commits to: every chained field, never the payload itself.
-
-    This is `canonical_json` of the leaf, written out for speed (it runs once per entry in every
-    verification): the keys are fixed ASCII names listed here in RFC 8785 order, and the values
-    (strings, ints, null, a list of strings) are rendered by json exactly as RFC 8785 renders them.
-    Any other value type can only make the hash differ, which verification reports.
-    """
-    return _LEAF_ENCODER.encode(
-        {
-            "actor": entry["actor"],
-            "event_type": entry["event_type"],
-            "payload_commitment": entry["payload_commitment"],
-            "prev_hash": entry["prev_hash"],
-            "request_id": entry["request_id"],
-            "seq": entry["seq"],
-            "status": entry["status"],
-            "subjects": entry["subjects"],
-            "time": entry["time"],
-            "v": LEAF_VERSION,
-        }
-    ).encode("utf-8")
+    """The bytes an entry's leaf hash commits to: every chained field, never the payload itself."""
+    subjects_json = _subjects_json(entry["subjects"])
+    if subjects_json is None:
+        raise ValueError(f"seq {entry['seq']}: subjects is not JSON")
+    return _leaf_text(*(entry[name] for name in LEAF_FIELDS[:5]), subjects_json, entry["status"],
+                      entry["payload_commitment"], entry["prev_hash"]).encode("utf-8")
 
 
-def payload_commitment(salt_hex: str, payload_json: str) -> str:
+def payload_commitment(salt_hex: str, payload_json: str | bytes) -> str:
     """SHA-256 over a random salt and the canonical payload: erasing both leaves nothing to guess against."""
     digest = hashlib.sha256(bytes.fromhex(salt_hex))
-    digest.update(payload_json.encode("utf-8"))  # update, not +: no copy of a large payload
+    # update, not +: no copy of a large payload
+    digest.update(payload_json if type(payload_json) is bytes else payload_json.encode("utf-8"))
     return digest.hexdigest()
 
 
@@ -268,19 +322,174 @@ class _KeyWindow:
     retired_at_seq: int | None = None
 
 
-class ChainVerifier:
-    """Feed entries in seq order with `add`; `finish` returns the report.
+@dataclass
+class RangeNote:
+    """What the row checks hand on to the chain-wide checks, in seq order.
 
-    Each entry is a mapping with the leaf fields, ``leaf_hash`` and ``payload`` / ``salt`` (None when
-    erased). Memory is the Merkle frontier, the key windows and the seqs whose payload is missing but
-    not yet explained by a redaction event, so O(log n) for an honest log.
+    ``missing``: a payload is erased (a later redaction event must explain it); ``event``: a checkpoint,
+    key_rotation or redaction event with its payload; ``mark``: the tree just reached the size of the
+    checkpoint kept outside. `frontier` is the range's tree at that point, kept only when the range is
+    checked apart from the chain (parallel verification).
+    """
+
+    kind: str
+    seq: int
+    event_type: str = ""
+    payload: dict[str, Any] | None = None
+    frontier: Frontier | None = None
+
+
+def _misplaced(seq: Any, size: int) -> ChainProblem:
+    expected = size + 1
+    if seq == expected - 1:
+        return ChainProblem(seq, f"seq {seq} appears twice (row duplicated)")
+    if isinstance(seq, int) and seq > expected:
+        return ChainProblem(expected, f"seq {expected} is missing; the next row is seq {seq} (row deleted)")
+    return ChainProblem(seq, f"seq {seq} comes after seq {expected - 1} (rows out of order)")
+
+
+def _explain_leaf_mismatch(row: Sequence[Any]) -> str:
+    seq, stored_leaf = row[0], row[9]
+    subjects_json = _subjects_json(row[5])
+    if subjects_json is not None and isinstance(seq, int):
+        # Renumbering and reordering keep a row's content but change its seq: find the seq it was
+        # committed under, nearby. Only runs on the failure path.
+        for committed in [s for d in range(1, 4) for s in (seq + d, seq - d) if s >= 1]:
+            text = _leaf_text(committed, *row[1:5], subjects_json, *row[6:9])
+            if leaf_hash(text.encode("utf-8")).hex() == stored_leaf:
+                if committed > seq:
+                    return (
+                        f"seq {seq} holds the entry committed as seq {committed} "
+                        "(rows deleted and renumbered, or rows swapped)"
+                    )
+                return f"seq {seq} holds a copy of the entry committed as seq {committed} (row duplicated or moved)"
+    return f"seq {seq}: its fields do not match its leaf_hash (entry metadata edited)"
+
+
+def _commitment_matches(salt: Any, payload: str | bytes, commitment: Any) -> bool:
+    try:
+        return payload_commitment(salt, payload) == commitment
+    except (TypeError, ValueError):  # a salt that is not hex, a payload that is not valid Unicode: edited
+        return False
+
+
+def _structural_payload(seq: int, event_type: str, payload: str | bytes) -> dict[str, Any]:
+    try:
+        parsed = json.loads(payload)
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise ChainProblem(seq, f"seq {seq}: the payload of a {event_type} event is not a JSON object")
+    return parsed
+
+
+class RangeChecker:
+    """The checks each row needs and nothing else: seq order, leaf hash, chaining to the previous row,
+    payload commitment. It grows the Merkle frontier of the rows it checked and hands whatever needs
+    the whole chain (erasures, the log's own events, the outside checkpoint's size) to `on_note`.
+
+    `ChainVerifier` runs one over the whole log; parallel verification runs one per range of seqs.
+    """
+
+    def __init__(self, start: int, head: str, mark: int | None, on_note: Callable[[RangeNote], None]) -> None:
+        self.start = start  # rows before this range
+        self.head = head  # leaf hash of the row before it (hex)
+        self.mark = mark  # size of the checkpoint kept outside, if any
+        self.on_note = on_note
+        self.frontier = Frontier()  # over this range's rows only
+
+    def check_rows(self, rows: Iterable[Sequence[Any]]) -> None:
+        """Check rows (tuples in `ROW_FIELDS` order) in seq order; raises ChainProblem at the first bad one."""
+        # The hot loop of every verification: names bound locally, one pass per row, no dict per row.
+        frontier, head, mark, on_note, sha256 = self.frontier, self.head, self.mark, self.on_note, hashlib.sha256
+        try:
+            for row in rows:
+                seq, time, event_type, actor, request_id, subjects, status, commitment, prev_hash, stored_leaf, salt, payload = row
+                if seq != self.start + frontier.size + 1:
+                    raise _misplaced(seq, self.start + frontier.size)
+                subjects_json = _subjects_json(subjects)
+                text = _leaf_text(seq, time, event_type, actor, request_id, subjects_json, status, commitment, prev_hash)
+                try:
+                    leaf = sha256(b"\x00" + text.encode("utf-8")).digest()
+                except UnicodeEncodeError:
+                    raise ChainProblem(seq, f"seq {seq}: a field is not valid Unicode (entry edited)") from None
+                computed = leaf.hex()
+                if computed != stored_leaf or subjects_json is None:
+                    raise ChainProblem(seq, _explain_leaf_mismatch(row))
+                if prev_hash != head:
+                    # This row's prev_hash is covered by its own (verified) leaf hash, so it is the
+                    # original value: the row before it is the one that changed.
+                    raise ChainProblem(
+                        seq - 1,
+                        f"seq {seq - 1} no longer has the leaf hash that seq {seq} was chained to "
+                        "(entry edited and rehashed, or replaced)",
+                    )
+                if payload is None:
+                    if event_type in STRUCTURAL_EVENTS:
+                        raise ChainProblem(seq, f"seq {seq}: the payload of a {event_type} event is missing")
+                    on_note(RangeNote("missing", seq))
+                else:
+                    if not _commitment_matches(salt, payload, commitment):
+                        raise ChainProblem(seq, f"seq {seq}: payload does not match its commitment (payload edited)")
+                    # Only the log's own events need reading; other payloads are opaque bytes here.
+                    if event_type in STRUCTURAL_EVENTS:
+                        on_note(RangeNote("event", seq, event_type, _structural_payload(seq, event_type, payload)))
+                frontier.append(leaf)
+                head = computed
+                if seq == mark:
+                    on_note(RangeNote("mark", seq))
+        finally:
+            self.head = head
+
+
+@dataclass
+class RangeResult:
+    """A range of seqs checked on its own (`check_range`), to be joined to the chain with `ChainVerifier.absorb`."""
+
+    start: int  # the range holds the rows after seq `start`
+    first_seq: int | None  # seq of its first row (None: it has no rows)
+    frontier: Frontier  # over its rows, up to the problem if there is one
+    head: str
+    notes: list[RangeNote]
+    problem: tuple[int | None, str] | None = None  # (seq, why) of the first bad row
+
+
+def check_range(batches: Iterable[Sequence[Sequence[Any]]], start: int, head: str, mark: int | None) -> RangeResult:
+    """Check the rows after seq `start`, assuming the chain up to there is intact and ends in `head`.
+
+    `ChainVerifier.absorb` checks that assumption when it joins the result, so the report is the one a
+    single pass would give. Memory: the range's frontier, plus a frontier per note.
+    """
+    notes: list[RangeNote] = []
+
+    def keep(note: RangeNote) -> None:
+        note.frontier = Frontier(checker.frontier.size, checker.frontier.hashes)
+        notes.append(note)
+
+    checker = RangeChecker(start, head, mark, keep)
+    first_seq: int | None = None
+    problem: tuple[int | None, str] | None = None
+    try:
+        for batch in batches:
+            if first_seq is None and batch:
+                first_seq = batch[0][0]
+            checker.check_rows(batch)
+    except ChainProblem as found:
+        problem = (found.seq, found.problem)
+    return RangeResult(start, first_seq, checker.frontier, checker.head, notes, problem)
+
+
+class ChainVerifier:
+    """Feed rows in seq order (`add`, `add_rows`) or ranges checked elsewhere (`absorb`); `finish` reports.
+
+    Memory is the Merkle frontier, the key windows and the seqs whose payload is missing but not yet
+    explained by a redaction event, so O(log n) for an honest log.
     """
 
     def __init__(self, trusted_keys: Mapping[str, Ed25519PublicKey] | None, log_id: str | None = None) -> None:
         self.trusted_keys = trusted_keys
         self.log_id = log_id
-        self.frontier = Frontier()
-        self.head = GENESIS_HASH
+        self.rows = RangeChecker(0, GENESIS_HASH, None, lambda note: self._apply(note, self.frontier))
         self.windows: dict[str, _KeyWindow] = {}
         self.active_key_id: str | None = None
         self.awaiting_redaction: set[int] = set()
@@ -290,6 +499,10 @@ class ChainVerifier:
         self.outside: Mapping[str, Any] | None = None
         self.outside_label = ""
 
+    @property
+    def frontier(self) -> Frontier:
+        return self.rows.frontier
+
     # -- checkpoints kept outside the log --------------------------------------------------------
     def expect_checkpoint(self, checkpoint: Mapping[str, Any], label: str) -> None:
         """Compare the tree against a checkpoint the auditor kept; signature checked at `finish`."""
@@ -297,45 +510,36 @@ class ChainVerifier:
             if name not in checkpoint:
                 raise ChainProblem(None, f"checkpoint {label}: field '{name}' is missing")
         self.outside, self.outside_label = checkpoint, label
+        self.rows.mark = checkpoint["size"]
         if self.trusted_keys is not None:
             # Check it now, so that a forged checkpoint is not mistaken for a rewritten log.
             self._check_signature(checkpoint, f"checkpoint {label}", None)
 
     # -- the stream --------------------------------------------------------------------------------
     def add(self, entry: Mapping[str, Any]) -> None:
-        seq = entry["seq"]
-        if seq != self.frontier.size + 1:
-            raise self._misplaced(seq)
-        try:
-            leaf = hashlib.sha256(b"\x00" + leaf_bytes(entry)).digest()
-        except UnicodeEncodeError:
-            raise ChainProblem(seq, f"seq {seq}: a field is not valid Unicode (entry edited)") from None
-        computed = leaf.hex()
-        if computed != entry["leaf_hash"]:
-            raise ChainProblem(seq, self._explain_leaf_mismatch(entry))
-        if entry["prev_hash"] != self.head:
-            # This row's prev_hash is covered by its own (verified) leaf hash, so it is the original
-            # value: the row before it is the one that changed.
-            raise ChainProblem(
-                seq - 1,
-                f"seq {seq - 1} no longer has the leaf hash that seq {seq} was chained to "
-                "(entry edited and rehashed, or replaced)",
-            )
-        payload = self._check_payload(entry)
-        if payload is not None:
-            self._check_event(entry, payload)
-        self.frontier.append(leaf)
-        self.head = computed
-        if self.outside is not None and self.frontier.size == self.outside["size"]:
-            self._compare_outside()
+        """One entry as a mapping with the `ROW_FIELDS` (a bundle line)."""
+        self.rows.check_rows([tuple(entry.get(name) for name in ROW_FIELDS)])
 
-    def _misplaced(self, seq: int) -> ChainProblem:
-        expected = self.frontier.size + 1
-        if seq == expected - 1:
-            return ChainProblem(seq, f"seq {seq} appears twice (row duplicated)")
-        if seq > expected:
-            return ChainProblem(expected, f"seq {expected} is missing; the next row is seq {seq} (row deleted)")
-        return ChainProblem(seq, f"seq {seq} comes after seq {expected - 1} (rows out of order)")
+    def add_rows(self, rows: Iterable[Sequence[Any]]) -> None:
+        """Rows as tuples in `ROW_FIELDS` order (a database cursor's)."""
+        self.rows.check_rows(rows)
+
+    def absorb(self, part: RangeResult) -> None:
+        """Continue the chain with a range checked elsewhere, reporting exactly what `add_rows` would have."""
+        if part.first_seq is None:
+            return  # no rows: the next row's seq check tells what is missing
+        base = self.frontier
+        if base.size != part.start:
+            # The range was checked assuming the chain reached seq `start`; it did not, and its first
+            # row is the next one a single pass would have seen.
+            raise _misplaced(part.first_seq, base.size)
+        for note in part.notes:
+            assert note.frontier is not None
+            self._apply_at(note, base.extended(note.frontier))
+        self.rows.frontier = base.extended(part.frontier)
+        self.rows.head = part.head
+        if part.problem is not None:
+            raise ChainProblem(*part.problem)
 
     def finish(self, recorded_size: int | None = None) -> VerifyReport:
         """End of stream: truncation, unexplained erasures, and the outside checkpoint's signature."""
@@ -378,35 +582,25 @@ class ChainVerifier:
         )
 
     # -- helpers -----------------------------------------------------------------------------------
-    def _explain_leaf_mismatch(self, entry: Mapping[str, Any]) -> str:
-        seq = entry["seq"]
-        # Renumbering and reordering keep a row's content but change its seq: find the seq it was
-        # committed under, nearby. Only runs on the failure path.
-        for committed in [s for d in range(1, 4) for s in (seq + d, seq - d) if s >= 1]:
-            if leaf_hash(leaf_bytes({**entry, "seq": committed})).hex() == entry["leaf_hash"]:
-                if committed > seq:
-                    return (
-                        f"seq {seq} holds the entry committed as seq {committed} "
-                        "(rows deleted and renumbered, or rows swapped)"
-                    )
-                return f"seq {seq} holds a copy of the entry committed as seq {committed} (row duplicated or moved)"
-        return f"seq {seq}: its fields do not match its leaf_hash (entry metadata edited)"
+    def _apply_at(self, note: RangeNote, frontier: Frontier) -> None:
+        """A note from a range checked elsewhere; on failure the report shows the tree at that note."""
+        try:
+            self._apply(note, frontier)
+        except ChainProblem:
+            self.rows.frontier = frontier
+            raise
 
-    def _check_payload(self, entry: Mapping[str, Any]) -> dict[str, Any] | None:
-        seq, payload = entry["seq"], entry.get("payload")
-        if payload is None:
-            if entry["event_type"] in STRUCTURAL_EVENTS:
-                raise ChainProblem(seq, f"seq {seq}: the payload of a {entry['event_type']} event is missing")
-            self.awaiting_redaction.add(seq)
-            return None
-        salt = entry.get("salt") or ""
-        if payload_commitment(salt, payload) != entry["payload_commitment"]:
-            raise ChainProblem(seq, f"seq {seq}: payload does not match its commitment (payload edited)")
-        # Only the log's own events need reading; other payloads are opaque bytes to the verifier.
-        return json.loads(payload) if entry["event_type"] in STRUCTURAL_EVENTS else None
+    def _apply(self, note: RangeNote, frontier: Frontier) -> None:
+        """`frontier` is the whole tree at the note: before an event's own leaf, after a mark's."""
+        if note.kind == "missing":
+            self.awaiting_redaction.add(note.seq)
+        elif note.kind == "event":
+            assert note.payload is not None
+            self._check_event(note.seq, note.event_type, note.payload, frontier)
+        else:
+            self._compare_outside(frontier)
 
-    def _check_event(self, entry: Mapping[str, Any], payload: dict[str, Any]) -> None:
-        seq, kind = entry["seq"], entry["event_type"]
+    def _check_event(self, seq: int, kind: str, payload: dict[str, Any], frontier: Frontier) -> None:
         if kind == "redaction":
             target = payload.get("seq")
             if target in self.awaiting_redaction:
@@ -420,7 +614,7 @@ class ChainVerifier:
                 raise ChainProblem(seq, f"{label} claims size {payload.get('size')}, expected {seq - 1}")
             self._check_signature(payload, label, seq)
             self._check_key_window(payload, label, seq)
-            if payload.get("root") != self.frontier.root().hex():
+            if payload.get("root") != frontier.root().hex():
                 lo = self.last_good_checkpoint_size + 1
                 raise ChainProblem(
                     lo, f"{label} signs a different root for size {seq - 1}: entries {lo}..{seq - 1} were rewritten"
@@ -475,10 +669,10 @@ class ChainVerifier:
                 f"{window.from_seq}..{last} (rotated-out key)",
             )
 
-    def _compare_outside(self) -> None:
+    def _compare_outside(self, frontier: Frontier) -> None:
         assert self.outside is not None
         self._check_signature(self.outside, f"checkpoint {self.outside_label}", None)
-        if self.frontier.root().hex() != self.outside["root"]:
+        if frontier.root().hex() != self.outside["root"]:
             lo = self.last_good_checkpoint_size + 1
             raise ChainProblem(
                 lo,
@@ -487,25 +681,40 @@ class ChainVerifier:
             )
 
 
-def verify_stream(
-    entries: Iterable[Mapping[str, Any]],
+def verify_rows(
+    batches: Iterable[Iterable[Sequence[Any]]],
     trusted_keys: Mapping[str, Ed25519PublicKey] | None,
     *,
+    checked_ranges: Iterable[RangeResult] = (),
     log_id: str | None = None,
     outside_checkpoint: Mapping[str, Any] | None = None,
     checkpoint_label: str = "",
     recorded_size: int | None = None,
 ) -> VerifyReport:
-    """Verify a stream of entries in one pass; the report names the first bad seq and why."""
+    """Verify a log in one pass: ranges checked elsewhere (in seq order), then batches of the rows after them.
+
+    The report names the first bad seq and why, the same with or without `checked_ranges`.
+    """
     verifier = ChainVerifier(trusted_keys, log_id)
     try:
         if outside_checkpoint is not None:
             verifier.expect_checkpoint(outside_checkpoint, checkpoint_label)
-        for entry in entries:
-            verifier.add(entry)
+        for part in checked_ranges:
+            verifier.absorb(part)
+        for batch in batches:
+            verifier.add_rows(batch)
         return verifier.finish(recorded_size)
     except ChainProblem as problem:
         return verifier.report(problem)
+
+
+def verify_stream(
+    entries: Iterable[Mapping[str, Any]],
+    trusted_keys: Mapping[str, Ed25519PublicKey] | None,
+    **options: Any,
+) -> VerifyReport:
+    """Verify a stream of entries (mappings with the `ROW_FIELDS`) in one pass, as `verify_rows` does."""
+    return verify_rows(([tuple(e.get(name) for name in ROW_FIELDS)] for e in entries), trusted_keys, **options)
 
 
 # -- bundles ---------------------------------------------------------------------------------------
