@@ -11,7 +11,9 @@ from audit.errors import AuditError
 # The event types Docket writes; the log accepts any short lowercase name.
 EVENT_TYPES = (
     "answer",
+    "review_started",
     "review_finding",
+    "review_completed",
     "sign_off",
     "rejection",
     "correction",

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections import OrderedDict
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -168,6 +169,9 @@ def _onnx_session(path: str, threads: int | None):
     return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 
+_QUERY_CACHE_SIZE = 1024
+
+
 @dataclass
 class Encoder:
     """Wraps a SentenceTransformer; vectors come back L2-normalised float32 (inner product = cosine)."""
@@ -266,4 +270,15 @@ class Encoder:
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
     def encode_query(self, text: str) -> np.ndarray:
-        return self.encode([text])[0]
+        """One question's vector. Cached: a review asks the same question of every document."""
+        cache = self.__dict__.setdefault("_query_cache", OrderedDict())
+        vector = cache.get(text)
+        if vector is None:
+            vector = self.encode([text])[0]
+            vector.flags.writeable = False  # shared between callers
+            cache[text] = vector
+            if len(cache) > _QUERY_CACHE_SIZE:
+                cache.popitem(last=False)
+        else:
+            cache.move_to_end(text)
+        return vector
