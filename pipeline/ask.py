@@ -30,6 +30,8 @@ class AskOptions:
     strict: bool | None = None
     history: list[ChatTurn] = field(default_factory=list)
     on_delta: Callable[[str, str], None] | None = None
+    # False when the caller records the answer inside its own audit entry (a review cell is ONE entry).
+    record: bool = True
 
 
 def to_evidence(hits: list[ChunkHit]) -> list[Evidence]:
@@ -93,6 +95,8 @@ def ask(docket: Docket, question: str, options: AskOptions | None = None) -> Ans
 
     record = _record(docket, question, options, collection, retrieval, evidence, output, strict,
                      request_id, created_at)
+    if not options.record:
+        return record
     appended = docket.audit.append(
         "answer",
         record.audit_payload(),

@@ -140,7 +140,10 @@ def test_model_verdicts_are_kept_only_when_parsed_and_grounded(samples_copy: Pat
     assert "not grounded" in cell.finding["basis"] and cell.finding["grounding"]["verdict"] != "grounded"
     law = review.cells[("governing-law", by_doc[DUOS])].finding
     assert law["citations"][0]["page"] >= 1 and law["trace"] == "I read the sources."
-    assert float(law["confidence"]) == 1.0 and law["answer_seq"] < review.cells[("governing-law", by_doc[DUOS])].audit_seq
+    assert float(law["confidence"]) == 1.0
+    # The cell's entry carries the whole answer record (messages, model, evidence); no separate answer entry.
+    assert law["answer_record"]["call"]["messages"] and law["answer_record"]["evidence"]
+    assert not list(docket.audit.entries(event_type="answer"))
 
     # One audit entry per cell, tied to the review and the document; a signed checkpoint ends it.
     entries = _findings(docket, review.id)

@@ -264,7 +264,8 @@ def evaluate_cell(docket: Docket, review: Review, item: ChecklistItem, doc: Revi
     if not docket.store.live_chunk_ids(review.collection, [doc.document_id]):
         error = f"{doc.name} is no longer in the live index (removed or replaced during the review)"
         return _finding(base, Judgement("needs-review", error, "", 0.0), failed=True, error=error)
-    record = ask(docket, question, AskOptions(collection=review.collection, documents=[str(doc.document_id)]))
+    # The finding entry carries the whole answer record: one audit entry per cell.
+    record = ask(docket, question, AskOptions(collection=review.collection, documents=[str(doc.document_id)], record=False))
     other = sorted({e.doc_sha256 for e in record.evidence} - {doc.sha256})
     if other:
         error = f"{doc.name} changed during the review (now {other[0][:12]}); start a new review"
@@ -273,7 +274,7 @@ def evaluate_cell(docket: Docket, review: Review, item: ChecklistItem, doc: Revi
     failed = record.status in ("error", "incomplete")
     return _finding(
         base, judgement, failed=failed, error=record.error,
-        answer_seq=record.audit_seq, answer=record.answer, trace=record.trace, trace_format=record.trace_format,
+        answer=record.answer, trace=record.trace, trace_format=record.trace_format, answer_record=record.audit_payload(),
         status=record.status, index_generation=record.retrieval.get("index_generation"),
         attempts=record.call.parameters.get("attempts"),
     )
