@@ -15,7 +15,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -23,14 +23,17 @@ import numpy as np
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from ingest.chunking import chunk_page
+from ingest.chunking import chunk_document
 from ingest.config import ChunkingSettings, EmbeddingSettings, OcrSettings
 from ingest.embedding import Encoder
 from ingest.extract import SUPPORTED_SUFFIXES, read_document, sha256_file
 from ingest.lexical import LexicalIndex
 from ingest.models import Chunk, ExtractedDocument, IngestError, PageText
+from ingest.query import plain_query, plan_query
 from ingest.registry import ChunkRow, Document, DocumentVersion, IndexState, PageRow, open_registry, utcnow
-from ingest.vector_index import VectorIndex
+from ingest.retrieval import RetrievalOptions, fuse, mmr, rerank
+from ingest.structure import document_label
+from ingest.vector_index import VectorIndex, index_kind_for
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +124,7 @@ class DocumentStore:
         self.ocr = ocr or OcrSettings()
         self._vectors: VectorIndex | None = None
         self._lexical: tuple[int, LexicalIndex] | None = None  # (generation, index)
+        self._allowed_cache: dict[tuple, list[int]] = {}
 
     # -- ingest -------------------------------------------------------------------------------------
     def ingest(
@@ -180,32 +184,29 @@ class DocumentStore:
 
     def _chunk(self, extracted: ExtractedDocument) -> list[Chunk]:
         # The encoder's two special tokens ([CLS], [SEP]) count against its max sequence length.
-        max_model_tokens = self.encoder.max_tokens - 2
-        chunks: list[Chunk] = []
-        for page in extracted.pages:
-            chunks.extend(
-                chunk_page(page, extracted.sha256, self.encoder.token_offsets, self.chunking, max_model_tokens)
-            )
-        return chunks
+        return chunk_document(extracted, self.encoder.token_offsets, self.chunking, self.encoder.max_tokens - 2)
 
     def _embed(self, chunks: list[Chunk]) -> np.ndarray:
-        """Vectors for ``chunks``; text already encoded by the same model is not encoded again."""
+        """Vectors for ``chunks``; a chunk already encoded by the same model is not encoded again.
+
+        The vector is of context + text, so a stored vector is reused only when both are the same."""
         vectors = np.zeros((len(chunks), self.encoder.dimension), dtype=np.float32)
-        hashes = [c.text_sha256 for c in chunks]
-        known: dict[str, bytes] = {}
+        hashes = sorted({c.text_sha256 for c in chunks})
+        known: dict[tuple[str, str], bytes] = {}
         with self.sessions() as session:
             for start in range(0, len(hashes), 500):
                 rows = session.execute(
-                    select(ChunkRow.text_sha256, ChunkRow.embedding).where(
+                    select(ChunkRow.text_sha256, ChunkRow.context, ChunkRow.embedding).where(
                         ChunkRow.embedding_model == self.encoder.model_id,
                         ChunkRow.text_sha256.in_(hashes[start : start + 500]),
                     )
                 )
-                known.update({h: blob for h, blob in rows})
-        todo = [i for i, h in enumerate(hashes) if h not in known]
-        for i, h in enumerate(hashes):
-            if h in known:
-                vectors[i] = np.frombuffer(known[h], dtype=np.float32)
+                known.update({(h, context): blob for h, context, blob in rows})
+        keys = [(c.text_sha256, c.context) for c in chunks]
+        todo = [i for i, key in enumerate(keys) if key not in known]
+        for i, key in enumerate(keys):
+            if key in known:
+                vectors[i] = np.frombuffer(known[key], dtype=np.float32)
         if todo:
             vectors[todo] = self.encoder.encode([_embedding_text(chunks[i]) for i in todo])
         return vectors
@@ -310,7 +311,6 @@ class DocumentStore:
 
     def _rebuild_vectors(self, generation: int) -> VectorIndex:
         log.info("rebuilding the FAISS index from the registry (generation %d)", generation)
-        index = VectorIndex(self.encoder.dimension)
         ids, blobs = [], []
         with self.sessions() as session:
             for chunk_id, blob in session.execute(
@@ -320,6 +320,7 @@ class DocumentStore:
             ):
                 ids.append(chunk_id)
                 blobs.append(blob)
+        index = VectorIndex(self.encoder.dimension, kind=index_kind_for(len(ids)))
         if ids:
             matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(ids), self.encoder.dimension)
             index.add(np.asarray(ids, dtype=np.int64), matrix)
@@ -329,7 +330,9 @@ class DocumentStore:
     def _update_index(self, new_ids: np.ndarray, new_vectors: np.ndarray, retired_ids: list[int]) -> None:
         generation = self.generation()
         index = self._vectors
-        if index is None or index.generation != generation - 1:
+        stale = index is None or index.generation != generation - 1
+        # Removal from HNSW, or growth past the flat limit: rebuild, choosing the type for the new size.
+        if stale or (retired_ids and not index.can_remove) or index_kind_for(index.count + len(new_ids)) != index.kind:
             self._vectors = None
             self.vectors()  # loads (or rebuilds) at the registry's current generation
             return
@@ -341,8 +344,14 @@ class DocumentStore:
         generation = self.generation()
         if self._lexical is None or self._lexical[0] != generation:
             with self.sessions() as session:
-                rows = session.execute(_live_chunks(select(ChunkRow.id, ChunkRow.context, ChunkRow.text))).all()
-            self._lexical = (generation, LexicalIndex.build([r[0] for r in rows], [f"{r[1]}\n{r[2]}" for r in rows]))
+                rows = session.execute(
+                    _live_chunks(select(ChunkRow.id, Document.name, ChunkRow.context, ChunkRow.text)).join(
+                        Document, Document.id == DocumentVersion.document_id
+                    )
+                ).all()
+            # BM25 also reads the document's name (as words): questions name the company or the contract.
+            texts = [f"{document_label(name)}\n{context}\n{text}" for _, name, context, text in rows]
+            self._lexical = (generation, LexicalIndex.build([r[0] for r in rows], texts))
         return self._lexical[1]
 
     # -- documents ----------------------------------------------------------------------------------
@@ -391,6 +400,20 @@ class DocumentStore:
             self._update_index(np.zeros(0, dtype=np.int64), np.zeros((0, self.encoder.dimension), np.float32), retired)
         return doc
 
+    def find_current(self, path: Path, collection: str) -> int | None:
+        """The document id whose current version has exactly these bytes in ``collection``, if any.
+
+        Read-only, without the writer lock: lets a caller skip files already ingested while another
+        process is ingesting."""
+        sha256, _ = sha256_file(path)
+        with self.sessions() as session:
+            return session.execute(
+                select(DocumentVersion.document_id)
+                .join(Document)
+                .where(Document.collection == collection, DocumentVersion.sha256 == sha256)
+                .where(DocumentVersion.status == "current")
+            ).scalar_one_or_none()
+
     def chunk(self, chunk_id: int) -> ChunkRow | None:
         with self.sessions() as session:
             return session.get(ChunkRow, chunk_id)
@@ -417,20 +440,74 @@ class DocumentStore:
         collection: str | None = None,
         document_ids: list[int] | None = None,
         mode: SearchMode = "hybrid",
-        candidates: int = 50,
-        rrf_k: int = 60,
+        candidates: int | None = None,
+        rrf_k: int | None = None,
+        options: RetrievalOptions | None = None,
     ) -> list[ChunkHit]:
-        allowed = self.live_chunk_ids(collection, document_ids) if (collection or document_ids) else None
-        ranked: list[list[tuple[int, float]]] = []
+        """The top-k live chunks for ``query`` (see ``ingest.retrieval`` for the steps and options).
+
+        ``candidates`` and ``rrf_k``, when given, override the same fields of ``options``."""
+        options = options or RetrievalOptions()
+        overrides = {"candidates": candidates, "rrf_k": rrf_k}
+        options = replace(options, **{name: v for name, v in overrides.items() if v is not None})
+        plan = plan_query(query) if options.query_analysis else plain_query(query)
+        allowed = self._allowed_ids(collection, document_ids)
+        if allowed is not None and not allowed:
+            return []
+        depth = max(options.candidates, k)
+        dense: list[tuple[int, float]] = []
+        lexical: list[tuple[int, float]] = []
         if mode in ("hybrid", "dense"):
-            ranked.append(self.vectors().search(self.encoder.encode_query(query), candidates, allowed))
+            dense = self.vectors().search(self.encoder.encode_query(plan.text), depth, allowed)
         if mode in ("hybrid", "bm25"):
-            ranked.append(self.lexical().search(query, candidates, set(allowed) if allowed is not None else None))
-        if mode == "hybrid":
-            scored = reciprocal_rank_fusion(ranked, rrf_k)
-        else:
-            scored = ranked[0]
-        return self._hits(scored[:k])
+            lexical = self.lexical().search(plan.terms, depth, allowed)
+        scored = fuse(dense, lexical, options) if mode == "hybrid" else dense or lexical
+        if options.reranker:
+            texts = {cid: f"{row.context}\n{row.text}" for cid, row in self._rows([c for c, _ in scored[: options.rerank_candidates]]).items()}
+            scored = rerank(plan.text, scored, texts, options.reranker, options.rerank_candidates)
+        if options.mmr_lambda < 1.0:
+            pool = scored[: max(options.candidates, k)]
+            scored = mmr(pool, self.vectors().vectors([c for c, _ in pool]), k, options.mmr_lambda)
+        hits = self._hits(scored[:k])
+        return self._expand(hits, options.neighbours) if options.neighbours else hits
+
+    def _allowed_ids(self, collection: str | None, document_ids: list[int] | None) -> list[int] | None:
+        """Live chunk ids under the filters (None = no filter); cached per index generation."""
+        if not (collection or document_ids):
+            return None
+        key = (self.generation(), collection, tuple(sorted(document_ids or ())))
+        if key not in self._allowed_cache:
+            if len(self._allowed_cache) > 64:
+                self._allowed_cache.clear()
+            self._allowed_cache[key] = self.live_chunk_ids(collection, document_ids)
+        return self._allowed_cache[key]
+
+    def _rows(self, chunk_ids: list[int]) -> dict[int, ChunkRow]:
+        with self.sessions() as session:
+            rows = session.execute(select(ChunkRow).where(ChunkRow.id.in_(chunk_ids))).scalars().all()
+        return {row.id: row for row in rows}
+
+    def _expand(self, hits: list[ChunkHit], neighbours: int) -> list[ChunkHit]:
+        """Each hit widened to the span of its ``neighbours`` adjacent chunks on each side, same page.
+
+        The widened text is read from the page, so it is still exactly ``page.text[start:end]``."""
+        out = []
+        with self.sessions() as session:
+            for hit in hits:
+                version_id, = session.execute(select(ChunkRow.version_id).where(ChunkRow.id == hit.chunk_id)).one()
+                spans = session.execute(
+                    select(ChunkRow.id, ChunkRow.char_start, ChunkRow.char_end)
+                    .where(ChunkRow.version_id == version_id, ChunkRow.page == hit.page)
+                    .order_by(ChunkRow.char_start)
+                ).all()
+                at = next(i for i, row in enumerate(spans) if row[0] == hit.chunk_id)
+                window = spans[max(0, at - neighbours) : at + neighbours + 1]
+                start, end = min(r[1] for r in window), max(r[2] for r in window)
+                page_text = session.execute(
+                    select(PageRow.text).where(PageRow.version_id == version_id, PageRow.number == hit.page)
+                ).scalar_one()
+                out.append(replace(hit, char_start=start, char_end=end, text=page_text[start:end]))
+        return out
 
     def _hits(self, scored: list[tuple[int, float]]) -> list[ChunkHit]:
         if not scored:
@@ -455,15 +532,6 @@ class DocumentStore:
                 )
             )
         return hits
-
-
-def reciprocal_rank_fusion(rankings: list[list[tuple[int, float]]], k: int = 60) -> list[tuple[int, float]]:
-    """score(d) = sum over rankings of 1 / (k + rank(d)), rank from 1 (Cormack et al., 2009)."""
-    fused: dict[int, float] = {}
-    for ranking in rankings:
-        for rank, (chunk_id, _score) in enumerate(ranking, start=1):
-            fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (k + rank)
-    return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
 
 
 def _embedding_text(chunk: Chunk) -> str:

@@ -1,0 +1,134 @@
+"""Query analysis: what of a question is its content, and how documents are likely to phrase it.
+
+Analysts' questions come wrapped in instructions ("Give a response to the question by relying on the
+details shown in the cash flow statement. Round your answer to two decimal places."). Embedded whole,
+the instructions pull the question vector towards every page that talks about answers and statements;
+scored whole by BM25, "answer", "question" and "details" match everywhere. So a question is split into
+clauses and each clause is classed:
+
+- *content*: what is asked ("What is the FY2018 capital expenditure amount for 3M?");
+- *definition*: "X is defined as: ..." (its line items matter, its algebra does not);
+- *instruction*: how to answer ("Round ...", "Answer in USD millions", "If ... then state that").
+
+The dense encoder reads the content clauses plus the names of any statement the question points to
+(named anywhere, instructions included); BM25 weights content terms 1.0, definition terms 0.5,
+instruction terms 0.2. A small glossary adds the words filings and contracts use for what questions
+call by another name ("capex" -> "purchases of property, plant and equipment"; "cash flow statement" ->
+"Consolidated Statements of Cash Flows"; "which law governs" -> "governing law"), at weight 0.5.
+The glossary was written while reading FinanceBench and CUAD questions (see docs/retrieval.md).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+from ingest.lexical import tokenize
+
+CONTENT, DEFINITION, INSTRUCTION = "content", "definition", "instruction"
+WEIGHTS = {CONTENT: 1.0, DEFINITION: 0.5, INSTRUCTION: 0.2}
+EXPANSION_WEIGHT = 0.5
+
+_INSTRUCTION = re.compile(
+    r"(?i)^(?:please\s+)?(?:give|answer|round|calculate|compute|approach|assume|assuming|use|using|respond|"
+    r"provide|express|show|base|utili[sz]e|address|focus|report|state|explain|note|do\s+not|don't|"
+    r"if\b.*\b(?:then|state|explain)\b|this\s+includes|(?:the\s+)?answer\s+should)"
+)
+_DEFINITION = re.compile(r"(?i)\b(?:is|are)\s+defined\s+as\b|^define\b|\bdefined\s+as\b")
+_CLAUSE_END = re.compile(r"(?<=[.?!])\s+(?=[A-Z(\"“])")
+
+# Statement names: added to the dense query and to BM25 at full weight, wherever the question says them.
+_STATEMENTS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern, re.I), expansion)
+    for pattern, expansion in (
+        (r"cash[\s-]*flows?\s+statements?|statements?\s+of\s+cash\s+flows?", "Consolidated Statements of Cash Flows"),
+        (r"balance\s+sheets?|statements?\s+of\s+financial\s+position", "Consolidated Balance Sheets"),
+        (
+            r"income\s+statements?|\bP&L\b|profit\s+and\s+loss|statements?\s+of\s+(?:operations|income|earnings)",
+            "Consolidated Statements of Operations Income Earnings",
+        ),
+    )
+)
+# Other names for what a question asks about: BM25 only, at EXPANSION_WEIGHT.
+_GLOSSARY: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern, re.I), expansion)
+    for pattern, expansion in (
+        (r"\bcapex\b|capital\s+expenditures?", "purchases of property plant and equipment capital expenditures"),
+        (r"\bpp&?n?e\b|fixed\s+assets?", "property plant and equipment net"),
+        (r"\bcogs\b|cost\s+of\s+goods\s+sold", "cost of sales cost of goods sold"),
+        (r"\bd&a\b|\bebitda\b", "depreciation and amortization operating income"),
+        (r"\bebit\b|operating\s+margin", "operating income"),
+        (r"\bsg&a\b", "selling general and administrative expenses"),
+        (r"gross\s+margin", "gross profit cost of sales"),
+        (r"top\s*line|\brevenues?\b", "net sales revenues"),
+        (r"quick\s+ratio|liquidity", "total current assets total current liabilities"),
+        (r"\bdpo\b|days\s+payable", "accounts payable"),
+        (r"inventory\s+turnover", "inventories cost of sales"),
+        (r"interest\s+coverage", "interest expense"),
+        (r"legal\s+battles?|lawsuits?|litigation", "legal proceedings litigation"),
+        (r"\bacquisitions?\b|\bacquired\b", "acquisitions business combinations"),
+        (r"law\s+governs|governing\s+law", "governing law governed by the laws of"),
+        (r"terminat\w*\s+.*without\s+cause|terminat\w*\s+for\s+convenience", "terminate for convenience upon notice"),
+        (r"cap\s+on\s+liability", "limitation of liability"),
+        (r"\bassign(?:ed|ment)?\b", "assignment assign"),
+        (r"signed\s+this\s+contract|parties", "by and between parties"),
+        (r"date\s+of\s+(?:this|the)\s+(?:contract|agreement)", "dated as of made and entered into effective date"),
+        (r"initial\s+term|term\s+expire", "term commence continue until expire years"),
+        (r"renewal|renew", "renewal term automatically renew"),
+    )
+)
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    """What the dense encoder embeds, and the BM25 terms with their weights."""
+
+    text: str
+    terms: dict[str, float]
+    clauses: list[tuple[str, str]] = field(default_factory=list)  # (class, clause), for traces and tests
+
+
+def split_clauses(question: str) -> list[str]:
+    """Sentences, and the two sides of a colon that introduces the question ("... balance sheet: what is")."""
+    clauses = []
+    for sentence in _CLAUSE_END.split(question.strip()):
+        head, colon, tail = sentence.partition(": ")
+        if colon and _INSTRUCTION.match(head) and tail:
+            clauses += [head, tail]
+        else:
+            clauses.append(sentence)
+    return [c.strip() for c in clauses if c.strip()]
+
+
+def classify(clause: str) -> str:
+    if _DEFINITION.search(clause):
+        return DEFINITION
+    if _INSTRUCTION.match(clause):
+        return INSTRUCTION
+    return CONTENT
+
+
+def plan_query(question: str) -> QueryPlan:
+    clauses = [(classify(c), c) for c in split_clauses(question)]
+    if not any(kind == CONTENT for kind, _ in clauses):
+        clauses = [(CONTENT, c) for _, c in clauses]  # all instructions: the instructions are the question
+    terms: Counter[str] = Counter()
+    for kind, clause in clauses:
+        for term in tokenize(clause):
+            terms[term] = max(terms[term], WEIGHTS[kind])
+    statements = [expansion for pattern, expansion in _STATEMENTS if pattern.search(question)]
+    for expansion in statements:
+        for term in tokenize(expansion):
+            terms[term] = max(terms[term], WEIGHTS[CONTENT])
+    for pattern, expansion in _GLOSSARY:
+        if pattern.search(question):
+            for term in tokenize(expansion):
+                terms[term] = max(terms[term], EXPANSION_WEIGHT)
+    text = " ".join([*(c for kind, c in clauses if kind == CONTENT), *statements])
+    return QueryPlan(text=text, terms=dict(terms), clauses=clauses)
+
+
+def plain_query(question: str) -> QueryPlan:
+    """The question as it is: every term weight 1, the whole text embedded (query analysis off)."""
+    return QueryPlan(text=question, terms=dict.fromkeys(tokenize(question), 1.0), clauses=[(CONTENT, question)])

@@ -1,0 +1,434 @@
+"""`docket eval`: measure retrieval (and optionally answers) on questions with gold evidence pages.
+
+Input is the JSONL schema of ``../shared/eval`` (see its README): each question names its document
+(``pdf_path`` relative to the root folder) and its gold evidence (0-based ``page``, CUAD ``text`` with
+``txt_char_span`` into ``cuad/txt``). The documents are ingested into a scratch workspace under the
+platform cache folder, keyed by what decides the chunks and vectors (embedding and chunking settings, and
+the code that extracts and chunks), so a second run re-uses them; a user's own workspace and audit log
+are never touched.
+
+Metrics, each per retrieval mode (dense only, BM25 only, hybrid) in one run:
+
+- page R@k (k = 1, 3, 5, 10): share of questions with a gold page among the pages of the top-k chunks
+  (the page must be in the question's own document);
+- MRR@10 (rank of the first chunk on a gold page) and nDCG@10 (binary gain per distinct gold page);
+- span recall@5/@10 for questions with gold clause text: the share of the gold text's words found,
+  in order, in the top-k chunks of the right document (see ``span_coverage``);
+- query latency p50/p95 (the whole ``DocumentStore.search`` call: question embedding, both searches,
+  fusion and reading the hits from the registry).
+
+With ``--answers`` the configured reasoner answers each question from the hybrid top-k, and the report
+adds refusal precision/recall on unanswerable questions and citation validity (the grounding check of
+``pipeline.grounding`` on exactly the evidence shown).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from difflib import SequenceMatcher
+from pathlib import Path
+from typing import Annotated, Any
+
+import platformdirs
+import typer
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+import ingest
+from ingest.retrieval import RetrievalOptions
+from ingest.store import ChunkHit, DocumentStore
+from pipeline.settings import ConfigError, DocketSettings, load_settings
+
+MODES = ("dense", "bm25", "hybrid")
+RECALL_AT = (1, 3, 5, 10)
+SPAN_AT = (5, 10)
+DEPTH = 10
+# The source files whose behaviour decides chunk text, context and so the cached vectors.
+_CHUNK_CODE = ("extract.py", "chunking.py", "structure.py")
+
+
+class EvalError(ValueError):
+    """Bad input to the eval: the message names the file/line/field and what to do."""
+
+
+class _Evidence(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    doc_id: str
+    pdf_path: str
+    page: int | None = None
+    pages: list[int] | None = None
+    text: str | None = None
+    txt_char_span: tuple[int, int] | None = None
+
+
+class EvalQuestion(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: str
+    dataset: str = "eval"
+    question: str
+    answer: str | None = None
+    answerable: bool = True
+    doc_id: str
+    pdf_path: str
+    txt_path: str | None = None
+    evidence: list[_Evidence] = []
+
+    def gold_pages(self) -> set[tuple[str, int]]:
+        """(pdf_path, 1-based page) of every gold evidence page."""
+        pages = set()
+        for ev in self.evidence:
+            for page in ev.pages or ([ev.page] if ev.page is not None else []):
+                pages.add((ev.pdf_path, page + 1))
+        return pages
+
+
+def load_questions(path: Path) -> list[EvalQuestion]:
+    if not path.is_file():
+        raise EvalError(f"{path}: no such file; pass a questions JSONL (e.g. ../shared/eval/cuad/questions.jsonl)")
+    questions = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            questions.append(EvalQuestion.model_validate_json(line))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"]) or "line"
+            raise EvalError(f"{path} line {number}: field '{where}': {err['msg']}; see ../shared/eval/README.md") from exc
+    if not questions:
+        raise EvalError(f"{path}: no questions in the file")
+    return questions
+
+
+# -- the scratch workspace ----------------------------------------------------------------------------
+def workspace_key(settings: DocketSettings) -> str:
+    """Hash of what decides chunks and vectors: embedding + chunking settings and the chunking code."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([settings.embedding.model_dump(), settings.chunking.model_dump()], sort_keys=True).encode())
+    package = Path(ingest.__file__).parent
+    for name in _CHUNK_CODE:
+        digest.update((package / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def default_workspace(settings: DocketSettings) -> Path:
+    return Path(platformdirs.user_cache_dir("docket")) / "eval" / workspace_key(settings)
+
+
+def ingest_documents(
+    store: DocumentStore, questions: list[EvalQuestion], root: Path, on_file=None
+) -> dict[str, int]:
+    """Ingest every document the questions name (collection = dataset); return pdf_path -> document id."""
+    wanted: dict[str, str] = {}
+    for q in questions:
+        for pdf in {q.pdf_path, *(ev.pdf_path for ev in q.evidence)}:
+            wanted.setdefault(pdf, q.dataset)
+    missing = [p for p in wanted if not (root / p).is_file()]
+    if missing:
+        raise EvalError(f"{root / missing[0]}: no such file ({len(missing)} missing); pass --root, the folder the pdf_path values are relative to")
+    ids: dict[str, int] = {}
+    for pdf, dataset in sorted(wanted.items()):
+        known = store.find_current(root / pdf, dataset)
+        if known is not None:
+            ids[pdf] = known
+            continue
+        report = store.ingest([root / pdf], collection=dataset)
+        result = report.results[0]
+        if on_file:
+            on_file(result)
+        if result.outcome == "failed":
+            raise EvalError(f"{result.error}")
+        ids[pdf] = result.document_id
+    return ids
+
+
+# -- metrics -------------------------------------------------------------------------------------------
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def span_coverage(gold: str, passages: list[str], min_run: int = 3) -> float:
+    """Share of the gold text's words covered by runs of >= ``min_run`` consecutive words of a passage.
+
+    Gold spans index CUAD's plain-text file, not the PDF, so offsets cannot be compared; the words can.
+    Both sides are lowercased to letters and digits (PDF line wraps, hyphenation spacing and quote styles
+    differ), and difflib's matching blocks between the gold words and each passage's words mark the gold
+    words found. Runs shorter than ``min_run`` words ("the", "of the") are chance, not evidence."""
+    target = _words(gold)
+    if not target:
+        return 0.0
+    covered = [False] * len(target)
+    for passage in passages:
+        matcher = SequenceMatcher(None, target, _words(passage), autojunk=False)
+        for block in matcher.get_matching_blocks():
+            if block.size >= min(min_run, len(target)):
+                covered[block.a : block.a + block.size] = [True] * block.size
+    return sum(covered) / len(target)
+
+
+@dataclass
+class QuestionResult:
+    id: str
+    first_gold_rank: int | None  # 1-based rank of the first chunk on a gold page, within DEPTH
+    ndcg: float
+    span_recall: dict[int, float] | None
+    latency_ms: float
+    pages: list[str]  # "document page" of the top chunks, for reading the JSON report
+
+
+@dataclass
+class ModeReport:
+    mode: str
+    questions: int
+    recall: dict[int, float]
+    mrr: float
+    ndcg: float
+    span_recall: dict[int, float] | None
+    span_questions: int
+    latency_p50_ms: float
+    latency_p95_ms: float
+    per_question: list[QuestionResult] = field(default_factory=list)
+
+
+def _gold_text(q: EvalQuestion, root: Path) -> list[str]:
+    texts = []
+    for ev in q.evidence:
+        gold = ev.text
+        if ev.txt_char_span and q.txt_path and (root / q.txt_path).is_file():
+            start, end = ev.txt_char_span
+            gold = (root / q.txt_path).read_text(encoding="utf-8")[start:end] or gold
+        if gold:
+            texts.append(gold)
+    return texts
+
+
+def score_question(
+    q: EvalQuestion, hits: list[ChunkHit], doc_paths: dict[int, str], root: Path, latency_ms: float
+) -> QuestionResult:
+    gold = q.gold_pages()
+    ranked = [(doc_paths.get(h.document_id, ""), h.page) for h in hits[:DEPTH]]
+    first = next((rank for rank, key in enumerate(ranked, start=1) if key in gold), None)
+    seen: set[tuple[str, int]] = set()
+    dcg = 0.0
+    for rank, key in enumerate(ranked, start=1):
+        if key in gold and key not in seen:
+            seen.add(key)
+            dcg += 1 / math.log2(rank + 1)
+    ideal = sum(1 / math.log2(r + 1) for r in range(1, min(len(gold), DEPTH) + 1))
+    # Span recall is for clause-level gold (CUAD's character spans); a gold *page* text is not a span.
+    texts = _gold_text(q, root) if any(ev.txt_char_span for ev in q.evidence) else []
+    span = None
+    if texts:
+        gold_docs = {ev.pdf_path for ev in q.evidence}
+        span = {}
+        for k in SPAN_AT:
+            passages = [h.text for h in hits[:k] if doc_paths.get(h.document_id) in gold_docs]
+            span[k] = statistics.fmean(span_coverage(t, passages) for t in texts)
+    return QuestionResult(
+        q.id, first, dcg / ideal if ideal else 0.0, span, latency_ms, [f"{Path(p).stem} p{n}" for p, n in ranked]
+    )
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))] if ordered else 0.0
+
+
+def summarise(mode: str, results: list[QuestionResult]) -> ModeReport:
+    n = len(results)
+    spans = [r.span_recall for r in results if r.span_recall is not None]
+    latencies = [r.latency_ms for r in results]
+    return ModeReport(
+        mode=mode,
+        questions=n,
+        recall={k: sum(r.first_gold_rank is not None and r.first_gold_rank <= k for r in results) / n for k in RECALL_AT},
+        mrr=sum(1 / r.first_gold_rank for r in results if r.first_gold_rank) / n,
+        ndcg=statistics.fmean(r.ndcg for r in results),
+        span_recall={k: statistics.fmean(s[k] for s in spans) for k in SPAN_AT} if spans else None,
+        span_questions=len(spans),
+        latency_p50_ms=_percentile(latencies, 0.5),
+        latency_p95_ms=_percentile(latencies, 0.95),
+        per_question=results,
+    )
+
+
+def evaluate_retrieval(
+    store: DocumentStore,
+    questions: list[EvalQuestion],
+    doc_ids: dict[str, int],
+    root: Path,
+    scope: str,
+    options: RetrievalOptions,
+    modes: tuple[str, ...] = MODES,
+) -> list[ModeReport]:
+    """Search every question (with gold pages) in every mode; page and span metrics per mode."""
+    doc_paths = {doc_id: pdf for pdf, doc_id in doc_ids.items()}
+    scored = [q for q in questions if q.gold_pages()]
+    store.search(scored[0].question, DEPTH, collection=scored[0].dataset, mode="hybrid", options=options)  # warm-up
+    reports = []
+    for mode in modes:
+        results = []
+        for q in scored:
+            filters: dict[str, Any] = (
+                {"document_ids": [doc_ids[q.pdf_path]]} if scope == "doc" else {"collection": q.dataset}
+            )
+            started = time.perf_counter()
+            hits = store.search(q.question, DEPTH, mode=mode, options=options, **filters)
+            latency = (time.perf_counter() - started) * 1000
+            results.append(score_question(q, hits, doc_paths, root, latency))
+        reports.append(summarise(mode, results))
+    return reports
+
+
+@dataclass
+class AnswerReport:
+    reasoner: str
+    questions: int
+    answered: int
+    refused: int
+    errors: int
+    unanswerable: int
+    refusal_precision: float | None  # of the refusals, the share on unanswerable questions
+    refusal_recall: float | None  # of the unanswerable questions, the share refused
+    citation_validity: float | None  # of the answers, the share the grounding check calls grounded
+    cites_gold_page: float | None  # of answers to answerable questions, the share citing a gold page
+
+
+def evaluate_answers(docket, questions: list[EvalQuestion], doc_ids: dict[str, int], scope: str, options: RetrievalOptions) -> AnswerReport:
+    """Answer each question with the configured reasoner over the hybrid top-k; nothing is audited."""
+    from pipeline.ask import to_evidence
+    from pipeline.grounding import check_grounding
+
+    doc_paths = {doc_id: pdf for pdf, doc_id in doc_ids.items()}
+    top_k = docket.settings.retrieval.top_k
+    outcomes = []
+    for q in questions:
+        filters: dict[str, Any] = {"document_ids": [doc_ids[q.pdf_path]]} if scope == "doc" else {"collection": q.dataset}
+        hits = docket.store.search(q.question, top_k, mode="hybrid", options=options, **filters)
+        evidence = to_evidence(hits)
+        output = docket.reasoner.answer(q.question, evidence)
+        grounded = cites_gold = None
+        if output.status == "answered":
+            grounded = check_grounding(output.answer, evidence).verdict == "grounded"
+            cited = {(doc_paths.get(h.document_id), h.page) for h, e in zip(hits, evidence, strict=True) if e.label in output.citations}
+            cites_gold = bool(cited & q.gold_pages()) if q.answerable and q.gold_pages() else None
+        outcomes.append((q, output.status, grounded, cites_gold))
+    refused = [o for o in outcomes if o[1] == "refused"]
+    answered = [o for o in outcomes if o[1] == "answered"]
+    unanswerable = [o for o in outcomes if not o[0].answerable]
+    gold_cites = [o[3] for o in answered if o[3] is not None]
+
+    def share(part: int, whole: int) -> float | None:
+        return part / whole if whole else None
+
+    return AnswerReport(
+        reasoner=docket.settings.reasoner,
+        questions=len(outcomes),
+        answered=len(answered),
+        refused=len(refused),
+        errors=sum(o[1] in ("error", "incomplete") for o in outcomes),
+        unanswerable=len(unanswerable),
+        refusal_precision=share(sum(not o[0].answerable for o in refused), len(refused)),
+        refusal_recall=share(sum(o[1] == "refused" for o in unanswerable), len(unanswerable)),
+        citation_validity=share(sum(bool(o[2]) for o in answered), len(answered)),
+        cites_gold_page=share(sum(gold_cites), len(gold_cites)),
+    )
+
+
+# -- reports -------------------------------------------------------------------------------------------
+def report_dict(meta: dict[str, Any], modes: list[ModeReport], answers: AnswerReport | None) -> dict[str, Any]:
+    return {"meta": meta, "retrieval": [asdict(m) for m in modes], "answers": asdict(answers) if answers else None}
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def render_markdown(meta: dict[str, Any], modes: list[ModeReport], answers: AnswerReport | None) -> str:
+    lines = [
+        f"# Retrieval eval: {meta['questions_file']} (scope: {meta['scope']})",
+        "",
+        f"{meta['scored_questions']} questions with gold pages, {meta['documents']} documents, "
+        f"{meta['chunks']} chunks; embedding model {meta['embedding_model']}.",
+        "",
+        "| mode | R@1 | R@3 | R@5 | R@10 | MRR@10 | nDCG@10 | span R@5 | span R@10 | p50 ms | p95 ms |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for m in modes:
+        span = m.span_recall or {}
+        lines.append(
+            f"| {m.mode} | {' | '.join(_fmt(m.recall[k]) for k in RECALL_AT)} | {_fmt(m.mrr)} | {_fmt(m.ndcg)} | "
+            f"{_fmt(span.get(5))} | {_fmt(span.get(10))} | {m.latency_p50_ms:.1f} | {m.latency_p95_ms:.1f} |"
+        )
+    if answers:
+        lines += [
+            "",
+            f"Answers ({answers.reasoner}): {answers.answered} answered, {answers.refused} refused, {answers.errors} errors "
+            f"of {answers.questions}; {answers.unanswerable} unanswerable.",
+            "",
+            "| refusal precision | refusal recall | citation validity | answer cites a gold page |",
+            "|---|---|---|---|",
+            f"| {_fmt(answers.refusal_precision)} | {_fmt(answers.refusal_recall)} | "
+            f"{_fmt(answers.citation_validity)} | {_fmt(answers.cites_gold_page)} |",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+# -- the command ---------------------------------------------------------------------------------------
+def eval_command(
+    questions_file: Annotated[Path, typer.Argument(help="Questions JSONL in the ../shared/eval schema.")],
+    root: Annotated[Path | None, typer.Option("--root", help="Folder the pdf_path values are relative to (default: the file's parent's parent).")] = None,
+    scope: Annotated[str, typer.Option("--scope", help="doc: search each question's own document; corpus: all documents of its dataset.")] = "doc",
+    config: Annotated[str | None, typer.Option("--config", help="YAML config file or preset (retrieval, embedding, chunking, reasoner).")] = None,
+    workspace: Annotated[Path | None, typer.Option("--workspace", help="Scratch workspace (default: the platform cache dir, keyed by the settings that decide chunks).")] = None,
+    answers: Annotated[bool, typer.Option("--answers", help="Also answer with the configured reasoner: refusal and citation metrics.")] = False,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the report here (.md or .json).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report instead of Markdown.")] = False,
+) -> None:
+    """Measure retrieval on questions with gold pages: R@k, MRR, nDCG, span recall, latency; dense, BM25 and hybrid."""
+    from rich.console import Console
+
+    err = Console(stderr=True)
+    try:
+        if scope not in ("doc", "corpus"):
+            raise EvalError(f"--scope {scope}: expected doc or corpus")
+        questions = load_questions(questions_file)
+        root = root or questions_file.resolve().parent.parent
+        settings = load_settings(config)
+        home = workspace or default_workspace(settings)
+        settings = settings.model_copy(update={"home": home})
+        from pipeline.app import Docket
+
+        docket = Docket(settings)
+        err.print(f"eval workspace: {home}", highlight=False)
+        doc_ids = ingest_documents(
+            docket.store, questions, root,
+            on_file=lambda r: err.print(f"  {r.outcome:9} {Path(r.path).name} ({r.chunks} chunks)", highlight=False),
+        )
+        options = RetrievalOptions.from_settings(settings.retrieval)
+        modes = evaluate_retrieval(docket.store, questions, doc_ids, root, scope, options)
+        answer_report = evaluate_answers(docket, questions, doc_ids, scope, options) if answers else None
+    except (EvalError, ConfigError) as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    meta = {
+        "questions_file": str(questions_file),
+        "scope": scope,
+        "scored_questions": modes[0].questions,
+        "documents": len(doc_ids),
+        "chunks": docket.store.count_live_chunks(),
+        "embedding_model": docket.store.encoder.model_id,
+        "retrieval": asdict(options),
+        "config_hash": settings.config_hash(),
+        "workspace": str(home),
+    }
+    markdown = render_markdown(meta, modes, answer_report)
+    data = report_dict(meta, modes, answer_report)
+    if output:
+        output.write_text(json.dumps(data, indent=2) if output.suffix == ".json" else markdown, encoding="utf-8")
+    typer.echo(json.dumps(data, indent=2) if as_json else markdown)

@@ -1,0 +1,220 @@
+"""Retrieval: tokenisation, structure context, chunk limits with context, query analysis, fusion, indexes,
+and page recall on real CUAD questions over the sample contracts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from conftest import DRIVEN, DUOS, NETGEAR, SAMPLES, shared_eval_or_skip
+from ingest import vector_index
+from ingest.chunking import chunk_document
+from ingest.config import ChunkingSettings, EmbeddingSettings, OcrSettings
+from ingest.embedding import Encoder
+from ingest.extract import read_document
+from ingest.lexical import LexicalIndex, tokenize
+from ingest.query import CONTENT, INSTRUCTION, plan_query
+from ingest.registry import ChunkRow, PageRow
+from ingest.retrieval import RetrievalOptions, convex_fusion, mmr, reciprocal_rank_fusion
+from ingest.store import DocumentStore
+from ingest.structure import MAJOR, MINOR, heading_level
+
+
+@pytest.fixture(scope="module")
+def encoder() -> Encoder:
+    return Encoder(EmbeddingSettings())
+
+
+def _store(home: Path) -> DocumentStore:
+    return DocumentStore(f"sqlite:///{home / 'registry.db'}", home / "index")
+
+
+# -- tokenisation ----------------------------------------------------------------------------------
+def test_tokens_keep_numbers_periods_section_numbers_and_mixed_terms():
+    tokens = tokenize("FY2018 capex was (1,577) million; see Section 12.3 of the 10-K and PP&E.")
+    for expected in ("fy2018", "2018", "1577", "12.3", "10-k", "pp&e"):
+        assert expected in tokens, expected
+    assert "the" not in tokens and "of" not in tokens
+
+
+def test_english_words_are_stemmed_so_split_headings_still_match():
+    # PyMuPDF reads "Cash Flows" of some filings as "Cash Flow s"; questions say "cash flows".
+    assert set(tokenize("Statements of Cash Flows")) <= set(tokenize("Consolidated Statement of Cash Flow s"))
+    assert tokenize("terminated")[0] == tokenize("termination")[0]
+
+
+def test_japanese_text_becomes_character_bigrams():
+    tokens = tokenize("本契約は日本法に準拠する。第12条")
+    assert "契約" in tokens and "日本" in tokens and "準拠" in tokens
+    assert "12" in tokens
+    index = LexicalIndex.build([1, 2], ["本契約は日本法に準拠する。", "売主は商品を引き渡す。"])
+    assert index.search("準拠法は日本法", 2)[0][0] == 1
+
+
+# -- structure -------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("line", "level"),
+    [
+        ("5.       SHIPMENT, CANCELLATION, RETURNS, TITLE", MAJOR),
+        ("ARTICLE 12 GOVERNING LAW", MAJOR),
+        ("Consolidated Statement of Cash Flows", MAJOR),
+        ("12.3 Governing Law", MINOR),
+        ("Cash Flows from Investing Activities", MINOR),
+        ("This Agreement shall be governed by the laws of the State of California, without regard to", None),
+        ("2018 2017 2016", None),
+    ],
+)
+def test_heading_levels(line: str, level: int | None):
+    assert heading_level(" ".join(line.split())) == level
+
+
+def test_contract_chunks_carry_their_clause_heading(encoder: Encoder):
+    document = read_document(SAMPLES / NETGEAR, OcrSettings(mode="never"))
+    chunks = chunk_document(document, encoder.token_offsets, ChunkingSettings(), encoder.max_tokens - 2)
+    shipment = next(c for c in chunks if "NETGEAR will ship" in " ".join(c.text.split()))
+    assert "SHIPMENT, CANCELLATION" in shipment.context
+    assert all("SHIPMENT" not in c.context for c in chunks if c.page == 1)  # not before the heading
+
+
+def test_a_filing_statement_page_puts_title_and_column_header_in_context(encoder: Encoder):
+    pdf = shared_eval_or_skip() / "financebench" / "pdfs" / "3M_2018_10K.pdf"
+    document = read_document(pdf, OcrSettings(mode="never"))
+    document.pages = [p for p in document.pages if p.number == 60]  # the cash-flow statement
+    chunks = chunk_document(document, encoder.token_offsets, ChunkingSettings(), encoder.max_tokens - 2)
+    capex = next(c for c in chunks if "Purchases of property, plant and equipment" in c.text)
+    assert "Consolidated Statement of Cash Flow" in capex.context
+    assert "2018 2017 2016" in capex.context
+    assert "Cash Flows from Investing Activities" in capex.context or "Investing" in capex.text
+
+
+def test_context_and_text_together_fit_the_encoder(ingested_samples: Path):
+    store = _store(ingested_samples)
+    limit = store.encoder.max_tokens - 2
+    with store.sessions() as session:
+        chunks = session.execute(select(ChunkRow)).scalars().all()
+        pages = {(p.version_id, p.number): p.text for p in session.execute(select(PageRow)).scalars()}
+    assert sum(bool(c.context) for c in chunks) == len(chunks)
+    for chunk in chunks:
+        # Exactly what the store embeds; longer input would be cut silently by the encoder.
+        assert store.encoder.count_tokens(f"{chunk.context}\n{chunk.text}") <= limit
+        assert pages[(chunk.version_id, chunk.page)][chunk.char_start : chunk.char_end] == chunk.text
+
+
+# -- query analysis --------------------------------------------------------------------------------
+def test_instructions_do_not_drown_the_question():
+    plan = plan_query(
+        "What is the FY2018 capital expenditure amount (in USD millions) for 3M? Give a response to the "
+        "question by relying on the details shown in the cash flow statement."
+    )
+    assert [kind for kind, _ in plan.clauses] == [CONTENT, INSTRUCTION]
+    assert "Give a response" not in plan.text and "Consolidated Statements of Cash Flows" in plan.text
+    assert plan.terms["fy2018"] == 1.0 and plan.terms["3m"] == 1.0
+    assert plan.terms["respons"] < 0.5  # instruction words count little
+    assert plan.terms["purchas"] > 0  # capex in the words of a cash-flow statement
+    assert plan.terms["flow"] == 1.0  # the statement named, even inside an instruction
+
+
+def test_a_question_that_is_all_instruction_keeps_its_words():
+    plan = plan_query("Explain the termination rights.")
+    assert plan.text == "Explain the termination rights." and plan.terms["termin"] == 1.0
+
+
+# -- fusion, diversity, options --------------------------------------------------------------------
+def test_reciprocal_rank_fusion_weights_and_convex_fusion():
+    dense, lexical = [(1, 0.9), (2, 0.8), (3, 0.1)], [(2, 12.0), (4, 6.0)]
+    assert [c for c, _ in reciprocal_rank_fusion([dense, lexical])][:2] == [2, 1]  # 2 is high in both lists
+    assert reciprocal_rank_fusion([dense, lexical], weights=[1.0, 0.0])[0][0] == 1
+    assert [c for c, _ in convex_fusion(dense, lexical, 1.0, 1.0)] == [2, 1, 4, 3]  # 0.8 + 1.0, 0.9, 0.5, 0.1
+
+
+def test_mmr_prefers_a_different_chunk_over_a_near_duplicate():
+    a, b = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    ranking = [(1, 1.0), (2, 0.99), (3, 0.9)]
+    vectors = {1: a, 2: a, 3: b}
+    assert [c for c, _ in mmr(ranking, vectors, 2, 0.5)] == [1, 3]
+    assert [c for c, _ in mmr(ranking, vectors, 2, 1.0)] == [1, 2]
+
+
+def test_options_come_from_a_settings_section_by_field_name():
+    from pipeline.settings import RetrievalSettings
+
+    options = RetrievalOptions.from_settings(RetrievalSettings(rrf_k=10, candidates=30))
+    assert (options.rrf_k, options.candidates, options.fusion) == (10, 30, "rrf")
+
+
+# -- the vector index ------------------------------------------------------------------------------
+def test_hnsw_index_agrees_with_flat_and_filters_exactly():
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((3000, 32)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = np.arange(10, 3010, dtype=np.int64)
+    flat, hnsw = vector_index.VectorIndex(32), vector_index.VectorIndex(32, kind="hnsw")
+    flat.add(ids, vectors)
+    hnsw.add(ids, vectors)
+    queries = vectors[:50] + 0.1 * rng.standard_normal((50, 32)).astype(np.float32)
+    overlap = np.mean([len({i for i, _ in flat.search(q, 10)} & {i for i, _ in hnsw.search(q, 10)}) / 10 for q in queries])
+    assert overlap >= 0.9
+    allowed = [int(i) for i in ids[100:140]]
+    assert [i for i, _ in hnsw.search(queries[0], 5, allowed)] == [i for i, _ in flat.search(queries[0], 5, allowed)]
+    with pytest.raises(ValueError):
+        hnsw.remove([10])
+
+
+def test_the_store_switches_to_hnsw_past_the_flat_limit_and_rebuilds_on_removal(
+    samples_copy: Path, monkeypatch: pytest.MonkeyPatch
+):
+    store = _store(samples_copy)
+    count = store.vectors().count
+    monkeypatch.setattr(vector_index, "FLAT_LIMIT", count // 2)
+    flat_hits = store.search("laws of the State of California", 10, mode="dense")
+    store.remove(DUOS)  # the removal rebuilds, now above the (lowered) limit
+    assert store.vectors().kind == "hnsw" and store.vectors().count < count
+    hnsw_hits = store.search("laws of the State of California", 5, mode="dense")
+    assert [h.chunk_id for h in hnsw_hits] == [h.chunk_id for h in flat_hits if h.doc_name != DUOS][:5]
+
+
+# -- search options on the real store -------------------------------------------------------------
+def test_neighbour_expansion_widens_hits_to_exact_page_spans(ingested_samples: Path):
+    store = _store(ingested_samples)
+    plain = store.search("Distributor may not cancel or reschedule any order", 3)
+    wide = store.search("Distributor may not cancel or reschedule any order", 3, options=RetrievalOptions(neighbours=1))
+    assert [h.chunk_id for h in wide] == [h.chunk_id for h in plain]
+    with store.sessions() as session:
+        pages = {(p.version_id, p.number): p.text for p in session.execute(select(PageRow)).scalars()}
+        version = {c.id: c.version_id for c in session.execute(select(ChunkRow)).scalars()}
+    assert any(w.char_end - w.char_start > p.char_end - p.char_start for w, p in zip(wide, plain, strict=True))
+    for hit in wide:
+        assert pages[(version[hit.chunk_id], hit.page)][hit.char_start : hit.char_end] == hit.text
+
+
+def test_a_reranker_that_is_not_a_local_folder_is_a_clear_error(ingested_samples: Path):
+    from ingest.retrieval import RerankerError
+
+    store = _store(ingested_samples)
+    with pytest.raises(RerankerError, match="not a local cross-encoder folder"):
+        store.search("governing law", 3, options=RetrievalOptions(reranker="cross-encoder/ms-marco-MiniLM-L-6-v2"))
+
+
+def test_cuad_questions_on_the_sample_contracts_find_their_pages(ingested_samples: Path):
+    eval_root = shared_eval_or_skip()
+    store = _store(ingested_samples)
+    ids = {d.name: d.id for d in store.documents()}
+    samples = {DRIVEN, DUOS, NETGEAR}
+    questions = [
+        q
+        for q in map(json.loads, (eval_root / "cuad" / "questions.jsonl").read_text().splitlines())
+        if Path(q["pdf_path"]).name in samples and q["evidence"]
+    ]
+    assert len(questions) >= 10
+    found_at_1 = found_at_5 = 0
+    for q in questions:
+        gold = {e["page_1based"] for e in q["evidence"]}
+        pages = [h.page for h in store.search(q["question"], 5, document_ids=[ids[Path(q["pdf_path"]).name]])]
+        found_at_1 += pages[0] in gold
+        found_at_5 += bool(gold & set(pages))
+    assert found_at_5 / len(questions) >= 0.9
+    assert found_at_1 / len(questions) >= 0.6
