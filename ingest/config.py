@@ -45,5 +45,14 @@ class OcrSettings(_Section):
     vision_base_url: str = "https://api.mistral.ai/v1"
     vision_model: str = "magistral-small-2509"
     vision_api_key: SecretStr | None = None
+    # Off by default: describing figures sends them to the vision endpoint, and Docket runs offline.
+    describe_figures: bool = Field(
+        False, description="Describe charts and figures on text-layer PDF pages with the vision model; "
+        "each description becomes its own chunk with the figure's box.",
+    )
+    min_figure_area: float = Field(
+        0.02, gt=0.0, le=1.0,
+        description="Smallest figure described, as a fraction of the page's area (skips logos, icons and rules).",
+    )
 
 

@@ -3,6 +3,8 @@
 PDFs: PyMuPDF reads the text layer block by block (with boxes); pypdf takes over for a file or a page
 that PyMuPDF cannot read. Pages without a usable text layer are read from pixels by ``ingest.ocr``
 (Tesseract offline, or a vision model), as ``OcrSettings.mode`` says. Image files go straight to OCR.
+With ``OcrSettings.describe_figures``, the charts and figures of text-layer pages are described by the
+vision model and appended to their page (``ingest.ocr.figures``).
 Every failure is an ``IngestError`` with one line naming the file (and page) and what to do.
 """
 
@@ -91,6 +93,10 @@ def _read_pdf(path: Path, ocr: OcrSettings) -> tuple[list[PageText], str | None]
                 decision = _route(page, ocr)
                 if decision is not None:
                     routes[number], reasons[number] = decision
+            if ocr.describe_figures and number not in routes and text_page.method == "pymupdf":
+                from ingest.ocr.figures import add_figure_descriptions
+
+                text_page = add_figure_descriptions(page, text_page, ocr)
             pages.append(text_page)
     if routes:
         from ingest.ocr import ocr_pdf_pages

@@ -26,6 +26,9 @@ class TextSpan:
     end: int
     box: Box
     confidence: float | None = None  # 0..1 for OCR words; None for a text layer
+    # Set when this span was read otherwise than its page (a figure described by a vision model);
+    # the chunker gives such a span chunks of its own, with this method.
+    method: ExtractionMethod | None = None
 
 
 @dataclass

@@ -92,6 +92,9 @@ def ingest(
     paths: Annotated[list[Path], typer.Argument(help="PDF or image files, or folders (searched recursively).")],
     collection: CollectionOpt = None,
     ocr: Annotated[str | None, typer.Option("--ocr", help="auto (default): OCR pages without usable text; always; never.")] = None,
+    describe_figures: Annotated[bool, typer.Option(
+        "--describe-figures", help="Describe charts and figures on text pages with the vision model (ocr.vision_*; needs network)."
+    )] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Ingest documents: extract pages, chunk, embed and index them. Same bytes again are skipped."""
@@ -104,6 +107,8 @@ def ingest(
         if ocr not in ("auto", "always", "never"):
             fail(f"--ocr {ocr}: expected auto, always or never", 2)
         docket.settings.ocr.mode = ocr
+    if describe_figures:
+        docket.settings.ocr.describe_figures = True
     collection = collection or docket.settings.collection
     files = list(iter_input_files(paths))
     if not files:
