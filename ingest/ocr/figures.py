@@ -21,7 +21,7 @@ from PIL import Image
 from ingest.config import OcrSettings
 from ingest.models import Box, PageText, TextSpan
 from ingest.ocr.page_image import PageImage
-from ingest.ocr.vision import VisionReaderError, _client, _failure, _message_text, page_data_url
+from ingest.ocr.vision import VisionReaderError, message_text, page_data_url, vision_client, vision_failure
 
 FIGURE_METHOD = "magistral-vision"
 FIGURE_PROMPT = (
@@ -105,7 +105,7 @@ def describe_figure(page: pymupdf.Page, figure: Figure, settings: OcrSettings) -
     image = Image.open(io.BytesIO(pixmap.tobytes("png")))
     region = PageImage(page.number + 1, image, settings.dpi, box.width, box.height)
     try:
-        response = _client(settings).chat.completions.create(
+        response = vision_client(settings).chat.completions.create(
             model=settings.vision_model,
             temperature=0.0,
             messages=[{
@@ -117,10 +117,10 @@ def describe_figure(page: pymupdf.Page, figure: Figure, settings: OcrSettings) -
             }],
         )
     except openai.OpenAIError as exc:
-        raise _failure(exc) from None
+        raise vision_failure(exc) from None
     if not response.choices:
         raise VisionReaderError("the response had no choices")
-    description = _message_text(response.choices[0].message.content)
+    description = message_text(response.choices[0].message.content)
     if not description:
         raise VisionReaderError("the model returned no description")
     return description, getattr(response, "model", None) or settings.vision_model

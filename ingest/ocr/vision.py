@@ -43,7 +43,7 @@ def _api_key(settings: OcrSettings) -> str:
     return os.environ.get("DOCKET_LLM_API_KEY") or os.environ.get("MISTRAL_API_KEY") or "no-key"
 
 
-def _client(settings: OcrSettings) -> openai.OpenAI:
+def vision_client(settings: OcrSettings) -> openai.OpenAI:
     return openai.OpenAI(
         base_url=settings.vision_base_url, api_key=_api_key(settings), timeout=_TIMEOUT_S, max_retries=1
     )
@@ -64,7 +64,7 @@ def _whole_page(text: str, page: PageImage) -> list[TextSpan]:
     return [TextSpan(0, len(text), (0.0, 0.0, page.width_pt, page.height_pt), None)] if text else []
 
 
-def _message_text(content: Any) -> str:
+def message_text(content: Any) -> str:
     """The answer text of a chat message: a string, or Magistral's list of text/thinking chunks."""
     if isinstance(content, str):
         return _THINK_BLOCK.sub("", content).strip()
@@ -74,7 +74,7 @@ def _message_text(content: Any) -> str:
     return ""
 
 
-def _failure(exc: Exception) -> VisionReaderError:
+def vision_failure(exc: Exception) -> VisionReaderError:
     # The exception class and HTTP status say enough; response bodies may echo request details.
     status = getattr(exc, "status_code", None)
     return VisionReaderError(f"{type(exc).__name__}" + (f" (HTTP {status})" if status else ""))
@@ -85,7 +85,7 @@ class MagistralVisionReader:
 
     def read(self, page: PageImage, settings: OcrSettings, path: str) -> Reading:
         try:
-            response = _client(settings).chat.completions.create(
+            response = vision_client(settings).chat.completions.create(
                 model=settings.vision_model,
                 temperature=0.0,
                 messages=[{
@@ -97,10 +97,10 @@ class MagistralVisionReader:
                 }],
             )
         except openai.OpenAIError as exc:
-            raise _failure(exc) from None
+            raise vision_failure(exc) from None
         if not response.choices:
             raise VisionReaderError("the response had no choices")
-        text = _message_text(response.choices[0].message.content)
+        text = message_text(response.choices[0].message.content)
         if not text:
             raise VisionReaderError("the model returned no text")
         model = getattr(response, "model", None) or settings.vision_model
@@ -113,9 +113,9 @@ class MistralOcrReader:
     def read(self, page: PageImage, settings: OcrSettings, path: str) -> Reading:
         body = {"model": MISTRAL_OCR_MODEL, "document": {"type": "image_url", "image_url": page_data_url(page)}}
         try:
-            result = _client(settings).post("/ocr", body=body, cast_to=object)
+            result = vision_client(settings).post("/ocr", body=body, cast_to=object)
         except openai.OpenAIError as exc:
-            raise _failure(exc) from None
+            raise vision_failure(exc) from None
         pages = result.get("pages") if isinstance(result, dict) else None
         if not pages or not isinstance(pages[0], dict):
             raise VisionReaderError("the OCR response had no pages")
