@@ -369,6 +369,15 @@ def _mount_review() -> None:
 _mount_review()
 
 
+def _mount_eval() -> None:
+    from pipeline.evaluation import eval_command
+
+    app.command("eval")(eval_command)
+
+
+_mount_eval()
+
+
 # -- demo -----------------------------------------------------------------------------------------------
 @app.command()
 def demo(
