@@ -513,7 +513,9 @@ class AuditLog:
 
 
 VERIFY_RANGE_MIN = 4096  # rows per range by default: fewer cost more in process traffic than they save
-_BATCH_ROWS = 500  # rows per fetch: few driver calls, a few MB of payloads in memory at most
+# Rows per fetch. SQLite: a batch's payloads stay in the CPU cache until hashed. PostgreSQL: each
+# fetch from a server-side cursor is a round trip, so fewer, larger ones.
+_BATCH_ROWS = {False: 64, True: 1000}
 
 
 def _plan_ranges(size: int, workers: int, range_size: int | None) -> list[tuple[int, int]]:
@@ -636,7 +638,7 @@ def _stream(connection: Any, sql: str, postgres: bool) -> Iterator[list[tuple[An
     cursor = connection.cursor(name="audit_verify") if postgres else connection.cursor()
     try:
         cursor.execute(sql)
-        while batch := cursor.fetchmany(_BATCH_ROWS):
+        while batch := cursor.fetchmany(_BATCH_ROWS[postgres]):
             yield batch
     finally:
         cursor.close()
