@@ -116,14 +116,20 @@ def workspace_key(settings: DocketSettings) -> str:
     return digest.hexdigest()[:16]
 
 
-def default_workspace(settings: DocketSettings) -> Path:
-    return Path(platformdirs.user_cache_dir("docket")) / "eval" / workspace_key(settings)
+def default_workspace(settings: DocketSettings, questions: list[EvalQuestion]) -> Path:
+    """One workspace per dataset(s) and key: BM25's term statistics span the whole index, so another
+    dataset ingested beside this one would change its scores."""
+    datasets = "+".join(sorted({q.dataset for q in questions}))
+    return Path(platformdirs.user_cache_dir("docket")) / "eval" / workspace_key(settings) / datasets
 
 
 def ingest_documents(
-    store: DocumentStore, questions: list[EvalQuestion], root: Path, on_file=None
+    store: DocumentStore, questions: list[EvalQuestion], root: Path, on_file=None, ingest_missing: bool = True
 ) -> dict[str, int]:
-    """Ingest every document the questions name (collection = dataset); return pdf_path -> document id."""
+    """Ingest every document the questions name (collection = dataset); return pdf_path -> document id.
+
+    With ``ingest_missing`` False, documents not yet in the workspace are left out (and so are their
+    questions, see ``eval_command``)."""
     wanted: dict[str, str] = {}
     for q in questions:
         for pdf in {q.pdf_path, *(ev.pdf_path for ev in q.evidence)}:
@@ -136,6 +142,8 @@ def ingest_documents(
         known = store.find_current(root / pdf, dataset)
         if known is not None:
             ids[pdf] = known
+            continue
+        if not ingest_missing:
             continue
         report = store.ingest([root / pdf], collection=dataset)
         result = report.results[0]
@@ -353,7 +361,8 @@ def render_markdown(meta: dict[str, Any], modes: list[ModeReport], answers: Answ
     lines = [
         f"# Retrieval eval: {meta['questions_file']} (scope: {meta['scope']})",
         "",
-        f"{meta['scored_questions']} questions with gold pages, {meta['documents']} documents, "
+        f"{meta['questions_run']} of {meta['questions_in_file']} questions run, {meta['scored_questions']} with gold pages; "
+        f"{meta['documents']} documents, "
         f"{meta['chunks']} chunks; embedding model {meta['embedding_model']}.",
         "",
         "| mode | R@1 | R@3 | R@5 | R@10 | MRR@10 | nDCG@10 | span R@5 | span R@10 | p50 ms | p95 ms |",
@@ -387,6 +396,7 @@ def eval_command(
     config: Annotated[str | None, typer.Option("--config", help="YAML config file or preset (retrieval, embedding, chunking, reasoner).")] = None,
     workspace: Annotated[Path | None, typer.Option("--workspace", help="Scratch workspace (default: the platform cache dir, keyed by the settings that decide chunks).")] = None,
     answers: Annotated[bool, typer.Option("--answers", help="Also answer with the configured reasoner: refusal and citation metrics.")] = False,
+    no_ingest: Annotated[bool, typer.Option("--no-ingest", help="Ingest nothing; score only questions whose documents are already in the workspace.")] = False,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the report here (.md or .json).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report instead of Markdown.")] = False,
 ) -> None:
@@ -400,7 +410,7 @@ def eval_command(
         questions = load_questions(questions_file)
         root = root or questions_file.resolve().parent.parent
         settings = load_settings(config)
-        home = workspace or default_workspace(settings)
+        home = workspace or default_workspace(settings, questions)
         settings = settings.model_copy(update={"home": home})
         from pipeline.app import Docket
 
@@ -409,7 +419,12 @@ def eval_command(
         doc_ids = ingest_documents(
             docket.store, questions, root,
             on_file=lambda r: err.print(f"  {r.outcome:9} {Path(r.path).name} ({r.chunks} chunks)", highlight=False),
+            ingest_missing=not no_ingest,
         )
+        asked = len(questions)
+        questions = [q for q in questions if q.pdf_path in doc_ids and all(ev.pdf_path in doc_ids for ev in q.evidence)]
+        if not questions:
+            raise EvalError(f"{questions_file}: none of the questions' documents is in the workspace {home}; drop --no-ingest")
         options = RetrievalOptions.from_settings(settings.retrieval)
         modes = evaluate_retrieval(docket.store, questions, doc_ids, root, scope, options)
         answer_report = evaluate_answers(docket, questions, doc_ids, scope, options) if answers else None
@@ -418,6 +433,8 @@ def eval_command(
         raise typer.Exit(2) from None
     meta = {
         "questions_file": str(questions_file),
+        "questions_in_file": asked,
+        "questions_run": len(questions),
         "scope": scope,
         "scored_questions": modes[0].questions,
         "documents": len(doc_ids),
