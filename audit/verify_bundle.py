@@ -336,6 +336,7 @@ class RangeNote:
     seq: int
     event_type: str = ""
     payload: dict[str, Any] | None = None
+    commitment: str = ""  # of an erased payload
     frontier: Frontier | None = None
 
 
@@ -364,6 +365,13 @@ def _explain_leaf_mismatch(row: Sequence[Any]) -> str:
                     )
                 return f"seq {seq} holds a copy of the entry committed as seq {committed} (row duplicated or moved)"
     return f"seq {seq}: its fields do not match its leaf_hash (entry metadata edited)"
+
+
+def _payload_matches(salt: Any, payload: Any, commitment: Any) -> bool:
+    try:
+        return payload_commitment(salt, payload) == commitment
+    except (TypeError, ValueError):  # a salt that is not hex, a payload that is not valid Unicode
+        return False
 
 
 def _structural_payload(seq: int, event_type: str, payload: str | bytes) -> dict[str, Any]:
@@ -421,9 +429,9 @@ class RangeChecker:
                 if payload is None:
                     if event_type in STRUCTURAL_EVENTS:
                         raise ChainProblem(seq, f"seq {seq}: the payload of a {event_type} event is missing")
-                    on_note(RangeNote("missing", seq))
+                    on_note(RangeNote("missing", seq, commitment=commitment))
                 else:
-                    # payload_commitment, inline: this is the bulk of the bytes verification hashes.
+                    # `_payload_matches`, inline: this is the bulk of the bytes verification hashes.
                     try:
                         digest = sha256(bytes.fromhex(salt))
                         digest.update(payload if type(payload) is bytes else payload.encode("utf-8"))
@@ -488,9 +496,17 @@ class ChainVerifier:
     explained by a redaction event, so O(log n) for an honest log.
     """
 
-    def __init__(self, trusted_keys: Mapping[str, Ed25519PublicKey] | None, log_id: str | None = None) -> None:
+    def __init__(
+        self,
+        trusted_keys: Mapping[str, Ed25519PublicKey] | None,
+        log_id: str | None = None,
+        stored_payload: Callable[[int], tuple[Any, Any] | None] | None = None,
+    ) -> None:
         self.trusted_keys = trusted_keys
         self.log_id = log_id
+        # For ranges read in a later snapshot than ours (SQLite workers), where a payload may have been
+        # erased since: (salt, payload) of a seq as our snapshot holds it, None when erased here too.
+        self.stored_payload = stored_payload
         self.rows = RangeChecker(0, GENESIS_HASH, None, lambda note: self._apply(note, self.frontier))
         self.windows: dict[str, _KeyWindow] = {}
         self.active_key_id: str | None = None
@@ -587,6 +603,12 @@ class ChainVerifier:
     def _apply_at(self, note: RangeNote, frontier: Frontier) -> None:
         """A note from a range checked elsewhere; on failure the report shows the tree at that note."""
         try:
+            if note.kind == "missing" and self.stored_payload is not None:
+                stored = self.stored_payload(note.seq)
+                if stored is not None:  # erased after our snapshot: check it as a single pass would have
+                    if not _payload_matches(*stored, note.commitment):
+                        raise ChainProblem(note.seq, f"seq {note.seq}: payload does not match its commitment (payload edited)")
+                    return
             self._apply(note, frontier)
         except ChainProblem:
             self.rows.frontier = frontier
@@ -688,6 +710,7 @@ def verify_rows(
     trusted_keys: Mapping[str, Ed25519PublicKey] | None,
     *,
     checked_ranges: Iterable[RangeResult] = (),
+    stored_payload: Callable[[int], tuple[Any, Any] | None] | None = None,
     log_id: str | None = None,
     outside_checkpoint: Mapping[str, Any] | None = None,
     checkpoint_label: str = "",
@@ -695,9 +718,10 @@ def verify_rows(
 ) -> VerifyReport:
     """Verify a log in one pass: ranges checked elsewhere (in seq order), then batches of the rows after them.
 
-    The report names the first bad seq and why, the same with or without `checked_ranges`.
+    The report names the first bad seq and why, the same with or without `checked_ranges`
+    (`stored_payload`: see `ChainVerifier`).
     """
-    verifier = ChainVerifier(trusted_keys, log_id)
+    verifier = ChainVerifier(trusted_keys, log_id, stored_payload)
     try:
         if outside_checkpoint is not None:
             verifier.expect_checkpoint(outside_checkpoint, checkpoint_label)

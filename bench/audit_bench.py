@@ -161,12 +161,41 @@ def raw_sha256(url: str) -> tuple[Timed, int]:
     return spent, total
 
 
+def read_rows_only(url: str) -> Timed:
+    """Read the rows verify reads, through the driver's cursor as verify does, and check nothing.
+
+    It bounds what any verifier in this process could reach: on PostgreSQL the server's delivery of
+    the rows, not the hashing, sets the pace.
+    """
+    engine = create_engine(url)
+    query = select(entries, payloads.c.salt, payloads.c.payload).select_from(
+        entries.outerjoin(payloads, payloads.c.seq == entries.c.seq)
+    ).order_by(entries.c.seq)
+    postgres = engine.dialect.name == "postgresql"
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.driver_connection.cursor(name="bench_read") if postgres else connection.driver_connection.cursor()
+
+        def read() -> None:
+            cursor.execute(str(query.compile(dialect=engine.dialect)))
+            while cursor.fetchmany(1000):
+                pass
+
+        _, spent = timed(read)
+        cursor.close()
+    finally:
+        connection.close()
+        engine.dispose()
+    return spent
+
+
 @dataclass
 class Round:
     load: float  # 1-minute load average when the round started
     parallel: Timed
     single: Timed
     raw: Timed
+    read_only: Timed
 
 
 def verify_rounds(url: str, entries_count: int, workers: int, rounds: int) -> tuple[list[Round], int]:
@@ -181,7 +210,7 @@ def verify_rounds(url: str, entries_count: int, workers: int, rounds: int) -> tu
                 assert report.ok and report.size == entries_count, report.problem
                 times.append(spent)
             raw, hashed = raw_sha256(url)
-            measured.append(Round(load, times[0], times[1], raw))
+            measured.append(Round(load, times[0], times[1], raw, read_rows_only(url)))
     return measured, hashed
 
 
@@ -198,6 +227,10 @@ def goal_check(name: str, measured: list[Round], hashed: int, workers: int) -> l
                 f"({'MET' if ratio >= GOAL_FRACTION else 'NOT MET'}); CPU seconds {spent.cpu:.2f} vs {got.raw.cpu:.2f} "
                 f"= {got.raw.cpu / spent.cpu:.2f}"
             )
+        lines.append(
+            f"- {name} round {number}: reading the rows alone (no checks) takes {got.read_only.wall:.2f} s "
+            f"({got.read_only.cpu:.2f} CPU s here): at most {got.raw.wall / got.read_only.wall:.2f} of raw for any verifier reading them"
+        )
     return lines
 
 
@@ -247,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
                 for label, spent, count in ((f"verify, {args.workers} workers", got.parallel, args.workers), ("verify, 1 worker", got.single, 1)):
                     rows.append(Row(f"{label} (round {number}, load {got.load:.1f})", name, count, args.entries, spent.wall, "entries/s"))
                 rows.append(Row(f"raw SHA-256, same bytes (round {number})", name, 1, args.entries, got.raw.wall, "entries/s"))
+                rows.append(Row(f"read the rows only, no checks (round {number})", name, 1, args.entries, got.read_only.wall, "entries/s"))
             goal_lines.extend(goal_check(name, measured, hashed, args.workers))
     print(f"\nPayload ~{_payload_bytes_actual(args.payload_bytes)} bytes of canonical JSON per entry; CPUs: {os.cpu_count()}\n")
     print("| measure | backend | processes | entries | seconds | rate |")

@@ -267,8 +267,21 @@ def _damaged(rows: list[dict[str, Any]], kind: str, at: int) -> list[dict[str, A
     return sorted(rows, key=lambda r: r["seq"])  # as ORDER BY seq returns them
 
 
-def _in_range(after: int, up_to: int | None, first: bool) -> Callable[[dict[str, Any]], bool]:
-    return lambda r: (first or r["seq"] > after) and (up_to is None or r["seq"] <= up_to)
+def _as_tuples(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [tuple(r[name] for name in ROW_FIELDS) for r in rows]
+
+
+def _in_ranges(rows: list[dict[str, Any]], size: int, width: int, mark: int | None) -> tuple[list[Any], list[Any]]:
+    """What `AuditLog.verify` does with worker processes, in memory: ranges checked apart, and the tail."""
+    def within(after: int, up_to: int | None) -> list[tuple[Any, ...]]:
+        return _as_tuples([r for r in rows if (after == 0 or r["seq"] > after) and (up_to is None or r["seq"] <= up_to)])
+
+    ranges = _plan_ranges(size, 2, width)
+    parts = []
+    for after, up_to in ranges:
+        boundary = next((r["leaf_hash"] for r in rows if r["seq"] == after), GENESIS_HASH)
+        parts.append(check_range([within(after, up_to)], after, boundary, mark))
+    return parts, within(ranges[-1][1], None)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -277,28 +290,33 @@ def _in_range(after: int, up_to: int | None, first: bool) -> Callable[[dict[str,
 def test_random_damage_is_reported_the_same_by_joined_ranges(
     honest: dict[str, Any], kind: str, position: float, log_width: int, outside: bool, intact: bool
 ) -> None:
-    rows = honest["rows"] if intact else _damaged(honest["rows"], kind, int(position * len(honest["rows"])))
+    size = len(honest["rows"])
+    rows = honest["rows"] if intact else _damaged(honest["rows"], kind, int(position * size))
     options: dict[str, Any] = {
-        "log_id": honest["log_id"], "recorded_size": len(honest["rows"]),
+        "log_id": honest["log_id"], "recorded_size": size,
         "outside_checkpoint": honest["kept"] if outside else None, "checkpoint_label": "kept.json",
     }
-    mark = honest["kept"]["size"] if outside else None
-
-    def as_tuples(selected: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-        return [tuple(r[name] for name in ROW_FIELDS) for r in selected]
-
-    one_pass = verify_rows([as_tuples(rows)], honest["keys"], **options)
-    ranges = _plan_ranges(len(honest["rows"]), 2, 1 << log_width)
-    parts = []
-    for after, up_to in ranges:
-        boundary = next((r["leaf_hash"] for r in rows if r["seq"] == after), GENESIS_HASH)
-        inside = as_tuples(list(filter(_in_range(after, up_to, after == 0), rows)))
-        parts.append(check_range([inside], after, boundary, mark))
-    tail = as_tuples(list(filter(_in_range(ranges[-1][1], None, False), rows)))
-    joined = verify_rows([tail], honest["keys"], checked_ranges=parts, **options)
-    assert joined == one_pass
+    one_pass = verify_rows([_as_tuples(rows)], honest["keys"], **options)
+    parts, tail = _in_ranges(rows, size, 1 << log_width, honest["kept"]["size"] if outside else None)
+    assert verify_rows([tail], honest["keys"], checked_ranges=parts, **options) == one_pass
     if rows == honest["rows"]:
         assert one_pass.ok and one_pass.redacted == [3], one_pass.problem
     elif kind not in ("rewrite", "rehash"):
         # Rehashing the entries after the last signed checkpoint is what no hash chain alone can see.
         assert not one_pass.ok
+
+
+@pytest.mark.parametrize("edited", [False, True])
+def test_a_payload_erased_after_the_verifiers_snapshot_is_judged_by_that_snapshot(honest: dict[str, Any], edited: bool) -> None:
+    """SQLite workers read later snapshots: a payload redacted meanwhile is looked up in the verifier's own."""
+    rows, size = honest["rows"], len(honest["rows"])
+    target = next(r for r in rows if r["event_type"] == "answer" and r["seq"] > 8)
+    held = dict(target, payload=target["payload"].replace("answer", "ANSWER") if edited else target["payload"])
+    mine = [held if r is target else r for r in rows]
+    seen_by_workers = [dict(r, payload=None, salt=None) if r is target else r for r in rows]
+    parts, tail = _in_ranges(seen_by_workers, size, 4, None)
+    lookup = {r["seq"]: (r["salt"], r["payload"]) for r in mine if r["payload"] is not None}.get
+    options: dict[str, Any] = {"log_id": honest["log_id"], "recorded_size": size}
+    joined = verify_rows([tail], honest["keys"], checked_ranges=parts, stored_payload=lookup, **options)
+    assert joined == verify_rows([_as_tuples(mine)], honest["keys"], **options)
+    assert joined.ok != edited and joined.first_bad_seq == (target["seq"] if edited else None)
