@@ -79,6 +79,7 @@ class LexicalIndex:
     ids: list[int] = field(default_factory=list)
     _bm25: bm25s.BM25 | None = None
     _id_array: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    _position: dict[int, int] = field(default_factory=dict)  # chunk id -> row, built on first use
 
     @classmethod
     def build(cls, ids: list[int], texts: list[str]) -> LexicalIndex:
@@ -89,24 +90,44 @@ class LexicalIndex:
             index._bm25.index(corpus, show_progress=False)
         return index
 
-    def search(
-        self, query: str | Mapping[str, float], k: int, allowed_ids: set[int] | list[int] | None = None
-    ) -> list[tuple[int, float]]:
-        """Top-k (chunk id, BM25 score); ``query`` is text or {term: weight} (terms from ``tokenize``)."""
-        if self._bm25 is None or k <= 0:
-            return []
+    def scores(
+        self, query: str | Mapping[str, float], allowed_ids: set[int] | list[int] | None = None
+    ) -> np.ndarray | None:
+        """BM25 score of every indexed chunk (aligned with ``ids``; 0 outside ``allowed_ids``), or None
+        when no query term is in the index. ``query`` is text or {term: weight} (terms from ``tokenize``)."""
+        if self._bm25 is None:
+            return None
         weights = Counter(tokenize(query)) if isinstance(query, str) else query
         vocab = self._bm25.vocab_dict
         known = {vocab[t]: w for t, w in weights.items() if t in vocab and w > 0}
         if not known:
-            return []
+            return None
         mask = None
         if allowed_ids is not None:
             mask = np.isin(self._id_array, np.fromiter(allowed_ids, dtype=np.int64)).astype(np.float32)
         scores = np.zeros(len(self.ids), dtype=np.float32)
         for token_id, weight in known.items():
             scores += weight * self._bm25.get_scores_from_ids([token_id], weight_mask=mask)
+        return scores
+
+    def top(self, scores: np.ndarray | None, k: int) -> list[tuple[int, float]]:
+        if scores is None or k <= 0:
+            return []
         k = min(k, len(scores))
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(self.ids[i], float(scores[i])) for i in top if scores[i] > 0]
+
+    def score_of(self, scores: np.ndarray | None, chunk_ids: list[int]) -> list[tuple[int, float]]:
+        """(chunk id, score) for given chunks: completes a fusion for chunks BM25 did not rank."""
+        if scores is None:
+            return [(cid, 0.0) for cid in chunk_ids]
+        if len(self._position) != len(self.ids):
+            self._position = {cid: i for i, cid in enumerate(self.ids)}
+        return [(cid, float(scores[self._position[cid]]) if cid in self._position else 0.0) for cid in chunk_ids]
+
+    def search(
+        self, query: str | Mapping[str, float], k: int, allowed_ids: set[int] | list[int] | None = None
+    ) -> list[tuple[int, float]]:
+        """Top-k (chunk id, BM25 score)."""
+        return self.top(self.scores(query, allowed_ids), k)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -458,9 +457,19 @@ class DocumentStore:
         dense: list[tuple[int, float]] = []
         lexical: list[tuple[int, float]] = []
         if mode in ("hybrid", "dense"):
-            dense = self.vectors().search(self.encoder.encode_query(plan.text), depth, allowed)
+            query_vector = self.encoder.encode_query(plan.text)
+            dense = self.vectors().search(query_vector, depth, allowed)
         if mode in ("hybrid", "bm25"):
-            lexical = self.lexical().search(plan.terms, depth, allowed)
+            bm25 = self.lexical().scores(plan.terms, allowed)
+            lexical = self.lexical().top(bm25, depth)
+        if mode == "hybrid" and options.fusion == "convex":
+            # Score every candidate on both scales: a chunk ranked by one retriever only is not thereby
+            # worth 0 to the other (its cosine is read from FAISS, its BM25 from the score array).
+            in_dense, in_lexical = {c for c, _ in dense}, {c for c, _ in lexical}
+            only_lexical = [c for c, _ in lexical if c not in in_dense]
+            vectors = self.vectors().vectors(only_lexical)
+            dense = dense + [(c, float(vectors[c] @ query_vector)) for c in only_lexical]
+            lexical = lexical + self.lexical().score_of(bm25, [c for c, _ in dense if c not in in_lexical])
         scored = fuse(dense, lexical, options) if mode == "hybrid" else dense or lexical
         if options.reranker:
             texts = {cid: f"{row.context}\n{row.text}" for cid, row in self._rows([c for c, _ in scored[: options.rerank_candidates]]).items()}
