@@ -4,7 +4,8 @@ A hybrid search runs the dense (FAISS) and lexical (BM25) retrievers on the anal
 ``ingest.query``), takes ``candidates`` hits from each and fuses them:
 
 - ``convex`` (default): w_dense * cosine + w_lexical * BM25 / (this query's best BM25), over the union of
-  both candidate lists (a retriever that missed a chunk contributes 0). Scores keep how much better the
+  both candidate lists; the store scores each candidate on both scales (``convex_fusion`` alone counts a
+  chunk missing from a list as 0). Scores keep how much better the
   best hit is than the next, which ranks throw away; on CUAD it lifted within-contract R@1 from 0.54
   (RRF) to 0.71 with the same candidates (docs/retrieval.md).
 - ``rrf``: weighted reciprocal-rank fusion, score(d) = sum_r w_r / (k + rank_r(d)) with k = 60
