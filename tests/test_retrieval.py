@@ -143,7 +143,8 @@ def test_options_come_from_a_settings_section_by_field_name():
     from pipeline.settings import RetrievalSettings
 
     options = RetrievalOptions.from_settings(RetrievalSettings(rrf_k=10, candidates=30))
-    assert (options.rrf_k, options.candidates, options.fusion) == (10, 30, "rrf")
+    assert (options.rrf_k, options.candidates, options.fusion) == (10, 30, "convex")  # the rest: defaults
+    assert RetrievalOptions.from_settings({"fusion": "rrf", "top_k": 5}).fusion == "rrf"  # top_k: not an option
 
 
 # -- the vector index ------------------------------------------------------------------------------
