@@ -12,7 +12,9 @@ what Docket runs. It holds:
 * RFC 9162 Merkle hashing: leaf ``H(0x00||d)``, node ``H(0x01||l||r)``, a compact frontier, and the
   inclusion / consistency proof checks of RFC 9162 sections 2.1.3.2 and 2.1.4.2;
 * the leaf encoding of an audit entry, payload commitments and Ed25519 checkpoint signatures;
-* `ChainVerifier`, the one-pass (O(n) time, O(log n) memory) check of a stream of entries;
+* `ChainVerifier`, the one-pass (O(n) time, O(log n) memory) check of a stream of entries, and
+  `check_range` / `ChainVerifier.absorb`, which let ranges of it be checked in other processes
+  with the same report;
 * `verify_bundle`, the check of an exported bundle directory.
 """
 
