@@ -138,11 +138,14 @@ def make_app(get_context: Callable[[], AuditContext]) -> typer.Typer:
         checkpoint: Annotated[
             Path | None, typer.Option(help="A checkpoint file kept outside the database, to catch rewrites and truncation.")
         ] = None,
+        workers: Annotated[
+            int | None, typer.Option(min=1, help="Processes checking seq ranges in parallel (default: CPU count).")
+        ] = None,
         as_json: JsonFlag = False,
     ) -> None:
         """Check the whole log in one pass: OK with size and root, or the first bad seq and why."""
         with open_log() as log:
-            report = log.verify(checkpoint)
+            report = log.verify(checkpoint, workers=workers)
         if as_json:
             _print_json(report.to_dict())
         elif report.ok:
