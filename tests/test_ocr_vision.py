@@ -31,10 +31,12 @@ class FakeModelServer:
     status: int = 200
     requests: list[tuple[str, dict, dict]] = field(default_factory=list)
     url: str = ""
+    ocr_page: dict | None = None  # a whole /v1/ocr page to answer with instead of the plain transcript
 
     def reply(self, path: str) -> dict:
         if path.endswith("/ocr"):
-            return {"model": "mistral-ocr-2505", "pages": [{"index": 0, "markdown": TRANSCRIPT, "images": []}]}
+            page = self.ocr_page or {"index": 0, "markdown": TRANSCRIPT, "images": []}
+            return {"model": "mistral-ocr-2505", "pages": [page]}
         return {
             "id": "c1", "object": "chat.completion", "created": 0, "model": "magistral-small-2509",
             "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": [
@@ -103,6 +105,22 @@ def test_mistral_ocr_posts_the_page_to_the_ocr_endpoint(server):
     assert path == "/v1/ocr" and body["model"] == "mistral-ocr-latest"
     assert body["document"]["type"] == "image_url"
     assert _sent_png(body["document"]["image_url"]).startswith(b"\x89PNG")
+
+
+def test_mistral_ocr_image_boxes_become_spans_in_page_points(server):
+    from PIL import Image
+
+    width, height = Image.open(SCAN_PNG).size
+    markdown = "Signed by the parties.\n\n![img-0.jpeg](img-0.jpeg)\n\nWitness."
+    # Mistral reports boxes in the pixels of the image it was sent; here it says it saw half the size.
+    server.ocr_page = {
+        "index": 0, "markdown": markdown, "dimensions": {"dpi": 75, "width": width // 2, "height": height // 2},
+        "images": [{"id": "img-0.jpeg", "top_left_x": 10, "top_left_y": 20, "bottom_right_x": 60, "bottom_right_y": 80}],
+    }
+    [page] = read_image_file(SCAN_PNG, _settings(server, "mistral-ocr"))
+    image_span = next(s for s in page.spans if page.text[s.start:s.end] == "![img-0.jpeg](img-0.jpeg)")
+    scale = 72.0 / page.dpi * 2  # half-size pixels -> full-size pixels -> points
+    assert image_span.box == pytest.approx((10 * scale, 20 * scale, 60 * scale, 80 * scale), abs=0.1)  # odd sizes halve unevenly
 
 
 @pytest.mark.slow

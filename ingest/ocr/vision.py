@@ -121,4 +121,24 @@ class MistralOcrReader:
             raise VisionReaderError("the OCR response had no pages")
         text = "\n\n".join(str(p.get("markdown", "")) for p in pages).strip()
         model = str(result.get("model") or MISTRAL_OCR_MODEL)
-        return Reading(text, _whole_page(text, page), None, model)
+        return Reading(text, _whole_page(text, page) + _image_spans(text, pages[0], page), None, model)
+
+
+def _image_spans(text: str, ocr_page: dict[str, Any], page: PageImage) -> list[TextSpan]:
+    """Mistral OCR marks each image in its Markdown (``![img-0.jpeg](img-0.jpeg)``) and gives its box in
+    the pixels of the image it was sent (``dimensions``); each becomes a span with its box in page points."""
+    dims = ocr_page.get("dimensions") or {}
+    sx = page.image.width / dims["width"] if dims.get("width") else 1.0
+    sy = page.image.height / dims["height"] if dims.get("height") else 1.0
+    spans = []
+    for image in ocr_page.get("images") or []:
+        try:
+            box = (image["top_left_x"] * sx, image["top_left_y"] * sy, image["bottom_right_x"] * sx, image["bottom_right_y"] * sy)
+        except (KeyError, TypeError):
+            continue  # an image without coordinates says nothing about where it is
+        ref = f"![{image.get('id', '')}]"
+        start = text.find(ref)
+        if start >= 0:
+            end = text.find(")", start) + 1 or start + len(ref)
+            spans.append(TextSpan(start, end, page.to_page_box(box), None))
+    return spans
