@@ -269,6 +269,10 @@ class Encoder:
         # Normalised here as well, so a model without a Normalize module still yields unit vectors.
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
+    def clear_query_cache(self) -> None:
+        """Forget cached question vectors (a benchmark that must pay for each embedding calls this)."""
+        self.__dict__.pop("_query_cache", None)
+
     def encode_query(self, text: str) -> np.ndarray:
         """One question's vector. Cached: a review asks the same question of every document."""
         cache = self.__dict__.setdefault("_query_cache", OrderedDict())

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from ingest.retrieval import RetrievalOptions
 from ingest.store import ChunkHit
 from pipeline.app import Docket, software_version
 from pipeline.grounding import check_grounding
@@ -63,12 +64,12 @@ def ask(docket: Docket, question: str, options: AskOptions | None = None) -> Ans
     top_k = options.top_k or s.retrieval.top_k
     request_id = uuid.uuid4().hex
     created_at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    retrieval_options = RetrievalOptions.from_settings(s.retrieval)
     retrieval = {
-        "mode": s.retrieval.mode,
+        **s.retrieval.model_dump(mode="json"),
         "top_k": top_k,
-        "candidates": s.retrieval.candidates,
-        "rrf_k": s.retrieval.rrf_k,
         "embedding_model": docket.store.encoder.model_id,
+        "embedding_backend": s.embedding.backend,
         "index_generation": docket.store.generation(),
     }
 
@@ -85,8 +86,7 @@ def ask(docket: Docket, question: str, options: AskOptions | None = None) -> Ans
                 collection=collection,
                 document_ids=document_ids or None,
                 mode=s.retrieval.mode,
-                candidates=s.retrieval.candidates,
-                rrf_k=s.retrieval.rrf_k,
+                options=retrieval_options,
             )
             evidence = to_evidence(hits)
             output = docket.reasoner.answer(question, evidence, options.history or None, options.on_delta)

@@ -286,7 +286,7 @@ def evaluate_retrieval(
                 {"document_ids": [doc_ids[q.pdf_path]]} if scope == "doc" else {"collection": q.dataset}
             )
             # Each mode pays for embedding the question: the encoder would serve a repeat from its cache.
-            store.encoder.__dict__.pop("_query_cache", None)
+            store.encoder.clear_query_cache()
             started = time.perf_counter()
             hits = store.search(q.question, DEPTH, mode=mode, options=options, **filters)
             latency = (time.perf_counter() - started) * 1000

@@ -39,10 +39,20 @@ class _Section(BaseModel):
 
 
 class RetrievalSettings(_Section):
+    """Retrieval knobs; the same names as ``ingest.retrieval.RetrievalOptions`` (see docs/retrieval.md)."""
+
     top_k: int = Field(5, ge=1, le=100)
     mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    fusion: Literal["convex", "rrf"] = "convex"
+    dense_weight: float = Field(1.0, ge=0)
+    lexical_weight: float = Field(1.0, ge=0)
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
     candidates: int = Field(50, ge=1, description="Hits taken from each retriever before fusion.")
+    query_analysis: bool = Field(True, description="Weigh a question's content above its instructions.")
+    mmr_lambda: float = Field(1.0, ge=0, le=1, description="1 = relevance only; lower adds diversity.")
+    neighbours: int = Field(0, ge=0, le=5, description="Adjacent chunks on the same page merged into each hit.")
+    reranker: str | None = Field(None, description="A local cross-encoder folder; none ships offline.")
+    rerank_candidates: int = Field(20, ge=1)
 
 
 class LLMSettings(_Section):
