@@ -14,14 +14,13 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, replace
 
-import openai
 import pymupdf
 from PIL import Image
 
 from ingest.config import OcrSettings
 from ingest.models import Box, PageText, TextSpan
 from ingest.ocr.page_image import PageImage
-from ingest.ocr.vision import VisionReaderError, message_text, page_data_url, vision_client, vision_failure
+from ingest.ocr.vision import VisionReaderError, ask_vision_model
 
 FIGURE_METHOD = "magistral-vision"
 FIGURE_PROMPT = (
@@ -104,26 +103,7 @@ def describe_figure(page: pymupdf.Page, figure: Figure, settings: OcrSettings) -
     pixmap = page.get_pixmap(dpi=settings.dpi, clip=box, colorspace=pymupdf.csRGB, alpha=False)
     image = Image.open(io.BytesIO(pixmap.tobytes("png")))
     region = PageImage(page.number + 1, image, settings.dpi, box.width, box.height)
-    try:
-        response = vision_client(settings).chat.completions.create(
-            model=settings.vision_model,
-            temperature=0.0,
-            messages=[{
-                "role": "user",
-                "content": [
-                    {"type": "text", "text": FIGURE_PROMPT},
-                    {"type": "image_url", "image_url": page_data_url(region)},
-                ],
-            }],
-        )
-    except openai.OpenAIError as exc:
-        raise vision_failure(exc) from None
-    if not response.choices:
-        raise VisionReaderError("the response had no choices")
-    description = message_text(response.choices[0].message.content)
-    if not description:
-        raise VisionReaderError("the model returned no description")
-    return description, getattr(response, "model", None) or settings.vision_model
+    return ask_vision_model(FIGURE_PROMPT, region, settings)
 
 
 def add_figure_descriptions(page: pymupdf.Page, text_page: PageText, settings: OcrSettings) -> PageText:

@@ -80,30 +80,36 @@ def vision_failure(exc: Exception) -> VisionReaderError:
     return VisionReaderError(f"{type(exc).__name__}" + (f" (HTTP {status})" if status else ""))
 
 
+def ask_vision_model(prompt: str, image: PageImage, settings: OcrSettings) -> tuple[str, str]:
+    """(text, model) of the vision model's answer to ``prompt`` about ``image``; VisionReaderError
+    when the call fails or the answer is empty. Temperature 0: a transcription is not creative work."""
+    try:
+        response = vision_client(settings).chat.completions.create(
+            model=settings.vision_model,
+            temperature=0.0,
+            messages=[{
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": prompt},
+                    {"type": "image_url", "image_url": page_data_url(image)},
+                ],
+            }],
+        )
+    except openai.OpenAIError as exc:
+        raise vision_failure(exc) from None
+    if not response.choices:
+        raise VisionReaderError("the response had no choices")
+    text = message_text(response.choices[0].message.content)
+    if not text:
+        raise VisionReaderError("the model returned no text")
+    return text, getattr(response, "model", None) or settings.vision_model
+
+
 class MagistralVisionReader:
     name = "magistral-vision"
 
     def read(self, page: PageImage, settings: OcrSettings, path: str) -> Reading:
-        try:
-            response = vision_client(settings).chat.completions.create(
-                model=settings.vision_model,
-                temperature=0.0,
-                messages=[{
-                    "role": "user",
-                    "content": [
-                        {"type": "text", "text": TRANSCRIPTION_PROMPT},
-                        {"type": "image_url", "image_url": page_data_url(page)},
-                    ],
-                }],
-            )
-        except openai.OpenAIError as exc:
-            raise vision_failure(exc) from None
-        if not response.choices:
-            raise VisionReaderError("the response had no choices")
-        text = message_text(response.choices[0].message.content)
-        if not text:
-            raise VisionReaderError("the model returned no text")
-        model = getattr(response, "model", None) or settings.vision_model
+        text, model = ask_vision_model(TRANSCRIPTION_PROMPT, page, settings)
         return Reading(text, _whole_page(text, page), None, model)
 
 
