@@ -7,10 +7,8 @@ from __future__ import annotations
 import base64
 import io
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pymupdf
@@ -18,6 +16,7 @@ import pytest
 from PIL import Image, ImageDraw
 from typer.testing import CliRunner
 
+from json_server import serve
 from ingest.config import OcrSettings
 from ingest.extract import read_document
 from pipeline.app import Docket
@@ -47,7 +46,7 @@ class FakeVisionServer:
     requests: list[tuple[str, dict, dict]] = field(default_factory=list)
     url: str = ""
 
-    def reply(self) -> dict:
+    def reply(self, path: str) -> dict:
         return {
             "id": "c1", "object": "chat.completion", "created": 0, "model": MODEL,
             "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": [
@@ -61,28 +60,7 @@ class FakeVisionServer:
 @pytest.fixture
 def server() -> Iterator[FakeVisionServer]:
     fake = FakeVisionServer()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            fake.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
-            payload = fake.reply() if fake.status == 200 else {"error": {"message": "boom"}}
-            data = json.dumps(payload).encode()
-            self.send_response(fake.status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    fake.url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    yield fake
-    httpd.shutdown()
-    httpd.server_close()
+    yield from serve(fake)
 
 
 def _png(image: Image.Image) -> bytes:

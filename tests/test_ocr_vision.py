@@ -4,15 +4,13 @@ remote model). Page images are real; the Tesseract fallback is real."""
 from __future__ import annotations
 
 import base64
-import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from json_server import serve
 from ingest.config import OcrSettings
 from ingest.ocr import read_image_file
 from ingest.ocr.wordbag import bag_of_words_f1
@@ -50,29 +48,7 @@ class FakeModelServer:
 @pytest.fixture
 def server() -> Iterator[FakeModelServer]:
     fake = FakeModelServer()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            fake.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
-            payload = fake.reply(self.path) if fake.status == 200 else {"error": {"message": "boom"}}
-            data = json.dumps(payload).encode()
-            self.send_response(fake.status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    fake.url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    yield fake
-    httpd.shutdown()
-    httpd.server_close()
+    yield from serve(fake)
 
 
 def _settings(server: FakeModelServer, reader: str) -> OcrSettings:
