@@ -83,10 +83,15 @@ def test_int8_agrees_with_torch_on_real_text(encoder, int8_encoder, contract_par
     int8 = int8_encoder.encode(contract_paragraphs)
     cosine = (fp32 * int8).sum(axis=1)
     assert cosine.mean() > 0.99 and cosine.min() > 0.97, (cosine.mean(), cosine.min())
-    # Neighbours survive quantisation: each paragraph's nearest other paragraph is mostly the same one.
-    near_fp32 = np.argsort(-(fp32 @ fp32.T), axis=1)[:, 1]
-    near_int8 = np.argsort(-(int8 @ int8.T), axis=1)[:, 1]
-    assert (near_fp32 == near_int8).mean() > 0.9
+    # Neighbours survive quantisation. Two near-tied neighbours may swap places, so the test is that the
+    # paragraph int8 finds nearest is, by fp32's own similarities, within 0.02 of fp32's nearest.
+    fp32_sim, int8_sim = fp32 @ fp32.T, int8 @ int8.T
+    np.fill_diagonal(fp32_sim, -2.0)
+    np.fill_diagonal(int8_sim, -2.0)
+    rows = np.arange(len(fp32))
+    shortfall = fp32_sim[rows, fp32_sim.argmax(axis=1)] - fp32_sim[rows, int8_sim.argmax(axis=1)]
+    assert shortfall.max() < 0.02, shortfall.max()
+    assert (fp32_sim.argmax(axis=1) == int8_sim.argmax(axis=1)).mean() > 0.8
 
 
 def test_int8_export_is_reused_and_keyed_by_the_model_files(int8_encoder, onnx_cache, tmp_path, monkeypatch):
