@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import itertools
 import json
 import multiprocessing
 import os
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    Connection, Engine, LargeBinary, Select, cast, create_engine, event, insert, inspect, select, update,
+    Connection, Engine, LargeBinary, Select, String, cast, create_engine, event, insert, inspect, select, update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
@@ -432,9 +433,12 @@ class AuditLog:
                 snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one() if postgres and ranges else None
                 mark = outside["size"] if outside is not None else None
                 tasks = [_RangeTask(_DriverLink.of(self.engine), after, up_to, mark, snapshot) for after, up_to in ranges]
-                with _range_pool(min(workers, len(tasks))) as pool:
+                with (
+                    _range_pool(min(workers, len(tasks))) as pool,
+                    _scan_entries(conn, after=ranges[-1][1] if ranges else None) as rest,
+                ):
                     return verify_rows(
-                        _scan_entries(conn, after=ranges[-1][1] if ranges else None), trusted,
+                        rest, trusted,
                         checked_ranges=pool.map(_check_stored_range, tasks) if tasks else (),
                         # SQLite workers read their own, later snapshots, which may lack a payload
                         # erased by a redaction this snapshot does not hold yet.
@@ -517,9 +521,10 @@ class AuditLog:
 
 
 VERIFY_RANGE_MIN = 4096  # rows per range by default: fewer cost more in process traffic than they save
-# Rows per fetch. SQLite: a batch's payloads stay in the CPU cache until hashed. PostgreSQL: each
-# fetch from a server-side cursor is a round trip, so fewer, larger ones.
-_BATCH_ROWS = {False: 64, True: 1000}
+# Rows per batch handed to the checks: a batch's payloads stay in the CPU cache until hashed.
+_BATCH_ROWS = 64
+# Rows per chunk a PostgreSQL stream receives; the server keeps sending while the client hashes.
+_PG_CHUNK_ROWS = 256
 
 
 def _plan_ranges(size: int, workers: int, range_size: int | None) -> list[tuple[int, int]]:
@@ -585,6 +590,8 @@ def _check_stored_range(task: _RangeTask) -> RangeResult:
                 raise ValueError(f"unexpected snapshot id {task.snapshot!r}")
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             cursor.execute(f"SET TRANSACTION SNAPSHOT '{task.snapshot}'")  # cannot be a bound parameter
+        if task.link.postgres:
+            cursor.execute(UTF8_PAYLOADS)
         # The chain before the range is assumed to end in the stored leaf hash of seq `after`;
         # ChainVerifier.absorb checks that assumption when the range joins the chain.
         head_hash = GENESIS_HASH
@@ -593,8 +600,8 @@ def _check_stored_range(task: _RangeTask) -> RangeResult:
             before = cursor.fetchone()
             head_hash = before[0] if before else GENESIS_HASH  # no such row: absorb reports it missing
         cursor.close()
-        sql = _range_query(task.after or None, task.up_to, task.link.postgres)
-        return check_range(_stream(connection, sql, task.link.postgres), task.after, head_hash, task.mark)
+        sql = range_query(task.after or None, task.up_to, task.link.postgres)
+        return check_range(stream_row_batches(connection, sql, task.link.postgres), task.after, head_hash, task.mark)
     finally:
         connection.close()
 
@@ -620,13 +627,18 @@ def _range_pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _range_query(after: int | None, up_to: int | None, postgres: bool) -> str:
+def range_query(after: int | None, up_to: int | None, postgres: bool) -> str:
     """Entries with their payloads, in seq order, with after < seq <= up_to (None: unbounded).
 
-    SQLite hands the payload over as bytes, which is what gets hashed: no decoding and re-encoding.
+    The payload arrives as bytes, which is what gets hashed: no decoding and re-encoding. SQLite
+    casts it to a BLOB; PostgreSQL sends text as its bytes in the client encoding (`UTF8_PAYLOADS`),
+    which `stream_row_batches` keeps as bytes, so `subjects`, the one other text column, is read as
+    VARCHAR there to stay a str.
     """
     payload = payloads.c.payload if postgres else cast(payloads.c.payload, LargeBinary)
-    query = select(entries, payloads.c.salt, payload).select_from(
+    subjects_column = cast(entries.c.subjects, String).label("subjects") if postgres else entries.c.subjects
+    leaf_columns = [subjects_column if column.name == "subjects" else column for column in entries.c]
+    query = select(*leaf_columns, payloads.c.salt, payload).select_from(
         entries.outerjoin(payloads, payloads.c.seq == entries.c.seq)
     ).order_by(entries.c.seq)
     if after is not None:
@@ -636,31 +648,77 @@ def _range_query(after: int | None, up_to: int | None, postgres: bool) -> str:
     return _sql(query, postgres)
 
 
+# The bytes of a stored payload as verification hashes them: its UTF-8 encoding. PostgreSQL sends text
+# in the client encoding, so the verifying transaction asks for UTF-8 whatever the session's default.
+UTF8_PAYLOADS = "SET LOCAL client_encoding TO 'UTF8'"
+
+
 def _sql(query: Select[Any], postgres: bool) -> str:
     dialect = postgresql.dialect() if postgres else sqlite.dialect()
     return str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
 
 
-def _stream(connection: Any, sql: str, postgres: bool) -> Iterator[list[tuple[Any, ...]]]:
+def stream_row_batches(connection: Any, sql: str, postgres: bool) -> Iterator[list[tuple[Any, ...]]]:
     """Batches of rows straight from the driver's cursor, in `ROW_FIELDS` order.
 
     Verification spends most of its time here, and SQLAlchemy's row objects cost more than the
-    hashing; the driver's own tuples do not. On PostgreSQL a named (server-side) cursor streams the
-    rows, so memory stays flat; SQLite cursors stream anyway.
+    hashing; the driver's own tuples do not. Memory stays flat: SQLite cursors stream anyway, and
+    PostgreSQL rows come through psycopg's `stream` (`_stream_psycopg`) or a server-side cursor.
     """
+    if postgres and hasattr(connection, "adapters"):  # psycopg 3
+        yield from _stream_psycopg(connection, sql)
+        return
     cursor = connection.cursor(name="audit_verify") if postgres else connection.cursor()
     try:
         cursor.execute(sql)
-        while batch := cursor.fetchmany(_BATCH_ROWS[postgres]):
+        while batch := cursor.fetchmany(_BATCH_ROWS):
             yield batch
     finally:
         cursor.close()
 
 
-def _scan_entries(conn: Connection, after: int | None) -> Iterator[list[tuple[Any, ...]]]:
-    """The rows after seq `after` (all when None), read in this connection's transaction."""
+def _stream_psycopg(connection: Any, sql: str) -> Iterator[list[tuple[Any, ...]]]:
+    """Rows of one query streamed by psycopg 3 in binary format, `text` values kept as bytes.
+
+    A server-side cursor's FETCH is a round trip: the server waits while the client checks a batch
+    and the client waits while the server reads the next, so their times add up. A streamed query
+    keeps the server sending (in chunks of `_PG_CHUNK_ROWS` rows where psycopg and libpq allow it,
+    else row by row) while the client checks, and the binary format hands integers over unparsed.
+    """
+    import psycopg
+    from psycopg.types.string import ByteaBinaryLoader
+
+    cursor = connection.cursor(binary=True)
+    # Binary `text` is the value's bytes in the client encoding: with this cursor's loader they reach
+    # the hash as they are, instead of being decoded to str and encoded back.
+    cursor.adapters.register_loader("text", ByteaBinaryLoader)
+    capabilities = getattr(psycopg, "capabilities", None)  # psycopg 3.2+
+    if capabilities is not None and capabilities.has_stream_chunked():
+        rows = cursor.stream(sql, size=_PG_CHUNK_ROWS)
+    else:
+        rows = cursor.stream(sql)  # row by row: psycopg 3.1, or libpq before 17
+    try:
+        while batch := list(itertools.islice(rows, _BATCH_ROWS)):
+            yield batch
+    finally:
+        rows.close()  # stops the query if the checks stopped early, so the transaction can end
+        cursor.close()
+
+
+@contextmanager
+def _scan_entries(conn: Connection, after: int | None) -> Iterator[Iterator[list[tuple[Any, ...]]]]:
+    """The rows after seq `after` (all when None), read in this connection's transaction.
+
+    A context manager: a stream the checks left unfinished is closed before the transaction ends.
+    """
     postgres = conn.dialect.name == "postgresql"
-    return _stream(conn.connection.driver_connection, _range_query(after, None, postgres), postgres)
+    if postgres:
+        conn.exec_driver_sql(UTF8_PAYLOADS)
+    batches = stream_row_batches(conn.connection.driver_connection, range_query(after, None, postgres), postgres)
+    try:
+        yield batches
+    finally:
+        batches.close()
 
 
 def _filtered_query(filters: EntryFilter, up_to: int | None) -> Select[Any]:

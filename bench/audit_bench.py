@@ -33,6 +33,7 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
 from audit import AuditLog, NewEvent
+from audit.log import UTF8_PAYLOADS, range_query, stream_row_batches
 from audit.schema import entries, payloads
 from audit.verify_bundle import leaf_bytes
 
@@ -163,27 +164,25 @@ def raw_sha256(url: str) -> tuple[Timed, int]:
 
 
 def read_rows_only(url: str) -> Timed:
-    """Read the rows verify reads, through the driver's cursor as verify does, and check nothing.
+    """Read the rows verify reads, through the very function verify reads them with, and check nothing.
 
-    It bounds what any verifier in this process could reach: on PostgreSQL the server's delivery of
-    the rows, not the hashing, sets the pace.
+    It bounds what any verifier in this process could reach: reading the rows, not the hashing,
+    is what PostgreSQL adds.
     """
     engine = create_engine(url)
-    query = select(entries, payloads.c.salt, payloads.c.payload).select_from(
-        entries.outerjoin(payloads, payloads.c.seq == entries.c.seq)
-    ).order_by(entries.c.seq)
     postgres = engine.dialect.name == "postgresql"
     connection = engine.raw_connection()
     try:
-        cursor = connection.driver_connection.cursor(name="bench_read") if postgres else connection.driver_connection.cursor()
+        driver = connection.driver_connection
+        if postgres:
+            driver.execute(UTF8_PAYLOADS)
 
         def read() -> None:
-            cursor.execute(str(query.compile(dialect=engine.dialect)))
-            while cursor.fetchmany(1000):
+            for _ in stream_row_batches(driver, range_query(None, None, postgres), postgres):
                 pass
 
         _, spent = timed(read)
-        cursor.close()
+        connection.rollback()
     finally:
         connection.close()
         engine.dispose()
