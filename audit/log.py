@@ -590,8 +590,8 @@ def _check_stored_range(task: _RangeTask) -> RangeResult:
                 raise ValueError(f"unexpected snapshot id {task.snapshot!r}")
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             cursor.execute(f"SET TRANSACTION SNAPSHOT '{task.snapshot}'")  # cannot be a bound parameter
-        if task.link.postgres:
-            cursor.execute(UTF8_PAYLOADS)
+        for setting in PG_VERIFY_SETTINGS if task.link.postgres else ():
+            cursor.execute(setting)
         # The chain before the range is assumed to end in the stored leaf hash of seq `after`;
         # ChainVerifier.absorb checks that assumption when the range joins the chain.
         head_hash = GENESIS_HASH
@@ -631,9 +631,9 @@ def range_query(after: int | None, up_to: int | None, postgres: bool) -> str:
     """Entries with their payloads, in seq order, with after < seq <= up_to (None: unbounded).
 
     The payload arrives as bytes, which is what gets hashed: no decoding and re-encoding. SQLite
-    casts it to a BLOB; PostgreSQL sends text as its bytes in the client encoding (`UTF8_PAYLOADS`),
-    which `stream_row_batches` keeps as bytes, so `subjects`, the one other text column, is read as
-    VARCHAR there to stay a str.
+    casts it to a BLOB; PostgreSQL sends text as its bytes in the client encoding (UTF-8, see
+    `PG_VERIFY_SETTINGS`), which `stream_row_batches` keeps as bytes, so `subjects`, the one other
+    text column, is read as VARCHAR there to stay a str.
     """
     payload = payloads.c.payload if postgres else cast(payloads.c.payload, LargeBinary)
     subjects_column = cast(entries.c.subjects, String).label("subjects") if postgres else entries.c.subjects
@@ -648,9 +648,17 @@ def range_query(after: int | None, up_to: int | None, postgres: bool) -> str:
     return _sql(query, postgres)
 
 
-# The bytes of a stored payload as verification hashes them: its UTF-8 encoding. PostgreSQL sends text
-# in the client encoding, so the verifying transaction asks for UTF-8 whatever the session's default.
-UTF8_PAYLOADS = "SET LOCAL client_encoding TO 'UTF8'"
+# Settings of every PostgreSQL transaction that reads rows for verification (they end with it).
+PG_VERIFY_SETTINGS = (
+    # The bytes of a stored payload as verification hashes them: its UTF-8 encoding. PostgreSQL sends
+    # text in the client encoding, so ask for UTF-8 whatever the session's default.
+    "SET LOCAL client_encoding TO 'UTF8'",
+    # Walk both primary keys in seq order, so rows flow from the first one on. Without statistics (a
+    # fresh log, autovacuum off) the planner may instead sort the whole join, in parallel workers and
+    # spilling to disk, and send nothing until the sort ends.
+    "SET LOCAL enable_sort TO off",
+    "SET LOCAL max_parallel_workers_per_gather TO 0",
+)
 
 
 def _sql(query: Select[Any], postgres: bool) -> str:
@@ -712,8 +720,8 @@ def _scan_entries(conn: Connection, after: int | None) -> Iterator[Iterator[list
     A context manager: a stream the checks left unfinished is closed before the transaction ends.
     """
     postgres = conn.dialect.name == "postgresql"
-    if postgres:
-        conn.exec_driver_sql(UTF8_PAYLOADS)
+    for setting in PG_VERIFY_SETTINGS if postgres else ():
+        conn.exec_driver_sql(setting)
     batches = stream_row_batches(conn.connection.driver_connection, range_query(after, None, postgres), postgres)
     try:
         yield batches

@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from test_audit_support import attack, db_url, pg_schema_url  # noqa: F401
 
 from audit import AuditLog
+from audit.log import PG_VERIFY_SETTINGS, range_query
 from audit.schema import payloads
 
 # Two-, three- and four-byte UTF-8, a line separator json leaves unescaped, and a long payload
@@ -153,3 +154,18 @@ def test_new_logs_store_payloads_lz4_and_pglz_ones_keep_verifying(pg_url: str, t
         _edit_payload(pg_url, 7, "ï", "ö")
         for workers, range_size in LAYOUTS:
             assert log.verify(workers=workers, range_size=range_size).first_bad_seq == 7
+
+
+@pytest.mark.postgres
+def test_rows_flow_in_key_order_without_a_sort_even_on_a_log_never_analyzed(pg_url: str) -> None:
+    # No ANALYZE has run on this fresh log: planned on guesses, the join would be sorted (in parallel
+    # workers, spilling to disk) before the first row leaves the server.
+    with AuditLog.open(pg_url) as log:
+        _fill_unicode(log, 40)
+        with log.engine.connect() as conn, conn.begin():
+            for setting in PG_VERIFY_SETTINGS:
+                conn.exec_driver_sql(setting)
+            for after, up_to in ((None, None), (8, 16)):
+                plan = "\n".join(conn.exec_driver_sql("EXPLAIN " + range_query(after, up_to, True)).scalars())
+                assert "Sort" not in plan and "Gather" not in plan, plan
+                assert "audit_entries_pkey" in plan, plan
