@@ -83,13 +83,53 @@ _GLOSSARY: tuple[tuple[re.Pattern[str], str], ...] = tuple(
 )
 
 
+# Which financial statement a question is about. Named ("in the cash flow statement") counts fully;
+# implied by a line item or ratio that only that statement (or those statements) reports counts half.
+# Used by the search to favour chunks on the pages of those statements (see ingest.retrieval).
+CASH_FLOWS, BALANCE_SHEET, INCOME = "cash_flows", "balance_sheet", "income"
+STATEMENT_KINDS = (CASH_FLOWS, BALANCE_SHEET, INCOME)
+NAMED_WEIGHT, IMPLIED_WEIGHT = 1.0, 0.5
+_NAMED_KIND: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern, re.I), kind)
+    for pattern, kind in (
+        (r"cash[\s-]*flows?\s+statements?|statements?\s+of\s+cash\s+flows?", CASH_FLOWS),
+        (r"balance\s+sheets?|statements?\s+of\s+financial\s+(?:position|condition)", BALANCE_SHEET),
+        (r"income\s+statements?|\bP&L\b|profit\s+and\s+loss|statements?\s+of\s+(?:operations|income|earnings)", INCOME),
+    )
+)
+_IMPLIED_KINDS: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = tuple(
+    (re.compile(pattern, re.I), kinds)
+    for pattern, kinds in (
+        (r"\bcapex\b|capital\s+expenditures?|cash\s+(?:flows?\s+)?from\s+(?:operating|investing|financing)|"
+         r"operating\s+cash\s+flows?|free\s+cash\s+flows?|\bd&a\b|depreciation\s+and\s+amortization", (CASH_FLOWS,)),
+        (r"\bpp&?n?e\b|fixed\s+assets?|total\s+assets|current\s+(?:assets|liabilities)|quick\s+ratio|"
+         r"current\s+ratio|working\s+capital|accounts\s+(?:payable|receivable)|\bliabilit(?:y|ies)\b|"
+         r"cash\s+(?:and|&)\s+cash\s+equivalents", (BALANCE_SHEET,)),
+        (r"\brevenues?\b|net\s+sales|top\s*line|gross\s+(?:margin|profit)|operating\s+(?:margin|income)|"
+         r"net\s+income|\bcogs\b|cost\s+of\s+(?:goods\s+sold|sales)|\bsg&a\b|\bebit(?:da)?\b|"
+         r"earnings\s+per\s+share|\beps\b", (INCOME,)),
+        (r"capital[\s-]+intensive", (BALANCE_SHEET, CASH_FLOWS, INCOME)),
+        (r"turnover|\bdpo\b|days\s+payable|return\s+on\s+(?:assets|equity)", (BALANCE_SHEET, INCOME)),
+    )
+)
+# Questions whose answer sits in a document's opening (the preamble of a contract: its title, parties,
+# date): "Who are the parties that signed this contract?", "What is the date of this contract?".
+_OPENING = re.compile(
+    r"(?i)\bwho\s+(?:are\s+the\s+parties|signed)|\bparties\s+(?:that|who|to\s+th|of\s+th)|"
+    r"\bdate\s+of\s+(?:this|the)\s+(?:contract|agreement)|\b(?:contract|agreement)(?:'s|’s)?\s+(?:effective\s+)?date\b|"
+    r"\bname\s+of\s+(?:this|the)\s+(?:contract|agreement)"
+)
+
+
 @dataclass(frozen=True)
 class QueryPlan:
-    """What the dense encoder embeds, and the BM25 terms with their weights."""
+    """What the dense encoder embeds, the BM25 terms with their weights, and the document signals asked for."""
 
     text: str
     terms: dict[str, float]
     clauses: list[tuple[str, str]] = field(default_factory=list)  # (class, clause), for traces and tests
+    statements: dict[str, float] = field(default_factory=dict)  # statement kind -> NAMED/IMPLIED_WEIGHT
+    opening: bool = False  # the question asks what a document's opening says (parties, date)
 
 
 def split_clauses(question: str) -> list[str]:
@@ -129,7 +169,23 @@ def plan_query(question: str) -> QueryPlan:
             for term in tokenize(expansion):
                 terms[term] = max(terms[term], EXPANSION_WEIGHT)
     text = " ".join([*(c for kind, c in clauses if kind == CONTENT), *statements])
-    return QueryPlan(text=text, terms=dict(terms), clauses=clauses)
+    return QueryPlan(
+        text=text, terms=dict(terms), clauses=clauses, statements=statement_kinds(question),
+        opening=bool(_OPENING.search(question)),
+    )
+
+
+def statement_kinds(question: str) -> dict[str, float]:
+    """Statement kind -> weight: NAMED_WEIGHT when the question names it, else IMPLIED_WEIGHT when a line
+    item or ratio of the question is read from it."""
+    kinds: dict[str, float] = {}
+    for pattern, kinds_of in _IMPLIED_KINDS:
+        if pattern.search(question):
+            kinds.update(dict.fromkeys(kinds_of, IMPLIED_WEIGHT))
+    for pattern, kind in _NAMED_KIND:
+        if pattern.search(question):
+            kinds[kind] = NAMED_WEIGHT
+    return kinds
 
 
 def plain_query(question: str) -> QueryPlan:

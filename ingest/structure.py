@@ -44,6 +44,23 @@ _STATEMENT_TITLE = re.compile(
     r"(?:share|stock)holders|changes)"
     r"|\bbalance\s+sheets?\b"
 )
+# The three primary statements by their titles: a heading that is the title and nothing else (a qualifier
+# such as "Consolidated" required, a parenthesis allowed), so "Balance Sheet:" in the MD&A or "Amounts
+# recognized in the Consolidated Balance Sheet" in a note are not statement pages. Matched with spaces
+# removed: PyMuPDF reads some filings' titles as "Consolidated Statement of Cash Flow s".
+_QUALIFIER = r"(?:consolidated|condensed|combined|unaudited|interim)+"
+_STATEMENT_KIND = tuple(
+    (kind, re.compile(rf"^(?:{_QUALIFIER}(?:{title})|statements?of{_QUALIFIER}(?:{items}))(?:unaudited)?$"))
+    for kind, title, items in (
+        ("cash_flows", r"statements?ofcashflows?|cashflows?statements?", r"cashflows?"),
+        ("balance_sheet", r"balancesheets?|statements?offinancial(?:position|condition)", r"financial(?:position|condition)"),
+        (
+            "income",
+            r"statements?of(?:operations|income|earnings)(?:andcomprehensive(?:income|loss))?|incomestatements?",
+            r"(?:operations|income|earnings)",
+        ),
+    )
+)
 # Lines of a table's column header: years, periods, units ("(Millions)", "2018 2017", "Q2 2023").
 _COLUMN_HEADER = re.compile(
     r"(?i)^(?:\(?(?:in\s+)?(?:millions|thousands|billions|dollars)[^)]*\)?|(?:fy|q[1-4]\s*)?(?:19|20)\d\d(?:\s+(?:fy|q[1-4]\s*)?(?:19|20)\d\d)*"
@@ -99,6 +116,18 @@ def running_lines(pages: list[PageText]) -> frozenset[str]:
 def document_label(path: str) -> str:
     """The document's file name as words: it names the company, party or period more often than not."""
     return re.sub(r"[_\s]+", " ", Path(path).stem).strip()
+
+
+def statement_kind(heading: str) -> str | None:
+    """Which primary financial statement a heading is the title of ("cash_flows", "balance_sheet",
+    "income"), if any. A parenthesis after the title ("(in millions)", "(unaudited)") is ignored."""
+    if not heading[:1].isupper():
+        return None  # "... recognized in the consolidated balance sheet." is the end of a sentence
+    squeezed = re.sub(r"[^a-z]", "", re.sub(r"\(.*?\)", "", heading.lower()))
+    for kind, pattern in _STATEMENT_KIND:
+        if pattern.match(squeezed):
+            return kind
+    return None
 
 
 def _is_title_case(words: list[str]) -> bool:
