@@ -11,6 +11,12 @@ A hybrid search runs the dense (FAISS) and lexical (BM25) retrievers on the anal
 - ``rrf``: weighted reciprocal-rank fusion, score(d) = sum_r w_r / (k + rank_r(d)) with k = 60
   (Cormack et al., 2009). Ranks only: needs no calibration at all.
 
+After convex fusion, the *document signals*: what the question says about where its answer is (a
+financial statement it names or whose line items it asks about, a contract's opening for its parties and
+date, a document it names) is added to the fused score of the chunks there (``document_signals``), and
+*page pooling* lets a page whose several chunks all match outrank a page with one (``pool_pages``).
+Both read ``ChunkFacts``, which the store builds once per index generation.
+
 Then, optionally: a cross-encoder reranks the first ``rerank_candidates`` (a local model folder; none ships
 with Docket), MMR re-orders for diversity (``mmr_lambda`` < 1), and the store widens each hit to its
 ``neighbours`` adjacent chunks on the same page.
@@ -18,13 +24,19 @@ with Docket), MMR re-orders for diversity (``mmr_lambda`` < 1), and the store wi
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+
+from ingest.lexical import tokenize
+from ingest.query import STATEMENT_KINDS, QueryPlan
+from ingest.structure import document_label, statement_kind
 
 Ranking = list[tuple[int, float]]
 Fusion = Literal["rrf", "convex"]
@@ -42,6 +54,12 @@ class RetrievalOptions:
     neighbours: int = 0  # adjacent chunks (each side, same page) merged into each hit
     reranker: str | None = None  # local cross-encoder folder; None = no reranking
     rerank_candidates: int = 20
+    # Document signals and page pooling (hybrid searches; see document_signals and pool_pages). Each
+    # boost is on the convex scale, where a perfect BM25 match is worth 1: half of that.
+    statement_boost: float = 0.5  # a chunk on a statement page the question is about (x 1 named, 0.5 implied)
+    opening_boost: float = 0.5  # a document's first chunks, for parties/date questions
+    name_boost: float = 0.5  # x how well the question names a chunk's document, when several are searched
+    page_pooling: float = 0.1  # a page's best chunk gains this x its next two chunks' scores; 0 = off
 
     @classmethod
     def from_settings(cls, section: Any) -> RetrievalOptions:
@@ -49,6 +67,141 @@ class RetrievalOptions:
         data = section.model_dump() if hasattr(section, "model_dump") else dict(section)
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass
+class ChunkFacts:
+    """What a search knows of every live chunk besides its text and vector: its document version and
+    page, whether it opens its document, and which primary financial statement (if any) its headings
+    say it belongs to; and the words of each version's document name.
+
+    Built by the store once per index generation from the registry's rows: aligned arrays plus a
+    chunk id -> row map."""
+
+    ids: np.ndarray  # int64
+    version: np.ndarray  # int64 document version id
+    page_key: np.ndarray  # int64, one value per (document version, page)
+    opening: np.ndarray  # bool: among the first OPENING_CHUNKS chunks of its document version
+    statement: np.ndarray  # int8: 1 + index in STATEMENT_KINDS, 0 = not on a statement page
+    row: dict[int, int] = field(default_factory=dict)
+    name_terms: dict[int, frozenset[str]] = field(default_factory=dict)  # version -> BM25 terms of its name
+
+    @classmethod
+    def build(cls, rows: Sequence[tuple[int, int, int, int, str]], names: dict[int, str] | None = None) -> ChunkFacts:
+        """``rows``: (chunk id, version id, page, char start, context) of every live chunk; ``names``:
+        version id -> document (file) name."""
+        ordered = sorted(rows, key=lambda r: (r[1], r[2], r[3]))
+        ids = np.asarray([r[0] for r in ordered], dtype=np.int64)
+        version = np.asarray([r[1] for r in ordered], dtype=np.int64)
+        page_key = np.asarray([r[1] * 1_000_000 + r[2] for r in ordered], dtype=np.int64)
+        opening = np.zeros(len(ordered), dtype=bool)
+        seen: dict[int, int] = {}
+        for i, r in enumerate(ordered):
+            seen[r[1]] = seen.get(r[1], 0) + 1
+            opening[i] = seen[r[1]] <= OPENING_CHUNKS
+        statement = np.asarray([_statement_code(r[4]) for r in ordered], dtype=np.int8)
+        name_terms = {v: frozenset(tokenize(document_label(n))) for v, n in (names or {}).items()}
+        return cls(ids, version, page_key, opening, statement, {int(c): i for i, c in enumerate(ids)}, name_terms)
+
+    def rows_of(self, chunk_ids: Sequence[int]) -> np.ndarray:
+        return np.asarray([self.row.get(c, -1) for c in chunk_ids], dtype=np.int64)
+
+    def with_signal(self, plan: QueryPlan) -> np.ndarray:
+        """Chunk ids on a page of a statement the question is about, or opening their document when it
+        asks about openings: candidates for the search even if neither retriever ranked them."""
+        mask = np.zeros(len(self.ids), dtype=bool)
+        for kind in plan.statements:
+            mask |= self.statement == STATEMENT_KINDS.index(kind) + 1
+        if plan.opening:
+            mask |= self.opening
+        return self.ids[mask]
+
+    def name_match(self, terms: dict[str, float], versions: set[int]) -> dict[int, float]:
+        """How well the question names each of ``versions``' documents, in [0, 1] (1 = the best named).
+
+        A question term found in a document's name counts its query weight times its rarity among the
+        names (log(1 + N / names holding it)): "3M" or "NETGEAR" picks a document, "10-K" or "2022",
+        shared by many names, picks little. Empty when no document is named or only one is searched."""
+        if len(versions) < 2:
+            return {}
+        names = [self.name_terms.get(v, frozenset()) for v in versions]
+        asked = {t: w for t, w in terms.items() if any(t in n for n in names)}
+        if not asked:
+            return {}
+        rarity = {t: math.log(1 + len(names) / sum(t in n for n in names)) for t in asked}
+        score = {v: sum(w * rarity[t] for t, w in asked.items() if t in n) for v, n in zip(versions, names, strict=True)}
+        top = max(score.values())
+        return {v: s / top for v, s in score.items() if s > 0}
+
+
+OPENING_CHUNKS = 2  # a contract's title, parties and date fit in its first two chunks
+
+
+def _statement_code(context: str) -> int:
+    for part in re.split(r" \| |; ", context):
+        kind = statement_kind(part)
+        if kind:
+            return STATEMENT_KINDS.index(kind) + 1
+    return 0
+
+
+def document_signals(ranking: Ranking, facts: ChunkFacts, plan: QueryPlan, options: RetrievalOptions) -> Ranking:
+    """Fused scores plus what the question says about *where* its answer is:
+
+    - ``statement_boost`` x weight for a chunk on a page of a financial statement the question names
+      (weight 1) or whose line items it asks about (0.5, see ``ingest.query.statement_kinds``): a table
+      row "Purchases of property, plant and equipment (1,577)" shares few words with "FY2018 capex",
+      and loses to the MD&A prose that discusses it;
+    - ``opening_boost`` for a chunk among the first chunks of its document when the question asks for
+      the parties or the date: a contract's preamble says them once, and "date" and "party" are words
+      every clause uses;
+    - ``name_boost`` x how well the question names the chunk's document (``ChunkFacts.name_match``),
+      when the candidates span several documents: "What drove gross margin for AMCOR?" asks about
+      AMCOR's filing, however well another company's MD&A discusses gross margins."""
+    if not ranking:
+        return ranking
+    rows = facts.rows_of([c for c, _ in ranking])
+    valid = rows >= 0
+    safe = np.where(valid, rows, 0)
+    bonus = np.zeros(len(ranking), dtype=np.float64)
+    if plan.statements and options.statement_boost:
+        codes = np.where(valid, facts.statement[safe], 0)
+        for kind, weight in plan.statements.items():
+            bonus += options.statement_boost * weight * (codes == STATEMENT_KINDS.index(kind) + 1)
+    if plan.opening and options.opening_boost:
+        bonus += options.opening_boost * np.where(valid, facts.opening[safe], False)
+    if options.name_boost:
+        versions = np.where(valid, facts.version[safe], -1)
+        named = facts.name_match(plan.terms, {int(v) for v in versions if v >= 0})
+        if named:
+            bonus += options.name_boost * np.asarray([named.get(int(v), 0.0) for v in versions])
+    if not bonus.any():
+        return ranking
+    scored = [(cid, score + float(b)) for (cid, score), b in zip(ranking, bonus, strict=True)]
+    return sorted(scored, key=lambda item: (-item[1], item[0]))
+
+
+def pool_pages(ranking: Ranking, facts: ChunkFacts, weight: float, others: int = 2) -> Ranking:
+    """Each page's best chunk re-scored as its page: its own score plus ``weight`` x the scores of the
+    page's next ``others`` best candidate chunks. A statement table or a long clause spans several
+    chunks, each a partial match; their page is a better match than any one of them. A page's other
+    chunks keep their own scores (so the top k still spans several pages)."""
+    if weight <= 0 or not ranking:
+        return ranking
+    rows = facts.rows_of([c for c, _ in ranking])
+    first: dict[int, int] = {}
+    support: dict[int, list[float]] = {}
+    for i, r in enumerate(rows):
+        page = int(facts.page_key[r]) if r >= 0 else -1 - i
+        if page not in first:
+            first[page] = i
+        elif len(support.setdefault(page, [])) < others:
+            support[page].append(max(ranking[i][1], 0.0))
+    scored = list(ranking)
+    for page, i in first.items():
+        cid, score = ranking[i]
+        scored[i] = (cid, score + weight * sum(support.get(page, ())))
+    return sorted(scored, key=lambda item: (-item[1], item[0]))
 
 
 def reciprocal_rank_fusion(

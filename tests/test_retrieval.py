@@ -17,11 +17,19 @@ from ingest.config import ChunkingSettings, EmbeddingSettings, OcrSettings
 from ingest.embedding import Encoder
 from ingest.extract import read_document
 from ingest.lexical import LexicalIndex, tokenize
-from ingest.query import CONTENT, INSTRUCTION, plan_query
+from ingest.query import BALANCE_SHEET, CASH_FLOWS, CONTENT, INCOME, INSTRUCTION, plan_query
 from ingest.registry import ChunkRow, PageRow
-from ingest.retrieval import RetrievalOptions, convex_fusion, mmr, reciprocal_rank_fusion
+from ingest.retrieval import (
+    ChunkFacts,
+    RetrievalOptions,
+    convex_fusion,
+    document_signals,
+    mmr,
+    pool_pages,
+    reciprocal_rank_fusion,
+)
 from ingest.store import DocumentStore
-from ingest.structure import MAJOR, MINOR, heading_level
+from ingest.structure import MAJOR, MINOR, heading_level, statement_kind
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +112,26 @@ def test_context_and_text_together_fit_the_encoder(ingested_samples: Path):
         assert pages[(chunk.version_id, chunk.page)][chunk.char_start : chunk.char_end] == chunk.text
 
 
+@pytest.mark.parametrize(
+    ("heading", "kind"),
+    [
+        ("Consolidated Statement of Cash Flow s", CASH_FLOWS),  # as PyMuPDF reads 3M's 2018 10-K
+        ("Statements of Consolidated Cash Flows", CASH_FLOWS),
+        ("Condensed Consolidated Balance Sheets (Unaudited)", BALANCE_SHEET),
+        ("CONSOLIDATED STATEMENTS OF OPERATIONS (in millions, except per share data)", INCOME),
+        ("Consolidated Statements of Operations and Comprehensive Income", INCOME),
+        ("Consolidated Statement of Comprehensive Income", None),
+        ("Consolidated Statement of Changes in Equity", None),
+        ("Notes to Consolidated Financial Statements", None),
+        ("Balance Sheet:", None),  # an MD&A sub-heading, not the statement
+        ("Amounts recognized in the Consolidated Balance Sheet as of", None),  # a note's table
+        ("NOTE 7. Supplemental Balance Sheet Information", None),
+    ],
+)
+def test_statement_titles_are_recognised_and_nothing_else(heading: str, kind: str | None):
+    assert statement_kind(heading) == kind
+
+
 # -- query analysis --------------------------------------------------------------------------------
 def test_instructions_do_not_drown_the_question():
     plan = plan_query(
@@ -116,6 +144,19 @@ def test_instructions_do_not_drown_the_question():
     assert plan.terms["respons"] < 0.5  # instruction words count little
     assert plan.terms["purchas"] > 0  # capex in the words of a cash-flow statement
     assert plan.terms["flow"] == 1.0  # the statement named, even inside an instruction
+
+
+def test_the_statements_a_question_is_about_and_opening_questions():
+    named = plan_query("What is the FY2018 capex for 3M? Give a response by relying on the cash flow statement.")
+    assert named.statements == {CASH_FLOWS: 1.0} and not named.opening
+    implied = plan_query("Does AMCOR have an improving gross margin profile as of FY2023?")
+    assert implied.statements == {INCOME: 0.5}
+    both = plan_query("What is the FY2019 fixed asset turnover ratio? Use the balance sheet.")
+    assert both.statements == {BALANCE_SHEET: 1.0, INCOME: 0.5}
+    assert plan_query("In the DISTRIBUTOR AGREEMENT (NETGEAR): What is the date of this contract?").opening
+    assert plan_query("Who are the parties that signed this contract?").opening
+    clause = plan_query("Is consent or notice required of a party if the contract is assigned to a third party?")
+    assert not clause.opening and not clause.statements
 
 
 def test_a_question_that_is_all_instruction_keeps_its_words():
@@ -145,6 +186,42 @@ def test_options_come_from_a_settings_section_by_field_name():
     options = RetrievalOptions.from_settings(RetrievalSettings(rrf_k=10, candidates=30))
     assert (options.rrf_k, options.candidates, options.fusion) == (10, 30, "convex")  # the rest: defaults
     assert RetrievalOptions.from_settings({"fusion": "rrf", "top_k": 5}).fusion == "rrf"  # top_k: not an option
+
+
+def _facts() -> ChunkFacts:
+    # Document version 1: page 1 (chunks 1, 2), page 2 a cash-flow statement (3, 4, 5), page 3 (6).
+    contexts = ["", "", "Consolidated Statements of Cash Flows; (Millions)", "Consolidated Statements of Cash Flows | "
+                "Cash Flows from Investing Activities", "Consolidated Statements of Cash Flows", "NOTE 5. Debt"]
+    pages = [1, 1, 2, 2, 2, 3]
+    return ChunkFacts.build([(i + 1, 1, pages[i], 10 * i, contexts[i]) for i in range(6)])
+
+
+def test_chunk_facts_know_openings_and_statement_pages():
+    facts = _facts()
+    assert facts.opening.tolist() == [True, True, False, False, False, False]
+    assert sorted(facts.with_signal(plan_query("What were the capital expenditures per the cash flow statement?"))) == [3, 4, 5]
+    assert sorted(facts.with_signal(plan_query("Who are the parties to this agreement?"))) == [1, 2]
+
+
+def test_document_signals_lift_statement_pages_and_openings_only_when_asked():
+    facts, ranking = _facts(), [(6, 1.0), (1, 0.9), (3, 0.8)]
+    options = RetrievalOptions(statement_boost=0.3, opening_boost=0.5)
+    cash_flow = plan_query("What is the FY2018 capex? Use the cash flow statement.")
+    assert [c for c, _ in document_signals(ranking, facts, cash_flow, options)] == [3, 6, 1]  # 0.8 + 0.3
+    assert [c for c, _ in document_signals(ranking, facts, plan_query("What is the date of this contract?"), options)] == [1, 6, 3]
+    governing = plan_query("Which law governs the contract?")
+    assert document_signals(ranking, facts, governing, options) == ranking
+    assert document_signals(ranking, facts, cash_flow, RetrievalOptions(statement_boost=0.0)) == ranking
+
+
+def test_page_pooling_lifts_a_page_whose_chunks_all_match():
+    facts = _facts()
+    # Page 3 has the single best chunk; page 2's three chunks each match a little less.
+    ranking = [(6, 1.0), (3, 0.9), (4, 0.8), (5, 0.7), (1, 0.2)]
+    assert [c for c, _ in pool_pages(ranking, facts, 0.0)] == [6, 3, 4, 5, 1]
+    pooled = pool_pages(ranking, facts, 0.1)  # page 2: 0.9 + 0.1 x (0.8 + 0.7) = 1.05
+    assert [c for c, _ in pooled][:2] == [3, 6]
+    assert [c for c, _ in pooled][2:] == [4, 5, 1]  # the page's other chunks keep their own scores
 
 
 # -- the vector index ------------------------------------------------------------------------------
@@ -190,6 +267,69 @@ def test_neighbour_expansion_widens_hits_to_exact_page_spans(ingested_samples: P
     assert any(w.char_end - w.char_start > p.char_end - p.char_start for w, p in zip(wide, plain, strict=True))
     for hit in wide:
         assert pages[(version[hit.chunk_id], hit.page)][hit.char_start : hit.char_end] == hit.text
+
+
+# A filing in miniature: MD&A prose that repeats the question's words but holds no figure, then the
+# three primary statements, each a title with its column header and a few rows.
+_FILING_PAGES = [
+    "Item 7. Management's Discussion and Analysis\n\nLiquidity and Capital Resources\n\n"
+    "Capital expenditures. Acme expects capital expenditures of about USD 1.6 billion in 2019, after the "
+    "FY2018 capital expenditure amount reflected investments in new plants and in information technology.",
+    "Acme Corp and Subsidiaries\nConsolidated Statements of Cash Flows\nYears ended December 31\n(Millions)\n2018 2017\n"
+    "Cash Flows from Operating Activities\nNet income 5,363 4,869\nDepreciation and amortization 1,488 1,544\n"
+    "Net cash provided by operating activities 6,439 6,240\nCash Flows from Investing Activities\n"
+    "Purchases of property, plant and equipment (PP&E) (1,577) (1,373)\nAcquisitions, net of cash acquired 13 (2,023)\n"
+    "Net cash used in investing activities (222) (3,086)",
+    "Acme Corp and Subsidiaries\nConsolidated Balance Sheets\nAt December 31\n(Millions)\n2018 2017\n"
+    "Cash and cash equivalents 2,853 3,053\nAccounts receivable 5,020 4,911\nInventories 4,366 4,034\n"
+    "Property, plant and equipment, net 8,738 8,866\nTotal assets 36,500 37,987",
+    "Acme Corp and Subsidiaries\nConsolidated Statements of Income\nYears ended December 31\n(Millions)\n2018 2017\n"
+    "Net sales 32,765 31,657\nCost of sales 16,682 16,055\nSelling, general and administrative expenses 7,602 6,626\n"
+    "Operating income 7,207 7,692\nNet income 5,363 4,869",
+]
+
+
+def test_a_question_naming_a_statement_finds_that_statement_page_of_a_built_filing(tmp_path: Path):
+    import pymupdf
+
+    pdf = tmp_path / "acme_2018_10k.pdf"
+    document = pymupdf.open()
+    for text in _FILING_PAGES:
+        document.new_page().insert_textbox(pymupdf.Rect(72, 72, 540, 770), text, fontsize=11)
+    document.save(pdf)
+    store = _store(tmp_path / "home")
+    assert store.ingest([pdf]).count("added") == 1
+    question = (
+        "What is the FY2018 capital expenditure amount (in USD millions) for Acme? Give a response to the "
+        "question by relying on the details shown in the cash flow statement."
+    )
+    assert store.search(question, 4)[0].page == 2  # the cash-flow statement, by default
+    # The boost is what does it: without it the MD&A prose, which says the question's words, wins.
+    assert store.search(question, 4, options=RetrievalOptions(statement_boost=0.0))[0].page == 1
+    # Only the statement named is lifted: a balance-sheet question gets the balance sheet.
+    assert store.search("What is Acme's FY2018 net PP&E in the balance sheet?", 4)[0].page == 3
+
+
+def test_a_parties_or_date_question_finds_the_contract_opening(ingested_samples: Path):
+    store = _store(ingested_samples)
+    netgear = next(d.id for d in store.documents() if d.name == NETGEAR)
+    question = "In the DISTRIBUTOR AGREEMENT (NETGEAR): What is the date of this contract?"
+    assert 1 in [h.page for h in store.search(question, 3, document_ids=[netgear])]
+    # "date" and "effective date" are words of many clauses: without the opening signal page 1 is lost.
+    plain = store.search(question, 5, document_ids=[netgear], options=RetrievalOptions(opening_boost=0.0))
+    assert 1 not in [h.page for h in plain]
+
+
+def test_a_question_naming_its_contract_keeps_a_corpus_search_in_that_contract(ingested_samples: Path):
+    store = _store(ingested_samples)
+    question = (
+        "In the DISTRIBUTOR AGREEMENT (NETGEAR): What is the renewal term after the initial term expires? "
+        "This includes automatic extensions and unilateral extensions with prior notice."
+    )
+    named = store.search(question, 3)
+    assert [h.doc_name for h in named] == [NETGEAR] * 3 and named[0].page == 6
+    unnamed = store.search(question, 3, options=RetrievalOptions(name_boost=0.0))
+    assert unnamed[0].doc_name != NETGEAR  # another contract's renewal clause reads closer without it
 
 
 def test_a_reranker_that_is_not_a_local_folder_is_a_clear_error(ingested_samples: Path):
