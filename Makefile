@@ -10,7 +10,7 @@ STAMP := $(VENV)/.docket-installed
 # The demo keeps its workspace inside the checkout, so it never touches a user's real one.
 DEMO_HOME ?= $(CURDIR)/.docket/demo
 
-.PHONY: setup system-deps demo test bench clean
+.PHONY: setup system-deps demo test bench lock clean
 
 setup: system-deps $(STAMP)
 
@@ -18,11 +18,11 @@ system-deps:
 	@bash scripts/install-system-deps.sh
 
 # torch first, pinned to the CPU build that this machine carries; anything looser pulls CUDA wheels.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[test]'
+	$(PIP) install -q -c constraints.txt -e '.[test]'
 	@touch $(STAMP)
 
 demo: setup
@@ -33,8 +33,13 @@ test: setup
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: setup
-	$(PIP) install -q -e '.[test,bench]'
+	$(PIP) install -q -c constraints.txt -e '.[test,bench]'
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m bench $(BENCH_ARGS)
+
+# Pin what this venv holds now (after a deliberate upgrade and a passing make test).
+lock: setup
+	$(PIP) install -q -c constraints.txt -e '.[test,bench]'
+	{ sed -n '1,3p' constraints.txt; $(PIP) freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu$$/torch==\1/'; } > constraints.tmp && mv constraints.tmp constraints.txt
 
 clean:
 	rm -rf .docket .pytest_cache
