@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    Connection, Engine, LargeBinary, Select, String, cast, create_engine, event, insert, inspect, select, update,
+    Connection, Engine, LargeBinary, Select, String, and_, cast, create_engine, event, insert, inspect, select, update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
@@ -638,13 +638,18 @@ def range_query(after: int | None, up_to: int | None, postgres: bool) -> str:
     payload = payloads.c.payload if postgres else cast(payloads.c.payload, LargeBinary)
     subjects_column = cast(entries.c.subjects, String).label("subjects") if postgres else entries.c.subjects
     leaf_columns = [subjects_column if column.name == "subjects" else column for column in entries.c]
-    query = select(*leaf_columns, payloads.c.salt, payload).select_from(
-        entries.outerjoin(payloads, payloads.c.seq == entries.c.seq)
-    ).order_by(entries.c.seq)
+    # The bounds go on both tables (for payloads in the ON clause, which keeps the outer join): the
+    # payloads index is then scanned over the range only, not from its first key (merge join below).
+    entry_bounds, payload_bounds = [], []
     if after is not None:
-        query = query.where(entries.c.seq > after)
+        entry_bounds.append(entries.c.seq > after)
+        payload_bounds.append(payloads.c.seq > after)
     if up_to is not None:
-        query = query.where(entries.c.seq <= up_to)
+        entry_bounds.append(entries.c.seq <= up_to)
+        payload_bounds.append(payloads.c.seq <= up_to)
+    query = select(*leaf_columns, payloads.c.salt, payload).select_from(
+        entries.outerjoin(payloads, and_(payloads.c.seq == entries.c.seq, *payload_bounds))
+    ).where(*entry_bounds).order_by(entries.c.seq)
     return _sql(query, postgres)
 
 
@@ -658,6 +663,10 @@ PG_VERIFY_SETTINGS = (
     # spilling to disk, and send nothing until the sort ends.
     "SET LOCAL enable_sort TO off",
     "SET LOCAL max_parallel_workers_per_gather TO 0",
+    # And join them by merging the two key-ordered scans: a nested loop (the guess for a log without
+    # statistics) probes the payloads index once per row, about a tenth of what the server spends per row.
+    "SET LOCAL enable_nestloop TO off",
+    "SET LOCAL enable_hashjoin TO off",
 )
 
 

@@ -71,6 +71,26 @@ def test_inclusion_matches_rfc_text_and_verifies(data: list[bytes], pick: int) -
     assert verify_inclusion(index, len(data), leaf, path, root)
 
 
+@settings(max_examples=200, deadline=None)
+@given(data=st.lists(st.binary(max_size=4), max_size=300), cuts=st.lists(st.integers(min_value=0, max_value=300), max_size=8))
+def test_frontier_extended_in_batches_is_the_rfc_tree(data: list[bytes], cuts: list[int]) -> None:
+    """Verification grows the tree a batch of leaves at a time; any split into batches gives RFC 9162's tree."""
+    hashes = leaf_hashes(data)
+    bounds = sorted({0, len(data), *(c for c in cuts if c <= len(data))})
+    frontier, one_by_one = Frontier(), Frontier()
+    for lo, hi in zip(bounds, bounds[1:]):
+        frontier.extend(b"".join(hashes[lo:hi]))
+        for h in hashes[lo:hi]:
+            one_by_one.append(h)
+        assert (frontier.size, frontier.hashes) == (one_by_one.size, one_by_one.hashes) == (hi, frontier.hashes)
+        assert frontier.root() == naive_mth(data[:hi])
+    assert frontier.root() == naive_mth(data)
+    frontier.extend(b"")
+    assert frontier.size == len(data)
+    with pytest.raises(ValueError):
+        frontier.extend(b"\x00" * 31)
+
+
 @settings(max_examples=150, deadline=None)
 @given(data=leaf_data, pick=st.integers(min_value=0))
 def test_consistency_matches_rfc_text_and_verifies(data: list[bytes], pick: int) -> None:
