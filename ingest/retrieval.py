@@ -73,7 +73,7 @@ class RetrievalOptions:
 class ChunkFacts:
     """What a search knows of every live chunk besides its text and vector: its document version and
     page, whether it opens its document, and which primary financial statement (if any) its headings
-    say it belongs to; and the words of each version's document name.
+    say it belongs to; and which versions' document names hold each word.
 
     Built by the store once per index generation from the registry's rows: aligned arrays plus a
     chunk id -> row map."""
@@ -84,7 +84,8 @@ class ChunkFacts:
     opening: np.ndarray  # bool: among the first OPENING_CHUNKS chunks of its document version
     statement: np.ndarray  # int8: 1 + index in STATEMENT_KINDS, 0 = not on a statement page
     row: dict[int, int] = field(default_factory=dict)
-    name_terms: dict[int, frozenset[str]] = field(default_factory=dict)  # version -> BM25 terms of its name
+    by_signal: dict[str, np.ndarray] = field(default_factory=dict)  # statement kind or OPENING -> chunk ids
+    name_index: dict[str, frozenset[int]] = field(default_factory=dict)  # BM25 term -> versions whose name has it
 
     @classmethod
     def build(cls, rows: Sequence[tuple[int, int, int, int, str]], names: dict[int, str] | None = None) -> ChunkFacts:
@@ -100,8 +101,15 @@ class ChunkFacts:
             seen[r[1]] = seen.get(r[1], 0) + 1
             opening[i] = seen[r[1]] <= OPENING_CHUNKS
         statement = np.asarray([_statement_code(r[4]) for r in ordered], dtype=np.int8)
-        name_terms = {v: frozenset(tokenize(document_label(n))) for v, n in (names or {}).items()}
-        return cls(ids, version, page_key, opening, statement, {int(c): i for i, c in enumerate(ids)}, name_terms)
+        holders: dict[str, set[int]] = {}
+        for v, name in (names or {}).items():
+            for term in set(tokenize(document_label(name))):
+                holders.setdefault(term, set()).add(v)
+        name_index = {term: frozenset(vs) for term, vs in holders.items()}
+        row = {int(c): i for i, c in enumerate(ids)}
+        by_signal = {kind: ids[statement == code + 1] for code, kind in enumerate(STATEMENT_KINDS)}
+        by_signal[OPENING] = ids[opening]
+        return cls(ids, version, page_key, opening, statement, row, by_signal, name_index)
 
     def rows_of(self, chunk_ids: Sequence[int]) -> np.ndarray:
         return np.asarray([self.row.get(c, -1) for c in chunk_ids], dtype=np.int64)
@@ -109,32 +117,35 @@ class ChunkFacts:
     def with_signal(self, plan: QueryPlan) -> np.ndarray:
         """Chunk ids on a page of a statement the question is about, or opening their document when it
         asks about openings: candidates for the search even if neither retriever ranked them."""
-        mask = np.zeros(len(self.ids), dtype=bool)
-        for kind in plan.statements:
-            mask |= self.statement == STATEMENT_KINDS.index(kind) + 1
+        parts = [self.by_signal[kind] for kind in plan.statements if kind in self.by_signal]
         if plan.opening:
-            mask |= self.opening
-        return self.ids[mask]
+            parts.append(self.by_signal[OPENING])
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
     def name_match(self, terms: dict[str, float], versions: set[int]) -> dict[int, float]:
         """How well the question names each of ``versions``' documents, in [0, 1] (1 = the best named).
 
         A question term found in a document's name counts its query weight times its rarity among the
-        names (log(1 + N / names holding it)): "3M" or "NETGEAR" picks a document, "10-K" or "2022",
-        shared by many names, picks little. Empty when no document is named or only one is searched."""
+        names of ``versions`` (log(1 + N / names holding it)): "3M" or "NETGEAR" picks a document,
+        "10-K" or "2022", shared by many names, picks little. Empty when no document is named or only
+        one is searched."""
         if len(versions) < 2:
             return {}
-        names = [self.name_terms.get(v, frozenset()) for v in versions]
-        asked = {t: w for t, w in terms.items() if any(t in n for n in names)}
-        if not asked:
+        score: dict[int, float] = {}
+        for term, weight in terms.items():
+            holders = self.name_index.get(term, frozenset()) & versions
+            if holders:
+                value = weight * math.log(1 + len(versions) / len(holders))
+                for version in holders:
+                    score[version] = score.get(version, 0.0) + value
+        if not score:
             return {}
-        rarity = {t: math.log(1 + len(names) / sum(t in n for n in names)) for t in asked}
-        score = {v: sum(w * rarity[t] for t, w in asked.items() if t in n) for v, n in zip(versions, names, strict=True)}
         top = max(score.values())
-        return {v: s / top for v, s in score.items() if s > 0}
+        return {v: s / top for v, s in score.items()}
 
 
 OPENING_CHUNKS = 2  # a contract's title, parties and date fit in its first two chunks
+OPENING = "opening"
 
 
 def _statement_code(context: str) -> int:
