@@ -234,7 +234,7 @@ def verify_rounds(url: str, entries_count: int, workers: int, rounds: int) -> tu
     return measured, hashed
 
 
-def goal_check(name: str, measured: list[Round], hashed: int, workers: int) -> list[str]:
+def goal_check(name: str, measured: list[Round], hashed: int, workers: int, entries: int) -> list[str]:
     """One line per round and verifier: MB/s of each, their ratio, and the CPU-seconds ratio; then the medians."""
     lines = []
     for number, got in enumerate(measured, start=1):
@@ -260,7 +260,27 @@ def goal_check(name: str, measured: list[Round], hashed: int, workers: int) -> l
             f"- **{name}, verify with {label}: median of {len(measured)} rounds {ratio:.2f} of raw "
             f"({'MET' if ratio >= GOAL_FRACTION else 'NOT MET'}); CPU seconds {cpu_ratio:.2f}**"
         )
+    lines.append(f"- {name}, CPU µs per entry, median over the rounds (range): " + cpu_breakdown(measured, entries))
     return lines
+
+
+def cpu_breakdown(measured: list[Round], entries: int) -> str:
+    """Where one pass spends CPU, per entry: the yardstick, verify in one process, reading alone, the checks."""
+
+    def per_entry(values: list[float]) -> str:
+        micros = sorted(value / entries * 1e6 for value in values)
+        return f"{statistics.median(micros):.1f} ({micros[0]:.1f}-{micros[-1]:.1f})"
+
+    parts = [
+        f"raw SHA-256 {per_entry([got.raw.cpu for got in measured])}",
+        f"verify with 1 worker {per_entry([got.single.cpu for got in measured])}",
+        f"of which reading the rows {per_entry([got.read_only.spent.cpu for got in measured])}",
+        f"and the checks (verify minus reading, round by round) {per_entry([got.single.cpu - got.read_only.spent.cpu for got in measured])}",
+    ]
+    server = [got.read_only.server_cpu for got in measured if got.read_only.server_cpu is not None]
+    if len(server) == len(measured):
+        parts.append(f"server backend sending the rows {per_entry(server)}")
+    return "; ".join(parts)
 
 
 def pg_reachable() -> bool:
@@ -310,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
                     rows.append(Row(f"{label} (round {number}, load {got.load:.1f})", name, count, args.entries, spent.wall, "entries/s"))
                 rows.append(Row(f"raw SHA-256, same bytes (round {number})", name, 1, args.entries, got.raw.wall, "entries/s"))
                 rows.append(Row(f"read the rows only, no checks (round {number})", name, 1, args.entries, got.read_only.spent.wall, "entries/s"))
-            goal_lines.extend(goal_check(name, measured, hashed, args.workers))
+            goal_lines.extend(goal_check(name, measured, hashed, args.workers, args.entries))
     print(f"\nPayload ~{_payload_bytes_actual(args.payload_bytes)} bytes of canonical JSON per entry; CPUs: {os.cpu_count()}\n")
     print("| measure | backend | processes | entries | seconds | rate |")
     print("|---|---|---|---|---|---|")
