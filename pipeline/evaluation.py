@@ -17,6 +17,10 @@ Metrics, each per retrieval mode (dense only, BM25 only, hybrid) in one run:
 - query latency p50/p95 (the whole ``DocumentStore.search`` call: question embedding, both searches,
   fusion and reading the hits from the registry).
 
+With ``--ablations`` the hybrid mode is also run without each document signal (statement pages,
+contract openings, document names) and without page pooling, one at a time and all together, in the
+same run (see ``ingest.retrieval.document_signals``).
+
 With ``--answers`` the configured reasoner answers each question from the hybrid top-k, and the report
 adds refusal precision/recall on unanswerable questions and citation validity (the grounding check of
 ``pipeline.grounding`` on exactly the evidence shown).
@@ -30,7 +34,7 @@ import math
 import re
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Annotated, Any
@@ -265,6 +269,16 @@ def summarise(mode: str, results: list[QuestionResult]) -> ModeReport:
     )
 
 
+# Hybrid with one document signal (or page pooling) switched off: how much each contributes, same run.
+ABLATIONS: dict[str, dict[str, float]] = {
+    "hybrid − statement pages": {"statement_boost": 0.0},
+    "hybrid − openings": {"opening_boost": 0.0},
+    "hybrid − document names": {"name_boost": 0.0},
+    "hybrid − page pooling": {"page_pooling": 0.0},
+    "hybrid − all four": {"statement_boost": 0.0, "opening_boost": 0.0, "name_boost": 0.0, "page_pooling": 0.0},
+}
+
+
 def evaluate_retrieval(
     store: DocumentStore,
     questions: list[EvalQuestion],
@@ -273,13 +287,18 @@ def evaluate_retrieval(
     scope: str,
     options: RetrievalOptions,
     modes: tuple[str, ...] = MODES,
+    ablations: bool = False,
 ) -> list[ModeReport]:
-    """Search every question (with gold pages) in every mode; page and span metrics per mode."""
+    """Search every question (with gold pages) in every mode; page and span metrics per mode. With
+    ``ablations``, also hybrid without each document signal in turn (``ABLATIONS``)."""
     doc_paths = {doc_id: pdf for pdf, doc_id in doc_ids.items()}
     scored = [q for q in questions if q.gold_pages()]
     store.search(scored[0].question, DEPTH, collection=scored[0].dataset, mode="hybrid", options=options)  # warm-up
+    runs = [(mode, mode, options) for mode in modes]
+    if ablations:
+        runs += [(label, "hybrid", replace(options, **off)) for label, off in ABLATIONS.items()]
     reports = []
-    for mode in modes:
+    for label, mode, run_options in runs:
         results = []
         for q in scored:
             filters: dict[str, Any] = (
@@ -288,10 +307,10 @@ def evaluate_retrieval(
             # Each mode pays for embedding the question: the encoder would serve a repeat from its cache.
             store.encoder.clear_query_cache()
             started = time.perf_counter()
-            hits = store.search(q.question, DEPTH, mode=mode, options=options, **filters)
+            hits = store.search(q.question, DEPTH, mode=mode, options=run_options, **filters)
             latency = (time.perf_counter() - started) * 1000
             results.append(score_question(q, hits, doc_paths, root, latency))
-        reports.append(summarise(mode, results))
+        reports.append(summarise(label, results))
     return reports
 
 
@@ -398,6 +417,7 @@ def eval_command(
     config: Annotated[str | None, typer.Option("--config", help="YAML config file or preset (retrieval, embedding, chunking, reasoner).")] = None,
     workspace: Annotated[Path | None, typer.Option("--workspace", help="Scratch workspace (default: the platform cache dir, keyed by the settings that decide chunks).")] = None,
     answers: Annotated[bool, typer.Option("--answers", help="Also answer with the configured reasoner: refusal and citation metrics.")] = False,
+    ablations: Annotated[bool, typer.Option("--ablations", help="Also run hybrid without each document signal and without page pooling.")] = False,
     no_ingest: Annotated[bool, typer.Option("--no-ingest", help="Ingest nothing; score only questions whose documents are already in the workspace.")] = False,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the report here (.md or .json).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report instead of Markdown.")] = False,
@@ -428,7 +448,7 @@ def eval_command(
         if not questions:
             raise EvalError(f"{questions_file}: none of the questions' documents is in the workspace {home}; drop --no-ingest")
         options = RetrievalOptions.from_settings(settings.retrieval)
-        modes = evaluate_retrieval(docket.store, questions, doc_ids, root, scope, options)
+        modes = evaluate_retrieval(docket.store, questions, doc_ids, root, scope, options, ablations=ablations)
         answer_report = evaluate_answers(docket, questions, doc_ids, scope, options) if answers else None
     except (EvalError, ConfigError) as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)

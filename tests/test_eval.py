@@ -11,7 +11,7 @@ import typer
 from typer.testing import CliRunner
 
 from conftest import DRIVEN, NETGEAR, SAMPLES
-from pipeline.evaluation import EvalError, EvalQuestion, load_questions, score_question, span_coverage
+from pipeline.evaluation import ABLATIONS, EvalError, EvalQuestion, load_questions, score_question, span_coverage
 from ingest.store import ChunkHit
 
 
@@ -86,6 +86,23 @@ def test_eval_reports_all_modes_and_answer_metrics(tiny_questions: Path, samples
     assert answers["questions"] == 4 and answers["unanswerable"] == 1
     assert answers["answered"] + answers["refused"] + answers["errors"] == 4
     assert "| hybrid |" in out.read_text()
+
+
+def test_ablations_switch_each_document_signal_off_in_the_same_run(samples_copy: Path, tmp_path: Path):
+    row = _question(tmp_path, "date", NETGEAR, "In the DISTRIBUTOR AGREEMENT (NETGEAR): What is the date of this contract?",
+                    "Effective Date: March 1, 1996")
+    questions = tmp_path / "date.jsonl"
+    questions.write_text(json.dumps(row) + "\n")
+    result = CliRunner().invoke(
+        _app(), [str(questions), "--root", str(tmp_path), "--workspace", str(samples_copy), "--ablations", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    modes = {m["mode"]: m for m in json.loads(result.stdout[result.stdout.index("{"):])["retrieval"]}
+    assert set(modes) == {"dense", "bm25", "hybrid", *ABLATIONS}
+    # The preamble's date is found through the opening signal, and lost without it.
+    assert modes["hybrid"]["recall"]["5"] == 1.0
+    assert modes["hybrid − openings"]["recall"]["5"] == 0.0 and modes["hybrid − all four"]["recall"]["5"] == 0.0
+    assert modes["hybrid − statement pages"]["recall"]["5"] == 1.0  # a contract has no statement to lift
 
 
 def test_bad_question_files_are_one_clear_line(tmp_path: Path):
