@@ -17,6 +17,7 @@ Two backends compute the same model's vectors:
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 from collections import OrderedDict
@@ -159,6 +160,23 @@ def _down_projections(graph) -> list[str]:
 
 
 @lru_cache(maxsize=4)
+def _load_tokenizer(path: str):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path, local_files_only=True)
+
+
+def _declared_max_seq_length(model_path: Path) -> int | None:
+    """The length sentence-transformers reads the model at, from the folder's own config."""
+    config = model_path / "sentence_bert_config.json"
+    try:
+        value = json.loads(config.read_text(encoding="utf-8")).get("max_seq_length")
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, int) and value > 0 else None
+
+
+@lru_cache(maxsize=4)
 def _onnx_session(path: str, threads: int | None):
     import onnxruntime as ort
 
@@ -201,9 +219,14 @@ class Encoder:
     def model_path(self) -> Path:
         return resolve_model_path(self.settings.model)
 
+    @property
+    def _int8(self) -> bool:
+        return self.settings.backend == "onnx-int8"
+
     @cached_property
     def model(self):
-        """The sentence-transformers model: the torch backend itself, and the tokenizer for both backends."""
+        """The sentence-transformers model: the torch backend itself (the int8 backend loads it only to
+        export it once, or when the model folder lacks the files that describe it)."""
         if self.settings.threads:
             import torch
 
@@ -227,16 +250,25 @@ class Encoder:
 
     @cached_property
     def dimension(self) -> int:
+        if self._int8 and isinstance(width := self.onnx_session.get_outputs()[0].shape[1], int):
+            return width
         getter = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         return int(getter())
 
     @cached_property
     def max_tokens(self) -> int:
         """Tokens the encoder reads, including its special tokens; longer input would be cut silently."""
+        if self._int8 and (declared := _declared_max_seq_length(self.model_path)) is not None:
+            return declared
         return int(self.model.max_seq_length)
 
     @cached_property
     def tokenizer(self):
+        # The int8 backend needs no torch model at run time: its tokenizer alone is the same one
+        # sentence-transformers loads from the same folder (tests/test_embedding.py compares them),
+        # and not loading the torch weights saves a few hundred MiB.
+        if self._int8:
+            return _load_tokenizer(str(self.model_path))
         return self.model.tokenizer
 
     def count_tokens(self, text: str) -> int:

@@ -157,3 +157,15 @@ def test_token_budget_changes_batches_not_vectors(encoder, contract_paragraphs):
     small = Encoder(EmbeddingSettings(max_batch_tokens=256))
     assert len(length_batches(sorted(map(encoder.count_tokens, contract_paragraphs), reverse=True), 32, 256)) > 10
     np.testing.assert_allclose(small.encode(contract_paragraphs), encoder.encode(contract_paragraphs), atol=1e-5)
+
+
+def test_int8_runs_without_the_torch_model_and_tokenises_alike(encoder, int8_encoder, onnx_cache, contract_paragraphs):
+    fresh = Encoder(EmbeddingSettings(backend="onnx-int8", threads=2))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(onnx_cache))  # where int8_encoder exported the model
+        vectors = fresh.encode(contract_paragraphs[:8])
+    assert "model" not in fresh.__dict__, "the int8 backend loaded the torch model"
+    assert (fresh.dimension, fresh.max_tokens) == (encoder.dimension, encoder.max_tokens)
+    assert vectors.shape == (8, encoder.dimension)
+    for text in contract_paragraphs:
+        assert fresh.tokenizer(text)["input_ids"] == encoder.tokenizer(text)["input_ids"]
