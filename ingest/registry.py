@@ -8,11 +8,13 @@ generation it was built at, which is how a stale index (after a crash) is notice
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import logging
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Date,
     Float,
     ForeignKey,
     Index,
@@ -23,6 +25,8 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    inspect,
+    text,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
@@ -48,6 +52,10 @@ class Document(Base):
     name: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     removed_at: Mapped[datetime | None] = mapped_column(default=None)
+    # What the user says the document is ("10-K", "NDA", ...) and its own date (a contract's date, a
+    # filing's period end): given at ingest or by `docket docs tag`, never guessed; retrieval filters on them.
+    doc_type: Mapped[str | None] = mapped_column(String(100), index=True, default=None)
+    doc_date: Mapped[date | None] = mapped_column(Date, index=True, default=None)
 
     versions: Mapped[list[DocumentVersion]] = relationship(
         back_populates="document", order_by="DocumentVersion.version"
@@ -139,6 +147,36 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+log = logging.getLogger(__name__)
+
+
+def add_missing_columns(engine: Engine) -> list[str]:
+    """Add the nullable columns a workspace made by an older Docket lacks; returns "table.column" of each.
+
+    ``create_all`` makes missing tables but never alters existing ones. Every column added since the
+    first release is nullable, so ``ALTER TABLE ... ADD COLUMN`` (both SQLite and PostgreSQL) is enough.
+    """
+    added = []
+    with engine.begin() as conn:
+        present = inspect(conn)
+        for table in Base.metadata.sorted_tables:
+            have = {c["name"] for c in present.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in have:
+                    continue
+                if not column.nullable:
+                    raise RuntimeError(f"registry table {table.name} lacks the required column {column.name}")
+                kind = column.type.compile(dialect=engine.dialect)
+                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}'))
+                for index in table.indexes:
+                    if [c.name for c in index.columns] == [column.name]:
+                        index.create(conn, checkfirst=True)
+                added.append(f"{table.name}.{column.name}")
+    if added:
+        log.info("registry upgraded: added %s", ", ".join(added))
+    return added
+
+
 def open_registry(url: str) -> sessionmaker:
     if url.startswith("sqlite:///"):
         from pathlib import Path
@@ -146,6 +184,7 @@ def open_registry(url: str) -> sessionmaker:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = make_engine(url)
     Base.metadata.create_all(engine)
+    add_missing_columns(engine)
     factory = sessionmaker(engine, expire_on_commit=False)
     with factory.begin() as session:
         if session.get(IndexState, 1) is None:

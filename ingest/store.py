@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -51,6 +52,37 @@ class FileResult:
     chunks: int = 0
     ocr_pages: int = 0
     error: str | None = None  # one line, for outcome == "failed"
+
+
+@dataclass(frozen=True)
+class DocumentTags:
+    """What the user says a document is and its own date; None leaves a field as it was."""
+
+    doc_type: str | None = None
+    doc_date: date | None = None
+
+    def apply(self, document: Document) -> None:
+        if self.doc_type is not None:
+            document.doc_type = self.doc_type
+        if self.doc_date is not None:
+            document.doc_date = self.doc_date
+
+
+@dataclass(frozen=True)
+class DocumentFilter:
+    """Which documents a search may draw on. Types match exactly (case-insensitively); ``since`` and
+    ``until`` bound the document's own date, both inclusive, and a document with no date never matches
+    a date bound (a filter by date is a promise about every hit)."""
+
+    collection: str | None = None
+    document_ids: tuple[int, ...] = ()
+    doc_types: tuple[str, ...] = ()
+    since: date | None = None
+    until: date | None = None
+
+    @property
+    def by_metadata(self) -> bool:
+        return bool(self.doc_types) or self.since is not None or self.until is not None
 
 
 @dataclass
@@ -131,13 +163,16 @@ class DocumentStore:
         paths: Iterable[Path],
         collection: str = "default",
         on_file: Callable[[FileResult], None] | None = None,
+        tags: DocumentTags | None = None,
     ) -> IngestReport:
-        """Ingest every file; a failure is recorded and the batch goes on."""
+        """Ingest every file; a failure is recorded and the batch goes on. ``tags`` are set on every
+        document of the batch, in the same transaction as its version (or, for unchanged bytes, alone)."""
         report = IngestReport()
+        tags = tags or DocumentTags()
         with self._writer_lock():
             for path in iter_input_files(paths):
                 try:
-                    result = self._ingest_file(path, collection)
+                    result = self._ingest_file(path, collection, tags)
                 except IngestError as exc:
                     result = FileResult(str(path), "failed", error=str(exc))
                 report.results.append(result)
@@ -145,7 +180,7 @@ class DocumentStore:
                     on_file(result)
         return report
 
-    def _ingest_file(self, path: Path, collection: str) -> FileResult:
+    def _ingest_file(self, path: Path, collection: str, tags: DocumentTags) -> FileResult:
         name = str(path)
         try:
             sha256, _ = sha256_file(path)
@@ -155,7 +190,7 @@ class DocumentStore:
             raise IngestError(name, "is a folder where a file was expected") from exc
         except OSError as exc:
             raise IngestError(name, f"cannot read the file ({exc.strerror or exc})", "check its permissions") from exc
-        with self.sessions() as session:
+        with self.sessions.begin() as session:
             existing = session.execute(
                 select(DocumentVersion)
                 .join(Document)
@@ -163,12 +198,13 @@ class DocumentStore:
                 .where(DocumentVersion.status == "current")
             ).scalar_one_or_none()
             if existing is not None:
+                tags.apply(existing.document)  # re-ingesting with --type/--date re-tags
                 return FileResult(name, "unchanged", sha256, existing.document_id, existing.version)
 
         extracted = read_document(path, self.ocr)
         chunks = self._chunk(extracted)
         vectors = self._embed(chunks)
-        document, version, chunk_ids, retired_ids = self._commit(path, collection, extracted, chunks, vectors)
+        document, version, chunk_ids, retired_ids = self._commit(path, collection, extracted, chunks, vectors, tags)
         self._update_index(chunk_ids, vectors, retired_ids)
         return FileResult(
             name,
@@ -211,7 +247,8 @@ class DocumentStore:
         return vectors
 
     def _commit(
-        self, path: Path, collection: str, extracted: ExtractedDocument, chunks: list[Chunk], vectors: np.ndarray
+        self, path: Path, collection: str, extracted: ExtractedDocument, chunks: list[Chunk], vectors: np.ndarray,
+        tags: DocumentTags,
     ) -> tuple[Document, DocumentVersion, np.ndarray, list[int]]:
         source_key = str(path.resolve())
         with self.sessions.begin() as session:
@@ -223,6 +260,7 @@ class DocumentStore:
                 session.add(document)
                 session.flush()
             document.removed_at = None
+            tags.apply(document)
             retired_ids = self._retire_versions(session, document.id, status="superseded")
             number = (
                 session.execute(
@@ -354,11 +392,11 @@ class DocumentStore:
         return self._lexical[1]
 
     # -- documents ----------------------------------------------------------------------------------
-    def documents(self, collection: str | None = None, include_removed: bool = False) -> list[Document]:
+    def documents(
+        self, collection: str | None = None, include_removed: bool = False, where: DocumentFilter | None = None
+    ) -> list[Document]:
         with self.sessions() as session:
-            query = select(Document).order_by(Document.id)
-            if collection:
-                query = query.where(Document.collection == collection)
+            query = _matching(select(Document).order_by(Document.id), replace(where or DocumentFilter(), collection=collection))
             if not include_removed:
                 query = query.where(Document.removed_at.is_(None))
             docs = session.execute(query).scalars().all()
@@ -387,6 +425,20 @@ class DocumentStore:
             for version in doc.versions:
                 _ = version.pages
             return doc
+
+    def matching_document_ids(self, where: DocumentFilter) -> list[int]:
+        """Ids of the live documents the filter admits (its explicit ids narrowed by type and date)."""
+        with self.sessions() as session:
+            query = _matching(select(Document.id).order_by(Document.id), where).where(Document.removed_at.is_(None))
+            return list(session.execute(query).scalars())
+
+    def tag(self, ref: str, tags: DocumentTags, collection: str | None = None) -> Document:
+        """Set a document's type and/or date (``docket docs tag``); the change is the registry's, not a version's."""
+        doc = self.resolve(ref, collection)
+        with self.sessions.begin() as session:
+            document = session.get(Document, doc.id)
+            tags.apply(document)
+        return self.resolve(str(doc.id))
 
     def remove(self, ref: str, collection: str | None = None) -> Document:
         """Take a document out of the live index. Its versions, pages and chunks stay for audit and replay."""
@@ -592,6 +644,21 @@ class DocumentStore:
 
 def _embedding_text(chunk: Chunk) -> str:
     return f"{chunk.context}\n{chunk.text}" if chunk.context else chunk.text
+
+
+def _matching(query, where: DocumentFilter):
+    """``query`` (over Document) narrowed to the documents ``where`` admits."""
+    if where.collection:
+        query = query.where(Document.collection == where.collection)
+    if where.document_ids:
+        query = query.where(Document.id.in_(where.document_ids))
+    if where.doc_types:
+        query = query.where(func.lower(Document.doc_type).in_([t.lower() for t in where.doc_types]))
+    if where.since is not None:
+        query = query.where(Document.doc_date >= where.since)
+    if where.until is not None:
+        query = query.where(Document.doc_date <= where.until)
+    return query
 
 
 def _live_chunks(query):

@@ -10,10 +10,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from ingest.retrieval import RetrievalOptions
-from ingest.store import ChunkHit
+from ingest.store import ChunkHit, DocumentFilter
 from pipeline.app import Docket, software_version
 from pipeline.grounding import check_grounding
 from pipeline.reasoning import ChatTurn, Evidence, ReasonerOutput
@@ -21,12 +21,16 @@ from pipeline.records import AnswerRecord, CallRecord, EvidenceRecord
 
 STRICT_WITHHELD = "Answer withheld: it is not grounded in the cited sources (strict mode)."
 NO_DOCUMENTS = "No documents are ingested{where}; run `docket ingest PATH` first."
+NO_MATCH = "No documents match {what}; `docket docs list` shows each document's type and date."
 
 
 @dataclass
 class AskOptions:
     collection: str | None = None
     documents: list[str] = field(default_factory=list)  # document refs (id, name, SHA-256 prefix)
+    doc_types: list[str] = field(default_factory=list)  # any of these document types
+    since: date | None = None  # documents dated on or after
+    until: date | None = None  # documents dated on or before
     top_k: int | None = None
     strict: bool | None = None
     history: list[ChatTurn] = field(default_factory=list)
@@ -76,6 +80,11 @@ def ask(docket: Docket, question: str, options: AskOptions | None = None) -> Ans
     evidence: list[Evidence] = []
     try:
         document_ids = [docket.store.resolve(ref, collection).id for ref in options.documents]
+        where = DocumentFilter(collection, tuple(document_ids), tuple(options.doc_types), options.since, options.until)
+        if where.by_metadata:
+            document_ids = docket.store.matching_document_ids(where)
+            if not document_ids:
+                raise LookupError(NO_MATCH.format(what=describe_filter(options, collection)))
         if not docket.store.live_chunk_ids(collection, document_ids or None):
             where = f" in collection {collection!r}" if not document_ids else " for the given --doc"
             output = ReasonerOutput(status="error", answer="", error=NO_DOCUMENTS.format(where=where))
@@ -90,7 +99,7 @@ def ask(docket: Docket, question: str, options: AskOptions | None = None) -> Ans
             )
             evidence = to_evidence(hits)
             output = docket.reasoner.answer(question, evidence, options.history or None, options.on_delta)
-    except LookupError as exc:  # a --doc that names no document
+    except LookupError as exc:  # a --doc that names no document, a filter that admits none
         output = ReasonerOutput(status="error", answer="", error=str(exc).strip("'\""))
 
     record = _record(docket, question, options, collection, retrieval, evidence, output, strict,
@@ -107,6 +116,20 @@ def ask(docket: Docket, question: str, options: AskOptions | None = None) -> Ans
     )
     record.audit_seq = appended.seq
     return record
+
+
+def filter_fields(options: AskOptions) -> dict:
+    """The document filter as given, for the answer record (empty when there was none)."""
+    fields = {"types": list(options.doc_types), "since": options.since, "until": options.until}
+    return {k: (v.isoformat() if isinstance(v, date) else v) for k, v in fields.items() if v}
+
+
+def describe_filter(options: AskOptions, collection: str | None) -> str:
+    parts = [f"--type {' or '.join(options.doc_types)}"] if options.doc_types else []
+    parts += [f"--{k} {v}" for k, v in filter_fields(options).items() if k != "types"]
+    if options.documents:
+        parts.append("the given --doc")
+    return " ".join(parts) + (f" in collection {collection!r}" if collection else "")
 
 
 def _record(docket, question, options, collection, retrieval, evidence, output, strict, request_id, created_at):
@@ -137,6 +160,7 @@ def _record(docket, question, options, collection, retrieval, evidence, output, 
         question=question,
         collection=collection,
         documents=list(options.documents),
+        document_filter=filter_fields(options),
         retrieval=retrieval,
         reasoner=docket.settings.reasoner,
         notice=notice,

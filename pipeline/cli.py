@@ -38,6 +38,9 @@ err_console = Console(stderr=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON (stable keys) instead of a table.")]
 CollectionOpt = Annotated[str | None, typer.Option("--collection", "-c", help="Collection (default from config).")]
+TypeFilterOpt = Annotated[list[str] | None, typer.Option("--type", "-t", help="Only documents of this type (as tagged); repeatable.")]
+SinceOpt = Annotated[str | None, typer.Option("--since", help="Only documents dated on or after this day (YYYY-MM-DD).")]
+UntilOpt = Annotated[str | None, typer.Option("--until", help="Only documents dated on or before this day (YYYY-MM-DD).")]
 
 
 class _State:
@@ -64,6 +67,26 @@ state = _State()
 def fail(message: str, code: int = 1) -> NoReturn:
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def parse_day(value: str | None, flag: str):
+    """``value`` as a date, or a one-line usage error naming ``flag``."""
+    from datetime import date
+
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        fail(f"{flag} {value}: expected a date as YYYY-MM-DD, e.g. 2022-12-31", 2)
+
+
+def document_tags(doc_type: str | None, doc_date: str | None):
+    from ingest.store import DocumentTags
+
+    if doc_type is not None and not doc_type.strip():
+        fail("--type: give a non-empty document type, e.g. 10-K or NDA", 2)
+    return DocumentTags(doc_type.strip() if doc_type else None, parse_day(doc_date, "--date"))
 
 
 def print_json(data: Any) -> None:
@@ -95,13 +118,16 @@ def ingest(
     describe_figures: Annotated[bool, typer.Option(
         "--describe-figures", help="Describe charts and figures on text pages with the vision model (ocr.vision_*; needs network)."
     )] = False,
+    doc_type: Annotated[str | None, typer.Option("--type", "-t", help="Tag every document of this batch with a type (10-K, NDA, ...); filters use it.")] = None,
+    doc_date: Annotated[str | None, typer.Option("--date", help="Tag every document of this batch with its own date (YYYY-MM-DD).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Ingest documents: extract pages, chunk, embed and index them. Same bytes again are skipped."""
+    """Ingest documents: extract pages, chunk, embed and index them. Same bytes again are skipped (re-tagged if --type/--date)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ingest.store import iter_input_files
 
+    tags = document_tags(doc_type, doc_date)
     docket = state.docket()
     if ocr is not None:
         if ocr not in ("auto", "always", "never"):
@@ -124,7 +150,7 @@ def ingest(
             if result.outcome == "failed" and not as_json:
                 err_console.print(f"[red]failed:[/] {escape(result.error)}", highlight=False, soft_wrap=True)
 
-        report = docket.store.ingest(files, collection, on_file=on_file)
+        report = docket.store.ingest(files, collection, on_file=on_file, tags=tags)
     summary = report.summary()
     if as_json:
         print_json({"collection": collection, "summary": summary, "files": [r.__dict__ for r in report.results]})
@@ -149,13 +175,19 @@ def ask(
     show_trace: Annotated[bool, typer.Option("--show-trace", help="Print the reasoning trace.")] = False,
     stream: Annotated[bool, typer.Option("--stream", help="Show the trace and answer live as they arrive.")] = False,
     strict: Annotated[bool | None, typer.Option("--strict/--no-strict", help="Refuse an answer that is not fully grounded.")] = None,
+    doc_type: TypeFilterOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Answer a question from the ingested documents, citing [S#] sources; the answer is logged for audit."""
     from pipeline.ask import AskOptions
     from pipeline.ask import ask as run_ask
 
-    options = AskOptions(collection=collection, documents=doc or [], top_k=top_k, strict=strict)
+    options = AskOptions(
+        collection=collection, documents=doc or [], top_k=top_k, strict=strict, doc_types=doc_type or [],
+        since=parse_day(since, "--since"), until=parse_day(until, "--until"),
+    )
     if stream and not as_json:
         options.on_delta = _live_printer(show_trace)
     record = run_ask(state.docket(), question, options)
@@ -172,12 +204,17 @@ def chat(
     collection: CollectionOpt = None,
     doc: Annotated[list[str] | None, typer.Option("--doc", "-d", help="Restrict to a document; repeatable.")] = None,
     show_trace: Annotated[bool, typer.Option("--show-trace", help="Print each reasoning trace.")] = False,
+    doc_type: TypeFilterOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
 ) -> None:
     """Ask follow-up questions with history (earlier traces are never sent back). Empty line or Ctrl-D ends."""
     from pipeline.ask import AskOptions
     from pipeline.ask import ask as run_ask
     from pipeline.reasoning import ChatTurn
 
+    scope = dict(collection=collection, documents=doc or [], doc_types=doc_type or [],
+                 since=parse_day(since, "--since"), until=parse_day(until, "--until"))
     history: list[ChatTurn] = []
     while True:
         try:
@@ -186,7 +223,7 @@ def chat(
             break
         if not question:
             break
-        record = run_ask(state.docket(), question, AskOptions(collection=collection, documents=doc or [], history=list(history)))
+        record = run_ask(state.docket(), question, AskOptions(**scope, history=list(history)))
         _print_answer(record, show_trace=show_trace)
         if record.status == "answered":
             history.append(ChatTurn(question=question, answer=record.answer))
@@ -252,6 +289,8 @@ def _doc_summary(doc) -> dict[str, Any]:
         "status": "removed" if doc.removed_at else current.status,
         "pages": current.page_count,
         "title": current.title,
+        "type": doc.doc_type,
+        "date": doc.doc_date.isoformat() if doc.doc_date else None,
         "ingested_at": current.ingested_at.isoformat() + "Z",
     }
 
@@ -260,16 +299,25 @@ def _doc_summary(doc) -> dict[str, Any]:
 def docs_list(
     collection: CollectionOpt = None,
     all_: Annotated[bool, typer.Option("--all", help="Include removed documents.")] = False,
+    doc_type: TypeFilterOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """List documents: id, name, current version, pages."""
-    docs = [_doc_summary(d) for d in state.docket().store.documents(collection, include_removed=all_)]
+    """List documents: id, name, type, date, current version, pages."""
+    from ingest.store import DocumentFilter
+
+    where = DocumentFilter(doc_types=tuple(doc_type or ()), since=parse_day(since, "--since"), until=parse_day(until, "--until"))
+    docs = [_doc_summary(d) for d in state.docket().store.documents(collection, include_removed=all_, where=where)]
     if as_json:
         print_json({"documents": docs})
         return
-    table = Table("id", "name", "collection", "version", "pages", "sha256", "status")
+    table = Table("id", "name", "type", "date", "collection", "version", "pages", "sha256", "status")
     for d in docs:
-        table.add_row(str(d["id"]), escape(d["name"]), d["collection"], str(d["version"]), str(d["pages"]), d["sha256"][:12], d["status"])
+        table.add_row(
+            str(d["id"]), escape(d["name"]), escape(d["type"] or "-"), d["date"] or "-", d["collection"],
+            str(d["version"]), str(d["pages"]), d["sha256"][:12], d["status"],
+        )
     console.print(table)
 
 
@@ -309,6 +357,29 @@ def docs_show(
             conf = "-" if p["confidence"] is None else f"{p['confidence']:.2f}"
             console.print(Panel(escape(p["text"]) or "[dim](no text)[/]",
                                 title=f"page {p['page']} · {p['reader']} ({escape(p['engine'])}) · dpi {p['dpi'] or '-'} · confidence {conf}"))
+
+
+@docs_app.command("tag")
+def docs_tag(
+    doc: Annotated[str, typer.Argument(help="Document id, file name or SHA-256 prefix.")],
+    doc_type: Annotated[str | None, typer.Option("--type", "-t", help="The document's type (10-K, NDA, ...).")] = None,
+    doc_date: Annotated[str | None, typer.Option("--date", help="The document's own date (YYYY-MM-DD).")] = None,
+    collection: CollectionOpt = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Set a document's type and/or date, which `ask --type/--since/--until` filter on."""
+    if doc_type is None and doc_date is None:
+        fail("docs tag: give --type and/or --date", 2)
+    tags = document_tags(doc_type, doc_date)
+    try:
+        document = state.docket().store.tag(doc, tags, collection)
+    except LookupError as exc:
+        fail(str(exc).strip("'\""), 1)
+    data = _doc_summary(document)
+    if as_json:
+        print_json({"tagged": {k: data[k] for k in ("id", "name", "type", "date")}})
+    else:
+        console.print(f"Tagged {escape(data['name'])} (id {data['id']}): type {escape(data['type'] or '-')}, date {data['date'] or '-'}.")
 
 
 @docs_app.command("remove")

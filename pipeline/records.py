@@ -50,6 +50,8 @@ class AnswerRecord(BaseModel):
     question: str
     collection: str | None
     documents: list[str] = Field(default_factory=list)  # the --doc filters as given
+    # The --type/--since/--until filters as given (ISO dates); empty when none was.
+    document_filter: dict[str, Any] = Field(default_factory=dict)
     retrieval: dict[str, Any] = Field(default_factory=dict)
     reasoner: str
     notice: str | None = None  # e.g. the extractive answerer's "not a language model"

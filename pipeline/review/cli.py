@@ -75,6 +75,23 @@ def make_review_app(get_docket: Callable[[], Docket]) -> typer.Typer:
         help="Run a checklist over documents, show and report the findings, diff reviews, sign off.",
     )
 
+    def _filtered_documents(docket, collection, refs, doc_types, since, until) -> list[str]:
+        """The ids of the documents (of ``refs``, or of the collection) that the type/date filter admits."""
+        from ingest.store import DocumentFilter
+        from pipeline.cli import parse_day
+
+        collection = collection or docket.settings.collection
+        try:
+            ids = tuple(docket.store.resolve(ref, collection).id for ref in refs)
+        except LookupError as exc:
+            raise ReviewError(str(exc).strip("'\"")) from None
+        where = DocumentFilter(collection, ids, tuple(doc_types), parse_day(since, "--since"), parse_day(until, "--until"))
+        matched = docket.store.matching_document_ids(where)
+        if not matched:
+            raise ReviewError(f"no documents in collection {collection!r} match the --type/--since/--until filter; "
+                              "`docket docs list` shows each document's type and date")
+        return [str(i) for i in matched]
+
     @app.command("run")
     @_user_errors
     def run(
@@ -84,11 +101,16 @@ def make_review_app(get_docket: Callable[[], Docket]) -> typer.Typer:
         force: Annotated[bool, typer.Option("--force", help="Redo every cell, even those already recorded.")] = False,
         new: Annotated[bool, typer.Option("--new", help="Start a new review instead of continuing the last one.")] = False,
         concurrency: Annotated[int | None, typer.Option("--concurrency", min=1, max=64, help="Parallel model calls (default llm.concurrency).")] = None,
+        doc_type: Annotated[list[str] | None, typer.Option("--type", "-t", help="Review the documents of this type (as tagged); repeatable.")] = None,
+        since: Annotated[str | None, typer.Option("--since", help="Review the documents dated on or after this day (YYYY-MM-DD).")] = None,
+        until: Annotated[str | None, typer.Option("--until", help="Review the documents dated on or before this day (YYYY-MM-DD).")] = None,
         as_json: JsonFlag = False,
     ) -> None:
         """Run CHECKLIST over the documents; running it again continues where it stopped."""
         loaded = load_checklist(checklist)
         docket = get_docket()
+        if doc_type or since or until:
+            doc = _filtered_documents(docket, collection, doc or [], doc_type or [], since, until)
         progress = Progress(
             TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
