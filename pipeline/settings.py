@@ -53,6 +53,10 @@ class RetrievalSettings(_Section):
     neighbours: int = Field(0, ge=0, le=5, description="Adjacent chunks on the same page merged into each hit.")
     reranker: str | None = Field(None, description="A local cross-encoder folder; none ships offline.")
     rerank_candidates: int = Field(20, ge=1)
+    statement_boost: float = Field(0.5, ge=0, description="Added to chunks on a financial statement the question is about.")
+    opening_boost: float = Field(0.5, ge=0, description="Added to a document's opening chunks for parties/date questions.")
+    name_boost: float = Field(0.5, ge=0, description="Added to chunks of the documents the question names.")
+    page_pooling: float = Field(0.1, ge=0, description="Share of a page's next two chunk scores added to its best; 0 = off.")
 
 
 class LLMSettings(_Section):

@@ -188,6 +188,19 @@ def test_options_come_from_a_settings_section_by_field_name():
     assert RetrievalOptions.from_settings({"fusion": "rrf", "top_k": 5}).fusion == "rrf"  # top_k: not an option
 
 
+def test_every_retrieval_option_is_a_setting_with_the_same_default():
+    """A config file can set every option, and the settings' defaults are the options' own."""
+    from dataclasses import fields
+
+    from pipeline.settings import RetrievalSettings
+
+    defaults = RetrievalSettings()
+    for option in fields(RetrievalOptions):
+        assert option.name in RetrievalSettings.model_fields, f"retrieval.{option.name} cannot be configured"
+        assert getattr(defaults, option.name) == option.default, option.name
+    assert RetrievalOptions.from_settings(RetrievalSettings(page_pooling=0.0, statement_boost=0.25)).page_pooling == 0.0
+
+
 def _facts() -> ChunkFacts:
     # Document version 1: page 1 (chunks 1, 2), page 2 a cash-flow statement (3, 4, 5), page 3 (6).
     contexts = ["", "", "Consolidated Statements of Cash Flows; (Millions)", "Consolidated Statements of Cash Flows | "
