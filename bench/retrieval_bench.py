@@ -10,9 +10,11 @@ finance terms. The questions are real analyst-style questions, embedded by the r
 Measured per query, single-threaded search as in `docket ask`:
 
 - bare FAISS: one ``index.search`` of a prepared vector (flat and HNSW);
-- Docket: query analysis + embedding the question + dense search + BM25 search + fusion (what
-  ``DocumentStore.search`` does before reading the hits from the registry), every question a new text
-  (the encoder caches repeated questions).
+- Docket: query analysis + embedding the question + dense search + BM25 scores + convex completion +
+  the signalled chunks joining + fusion + document signals + page pooling (every step
+  ``DocumentStore.search`` takes between its registry reads, over chunk facts laid out as
+  ``bench.retrieval_signals_bench`` lays them out), every question a new text (the encoder caches
+  repeated questions).
 
 And recall@10 of HNSW against the flat index on 500 held-out vectors drawn like the corpus.
 """
@@ -30,7 +32,7 @@ from ingest.config import EmbeddingSettings
 from ingest.embedding import Encoder
 from ingest.lexical import LexicalIndex
 from ingest.query import plan_query
-from ingest.retrieval import RetrievalOptions, fuse
+from ingest.retrieval import ChunkFacts, RetrievalOptions, document_signals, fuse, pool_pages
 from ingest.vector_index import HNSW_EF_SEARCH, HNSW_M, VectorIndex
 
 QUESTIONS = [
@@ -103,6 +105,15 @@ def main() -> None:
 
     encoder.encode_query("warm up")
     options = RetrievalOptions()
+    # Chunk facts laid out as retrieval_signals_bench does: documents of 100 chunks on 20 pages, 2% of
+    # the chunks on statement pages.
+    rng = np.random.default_rng(1)
+    titles = ("Consolidated Statements of Cash Flows", "Consolidated Balance Sheets", "Consolidated Statements of Income")
+    facts = ChunkFacts.build(
+        [(i + 1, i // 100, (i % 100) // 5 + 1, (i % 5) * 800, titles[rng.integers(3)] if rng.random() < 0.02 else "NOTE 5. Debt")
+         for i in range(args.chunks)],
+        {v: f"COMPANY{v} 2022 10K" for v in range(args.chunks // 100 + 1)},
+    )
 
     def question(i: int) -> str:
         # A different text every time: the encoder caches the vectors of repeated questions.
@@ -113,9 +124,24 @@ def main() -> None:
         bare = time_it(lambda i: index.index.search(held_out[i % len(held_out)][None, :], 50), args.queries)
 
         def docket_query(i: int, index=index) -> None:
+            # The steps of DocumentStore.search between its registry reads, all of them: embed, both
+            # searches, convex completion, the signalled chunks joining, fusion, document signals, pooling.
             plan = plan_query(question(i))
-            dense = index.search(encoder.encode_query(plan.text), options.candidates)
-            fuse(dense, lexical.search(plan.terms, options.candidates), options)
+            vector = encoder.encode_query(plan.text)
+            dense = index.search(vector, options.candidates)
+            bm25 = lexical.scores(plan.terms)
+            found = lexical.top(bm25, options.candidates)
+            in_dense, in_lexical = {c for c, _ in dense}, {c for c, _ in found}
+            only_lexical = [c for c, _ in found if c not in in_dense]
+            if plan.statements or plan.opening:
+                signalled = lexical.score_of(bm25, facts.with_signal(plan).tolist())
+                extra = [c for c, _ in sorted(signalled, key=lambda item: -item[1])[: options.candidates]]
+                only_lexical += [c for c in extra if c not in in_dense and c not in in_lexical]
+            read = index.vectors(only_lexical)
+            dense = dense + [(c, float(read[c] @ vector)) for c in only_lexical]
+            found = found + lexical.score_of(bm25, [c for c, _ in dense if c not in in_lexical])
+            scored = fuse(dense, found, options)
+            pool_pages(document_signals(scored, facts, plan, options), facts, options.page_pooling)
 
         full = time_it(docket_query, args.queries)
         embed = time_it(lambda i: encoder.encode_query(plan_query(question(i + args.queries)).text), args.queries)
