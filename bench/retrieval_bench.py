@@ -61,6 +61,42 @@ def synthetic_corpus(n: int, dimension: int, seed: int = 7) -> tuple[np.ndarray,
     return vectors[:n], texts, vectors[n:]
 
 
+STATEMENT_TITLES = ("Consolidated Statements of Cash Flows", "Consolidated Balance Sheets", "Consolidated Statements of Income")
+
+
+def synthetic_facts(n: int) -> ChunkFacts:
+    """Chunk facts for ``n`` synthetic chunks: documents of 100 chunks on 20 pages, 2% on statement pages."""
+    rng = np.random.default_rng(1)
+    rows = [
+        (i + 1, i // 100, (i % 100) // 5 + 1, (i % 5) * 800,
+         STATEMENT_TITLES[rng.integers(3)] if rng.random() < 0.02 else "NOTE 5. Debt")
+        for i in range(n)
+    ]
+    return ChunkFacts.build(rows, {v: f"COMPANY{v} 2022 10K" for v in range(n // 100 + 1)})
+
+
+def search_steps(index: VectorIndex, lexical: LexicalIndex, facts: ChunkFacts, plan, vector: np.ndarray,
+                 options: RetrievalOptions, signals: bool = True) -> list[tuple[int, float]]:
+    """What ``DocumentStore.search`` does between its registry reads, given the question's vector: both
+    searches, convex completion, (the signalled chunks joining,) fusion, (document signals and pooling)."""
+    dense = index.search(vector, options.candidates)
+    bm25 = lexical.scores(plan.terms)
+    found = lexical.top(bm25, options.candidates)
+    in_dense, in_lexical = {c for c, _ in dense}, {c for c, _ in found}
+    only_lexical = [c for c, _ in found if c not in in_dense]
+    if signals and (plan.statements or plan.opening):
+        signalled = lexical.score_of(bm25, facts.with_signal(plan).tolist())
+        extra = [c for c, _ in sorted(signalled, key=lambda item: -item[1])[: options.candidates]]
+        only_lexical += [c for c in extra if c not in in_dense and c not in in_lexical]
+    read = index.vectors(only_lexical)
+    dense = dense + [(c, float(read[c] @ vector)) for c in only_lexical]
+    found = found + lexical.score_of(bm25, [c for c, _ in dense if c not in in_lexical])
+    scored = fuse(dense, found, options)
+    if signals:
+        scored = pool_pages(document_signals(scored, facts, plan, options), facts, options.page_pooling)
+    return scored
+
+
 def percentiles(samples: list[float]) -> tuple[float, float]:
     ordered = sorted(samples)
     return statistics.median(ordered), ordered[int(0.95 * (len(ordered) - 1))]
@@ -105,15 +141,7 @@ def main() -> None:
 
     encoder.encode_query("warm up")
     options = RetrievalOptions()
-    # Chunk facts laid out as retrieval_signals_bench does: documents of 100 chunks on 20 pages, 2% of
-    # the chunks on statement pages.
-    rng = np.random.default_rng(1)
-    titles = ("Consolidated Statements of Cash Flows", "Consolidated Balance Sheets", "Consolidated Statements of Income")
-    facts = ChunkFacts.build(
-        [(i + 1, i // 100, (i % 100) // 5 + 1, (i % 5) * 800, titles[rng.integers(3)] if rng.random() < 0.02 else "NOTE 5. Debt")
-         for i in range(args.chunks)],
-        {v: f"COMPANY{v} 2022 10K" for v in range(args.chunks // 100 + 1)},
-    )
+    facts = synthetic_facts(args.chunks)
 
     def question(i: int) -> str:
         # A different text every time: the encoder caches the vectors of repeated questions.
@@ -124,24 +152,8 @@ def main() -> None:
         bare = time_it(lambda i: index.index.search(held_out[i % len(held_out)][None, :], 50), args.queries)
 
         def docket_query(i: int, index=index) -> None:
-            # The steps of DocumentStore.search between its registry reads, all of them: embed, both
-            # searches, convex completion, the signalled chunks joining, fusion, document signals, pooling.
             plan = plan_query(question(i))
-            vector = encoder.encode_query(plan.text)
-            dense = index.search(vector, options.candidates)
-            bm25 = lexical.scores(plan.terms)
-            found = lexical.top(bm25, options.candidates)
-            in_dense, in_lexical = {c for c, _ in dense}, {c for c, _ in found}
-            only_lexical = [c for c, _ in found if c not in in_dense]
-            if plan.statements or plan.opening:
-                signalled = lexical.score_of(bm25, facts.with_signal(plan).tolist())
-                extra = [c for c, _ in sorted(signalled, key=lambda item: -item[1])[: options.candidates]]
-                only_lexical += [c for c in extra if c not in in_dense and c not in in_lexical]
-            read = index.vectors(only_lexical)
-            dense = dense + [(c, float(read[c] @ vector)) for c in only_lexical]
-            found = found + lexical.score_of(bm25, [c for c, _ in dense if c not in in_lexical])
-            scored = fuse(dense, found, options)
-            pool_pages(document_signals(scored, facts, plan, options), facts, options.page_pooling)
+            search_steps(index, lexical, facts, plan, encoder.encode_query(plan.text), options)
 
         full = time_it(docket_query, args.queries)
         embed = time_it(lambda i: encoder.encode_query(plan_query(question(i + args.queries)).text), args.queries)

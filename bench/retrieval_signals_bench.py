@@ -22,14 +22,11 @@ import time
 import faiss
 import numpy as np
 
-from bench.retrieval_bench import QUESTIONS, synthetic_corpus
+from bench.retrieval_bench import QUESTIONS, search_steps, synthetic_corpus, synthetic_facts
 from ingest.lexical import LexicalIndex
 from ingest.query import plan_query
-from ingest.retrieval import ChunkFacts, RetrievalOptions, document_signals, fuse, pool_pages
+from ingest.retrieval import RetrievalOptions
 from ingest.vector_index import VectorIndex
-
-STATEMENT_TITLES = ("Consolidated Statements of Cash Flows", "Consolidated Balance Sheets", "Consolidated Statements of Income")
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -42,37 +39,16 @@ def main() -> None:
     index = VectorIndex(dimension, kind="flat")
     index.add(ids, vectors)
     lexical = LexicalIndex.build(list(map(int, ids)), texts)
-    rng = np.random.default_rng(1)
-    rows = [
-        (i + 1, i // 100, (i % 100) // 5 + 1, (i % 5) * 800,
-         STATEMENT_TITLES[rng.integers(3)] if rng.random() < 0.02 else "NOTE 5. Debt")
-        for i in range(n)
-    ]
-    names = {v: f"COMPANY{v} 2022 10K" for v in range(n // 100 + 1)}
+    documents = n // 100 + 1
     started = time.perf_counter()
-    facts = ChunkFacts.build(rows, names)
+    facts = synthetic_facts(n)
     build_s = time.perf_counter() - started
     faiss.omp_set_num_threads(1)
     options = RetrievalOptions()
 
     def query(i: int, signals: bool) -> None:
-        plan = plan_query(f"{QUESTIONS[i % len(QUESTIONS)]} COMPANY{i % len(names)}")
-        vector = held_out[i % len(held_out)]
-        dense = index.search(vector, options.candidates)
-        bm25 = lexical.scores(plan.terms)
-        found = lexical.top(bm25, options.candidates)
-        in_dense, in_lexical = {c for c, _ in dense}, {c for c, _ in found}
-        only_lexical = [c for c, _ in found if c not in in_dense]
-        if signals and (plan.statements or plan.opening):
-            signalled = lexical.score_of(bm25, facts.with_signal(plan).tolist())
-            extra = [c for c, _ in sorted(signalled, key=lambda item: -item[1])[: options.candidates]]
-            only_lexical += [c for c in extra if c not in in_dense and c not in in_lexical]
-        read = index.vectors(only_lexical)
-        dense = dense + [(c, float(read[c] @ vector)) for c in only_lexical]
-        found = found + lexical.score_of(bm25, [c for c, _ in dense if c not in in_lexical])
-        scored = fuse(dense, found, options)
-        if signals:
-            scored = pool_pages(document_signals(scored, facts, plan, options), facts, options.page_pooling)
+        plan = plan_query(f"{QUESTIONS[i % len(QUESTIONS)]} COMPANY{i % documents}")
+        search_steps(index, lexical, facts, plan, held_out[i % len(held_out)], options, signals)
 
     times: dict[bool, list[float]] = {True: [], False: []}
     for i in range(args.queries):
