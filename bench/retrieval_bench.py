@@ -10,11 +10,10 @@ finance terms. The questions are real analyst-style questions, embedded by the r
 Measured per query, single-threaded search as in `docket ask`:
 
 - bare FAISS: one ``index.search`` of a prepared vector (flat and HNSW);
-- Docket: query analysis + embedding the question + dense search + BM25 scores + convex completion +
-  the signalled chunks joining + fusion + document signals + page pooling (every step
-  ``DocumentStore.search`` takes between its registry reads, over chunk facts laid out as
-  ``bench.retrieval_signals_bench`` lays them out), every question a new text (the encoder caches
-  repeated questions).
+- Docket: query analysis + embedding the question + ``ingest.retrieval.rank_chunks``, the very function
+  ``DocumentStore.search`` calls between its registry reads (dense search, BM25 scores, convex
+  completion, the signalled chunks joining, fusion, document signals, page pooling), over chunk facts
+  laid out by ``synthetic_facts``; every question a new text (the encoder caches repeated questions).
 
 And recall@10 of HNSW against the flat index on 500 held-out vectors drawn like the corpus.
 """
@@ -32,7 +31,7 @@ from ingest.config import EmbeddingSettings
 from ingest.embedding import Encoder
 from ingest.lexical import LexicalIndex
 from ingest.query import plan_query
-from ingest.retrieval import ChunkFacts, RetrievalOptions, document_signals, fuse, pool_pages
+from ingest.retrieval import ChunkFacts, RetrievalOptions, rank_chunks
 from ingest.vector_index import HNSW_EF_SEARCH, HNSW_M, VectorIndex
 
 QUESTIONS = [
@@ -73,28 +72,6 @@ def synthetic_facts(n: int) -> ChunkFacts:
         for i in range(n)
     ]
     return ChunkFacts.build(rows, {v: f"COMPANY{v} 2022 10K" for v in range(n // 100 + 1)})
-
-
-def search_steps(index: VectorIndex, lexical: LexicalIndex, facts: ChunkFacts, plan, vector: np.ndarray,
-                 options: RetrievalOptions, signals: bool = True) -> list[tuple[int, float]]:
-    """What ``DocumentStore.search`` does between its registry reads, given the question's vector: both
-    searches, convex completion, (the signalled chunks joining,) fusion, (document signals and pooling)."""
-    dense = index.search(vector, options.candidates)
-    bm25 = lexical.scores(plan.terms)
-    found = lexical.top(bm25, options.candidates)
-    in_dense, in_lexical = {c for c, _ in dense}, {c for c, _ in found}
-    only_lexical = [c for c, _ in found if c not in in_dense]
-    if signals and (plan.statements or plan.opening):
-        signalled = lexical.score_of(bm25, facts.with_signal(plan).tolist())
-        extra = [c for c, _ in sorted(signalled, key=lambda item: -item[1])[: options.candidates]]
-        only_lexical += [c for c in extra if c not in in_dense and c not in in_lexical]
-    read = index.vectors(only_lexical)
-    dense = dense + [(c, float(read[c] @ vector)) for c in only_lexical]
-    found = found + lexical.score_of(bm25, [c for c, _ in dense if c not in in_lexical])
-    scored = fuse(dense, found, options)
-    if signals:
-        scored = pool_pages(document_signals(scored, facts, plan, options), facts, options.page_pooling)
-    return scored
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
@@ -153,7 +130,7 @@ def main() -> None:
 
         def docket_query(i: int, index=index) -> None:
             plan = plan_query(question(i))
-            search_steps(index, lexical, facts, plan, encoder.encode_query(plan.text), options)
+            rank_chunks(plan, encoder.encode_query(plan.text), index, lexical, facts, options)
 
         full = time_it(docket_query, args.queries)
         embed = time_it(lambda i: encoder.encode_query(plan_query(question(i + args.queries)).text), args.queries)

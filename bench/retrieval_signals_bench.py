@@ -5,10 +5,11 @@ query without them (alternating, same run).
 
 The corpus is the SYNTHETIC one of ``bench.retrieval_bench`` (clustered vectors, Zipf-word texts), laid
 out as documents of 100 chunks on 20 pages with 2% of the chunks on statement pages (a 10-K has 3-6
-statement pages of 100-250). Each query runs what ``DocumentStore.search`` does between the registry
-reads, without embedding the question (a held-out vector stands in for it, so the figures compare the
+statement pages of 100-250). Each query runs ``ingest.retrieval.rank_chunks``, which
+``DocumentStore.search`` calls between its registry reads, without embedding the question (a held-out vector stands in for it, so the figures compare the
 steps, not the encoder): FAISS flat top 50, BM25 top 50, convex completion, fusion; then, "on", the
-signalled chunks (best 50 by BM25) joining the candidates, ``document_signals`` and ``pool_pages``.
+signalled chunks (best 50 by BM25) joining the candidates, ``document_signals`` and ``pool_pages``
+("off" sets the three boosts and pooling to 0).
 Also the time to build ``ChunkFacts`` once per index generation.
 """
 
@@ -18,14 +19,15 @@ import argparse
 import os
 import statistics
 import time
+from dataclasses import replace
 
 import faiss
 import numpy as np
 
-from bench.retrieval_bench import QUESTIONS, search_steps, synthetic_corpus, synthetic_facts
+from bench.retrieval_bench import QUESTIONS, synthetic_corpus, synthetic_facts
 from ingest.lexical import LexicalIndex
 from ingest.query import plan_query
-from ingest.retrieval import RetrievalOptions
+from ingest.retrieval import RetrievalOptions, rank_chunks
 from ingest.vector_index import VectorIndex
 
 def main() -> None:
@@ -44,11 +46,12 @@ def main() -> None:
     facts = synthetic_facts(n)
     build_s = time.perf_counter() - started
     faiss.omp_set_num_threads(1)
-    options = RetrievalOptions()
+    with_signals = RetrievalOptions()
+    without = replace(with_signals, statement_boost=0.0, opening_boost=0.0, name_boost=0.0, page_pooling=0.0)
 
     def query(i: int, signals: bool) -> None:
         plan = plan_query(f"{QUESTIONS[i % len(QUESTIONS)]} COMPANY{i % documents}")
-        search_steps(index, lexical, facts, plan, held_out[i % len(held_out)], options, signals)
+        rank_chunks(plan, held_out[i % len(held_out)], index, lexical, facts, with_signals if signals else without)
 
     times: dict[bool, list[float]] = {True: [], False: []}
     for i in range(args.queries):

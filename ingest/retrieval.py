@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -38,8 +38,13 @@ from ingest.lexical import tokenize
 from ingest.query import STATEMENT_KINDS, QueryPlan
 from ingest.structure import document_label, statement_kind
 
+if TYPE_CHECKING:
+    from ingest.lexical import LexicalIndex
+    from ingest.vector_index import VectorIndex
+
 Ranking = list[tuple[int, float]]
 Fusion = Literal["rrf", "convex"]
+SearchMode = Literal["hybrid", "dense", "bm25"]
 
 
 @dataclass(frozen=True)
@@ -213,6 +218,79 @@ def pool_pages(ranking: Ranking, facts: ChunkFacts, weight: float, others: int =
         cid, score = ranking[i]
         scored[i] = (cid, score + weight * sum(support.get(page, ())))
     return sorted(scored, key=lambda item: (-item[1], item[0]))
+
+
+def rank_chunks(
+    plan: QueryPlan,
+    query_vector: np.ndarray | None,
+    vectors: VectorIndex | None,
+    lexical: LexicalIndex | None,
+    facts: ChunkFacts | None,
+    options: RetrievalOptions,
+    *,
+    mode: SearchMode = "hybrid",
+    depth: int | None = None,
+    allowed: list[int] | None = None,
+    allowed_set: frozenset[int] | None = None,
+) -> Ranking:
+    """Every chunk a search considers, best first: both retrievers, convex completion, the signalled
+    chunks, fusion, the document signals and page pooling (reranking, MMR and neighbours come after).
+
+    ``DocumentStore.search`` calls this between its registry reads, and ``bench.retrieval_bench`` times
+    this very function, so the latency it reports is the store's. ``depth`` hits come from each
+    retriever (default ``options.candidates``); ``allowed`` restricts both to those chunk ids (document
+    filters) and ``allowed_set`` is the same ids as a set, which a caller that repeats a filter caches.
+    ``facts`` is needed only when ``signals_apply`` or page pooling is on."""
+    depth = depth or options.candidates
+    dense: Ranking = []
+    found: Ranking = []
+    bm25 = None
+    if mode in ("hybrid", "dense"):
+        dense = vectors.search(query_vector, depth, allowed)
+    if mode in ("hybrid", "bm25"):
+        bm25 = lexical.scores(plan.terms, allowed)
+        found = lexical.top(bm25, depth)
+    if mode != "hybrid":
+        return dense or found
+    signals = signals_apply(plan, options)
+    if options.fusion == "convex":
+        # Score every candidate on both scales: a chunk ranked by one retriever only is not thereby worth
+        # 0 to the other (its cosine is read from FAISS, its BM25 from the score array).
+        in_dense, in_lexical = {c for c, _ in dense}, {c for c, _ in found}
+        only_lexical = [c for c, _ in found if c not in in_dense]
+        if signals and (plan.statements or plan.opening):
+            # Chunks the question's document signals point to (its statements' pages, the documents'
+            # openings) join the candidates even when neither retriever ranked them: at most `depth` of
+            # them, the best by BM25 (a corpus of many filings has many statement pages).
+            pointed = facts.with_signal(plan).tolist()
+            if allowed is not None:
+                allowed_set = allowed_set if allowed_set is not None else frozenset(allowed)
+                pointed = [c for c in pointed if c in allowed_set]
+            signalled = lexical.score_of(bm25, pointed)
+            extra = [c for c, _ in sorted(signalled, key=lambda item: -item[1])[:depth]]
+            only_lexical += [c for c in extra if c not in in_dense and c not in in_lexical]
+        read = vectors.vectors(only_lexical)
+        dense = dense + [(c, float(read[c] @ query_vector)) for c in only_lexical]
+        found = found + lexical.score_of(bm25, [c for c, _ in dense if c not in in_lexical])
+    scored = fuse(dense, found, options)
+    if signals:
+        scored = document_signals(scored, facts, plan, options)
+    if options.page_pooling > 0:
+        scored = pool_pages(scored, facts, options.page_pooling)
+    return scored
+
+
+def signals_apply(plan: QueryPlan, options: RetrievalOptions) -> bool:
+    """Whether a hybrid search's document signals have anything to add: they are boosts on the convex
+    scale (see ``document_signals``), and each needs its option on and, but for names, a question about it."""
+    return options.fusion == "convex" and bool(
+        (options.statement_boost and plan.statements) or (options.opening_boost and plan.opening) or options.name_boost
+    )
+
+
+def needs_facts(mode: SearchMode, plan: QueryPlan, options: RetrievalOptions) -> bool:
+    """Whether ``rank_chunks`` will read ``ChunkFacts`` (so a caller builds them only then)."""
+    return mode == "hybrid" and (signals_apply(plan, options) or options.page_pooling > 0)
 
 
 def reciprocal_rank_fusion(

@@ -31,16 +31,13 @@ from ingest.lexical import LexicalIndex
 from ingest.models import Chunk, ExtractedDocument, IngestError, PageText
 from ingest.query import plain_query, plan_query
 from ingest.registry import ChunkRow, Document, DocumentVersion, IndexState, PageRow, open_registry, utcnow
-from ingest.retrieval import ChunkFacts, RetrievalOptions, document_signals, fuse, mmr, pool_pages, rerank
+from ingest.retrieval import ChunkFacts, RetrievalOptions, SearchMode, mmr, needs_facts, rank_chunks, rerank
 from ingest.structure import document_label
 from ingest.vector_index import VectorIndex, index_kind_for
 
 log = logging.getLogger(__name__)
 
 Outcome = Literal["added", "new-version", "unchanged", "failed"]
-SearchMode = Literal["hybrid", "dense", "bm25"]
-
-
 @dataclass
 class FileResult:
     path: str
@@ -506,42 +503,14 @@ class DocumentStore:
         if allowed is not None and not allowed:
             return []
         depth = max(options.candidates, k)
-        dense: list[tuple[int, float]] = []
-        lexical: list[tuple[int, float]] = []
-        if mode in ("hybrid", "dense"):
-            query_vector = self.encoder.encode_query(plan.text)
-            dense = self.vectors().search(query_vector, depth, allowed)
-        if mode in ("hybrid", "bm25"):
-            lexical_index = self.lexical()
-            bm25 = lexical_index.scores(plan.terms, allowed)
-            lexical = lexical_index.top(bm25, depth)
-        # The document signals are boosts on the convex scale (see ingest.retrieval.document_signals).
-        signals = mode == "hybrid" and options.fusion == "convex" and bool(
-            (options.statement_boost and plan.statements) or (options.opening_boost and plan.opening) or options.name_boost
-        )
-        pooling = mode == "hybrid" and options.page_pooling > 0
+        query_vector = self.encoder.encode_query(plan.text) if mode in ("hybrid", "dense") else None
+        lexical_index = self.lexical() if mode in ("hybrid", "bm25") else None
         # lexical() has just brought self._lexical to the registry's generation: the facts follow it.
-        facts = self._chunk_facts(self._lexical[0]) if signals or pooling else None
-        if mode == "hybrid" and options.fusion == "convex":
-            # Score every candidate on both scales: a chunk ranked by one retriever only is not thereby
-            # worth 0 to the other (its cosine is read from FAISS, its BM25 from the score array).
-            in_dense, in_lexical = {c for c, _ in dense}, {c for c, _ in lexical}
-            only_lexical = [c for c, _ in lexical if c not in in_dense]
-            if signals and (plan.statements or plan.opening):
-                # Chunks the question's document signals point to (its statements' pages, the documents'
-                # openings) join the candidates even when neither retriever ranked them: at most
-                # `depth` of them, the best by BM25 (a corpus of many filings has many statement pages).
-                signalled = lexical_index.score_of(bm25, self._signal_candidates(facts, plan, allowed))
-                extra = [c for c, _ in sorted(signalled, key=lambda item: -item[1])[:depth]]
-                only_lexical += [c for c in extra if c not in in_dense and c not in in_lexical]
-            vectors = self.vectors().vectors(only_lexical)
-            dense = dense + [(c, float(vectors[c] @ query_vector)) for c in only_lexical]
-            lexical = lexical + lexical_index.score_of(bm25, [c for c, _ in dense if c not in in_lexical])
-        scored = fuse(dense, lexical, options) if mode == "hybrid" else dense or lexical
-        if signals:
-            scored = document_signals(scored, facts, plan, options)
-        if pooling:
-            scored = pool_pages(scored, facts, options.page_pooling)
+        facts = self._chunk_facts(self._lexical[0]) if needs_facts(mode, plan, options) else None  # hybrid only
+        scored = rank_chunks(
+            plan, query_vector, self.vectors() if query_vector is not None else None, lexical_index, facts, options,
+            mode=mode, depth=depth, allowed=allowed, allowed_set=self._allowed_set_of(allowed) if facts else None,
+        )
         if options.reranker:
             texts = {cid: f"{row.context}\n{row.text}" for cid, row in self._rows([c for c, _ in scored[: options.rerank_candidates]]).items()}
             scored = rerank(plan.text, scored, texts, options.reranker, options.rerank_candidates)
@@ -568,16 +537,15 @@ class DocumentStore:
             cached = self._facts = (generation, ChunkFacts.build([tuple(r) for r in rows], dict(names)))
         return cached[1]
 
-    def _signal_candidates(self, facts: ChunkFacts, plan, allowed: list[int] | None) -> list[int]:
-        """The chunks the question's document signals point to, among ``allowed`` (None = all)."""
-        ids = facts.with_signal(plan).tolist()
+    def _allowed_set_of(self, allowed: list[int] | None) -> frozenset[int] | None:
+        """``allowed`` as a set; _allowed_ids returns the same cached list while the filter and generation
+        hold, so one set per list."""
         if allowed is None:
-            return ids
-        # _allowed_ids returns the same cached list while the filter and generation hold: one set per list.
+            return None
         cached: tuple[list[int], frozenset[int]] | None = getattr(self, "_allowed_set", None)
         if cached is None or cached[0] is not allowed:
             cached = self._allowed_set = (allowed, frozenset(allowed))
-        return [c for c in ids if c in cached[1]]
+        return cached[1]
 
     def _allowed_ids(self, collection: str | None, document_ids: list[int] | None) -> list[int] | None:
         """Live chunk ids under the filters (None = no filter); cached per index generation."""
