@@ -32,6 +32,11 @@ class EmbeddingSettings(_Section):
         "faster on CPU, vectors within cosine 0.99 of torch's.",
     )
     threads: int | None = Field(None, ge=1, description="CPU threads for the encoder; None: one per core.")
+    onnx_queries: bool = Field(
+        True,
+        description="backend 'torch': embed questions with an fp32 ONNX export of the same model (the same "
+        "vectors, about 3x faster for one short text); false: with torch.",
+    )
 
 
 class ChunkingSettings(_Section):

@@ -169,3 +169,42 @@ def test_int8_runs_without_the_torch_model_and_tokenises_alike(encoder, int8_enc
     assert vectors.shape == (8, encoder.dimension)
     for text in contract_paragraphs:
         assert fresh.tokenizer(text)["input_ids"] == encoder.tokenizer(text)["input_ids"]
+
+
+@pytest.fixture(scope="module")
+def query_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("query-cache")
+
+
+def test_questions_embedded_by_onnx_get_torchs_vectors(encoder, query_cache, contract_paragraphs):
+    """The torch backend embeds questions with an fp32 ONNX export of the same forward: it must give the
+    vectors torch gives (stored documents were embedded by torch), for short, long and non-ASCII text."""
+    texts = [
+        "Which state's law governs the agreement?",
+        "What is the FY2018 capital expenditure amount (in USD millions) for 3M?",
+        "Quelle est la durée du contrat ? 契約期間はいつまでですか",
+        " ".join(contract_paragraphs)[:4000],  # longer than the model reads: cut where torch cuts it
+        *contract_paragraphs[:6],
+    ]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(query_cache))
+        Encoder(EmbeddingSettings()).encode_query("the first question exports the model (from torch's weights)")
+        exported = sorted(p.name for p in query_cache.rglob("*.onnx"))
+        fast = Encoder(EmbeddingSettings(threads=2))
+        by_onnx = np.stack([fast.encode_query(text) for text in texts])
+    assert exported == ["model-fp32.onnx"], exported
+    assert "model" not in fast.__dict__, "embedding questions from the cached export loaded the torch model"
+    assert fast.dimension == encoder.dimension and "model" not in fast.__dict__
+    by_torch = encoder.encode(texts)
+    cosines = (by_onnx * by_torch).sum(axis=1)
+    assert cosines.min() > 0.99999, cosines
+    assert np.abs(by_onnx - by_torch).max() < 1e-4
+
+
+def test_onnx_queries_can_be_switched_off(encoder, query_cache):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(query_cache / "unused"))
+        plain = Encoder(EmbeddingSettings(onnx_queries=False))
+        vector = plain.encode_query("Can either party terminate for convenience?")
+    assert plain.query_session is None and not (query_cache / "unused").exists()
+    assert np.array_equal(vector, encoder.encode(["Can either party terminate for convenience?"])[0])
