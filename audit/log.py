@@ -79,6 +79,13 @@ class _Head:
     key_id: str | None
 
 
+# Reads (verify above all) take pages straight from a memory map instead of copying each one from the
+# OS into SQLite's page cache: about 0.5 µs less CPU per ~7 KB entry when verify reads a 100k-entry
+# log (docs/audit.md). Writes still go through the journal as before. Capped by SQLite at its
+# compile-time maximum (2 GB by default); pages beyond the map are read as usual.
+SQLITE_READ_MMAP = "PRAGMA mmap_size = 2147483648"
+
+
 def _display_url(url: str) -> str:
     try:
         return make_url(url).render_as_string(hide_password=True)
@@ -112,6 +119,7 @@ def _make_engine(url: str, create: bool) -> Engine:
             cursor.execute("PRAGMA page_size = 16384")
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = FULL")  # durable commits
+            cursor.execute(SQLITE_READ_MMAP)
             cursor.close()
 
         @event.listens_for(engine, "begin")
@@ -590,7 +598,7 @@ def _check_stored_range(task: _RangeTask) -> RangeResult:
                 raise ValueError(f"unexpected snapshot id {task.snapshot!r}")
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             cursor.execute(f"SET TRANSACTION SNAPSHOT '{task.snapshot}'")  # cannot be a bound parameter
-        for setting in PG_VERIFY_SETTINGS if task.link.postgres else ():
+        for setting in PG_VERIFY_SETTINGS if task.link.postgres else (SQLITE_READ_MMAP,):
             cursor.execute(setting)
         # The chain before the range is assumed to end in the stored leaf hash of seq `after`;
         # ChainVerifier.absorb checks that assumption when the range joins the chain.

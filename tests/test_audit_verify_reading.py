@@ -173,3 +173,33 @@ def test_rows_flow_in_key_order_without_a_sort_even_on_a_log_never_analyzed(pg_u
                 assert "audit_entries_pkey" in plan and "audit_payloads_pkey" in plan, plan
                 if after is not None:  # a range scans the payloads index over that range only
                     assert plan.count(f"(seq > {after}) AND (seq <= {up_to})") == 2, plan
+
+
+def _sqlite_file_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'audit.db'}"
+
+
+@pytest.mark.parametrize(("workers", "range_size"), LAYOUTS)
+def test_sqlite_reads_through_a_memory_map_and_still_see_an_edit_written_since(
+    tmp_path: Path, workers: int, range_size: int | None
+) -> None:
+    # verify reads SQLite pages from a memory map of the file (SQLITE_READ_MMAP). The edit below is
+    # made by another connection and checkpointed from the WAL into the main file, under a map that
+    # the log's pooled connection already holds: a verifier trusting stale mapped pages would miss it.
+    url = _sqlite_file_url(tmp_path)
+    with AuditLog.open(url) as log:
+        _fill_unicode(log, 20)
+        assert log.verify(workers=workers, range_size=range_size).ok
+        with log.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA mmap_size").scalar_one() > 0
+        _edit_payload(url, 17, "東", "西")  # seq 17 holds TEXTS[1]
+        engine = create_engine(url)
+        try:
+            with engine.connect() as conn:
+                busy, _, _ = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+                assert busy == 0
+        finally:
+            engine.dispose()
+        report = log.verify(workers=workers, range_size=range_size)
+        assert not report.ok and report.first_bad_seq == 17
+        assert "payload does not match its commitment" in (report.problem or "")
