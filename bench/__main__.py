@@ -14,6 +14,7 @@ BENCHES = {
     "audit": ("bench.audit_bench", "audit append rate (1 and 8 writers) and verify rate vs raw SHA-256"),
     "ocr": ("bench.ocr_bench", "OCR pages/s with 1 and 2 worker processes"),
     "ocr_quality": ("bench.ocr_quality", "bag-of-words F1 on the FUNSD and synthetic CUAD scans"),
+    "encoder": ("bench.encoder_bench", "encoder word pieces/s: torch beside the fp32 and int8 ONNX exports"),
     "retrieval": ("bench.retrieval_bench", "query latency at 100k chunks vs a bare FAISS search"),
     "review": ("bench.review_bench", "review cells/s at concurrency 1, 4, 16 against a fixed-latency fake model"),
 }

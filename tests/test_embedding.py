@@ -208,3 +208,29 @@ def test_onnx_queries_can_be_switched_off(encoder, query_cache):
         vector = plain.encode_query("Can either party terminate for convenience?")
     assert plain.query_session is None and not (query_cache / "unused").exists()
     assert np.array_equal(vector, encoder.encode(["Can either party terminate for convenience?"])[0])
+
+
+def test_exports_are_fused_and_checked_against_torch(encoder, int8_encoder, onnx_cache, query_cache):
+    """Both exports run one fused attention op per layer (the speed of the ONNX encoders rests on it), and
+    an export whose vectors stray from torch's is refused before it is cached."""
+    import onnx
+
+    from ingest.embedding import EmbeddingModelError, _check_export, onnx_path
+
+    layers = encoder.model[0].auto_model.config.num_hidden_layers
+    for cache, precision, fused_op in ((onnx_cache, "int8", "QAttention"), (query_cache, "fp32", "Attention")):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("XDG_CACHE_HOME", str(cache))
+            path = onnx_path(encoder.model_path, encoder.model_id, precision)
+        if not path.is_file():  # the query test exports it; run alone, this one does
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setenv("XDG_CACHE_HOME", str(cache))
+                Encoder(EmbeddingSettings()).encode_query("export the fp32 graph")
+        ops = [node.op_type for node in onnx.load(str(path)).graph.node]
+        assert ops.count(fused_op) == layers, (precision, sorted(set(ops)))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(onnx_cache))
+        int8_graph = onnx_path(encoder.model_path, encoder.model_id, "int8")
+    _check_export(encoder.model, int8_graph, "int8", "MiniLM")  # int8 within its own bound
+    with pytest.raises(EmbeddingModelError, match=r"fp32 ONNX export of MiniLM disagrees with torch"):
+        _check_export(encoder.model, int8_graph, "fp32", "MiniLM")  # but not fp32's
