@@ -139,7 +139,7 @@ def make_app(get_context: Callable[[], AuditContext]) -> typer.Typer:
             Path | None, typer.Option(help="A checkpoint file kept outside the database, to catch rewrites and truncation.")
         ] = None,
         workers: Annotated[
-            int | None, typer.Option(min=1, help="Processes checking seq ranges in parallel (default: CPU count).")
+            int | None, typer.Option(min=1, help="Processes checking seq ranges in parallel (default: 1; more pay only on idle cores).")
         ] = None,
         as_json: JsonFlag = False,
     ) -> None:

@@ -16,6 +16,7 @@ import os
 import re
 import threading
 import uuid
+import weakref
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
@@ -421,13 +422,14 @@ class AuditLog:
     ) -> VerifyReport:
         """Stream the whole log once; OK with size and root, or the first bad seq and why.
 
-        A large log is checked by `workers` processes (default: one per CPU), each over ranges of
+        With `workers` > 1 a large log is checked by that many processes, each over ranges of
         `range_size` seqs (a power of two; default: about a quarter of a worker's share, at least
-        4096), with the same report as a single pass. `workers=1` checks it in this process alone.
+        4096), with the same report as a single pass. The default, one, checks it in this process
+        alone: more processes only pay where that many cores sit idle (docs/audit.md, *Measured*).
         """
         outside = read_checkpoint(checkpoint) if checkpoint is not None else None
         trusted = self.key_store().public_keys() if self.keys_dir is not None else None
-        workers = (os.cpu_count() or 1) if workers is None else workers
+        workers = DEFAULT_VERIFY_WORKERS if workers is None else workers
         if range_size is not None and (range_size < 1 or range_size & (range_size - 1)):
             raise AuditError(f"range_size must be a power of two, not {range_size}")
         with self._connection() as conn:
@@ -528,6 +530,12 @@ class AuditLog:
         return export_bundle(self, path, filters or EntryFilter(), actor=actor, checkpoint=checkpoint)
 
 
+# One process by default. On a machine whose cores are busy with other work (and, for a local
+# PostgreSQL, with the server backends that send the rows), a second worker process adds its own
+# connection, snapshot and result traffic but no CPU time: the kernel shares CPU time between
+# sessions (autogroups), not between processes. Measured on the 2-core machine of docs/audit.md,
+# two workers were slower than one in every round, on both databases.
+DEFAULT_VERIFY_WORKERS = 1
 VERIFY_RANGE_MIN = 4096  # rows per range by default: fewer cost more in process traffic than they save
 # Rows per batch handed to the checks: a batch's payloads stay in the CPU cache until hashed.
 _BATCH_ROWS = 64
@@ -713,6 +721,7 @@ def _stream_psycopg(connection: Any, sql: str) -> Iterator[list[tuple[Any, ...]]
     import psycopg
     from psycopg.types.string import ByteaBinaryLoader
 
+    _widen_input_buffer(connection)
     cursor = connection.cursor(binary=True)
     # Binary `text` is the value's bytes in the client encoding: with this cursor's loader they reach
     # the hash as they are, instead of being decoded to str and encoded back.
@@ -728,6 +737,29 @@ def _stream_psycopg(connection: Any, sql: str) -> Iterator[list[tuple[Any, ...]]
     finally:
         rows.close()  # stops the query if the checks stopped early, so the transaction can end
         cursor.close()
+
+
+# libpq reads the socket into a buffer that grows only to fit the largest message it has received
+# (16 kB for ~7 kB rows) and never shrinks. Streaming 100k such rows then costs a poll and a recv
+# per two rows (50k of each, strace), each recv also running the loopback TCP acknowledgements in
+# this process. After one message this large, a recv takes whatever the socket holds: about 1.3 CPU
+# µs less per entry on verify's 100k bench log, for this much memory kept by the connection.
+_PG_INPUT_BUFFER = 4 << 20
+_widened: weakref.WeakSet[Any] = weakref.WeakSet()  # psycopg connections whose buffer is that large
+
+
+def _widen_input_buffer(connection: Any) -> None:
+    """Have the server send one message of `_PG_INPUT_BUFFER` bytes, once per connection, and drop it."""
+    if connection in _widened:
+        return
+    cursor = connection.cursor()
+    try:
+        # The whole value is one DataRow message: libpq enlarges its buffer to hold it. psycopg does not
+        # turn it into a Python object unless it is fetched, which it is not.
+        cursor.execute(f"SELECT repeat('x', {_PG_INPUT_BUFFER})")
+    finally:
+        cursor.close()
+    _widened.add(connection)
 
 
 @contextmanager

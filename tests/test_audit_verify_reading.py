@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from test_audit_support import attack, db_url, pg_schema_url  # noqa: F401
 
 from audit import AuditLog
-from audit.log import PG_VERIFY_SETTINGS, range_query
+from audit.log import PG_VERIFY_SETTINGS, _widened, range_query
 from audit.schema import payloads
 
 # Two-, three- and four-byte UTF-8, a line separator json leaves unescaped, and a long payload
@@ -202,4 +202,23 @@ def test_sqlite_reads_through_a_memory_map_and_still_see_an_edit_written_since(
             engine.dispose()
         report = log.verify(workers=workers, range_size=range_size)
         assert not report.ok and report.first_bad_seq == 17
+        assert "payload does not match its commitment" in (report.problem or "")
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("workers", "range_size"), [(1, None), (2, 256)])
+def test_the_widened_libpq_buffer_still_delivers_every_row_and_an_edit_far_in(
+    pg_url: str, workers: int, range_size: int | None
+) -> None:
+    # Before streaming, verify has the server send one 4 MB message so that libpq's input buffer takes
+    # many rows per recv (_widen_input_buffer). Rows then arrive many per read, split anywhere: the
+    # log spans several stream chunks, and an edit near its end must still be found at its seq.
+    with AuditLog.open(pg_url) as log:
+        _fill_unicode(log, 900)
+        assert log.verify(workers=workers, range_size=range_size).ok
+        with log.engine.connect() as conn:  # the pooled connection verify used: widened once, kept
+            assert conn.connection.driver_connection in _widened
+        _edit_payload(pg_url, 887, "東", "西")  # seq 887 holds TEXTS[1]
+        report = log.verify(workers=workers, range_size=range_size)
+        assert not report.ok and report.first_bad_seq == 887, report.problem
         assert "payload does not match its commitment" in (report.problem or "")
