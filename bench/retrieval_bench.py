@@ -110,7 +110,7 @@ def main() -> None:
     lexical = LexicalIndex.build(list(map(int, ids)), texts)
     print(f"  BM25 index built in {time.perf_counter() - started:.1f} s", flush=True)
 
-    faiss.omp_set_num_threads(1)  # searches: one query at a time on one thread, as `docket ask` does
+    faiss.omp_set_num_threads(1)  # the bare searches too: one query on one thread, as VectorIndex.search runs them
     exact = indexes["flat"]
     recall = statistics.fmean(
         len({i for i, _ in indexes["hnsw"].search(q, 10)} & {i for i, _ in exact.search(q, 10)}) / 10 for q in held_out

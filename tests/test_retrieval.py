@@ -255,6 +255,29 @@ def test_hnsw_index_agrees_with_flat_and_filters_exactly():
         hnsw.remove([10])
 
 
+def test_a_search_runs_on_one_thread_and_gives_the_threads_back():
+    """One query gains nothing from OpenMP's team and pays for waking it (vector_index._one_thread); the
+    caller's own setting, which HNSW building uses, must come back unchanged, even after an error."""
+    import faiss
+
+    index = vector_index.VectorIndex(8)
+    index.add(np.arange(1, 6, dtype=np.int64), np.eye(5, 8, dtype=np.float32))
+    seen = []
+    real_search = index.index.search
+    index.index.search = lambda *args, **kwargs: (seen.append(faiss.omp_get_max_threads()), real_search(*args, **kwargs))[1]
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(2)
+    try:
+        assert [i for i, _ in index.search(np.eye(1, 8, 2, dtype=np.float32)[0], 2)][0] == 3
+        assert seen == [1] and faiss.omp_get_max_threads() == 2
+        index.index.search = lambda *args, **kwargs: 1 / 0
+        with pytest.raises(ZeroDivisionError):
+            index.search(np.ones(8, dtype=np.float32), 2)
+        assert faiss.omp_get_max_threads() == 2
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
 def test_the_store_switches_to_hnsw_past_the_flat_limit_and_rebuilds_on_removal(
     samples_copy: Path, monkeypatch: pytest.MonkeyPatch
 ):
