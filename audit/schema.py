@@ -11,10 +11,17 @@ from sqlalchemy import BigInteger, Column, Connection, Index, Integer, MetaData,
 
 metadata = MetaData()
 
+# On SQLite, `seq` is declared INTEGER so that, as the primary key, it is the table's rowid: the
+# table is then stored in seq order and a scan in seq order reads it directly, where a BIGINT key
+# is a separate index that costs a search per row (verify's 100k-entry read: 3.4 against 3.9 CPU
+# µs per entry; docs/audit.md). SQLite integers are 64-bit either way. Logs created before keep
+# their BIGINT key and read the same, a little slower.
+SEQ = BigInteger().with_variant(Integer(), "sqlite")
+
 entries = Table(
     "audit_entries",
     metadata,
-    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("seq", SEQ, primary_key=True, autoincrement=False),
     Column("time", String(32), nullable=False),
     Column("event_type", String(32), nullable=False),
     Column("actor", String(200), nullable=False),
@@ -42,7 +49,7 @@ subjects = Table(
 payloads = Table(
     "audit_payloads",
     metadata,
-    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("seq", SEQ, primary_key=True, autoincrement=False),
     Column("salt", String(64), nullable=False),
     Column("payload", Text, nullable=False),
 )

@@ -16,11 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, create_engine, update
+from sqlalchemy import BigInteger, Connection, MetaData, create_engine, update
 from sqlalchemy.engine import make_url
 from test_audit_support import attack, db_url, pg_schema_url  # noqa: F401
 
-from audit import AuditLog
+from audit import AuditLog, schema
 from audit.log import PG_VERIFY_SETTINGS, _widened, range_query
 from audit.schema import payloads
 
@@ -222,3 +222,55 @@ def test_the_widened_libpq_buffer_still_delivers_every_row_and_an_edit_far_in(
         report = log.verify(workers=workers, range_size=range_size)
         assert not report.ok and report.first_bad_seq == 887, report.problem
         assert "payload does not match its commitment" in (report.problem or "")
+
+
+def _sqlite_plan(url: str, sql: str) -> str:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return "\n".join(row[-1] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql))
+    finally:
+        engine.dispose()
+
+
+def _create_bigint_seq_tables(url: str) -> None:
+    """The tables as logs created before `schema.SEQ` have them on SQLite: seq BIGINT, a key apart from the rowid."""
+    old = MetaData()
+    for table in schema.metadata.sorted_tables:
+        if table is schema.head:  # AuditLog.open creates the rest of the log when the head is missing
+            continue
+        copy = table.to_metadata(old)
+        if "seq" in copy.c and copy.c.seq.primary_key:
+            copy.c.seq.type = BigInteger()
+    engine = create_engine(url)
+    try:
+        old.create_all(engine)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("layout", ["rowid", "bigint"])
+@pytest.mark.parametrize(("workers", "range_size"), LAYOUTS)
+def test_sqlite_seq_is_the_rowid_in_new_logs_and_old_logs_keep_verifying(
+    tmp_path: Path, layout: str, workers: int, range_size: int | None
+) -> None:
+    url = _sqlite_file_url(tmp_path)
+    if layout == "bigint":
+        _create_bigint_seq_tables(url)
+    with AuditLog.open(url) as log:
+        _fill_unicode(log, 20)
+        plan = _sqlite_plan(url, range_query(None, None, False))
+        if layout == "rowid":  # scanned in rowid order, payloads found by rowid: no key index searched
+            assert "INTEGER PRIMARY KEY" in plan and "autoindex" not in plan, plan
+        else:
+            assert "sqlite_autoindex_audit_entries_1" in plan, plan
+        assert log.verify(workers=workers, range_size=range_size).ok
+        # Rows 8 and 9 swapped, seq and all: in a rowid table the rows move with their seq.
+        def swap(conn: Connection) -> None:
+            conn.exec_driver_sql("UPDATE audit_entries SET seq = -8 WHERE seq = 8")
+            conn.exec_driver_sql("UPDATE audit_entries SET seq = 8 WHERE seq = 9")
+            conn.exec_driver_sql("UPDATE audit_entries SET seq = 9 WHERE seq = -8")
+
+        attack(url, swap)
+        report = log.verify(workers=workers, range_size=range_size)
+        assert not report.ok and report.first_bad_seq == 8, report.problem
