@@ -6,7 +6,8 @@
 It builds a log per backend (as the benchmark does), then measures, alternately and `--rounds` times,
 the CPU seconds of this process (user + system) per entry for:
 
-* reading the rows through verify's own reading function: every column, the payload column alone,
+* reading the rows through verify's own reading function, as verify reads them (SQLite through its
+  memory map; PostgreSQL through the widened libpq buffer): every column, the payload column alone,
   and the entry columns alone (for PostgreSQL over TCP, and through a Unix socket when asked);
 * the checks on rows already in memory (the first `--in-memory` rows): `RangeChecker` as verify runs
   it, and its parts on their own (the leaf text, the leaf text hashed, the payload commitment, the
@@ -30,7 +31,7 @@ from typing import Any
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
-from audit.log import PG_VERIFY_SETTINGS, range_query, stream_row_batches
+from audit.log import PG_VERIFY_SETTINGS, SQLITE_READ_MMAP, range_query, stream_row_batches
 from audit.verify_bundle import (
     GENESIS_HASH,
     Frontier,
@@ -51,9 +52,8 @@ def read_all(connect: Callable[[], Any], sql: str, postgres: bool) -> None:
     """Read every row of `sql` through verify's reading function, keeping none (memory stays flat)."""
     connection = connect()
     try:
-        if postgres:
-            for setting in PG_VERIFY_SETTINGS:
-                connection.execute(setting)
+        for setting in PG_VERIFY_SETTINGS if postgres else (SQLITE_READ_MMAP,):
+            connection.execute(setting)
         for _ in stream_row_batches(connection, sql, postgres):
             pass
     finally:
@@ -84,9 +84,8 @@ def driver_connector(url: str, socket_dir: str | None = None) -> Callable[[], An
 def rows_in_memory(connect: Callable[[], Any], postgres: bool, limit: int) -> list[list[tuple[Any, ...]]]:
     connection = connect()
     try:
-        if postgres:
-            for setting in PG_VERIFY_SETTINGS:
-                connection.execute(setting)
+        for setting in PG_VERIFY_SETTINGS if postgres else (SQLITE_READ_MMAP,):
+            connection.execute(setting)
         batches = list(stream_row_batches(connection, range_query(None, limit, postgres), postgres))
     finally:
         connection.close()

@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 
 from audit.canonical import canonical_payload
 from audit.merkle import MerkleTree
-from audit.verify_bundle import Frontier, canonical_json, leaf_bytes, verify_consistency, verify_inclusion
+from audit.verify_bundle import (
+    STRUCTURAL_EVENTS, ChainProblem, Frontier, RangeChecker, canonical_json, leaf_bytes, verify_consistency, verify_inclusion,
+)
 
 # -- naive RFC 9162 section 2.1, written straight from the text ------------------------------------
 
@@ -185,3 +187,39 @@ def test_hand_written_leaf_encoding_is_rfc8785(
         "subjects": subjects, "status": status, "payload_commitment": "ab" * 32, "prev_hash": "cd" * 32,
     }
     assert leaf_bytes(entry) == rfc8785.dumps({"v": 1, **entry})
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    seq=st.integers(1, 2**53 - 1), actor=short_text, event_type=short_text, request_id=st.none() | short_text,
+    status=st.none() | short_text, subjects=st.lists(short_text, max_size=3), time=short_text,
+    commitment=short_text, prev_hash=short_text, flip=st.integers(0, 8),
+)
+def test_the_checks_inline_leaf_encoding_is_rfc8785(
+    seq: int, actor: str, event_type: str, request_id: str | None, status: str | None, subjects: list[str], time: str,
+    commitment: str, prev_hash: str, flip: int,
+) -> None:
+    # RangeChecker.check_rows writes the leaf with its own f-string (the hot loop of verify): a row
+    # whose stored leaf hash is RFC 9162's over the RFC 8785 leaf passes, and the same row with any
+    # one field changed fails, whatever the characters (quotes, controls, non-ASCII) of its strings.
+    if event_type in STRUCTURAL_EVENTS:  # their payloads cannot be missing; the leaf is what is tested here
+        event_type += "_"
+    fields = {
+        "seq": seq, "time": time, "event_type": event_type, "actor": actor, "request_id": request_id,
+        "subjects": subjects, "status": status, "payload_commitment": commitment, "prev_hash": prev_hash,
+    }
+    stored_leaf = hashlib.sha256(b"\x00" + rfc8785.dumps({"v": 1, **fields})).hexdigest()
+    row = [seq, time, event_type, actor, request_id, json.dumps(subjects), status, commitment, prev_hash, stored_leaf, None, None]
+    RangeChecker(seq - 1, prev_hash, None, lambda note: None).check_rows([tuple(row)])  # passes
+
+    index = [1, 2, 3, 4, 5, 6, 7, 0, 8][flip]  # one leaf field: time .. payload_commitment, seq, prev_hash
+    changed = list(row)
+    if index == 0:
+        changed[0] = seq + 1
+    elif index == 5:
+        changed[5] = json.dumps([*subjects, "x"])
+    else:
+        changed[index] = (row[index] or "") + "\""
+    head = changed[8]  # a changed prev_hash still chains to the row before: only its leaf hash can tell
+    with pytest.raises(ChainProblem):
+        RangeChecker(changed[0] - 1, head, None, lambda note: None).check_rows([tuple(changed)])
