@@ -241,6 +241,33 @@ def int8_quality(keep: Path, files: list[Path], threads: int) -> dict[str, float
     }
 
 
+# -- ONNX Runtime session options under test -------------------------------------------------------------
+def apply_ort_options(options: list[str]) -> None:
+    """Set ``NAME=VALUE`` attributes on the SessionOptions of every ONNX Runtime session made from now on in
+    this process (``--ort-option enable_mem_pattern=false``): measures an option before ingest/embedding.py
+    adopts it."""
+    if not options:
+        return
+    import onnxruntime as ort
+
+    parsed = []
+    for option in options:
+        name, _, raw = option.partition("=")
+        value = {"true": True, "false": False}.get(raw.lower(), raw)
+        parsed.append((name, int(value) if isinstance(value, str) and value.isdigit() else value))
+    real_init = ort.InferenceSession.__init__
+
+    def init(self, path_or_bytes, sess_options=None, *args, **kwargs):
+        sess_options = sess_options or ort.SessionOptions()
+        for name, value in parsed:
+            if not hasattr(sess_options, name):
+                raise SystemExit(f"--ort-option: onnxruntime.SessionOptions has no {name!r}")
+            setattr(sess_options, name, value)
+        real_init(self, path_or_bytes, sess_options, *args, **kwargs)
+
+    ort.InferenceSession.__init__ = init
+
+
 # -- memory --------------------------------------------------------------------------------------------
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
@@ -262,23 +289,31 @@ def memory_child(system: str, file: Path, threads: int) -> None:
     print(json.dumps({"system": system, "file": file.name, "loaded_mib": loaded, "peak_mib": peak_rss_mib(), "pages": pages, "seconds": seconds}))
 
 
-def memory(file: Path, systems: list[str], threads: int) -> list[dict]:
+def memory(file: Path, systems: list[str], threads: int, rounds: int = 1, ort_options: list[str] = ()) -> list[dict]:
+    """Each system's peak in ``rounds`` fresh processes, alternating systems. ONNX Runtime's arena does not
+    touch the same memory in every process (it varied by up to ~100 MiB between identical runs), so one
+    process's peak is a sample, not the figure."""
     results = []
-    for system in systems:
+    for round_, system in ((r, s) for r in range(rounds) for s in systems):
         out = subprocess.run(
-            [sys.executable, "-m", "bench.ingest_bench", "--memory-child", system, "--threads", str(threads), str(file)],
+            [sys.executable, "-m", "bench.ingest_bench", "--memory-child", system, "--threads", str(threads), str(file)]
+            + [f"--ort-option={option}" for option in ort_options],
             capture_output=True,
             text=True,
             check=True,
             cwd=Path(__file__).resolve().parents[1],
         )
-        result = json.loads(out.stdout.strip().splitlines()[-1])
+        result = json.loads(out.stdout.strip().splitlines()[-1]) | {"round": round_}
         results.append(result)
         print(
-            f"  {system:20} peak RSS {result['peak_mib']:7.0f} MiB, {result['peak_mib'] - result['loaded_mib']:6.0f} MiB "
+            f"  {system:20} round {round_ + 1} peak RSS {result['peak_mib']:7.0f} MiB, {result['peak_mib'] - result['loaded_mib']:6.0f} MiB "
             f"over the loaded model; {result['pages']} pages in {result['seconds']:.0f} s",
             flush=True,
         )
+    if rounds > 1:
+        for system in systems:
+            peaks = sorted(r["peak_mib"] for r in results if r["system"] == system)
+            print(f"  {system:20} peak RSS median {statistics.median(peaks):7.0f} MiB, range {peaks[0]:.0f}-{peaks[-1]:.0f}")
     return results
 
 
@@ -316,13 +351,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--memory-filing", default=MEMORY_FILING, help="a ~500-page filing for the memory test")
     parser.add_argument("--memory-systems", default="docket-onnx-int8,docket-torch,llamaindex-defaults")
     parser.add_argument("--memory-short-pages", type=int, default=100, help="the short run's pages, cut from the same filing")
+    parser.add_argument("--memory-rounds", type=int, default=1, help="fresh processes per system and filing (the peak varies)")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--ort-option", action="append", default=[], metavar="NAME=VALUE", help="set an onnxruntime SessionOptions attribute (repeatable)")
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     parser.add_argument("file", nargs="?", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
+    apply_ort_options(args.ort_option)
     if args.memory_child:
         memory_child(args.memory_child, args.file, args.threads)
         return
@@ -338,8 +376,9 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         raise SystemExit(f"--systems: unknown {sorted(unknown)}; choose from {', '.join(SYSTEMS)}")
 
-    print(f"ingest bench: {len(files)} filings, {args.threads} threads, {args.rounds} rounds, load {os.getloadavg()}")
-    figures: dict = {"filings": [f.name for f in files], "threads": args.threads, "load_before": os.getloadavg()}
+    print(f"ingest bench: {len(files)} filings, {args.threads} threads, {args.rounds} rounds, load {os.getloadavg()}"
+          + (f", ONNX Runtime options {args.ort_option}" if args.ort_option else ""))
+    figures: dict = {"filings": [f.name for f in files], "threads": args.threads, "load_before": os.getloadavg(), "ort_options": args.ort_option}
     if not args.skip_speed:
         with tempfile.TemporaryDirectory() as tmp:
             runs = speed(files, systems, args.rounds, args.threads, Path(tmp))
@@ -388,7 +427,7 @@ def main(argv: list[str] | None = None) -> None:
             figures["memory"] = []
             for file in (short_file, memory_file):
                 print(f"\npeak memory ingesting {file.name}:")
-                figures["memory"] += memory(file, args.memory_systems.split(","), args.threads)
+                figures["memory"] += memory(file, args.memory_systems.split(","), args.threads, args.memory_rounds, args.ort_option)
     figures["load_after"] = os.getloadavg()
     print(f"\nload average after: {figures['load_after']}")
     if args.json:
