@@ -273,12 +273,39 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
+def current_rss_mib() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def record_stages(stages: list[dict]) -> None:
+    """Append (stage, current RSS, peak RSS) to ``stages`` as each step of DocumentStore's ingest returns."""
+    import ingest.store as store_module
+
+    def after(name: str, step):
+        def wrapped(*args, **kwargs):
+            result = step(*args, **kwargs)
+            stages.append({"stage": name, "rss_mib": current_rss_mib(), "peak_mib": peak_rss_mib()})
+            return result
+
+        return wrapped
+
+    store_module.read_document = after("extract", store_module.read_document)
+    for name in ("chunk", "embed", "commit"):
+        method = f"_{name}"
+        setattr(store_module.DocumentStore, method, after(name, getattr(store_module.DocumentStore, method)))
+
+
 def memory_child(system: str, file: Path, threads: int) -> None:
-    """In a fresh process: RSS peak after loading the model, then after ingesting ``file``; print JSON."""
+    """In a fresh process: RSS peak after loading the model, then after ingesting ``file`` (and, for Docket,
+    RSS after each step); print JSON."""
+    stages: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         if system.startswith("docket"):
             store = docket_store(system, threads, Path(tmp))
+            record_stages(stages)
             loaded = peak_rss_mib()
+            stages.append({"stage": "loaded", "rss_mib": current_rss_mib(), "peak_mib": loaded})
             start = time.perf_counter()
             report = store.ingest([file])
             seconds, pages = time.perf_counter() - start, report.summary()["pages"]
@@ -286,13 +313,15 @@ def memory_child(system: str, file: Path, threads: int) -> None:
             embed_model = llamaindex_embedding(threads)
             loaded = peak_rss_mib()
             seconds, pages, *_ = run_llamaindex(system, [file], embed_model)
-    print(json.dumps({"system": system, "file": file.name, "loaded_mib": loaded, "peak_mib": peak_rss_mib(), "pages": pages, "seconds": seconds}))
+    print(json.dumps({
+        "system": system, "file": file.name, "loaded_mib": loaded, "peak_mib": peak_rss_mib(), "pages": pages,
+        "seconds": seconds, "stages": stages,
+    }))
 
 
 def memory(file: Path, systems: list[str], threads: int, rounds: int = 1, ort_options: list[str] = ()) -> list[dict]:
-    """Each system's peak in ``rounds`` fresh processes, alternating systems. ONNX Runtime's arena does not
-    touch the same memory in every process (it varied by up to ~100 MiB between identical runs), so one
-    process's peak is a sample, not the figure."""
+    """Each system's peak in ``rounds`` fresh processes, alternating systems (one process's peak is a
+    sample; the rounds show its spread)."""
     results = []
     for round_, system in ((r, s) for r in range(rounds) for s in systems):
         out = subprocess.run(
@@ -310,6 +339,8 @@ def memory(file: Path, systems: list[str], threads: int, rounds: int = 1, ort_op
             f"over the loaded model; {result['pages']} pages in {result['seconds']:.0f} s",
             flush=True,
         )
+        if result.get("stages"):
+            print("    RSS after " + ", ".join(f"{s['stage']} {s['rss_mib']:.0f}" for s in result["stages"]) + " MiB", flush=True)
     if rounds > 1:
         for system in systems:
             peaks = sorted(r["peak_mib"] for r in results if r["system"] == system)
