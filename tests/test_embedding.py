@@ -234,3 +234,17 @@ def test_exports_are_fused_and_checked_against_torch(encoder, int8_encoder, onnx
     _check_export(encoder.model, int8_graph, "int8", "MiniLM")  # int8 within its own bound
     with pytest.raises(EmbeddingModelError, match=r"fp32 ONNX export of MiniLM disagrees with torch"):
         _check_export(encoder.model, int8_graph, "fp32", "MiniLM")  # but not fp32's
+
+
+def test_question_sessions_do_not_leave_threads_spinning(int8_encoder, onnx_cache):
+    """A question is one short run followed by a search on the same cores: its session must not keep
+    ONNX Runtime's threads spinning after it (ingest's long series of batches keeps them); neither
+    plans memory per input shape (each new batch shape would grow the arena)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(onnx_cache))
+        questions = int8_encoder.query_session.get_session_options()
+    documents = int8_encoder.onnx_session.get_session_options()
+    assert questions.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    with pytest.raises(Exception):  # not set: ONNX Runtime's default, spinning
+        documents.get_session_config_entry("session.intra_op.allow_spinning")
+    assert not questions.enable_mem_pattern and not documents.enable_mem_pattern

@@ -255,6 +255,29 @@ def test_hnsw_index_agrees_with_flat_and_filters_exactly():
         hnsw.remove([10])
 
 
+def test_the_flat_scan_gives_faiss_exact_results_after_adds_removes_and_a_reload(tmp_path: Path):
+    """The flat search reads FAISS's storage as a matrix (vector_index._flat_arrays): its ids and scores
+    must be IndexFlatIP's own, also once removals have moved rows and after a save and load."""
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((4000, 48)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = rng.permutation(1_000_000)[:4000].astype(np.int64)  # ids unrelated to row order
+    index = vector_index.VectorIndex(48)
+    index.add(ids[:2500], vectors[:2500])
+    index.remove([int(i) for i in ids[100:400]])
+    index.add(ids[2500:], vectors[2500:])
+    index.save(tmp_path, "model", generation=1)
+    reloaded = vector_index.VectorIndex.load(tmp_path, "model", 48, generation=1)
+    for candidate in (index, reloaded):
+        for row in (0, 150, 3999):
+            query = vectors[row] + 0.05 * rng.standard_normal(48).astype(np.float32)
+            scores, found = candidate.index.search(query[None, :], 30)
+            hits = candidate.search(query, 30)
+            assert [i for i, _ in hits] == found[0].tolist()
+            np.testing.assert_allclose([s for _, s in hits], scores[0], atol=1e-5)
+    assert int(ids[150]) not in {i for i, _ in index.search(vectors[150], 5)}  # removed: never found
+
+
 def test_a_search_runs_on_one_thread_and_gives_the_threads_back():
     """One query gains nothing from OpenMP's team and pays for waking it (vector_index._one_thread); the
     caller's own setting, which HNSW building uses, must come back unchanged, even after an error."""
@@ -268,11 +291,12 @@ def test_a_search_runs_on_one_thread_and_gives_the_threads_back():
     before = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(2)
     try:
-        assert [i for i, _ in index.search(np.eye(1, 8, 2, dtype=np.float32)[0], 2)][0] == 3
+        # A filtered search is FAISS's (an unfiltered flat one is a matrix product, see the test above).
+        assert [i for i, _ in index.search(np.eye(1, 8, 2, dtype=np.float32)[0], 2, [2, 3])][0] == 3
         assert seen == [1] and faiss.omp_get_max_threads() == 2
         index.index.search = lambda *args, **kwargs: 1 / 0
         with pytest.raises(ZeroDivisionError):
-            index.search(np.ones(8, dtype=np.float32), 2)
+            index.search(np.ones(8, dtype=np.float32), 2, [1, 2])
         assert faiss.omp_get_max_threads() == 2
     finally:
         faiss.omp_set_num_threads(before)
