@@ -10,14 +10,15 @@ import base64
 import io
 import os
 import re
-from typing import Any
-
-import openai
+from typing import TYPE_CHECKING, Any
 
 from ingest.config import OcrSettings
 from ingest.models import TextSpan
 from ingest.ocr.page_image import PageImage
 from ingest.ocr.readers import Reading
+
+if TYPE_CHECKING:
+    import openai
 
 TRANSCRIPTION_PROMPT = (
     "Transcribe all text on this page image exactly as written, in reading order. "
@@ -44,6 +45,10 @@ def _api_key(settings: OcrSettings) -> str:
 
 
 def vision_client(settings: OcrSettings) -> openai.OpenAI:
+    # openai is imported where a vision model is called: its import takes 0.7 s, which every ingest
+    # would pay (routing imports this module) and a Tesseract-only one never needs.
+    import openai
+
     return openai.OpenAI(
         base_url=settings.vision_base_url, api_key=_api_key(settings), timeout=_TIMEOUT_S, max_retries=1
     )
@@ -83,6 +88,8 @@ def vision_failure(exc: Exception) -> VisionReaderError:
 def ask_vision_model(prompt: str, image: PageImage, settings: OcrSettings) -> tuple[str, str]:
     """(text, model) of the vision model's answer to ``prompt`` about ``image``; VisionReaderError
     when the call fails or the answer is empty. Temperature 0: a transcription is not creative work."""
+    import openai
+
     try:
         response = vision_client(settings).chat.completions.create(
             model=settings.vision_model,
@@ -117,6 +124,8 @@ class MistralOcrReader:
     name = "mistral-ocr"
 
     def read(self, page: PageImage, settings: OcrSettings, path: str) -> Reading:
+        import openai
+
         body = {"model": MISTRAL_OCR_MODEL, "document": {"type": "image_url", "image_url": page_data_url(page)}}
         try:
             result = vision_client(settings).post("/ocr", body=body, cast_to=object)
