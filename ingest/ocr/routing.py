@@ -11,6 +11,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import pymupdf
 from PIL import Image
 
@@ -66,7 +67,7 @@ def _image_coverage(page: pymupdf.Page) -> float:
     for box in boxes:
         grid.paste(1, (round(box.x0 / page.rect.width * 200), round(box.y0 / page.rect.height * 200),
                        round(box.x1 / page.rect.width * 200), round(box.y1 / page.rect.height * 200)))
-    return sum(grid.getdata()) / (200 * 200)
+    return int(np.count_nonzero(np.asarray(grid))) / (200 * 200)  # getdata() is deprecated (Pillow 14)
 
 
 def _invisible_fraction(page: pymupdf.Page) -> float:
