@@ -4,6 +4,8 @@ that agree or disagree with the image, garbled layers, and image pages with only
 from __future__ import annotations
 
 import pymupdf
+from hypothesis import given
+from hypothesis import strategies as st
 import pytest
 
 from ingest.ocr import classify_page
@@ -83,3 +85,21 @@ def test_born_digital_page_with_a_figure_keeps_its_text_layer():
         page.insert_textbox(pymupdf.Rect(72, 72, 540, 400), PARAGRAPH * 4, fontsize=11)
         page.insert_image(pymupdf.Rect(72, 420, 540, 720), stream=_text_page_png())
         assert classify_page(page).route == "text-layer"
+
+
+_CHARACTERS = st.characters(blacklist_categories=(), codec=None)
+
+
+@given(st.text(alphabet=st.one_of(_CHARACTERS, st.sampled_from(" \n\t\u00a0\ufffd\x07\ue000\ud7ff\u0378\u00ad")), max_size=80))
+def test_the_fast_character_counts_equal_a_per_character_count(text):
+    """The garbled and letter shares take C-speed paths (routing runs on every page); they must count
+    exactly what a plain per-character loop over the non-space characters counts."""
+    import unicodedata
+
+    from ingest.ocr.routing import _garbled_fraction, _letter_fraction
+
+    solid = [c for c in text if not c.isspace()]
+    bad = sum(1 for c in solid if c == "\ufffd" or unicodedata.category(c) in ("Co", "Cc", "Cs", "Cn"))
+    letters = sum(1 for c in solid if c.isalnum())
+    assert _garbled_fraction(text) == (bad / len(solid) if solid else 0.0)
+    assert _letter_fraction(text) == (letters / len(solid) if solid else 0.0)

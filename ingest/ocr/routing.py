@@ -41,12 +41,29 @@ class PageRoute:
     reason: str
 
 
+_ALNUM = re.compile(r"[^\W_]")  # one letter or digit: \w is str.isalnum() or "_"
+
+
+def _solid(text: str) -> str:
+    """The text without its whitespace (str.split splits on exactly what str.isspace calls whitespace)."""
+    return "".join(text.split())
+
+
 def _garbled_fraction(text: str) -> float:
-    characters = [c for c in text if not c.isspace()]
-    if not characters:
+    """Share of the non-space characters that are U+FFFD or control, surrogate, private-use or unassigned."""
+    solid = _solid(text)
+    if not solid:
         return 0.0
-    bad = sum(1 for c in characters if c == "\ufffd" or unicodedata.category(c) in ("Co", "Cc", "Cs", "Cn"))
-    return bad / len(characters)
+    if solid.isprintable():  # none of those categories is printable: only U+FFFD can be there (fast path)
+        return solid.count("\ufffd") / len(solid)
+    bad = sum(1 for c in solid if c == "\ufffd" or unicodedata.category(c) in ("Co", "Cc", "Cs", "Cn"))
+    return bad / len(solid)
+
+
+def _letter_fraction(text: str) -> float:
+    """Share of the non-space characters that are letters or digits (str.isalnum)."""
+    solid = _solid(text)
+    return len(_ALNUM.findall(solid)) / len(solid) if solid else 0.0
 
 
 def _mojibake_fraction(text: str) -> float:
@@ -103,9 +120,8 @@ def classify_page(page: pymupdf.Page, languages: str = "eng") -> PageRoute:
     if garbled >= GARBLED_CHARACTERS:
         return PageRoute("unusable-text-layer",
                          f"garbled text layer: {garbled:.0%} of characters are unmapped or control characters")
-    characters = [c for c in text if not c.isspace()]
-    letters = sum(1 for c in characters if c.isalnum()) / len(characters)
-    if len(characters) >= 20 and letters < SYMBOL_SOUP:
+    letters = _letter_fraction(text)
+    if len(_solid(text)) >= 20 and letters < SYMBOL_SOUP:
         return PageRoute("unusable-text-layer",
                          f"garbled text layer: only {letters:.0%} of characters are letters or digits")
     mojibake = _mojibake_fraction(text)
