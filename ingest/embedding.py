@@ -8,7 +8,8 @@ Two backends compute the same model's vectors:
 
 - ``torch`` (default): sentence-transformers in fp32. Questions, one short text at a time, are embedded
   by an fp32 ONNX export of the same forward (``embedding.onnx_queries``): the same vectors to float
-  rounding, in 4 ms where torch's per-call overhead takes 11 (``python -m bench.retrieval_bench``).
+  rounding, in about 6 ms where torch's per-call overhead took 16 (the "embed question" column of
+  ``python -m bench.retrieval_bench``, docs/retrieval.md).
 - ``onnx-int8``: the whole sentence-transformers forward (transformer, pooling, normalisation) exported
   to ONNX from the local weights and its matrix weights quantised to int8, run by ONNX Runtime. The
   export happens once per model and is cached under the user cache folder; nothing is downloaded. It
@@ -109,8 +110,9 @@ def export_onnx(model_path: Path, target: Path, precision: OnnxPrecision, *, fus
        PyTorch's fused SDPA kernel hides the attention pattern from ONNX Runtime's fuser.
     2. For a BERT model, fuse it with ONNX Runtime's transformer optimizer (one Attention op per layer,
        SkipLayerNormalization, BiasGelu, EmbedLayerNormalization): the same arithmetic in fewer, faster
-       kernels. On this 2-core machine it took the int8 encoder from 1734 to 2980 word pieces/s and fp32
-       from torch's 1661 to 2216 (``python -m bench.encoder_bench --unfused``; docs/performance.md).
+       kernels. On this 2-core machine it took int8 from 8.4k to 12.7k word pieces/s (all six
+       down-projections fp32 then) and fp32 from 6.3k to 9.1k; torch does 9.9k
+       (``python -m bench.encoder_bench --unfused``, idle; docs/performance.md).
     3. int8: quantise the weights of every MatMul and fused Attention (their QKV projection) per channel,
        but not the feed-forward down-projections of the first ``FP32_DOWN_PROJECTIONS`` layers.
     4. Check the export against torch on sample texts before caching it (``_check_export``): a fusion that

@@ -38,6 +38,8 @@ from ingest.vector_index import VectorIndex, index_kind_for
 log = logging.getLogger(__name__)
 
 Outcome = Literal["added", "new-version", "unchanged", "failed"]
+
+
 @dataclass
 class FileResult:
     path: str
@@ -512,7 +514,7 @@ class DocumentStore:
         facts = self._chunk_facts(self._lexical[0]) if needs_facts(mode, plan, options) else None  # hybrid only
         scored = rank_chunks(
             plan, query_vector, self.vectors() if query_vector is not None else None, lexical_index, facts, options,
-            mode=mode, depth=depth, allowed=allowed, allowed_set=self._allowed_set_of(allowed) if facts else None,
+            mode=mode, depth=depth, allowed=allowed, allowed_set=self._allowed_set_of(allowed) if facts is not None else None,
         )
         if options.reranker:
             texts = {cid: f"{row.context}\n{row.text}" for cid, row in self._rows([c for c, _ in scored[: options.rerank_candidates]]).items()}
