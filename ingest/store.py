@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ingest.chunking import chunk_document
 from ingest.config import ChunkingSettings, EmbeddingSettings, OcrSettings
-from ingest.embedding import Encoder, length_batches
+from ingest.embedding import Encoder, encode_groups
 from ingest.extract import SUPPORTED_SUFFIXES, read_document, sha256_file
 from ingest.lexical import LexicalIndex
 from ingest.models import Chunk, ExtractedDocument, IngestError, PageText
@@ -243,7 +243,7 @@ class DocumentStore:
                 vectors[i] = np.frombuffer(known[key], dtype=np.float32)
         if todo:
             texts = [_embedding_text(chunks[i]) for i in todo]
-            for group in encode_groups(self.encoder, texts):
+            for group in encode_groups(self.encoder, texts, ENCODE_GROUP_TEXTS):
                 rows = [todo[i] for i in group]
                 vectors[rows] = self.encoder.encode([texts[i] for i in group])
         return vectors
@@ -619,34 +619,7 @@ def _embedding_text(chunk: Chunk) -> str:
     return f"{chunk.context}\n{chunk.text}" if chunk.context else chunk.text
 
 
-ENCODE_GROUP_TEXTS = 512  # about this many texts per Encoder.encode call (see encode_groups)
-
-
-def encode_groups(encoder: Encoder, texts: list[str], group_texts: int | None = None) -> list[list[int]]:
-    """Indexes of ``texts`` in groups of about ``group_texts``, each a run of whole encoder batches.
-
-    ``Encoder.encode`` tokenises all its texts at once: on a 503-page filing's 1,620 chunks that step's RSS
-    rose 58 MiB in one call and 17 MiB in groups of 256. Encoding in groups bounds it; but a text's int8
-    vector depends on the texts it is batched with (activations are quantised per batch), so each group
-    is cut on the batch boundaries ``Encoder.encode`` draws for the whole list (longest first, same
-    ``length_batches``): encoding the groups one by one runs exactly the batches one call would, and the
-    vectors are the same to the bit.
-    """
-    group_texts = group_texts or ENCODE_GROUP_TEXTS
-    if len(texts) <= group_texts:
-        return [list(range(len(texts)))]
-    lengths: list[int] = []
-    for start in range(0, len(texts), group_texts):  # lengths only; each slice's tokens are dropped at once
-        ids = encoder.tokenizer(texts[start : start + group_texts], truncation=True, max_length=encoder.max_tokens, verbose=False)["input_ids"]
-        lengths.extend(len(row) for row in ids)
-    order = sorted(range(len(texts)), key=lambda i: lengths[i], reverse=True)  # encode's own (stable) order
-    settings = encoder.settings
-    groups: list[list[int]] = [[]]
-    for batch in length_batches([lengths[i] for i in order], settings.batch_size, settings.max_batch_tokens):
-        if len(groups[-1]) >= group_texts:
-            groups.append([])
-        groups[-1].extend(order[batch])
-    return groups
+ENCODE_GROUP_TEXTS = 512  # about this many texts per Encoder.encode call (see ingest.embedding.encode_groups)
 
 
 def _matching(query, where: DocumentFilter):

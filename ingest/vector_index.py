@@ -1,8 +1,8 @@
 """FAISS over the live chunks: inner product on normalised vectors, ids are chunk row ids.
 
 The index type follows the size: exact search (``FlatIP``, scanned as one matrix-vector product) up to
-``FLAT_LIMIT`` vectors, where it costs a few milliseconds a query; HNSW beyond (graph search, sub-linear; its recall against exact search is
-measured by ``python -m bench.retrieval_bench``). HNSW cannot delete, so a removal rebuilds it from the
+``FLAT_LIMIT`` vectors, where it costs a few milliseconds a query; HNSW beyond (graph search,
+sub-linear; its recall against exact search is measured by ``python -m bench.retrieval_bench``). HNSW cannot delete, so a removal rebuilds it from the
 registry; a search restricted to a few documents is done exactly on their vectors, since a graph walk
 filtered down to a small set can miss its best members.
 

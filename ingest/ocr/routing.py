@@ -116,12 +116,13 @@ def classify_page(page: pymupdf.Page, languages: str = "eng") -> PageRoute:
     if not text.strip():
         return PageRoute("no-text-layer", f"no text layer; images cover {images:.0%} of the page")
 
-    garbled = _garbled_fraction(text)
+    solid = _solid(text)  # once: both shares below count non-space characters (solid text passes through _solid unchanged)
+    garbled = _garbled_fraction(solid)
     if garbled >= GARBLED_CHARACTERS:
         return PageRoute("unusable-text-layer",
                          f"garbled text layer: {garbled:.0%} of characters are unmapped or control characters")
-    letters = _letter_fraction(text)
-    if len(_solid(text)) >= 20 and letters < SYMBOL_SOUP:
+    letters = _letter_fraction(solid)
+    if len(solid) >= 20 and letters < SYMBOL_SOUP:
         return PageRoute("unusable-text-layer",
                          f"garbled text layer: only {letters:.0%} of characters are letters or digits")
     mojibake = _mojibake_fraction(text)
