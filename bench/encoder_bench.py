@@ -1,6 +1,7 @@
 """Encoder throughput and agreement: torch fp32 beside Docket's ONNX exports, on real filing text.
 
     python -m bench.encoder_bench [--filing AMAZON_2017_10K.pdf] [--chunks 96] [--rounds 5] [--unfused]
+    python -m bench.encoder_bench --recipes 3:0,1:0.5,0:0.5 --paragraphs
 
 The texts are consecutive windows of the filing's PyMuPDF text, each as long as MiniLM reads (the
 longest chunks Docket makes), run in Docket's batches (``length_batches``, ``embedding.batch_size`` and
@@ -10,10 +11,17 @@ longest chunks Docket makes), run in Docket's batches (``length_batches``, ``emb
 - ``onnx-fp32``: the fp32 ONNX export that embeds questions for the torch backend;
 - ``onnx-int8``: ``embedding.backend: onnx-int8``;
 - with ``--unfused``, the same two exported without eager tracing and BERT fusion (the recipe before
-  them), into a scratch cache.
+  them), into a scratch cache;
+- with ``--recipes N:A,...``, int8 exports with the first N down-projections in fp32 and the rest smoothed
+  with alpha A (0: not smoothed), into a scratch cache: how ``FP32_DOWN_PROJECTIONS`` and
+  ``SMOOTHING_ALPHA`` in ingest/embedding.py were chosen.
 
 Reported: word pieces per second (median of the rounds), the ratio to torch, and each system's cosine
-to torch's vectors of the same texts (mean and minimum).
+to torch's vectors of the same texts (mean and minimum). With ``--paragraphs``, also each ONNX system's
+agreement with torch on real paragraphs that none of the exports was calibrated on: the text blocks of
+six CUAD contracts and of two FinanceBench filings (``../shared/eval``), as in tests/test_embedding.py:
+cosine mean, 1st percentile and minimum, and how far each paragraph's nearest neighbour by the export's
+vectors falls short of torch's nearest, by torch's own similarities (near ties may swap).
 """
 
 from __future__ import annotations
@@ -29,6 +37,9 @@ import numpy as np
 import pymupdf
 
 from bench.ingest_bench import EVAL_DIR
+
+CUAD_PDFS = EVAL_DIR.parent / "cuad" / "pdfs"
+PARAGRAPH_FILINGS = ("AMAZON_2017_10K.pdf", "BESTBUY_2023_10K.pdf")
 from ingest.config import EmbeddingSettings
 from ingest.embedding import Encoder, _onnx_session, export_onnx, length_batches, onnx_path
 
@@ -42,6 +53,30 @@ def windows(encoder: Encoder, filing: Path, count: int) -> list[list[int]]:
     body = encoder.max_tokens - 2
     starts = range(0, min(len(ids) - body, count * body), body)
     return [[tokenizer.cls_token_id, *ids[s : s + body], tokenizer.sep_token_id] for s in starts]
+
+
+def text_blocks(paths: list[Path], limit: int) -> list[str]:
+    """Up to ``limit`` PyMuPDF text blocks of at least 20 characters from ``paths``, in order."""
+    blocks: list[str] = []
+    for path in paths:
+        with pymupdf.open(path) as pdf:
+            for page in pdf:
+                blocks += [b[4].strip() for b in page.get_text("blocks") if len(b[4].strip()) >= 20]
+    return blocks[:limit]
+
+
+def agreement(reference: np.ndarray, vectors: np.ndarray) -> str:
+    """Cosine to the reference vectors, and the nearest-neighbour shortfall (see the module docstring)."""
+    cosine = (reference * vectors).sum(axis=1)
+    ref_sim, sim = reference @ reference.T, vectors @ vectors.T
+    np.fill_diagonal(ref_sim, -2.0)
+    np.fill_diagonal(sim, -2.0)
+    rows = np.arange(len(reference))
+    shortfall = ref_sim[rows, ref_sim.argmax(axis=1)] - ref_sim[rows, sim.argmax(axis=1)]
+    return (
+        f"{cosine.mean():.5f} | {np.quantile(cosine, 0.01):.5f} | {cosine.min():.5f} | {shortfall.max():.4f} | "
+        f"{(ref_sim.argmax(axis=1) == sim.argmax(axis=1)).mean():.2f}"
+    )
 
 
 def torch_runner(encoder: Encoder, ids: list[list[int]]):
@@ -79,12 +114,25 @@ def onnx_runner(encoder: Encoder, session, ids: list[list[int]]):
     return run
 
 
+def encode_like_docket(encoder: Encoder, session, ids: list[list[int]]) -> np.ndarray:
+    """Vectors of texts of any lengths through ``session``, sorted and batched as ``Encoder.encode`` does."""
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
+    out = np.empty((len(ids), encoder.dimension), dtype=np.float32)
+    settings = encoder.settings
+    for batch in length_batches([len(ids[i]) for i in order], settings.batch_size, settings.max_batch_tokens):
+        rows = order[batch]
+        out[rows] = encoder._encode_onnx(session, [ids[i] for i in rows])
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--filing", default="AMAZON_2017_10K.pdf")
     parser.add_argument("--chunks", type=int, default=96)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--unfused", action="store_true", help="also time the exports made without fusion")
+    parser.add_argument("--recipes", default="", help="int8 recipes FP32_DOWN:ALPHA, comma-separated, e.g. 3:0,1:0.5")
+    parser.add_argument("--paragraphs", action="store_true", help="also measure agreement on held-out paragraphs")
     args = parser.parse_args()
 
     torch_encoder = Encoder(EmbeddingSettings())
@@ -103,6 +151,15 @@ def main() -> None:
             print(f"exporting the unfused {precision} graph ...", flush=True)
             export_onnx(fp32.model_path, path, precision, fuse=False)
             systems[f"onnx-{precision}-unfused"] = onnx_runner(fp32, _onnx_session(str(path), None), ids)
+    sessions = {"onnx-fp32": fp32.query_session, "onnx-int8": int8.onnx_session}
+    for recipe in filter(None, args.recipes.split(",")):
+        down, alpha = recipe.split(":")
+        name = f"int8 fp32-down={down} alpha={alpha}"
+        path = Path(scratch.name) / f"recipe-{down}-{alpha}.onnx"
+        print(f"exporting {name} ...", flush=True)
+        export_onnx(fp32.model_path, path, "int8", fp32_down_projections=int(down), smoothing_alpha=float(alpha))
+        sessions[name] = _onnx_session(str(path), None)
+        systems[name] = onnx_runner(int8, sessions[name], ids)
 
     vectors = {name: run() for name, run in systems.items()}  # warm-up, and the vectors compared
     seconds: dict[str, list[float]] = {name: [] for name in systems}
@@ -111,6 +168,16 @@ def main() -> None:
             started = time.perf_counter()
             systems[name]()
             seconds[name].append(time.perf_counter() - started)
+    paragraphs = {}
+    if args.paragraphs:
+        held_out = {
+            "CUAD contracts": text_blocks(sorted(CUAD_PDFS.glob("*.pdf"))[:6], 400),
+            "FinanceBench filings": text_blocks([EVAL_DIR / "pdfs" / name for name in PARAGRAPH_FILINGS], 600),
+        }
+        for label, texts in held_out.items():
+            tokens_of = torch_encoder.tokenizer(texts, truncation=True, max_length=torch_encoder.max_tokens, verbose=False)["input_ids"]
+            reference = torch_encoder.encode(texts)
+            paragraphs[label] = (len(texts), {name: agreement(reference, encode_like_docket(int8, session, tokens_of)) for name, session in sessions.items()})
     scratch.cleanup()
 
     tokens = sum(len(row) for row in ids)
@@ -123,6 +190,12 @@ def main() -> None:
         rate = tokens / statistics.median(seconds[name])
         cosine = (vectors[name] * vectors["torch"]).sum(axis=1)
         print(f"| {name} | {rate:,.0f} | {rate / base:.2f} | {cosine.mean():.5f} | {cosine.min():.5f} |")
+    for label, (count, rows) in paragraphs.items():
+        print(f"\nagreement with torch on {count} paragraphs of {label}:")
+        print("| system | cosine mean | 1st percentile | min | nearest-neighbour shortfall, max | same nearest |")
+        print("|---|---|---|---|---|---|")
+        for name, row in rows.items():
+            print(f"| {name} | {row} |")
 
 
 if __name__ == "__main__":

@@ -248,3 +248,54 @@ def test_question_sessions_do_not_leave_threads_spinning(int8_encoder, onnx_cach
     with pytest.raises(Exception):  # not set: ONNX Runtime's default, spinning
         documents.get_session_config_entry("session.intra_op.allow_spinning")
     assert not questions.enable_mem_pattern and not documents.enable_mem_pattern
+
+
+def test_smoothing_keeps_the_product_and_evens_the_channels(encoder, query_cache, contract_paragraphs, tmp_path):
+    """The int8 recipe rescales each down-projection's input channels (``_smooth``) before quantising. In
+    fp32 the rewrite must change nothing: the smoothed graph gives the same vectors. And it must reach
+    the channels: measured after the rescaling, the largest channel sits much nearer the median one."""
+    import onnx
+    import onnxruntime as ort
+
+    from ingest.embedding import SMOOTHING_ALPHA, _activation_max, _down_projections, _smooth, onnx_path
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(query_cache))
+        fp32 = onnx_path(encoder.model_path, encoder.model_id, "fp32")
+        if not fp32.is_file():
+            Encoder(EmbeddingSettings()).encode_query("export the fp32 graph")
+    model = onnx.load(str(fp32))
+    down = _down_projections(model.graph)
+    assert len(down) == encoder.model[0].auto_model.config.num_hidden_layers
+    inputs = {node.name: node.input[0] for node in model.graph.node if node.name in down}
+    before = _activation_max(fp32, list(inputs.values()), encoder.tokenizer, encoder.max_tokens)
+    _smooth(model.graph, {name: before[inputs[name]] for name in down}, SMOOTHING_ALPHA)
+    smoothed = tmp_path / "smoothed.onnx"
+    onnx.save(model, str(smoothed))
+
+    ids = encoder.tokenizer(contract_paragraphs[:16], truncation=True, max_length=encoder.max_tokens, verbose=False)["input_ids"]
+    vectors = [encoder._encode_onnx(ort.InferenceSession(str(path)), ids) for path in (fp32, smoothed)]
+    assert (vectors[0] * vectors[1]).sum(axis=1).min() > 0.99999
+
+    muls = [f"{name}/smoothed_input" for name in down]
+    after = _activation_max(smoothed, muls, encoder.tokenizer, encoder.max_tokens)
+    for name, mul in zip(down, muls):
+        spread_before = before[inputs[name]].max() / np.median(before[inputs[name]])
+        spread_after = after[mul].max() / np.median(after[mul])
+        assert spread_before > 4 and spread_after < spread_before**0.6, (name, spread_before, spread_after)
+
+
+def test_int8_export_smooths_and_quantises_all_but_the_first_down_projections(encoder, int8_encoder, onnx_cache):
+    import onnx
+
+    from ingest.embedding import FP32_DOWN_PROJECTIONS, onnx_path
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(onnx_cache))
+        graph = onnx.load(str(onnx_path(encoder.model_path, encoder.model_id, "int8"))).graph
+    layers = encoder.model[0].auto_model.config.num_hidden_layers
+    shapes = {tensor.name: tuple(tensor.dims) for tensor in graph.initializer}
+    fp32_down = [n for n in graph.node if n.op_type == "MatMul" and len(s := shapes.get(n.input[1], ())) == 2 and s[0] > s[1]]
+    assert len(fp32_down) == FP32_DOWN_PROJECTIONS
+    assert all("layer.0/" in n.name for n in fp32_down)  # the first layer's: it costs int8 the most accuracy
+    assert sum(n.op_type == "Mul" and n.name.endswith("/smooth") for n in graph.node) == layers - FP32_DOWN_PROJECTIONS
