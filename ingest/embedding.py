@@ -316,9 +316,9 @@ def _smooth(graph, channel_max: dict[str, np.ndarray], alpha: float) -> None:
     tensor, so the ordinary channels get only a few levels. Dividing each channel by ``s`` evens them
     out; multiplying the matching row of ``W`` by ``s`` keeps the product, and W's int8 scales are per
     output column, where the larger rows cost less. This is SmoothQuant (Xiao et al., 2023) without its
-    weight term: with ``s_j = max|X_j| ** a / max|W_j| ** (1 - a)`` the rows of small weights grew so large
-    that accuracy fell (cosine 0.98 at a = 0.5), where activation-only scaling halved each layer's
-    error (docs/performance.md).
+    weight term: with ``s_j = max|X_j| ** a / max|W_j| ** (1 - a)`` the rows of small weights grow until they
+    set their columns' int8 scales, and each layer's error doubles, where this scale halves it
+    (``python -m bench.smoothing_sim``, docs/performance.md).
     """
     from onnx import helper, numpy_helper
 
