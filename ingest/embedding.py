@@ -24,7 +24,7 @@ import hashlib
 import json
 import logging
 import os
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -45,8 +45,8 @@ ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 OnnxPrecision = Literal["fp32", "int8"]
 # Names how export_onnx builds a graph: part of the cache key, so a changed recipe is exported anew.
 _EXPORT_RECIPE = (
-    "eager-trace, bert-fusion, int8 MatMul+Attention, down-projections smoothed (alpha 0.5, calibration.txt) "
-    "except the first {fp32} kept fp32"
+    "eager-trace, bert-fusion, int8 MatMul+Attention, down-projections smoothed (alpha {alpha}, calibration "
+    "text) except the first {fp32} kept fp32"
 )
 # int8: the feed-forward down-projections of this many first layers stay fp32 (see _down_projections).
 FP32_DOWN_PROJECTIONS = 1
@@ -96,7 +96,7 @@ def onnx_path(model_path: Path, model_id: str, precision: OnnxPrecision) -> Path
     Keyed by a digest of the model's files and the export recipe, so a changed model or recipe is exported
     again rather than served stale.
     """
-    digest = hashlib.sha256(_EXPORT_RECIPE.format(fp32=FP32_DOWN_PROJECTIONS).encode())
+    digest = hashlib.sha256(_EXPORT_RECIPE.format(fp32=FP32_DOWN_PROJECTIONS, alpha=SMOOTHING_ALPHA).encode())
     digest.update(hashlib.sha256(CALIBRATION_TEXT.read_bytes()).digest())
     for file in sorted(p for p in model_path.rglob("*") if p.is_file() and p.suffix in _MODEL_FILE_SUFFIXES):
         digest.update(str(file.relative_to(model_path)).encode())
@@ -120,7 +120,7 @@ def export_onnx(
     smoothing_alpha: float = SMOOTHING_ALPHA,
 ) -> None:
     """Export the sentence-transformers model at ``model_path`` to ONNX, written atomically to ``target``.
-    The keyword arguments other recipes, for ``bench.encoder_bench`` to compare (``fuse=False``
+    The keyword arguments make other recipes, for ``bench.encoder_bench`` to compare (``fuse=False``
     skips steps 1-2; ``smoothing_alpha=0`` skips the smoothing).
 
     1. Trace the whole forward (transformer, pooling, normalisation) with eager attention: the graph of
@@ -275,7 +275,6 @@ def _down_projections(graph) -> list[str]:
     ]
 
 
-
 def calibration_paragraphs() -> list[str]:
     """The paragraphs of ``CALIBRATION_TEXT`` (blank-line separated; '#' lines are comments)."""
     text = CALIBRATION_TEXT.read_text(encoding="utf-8")
@@ -323,10 +322,7 @@ def _smooth(graph, channel_max: dict[str, np.ndarray], alpha: float) -> None:
     from onnx import helper, numpy_helper
 
     weights = {tensor.name: tensor for tensor in graph.initializer}
-    uses: dict[str, int] = {}
-    for node in graph.node:
-        for name in node.input:
-            uses[name] = uses.get(name, 0) + 1
+    uses = Counter(name for node in graph.node for name in node.input)
     nodes = []
     for node in graph.node:
         if node.name in channel_max and uses.get(node.input[1]) == 1:  # a shared weight would change elsewhere
@@ -344,6 +340,7 @@ def _smooth(graph, channel_max: dict[str, np.ndarray], alpha: float) -> None:
         copy.CopyFrom(node)
     del graph.node[:]
     graph.node.extend(rebuilt)
+
 
 @lru_cache(maxsize=4)
 def _load_tokenizer(path: str):
