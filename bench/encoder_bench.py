@@ -175,9 +175,13 @@ def main() -> None:
             "FinanceBench filings": text_blocks([EVAL_DIR / "pdfs" / name for name in PARAGRAPH_FILINGS], 600),
         }
         for label, texts in held_out.items():
-            tokens_of = torch_encoder.tokenizer(texts, truncation=True, max_length=torch_encoder.max_tokens, verbose=False)["input_ids"]
+            tokenized = torch_encoder.tokenizer(texts, truncation=True, max_length=torch_encoder.max_tokens, verbose=False)
             reference = torch_encoder.encode(texts)
-            paragraphs[label] = (len(texts), {name: agreement(reference, encode_like_docket(int8, session, tokens_of)) for name, session in sessions.items()})
+            rows = {
+                name: agreement(reference, encode_like_docket(int8, session, tokenized["input_ids"]))
+                for name, session in sessions.items()
+            }
+            paragraphs[label] = (len(texts), rows)
     scratch.cleanup()
 
     tokens = sum(len(row) for row in ids)
