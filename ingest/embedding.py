@@ -219,7 +219,7 @@ def export_onnx(
                 fused = int8
         finally:
             logging.disable(logging.NOTSET)
-        _check_export(model, fused, precision, model_path.name)
+        _check_export(model, fused, precision, str(model_path))
         os.replace(fused, target)
 
 
