@@ -460,15 +460,26 @@ def demo(
     raise typer.Exit(run_demo(state, console, fresh=fresh))
 
 
+INTERRUPTED = 130  # the shell's code for a process stopped by SIGINT (128 + 2)
+
+
 def main() -> None:
     try:
         app()
     except ConfigError as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted[/]: files and entries already written are complete; nothing is half-written.")
-        sys.exit(130)
+    except KeyboardInterrupt:  # before typer is running
+        _say_interrupted()
+        sys.exit(INTERRUPTED)
+    except SystemExit as exit_:
+        if exit_.code == INTERRUPTED:  # typer turns Ctrl-C into this exit before the handler above sees it
+            _say_interrupted()
+        raise
+
+
+def _say_interrupted() -> None:
+    err_console.print("[yellow]interrupted[/]: files and entries already written are complete; nothing is half-written.")
 
 
 if __name__ == "__main__":

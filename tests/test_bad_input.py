@@ -107,3 +107,29 @@ def test_a_bad_config_value_names_the_field(home: Path, tmp_path: Path):
     assert proc.returncode == 2
     assert "retrieval.top_k" in proc.stderr and str(config) in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow  # a subprocess that loads the encoder
+def test_ctrl_c_during_ingest_exits_130_with_a_message_and_a_usable_workspace(tmp_path: Path):
+    """Ctrl-C is SIGINT to the process: it must stop with exit code 130 and say what it left behind
+    (typer turns KeyboardInterrupt into exit 130 before Docket's own handler sees it), and the
+    workspace must still open and list what was committed."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKET_")} | {"HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "pipeline.cli", "--home", str(home)]
+    child = subprocess.Popen([*command, "ingest", str(SAMPLES)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (home / "registry.db").exists() and time.monotonic() < deadline and child.poll() is None:
+        time.sleep(0.05)  # the workspace exists: the command is under way
+    child.send_signal(signal.SIGINT)
+    _, stderr = child.communicate(timeout=120)
+    assert child.returncode == 130, stderr[-2000:]
+    assert "interrupted" in stderr and "Traceback" not in stderr, stderr[-2000:]
+    listed = subprocess.run([*command, "docs", "list", "--json"], env=env, capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr[-2000:]
