@@ -152,7 +152,10 @@ def make_app(get_context: Callable[[], AuditContext]) -> typer.Typer:
             redacted = f", {len(report.redacted)} redacted (seq {', '.join(map(str, report.redacted))})" if report.redacted else ""
             _out.print(f"OK size={report.size} root={report.root} checkpoints={report.checkpoints_verified}{redacted}")
         else:
-            _out.print(f"FAIL seq {report.first_bad_seq}: {report.problem}")
+            # Most problems already begin with the seq they concern; a checkpoint's has none to name.
+            where = f"seq {report.first_bad_seq}"
+            named = report.first_bad_seq is None or report.problem.startswith(where)
+            _out.print(f"FAIL {report.problem}" if named else f"FAIL {where}: {report.problem}")
         if not report.ok:
             raise typer.Exit(1)
 

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from audit import AuditContext, AuditError, AuditLog, EntryFilter, NewEvent
 from audit.cli import make_app
-from audit.schema import entries
+from audit.schema import entries, payloads
 from audit.verify_bundle import leaf_bytes, leaf_hash, verify_consistency, verify_inclusion
 
 REPO = Path(__file__).resolve().parents[1]
@@ -281,6 +281,8 @@ def test_commands(log: AuditLog, db_url: str, keys_dir: Path, tmp_path: Path) ->
     assert (tmp_path / "bundle" / "verify_bundle.py").is_file()
     assert "no entry with seq 999" in run("show", "999", code=2)
     assert "decision 'maybe'" in run("annotate", "1", "--decision", "maybe", code=2)
+    attack(db_url, lambda c: c.execute(update(payloads).where(payloads.c.seq == 3).values(payload='{"i":999}')))
+    assert run("verify", code=1).strip() == "FAIL seq 3: payload does not match its commitment (payload edited)"
 
 
 def test_python_m_audit_standalone(db_url: str, keys_dir: Path, tmp_path: Path) -> None:
