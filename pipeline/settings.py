@@ -72,6 +72,14 @@ class LLMSettings(_Section):
     max_retries: int = Field(5, ge=0)
     context_budget_tokens: int = Field(16_000, ge=512)
     concurrency: int = Field(4, ge=1)
+    system_format: Literal["auto", "chunks", "text"] = Field(
+        "auto",
+        description="How the system prompt is sent: 'chunks' (Magistral's list form), 'text' (one string, for "
+        "servers that take only strings), 'auto' (chunks, then text once if the server refuses them).",
+    )
+    prompt_mode: str | None = Field(
+        None, description="Provider 'mistral' only: sent as prompt_mode (e.g. 'reasoning'); unset leaves the API's default."
+    )
 
     def resolved_base_url(self) -> str:
         return self.base_url or MISTRAL_BASE_URL

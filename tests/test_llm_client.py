@@ -4,6 +4,7 @@ what is sent to each provider, and the call record."""
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict
 
 import pytest
@@ -67,7 +68,11 @@ class Waits(list):
 
 
 def reasoner(fake, provider="mistral", **kw) -> MagistralReasoner:
-    settings_kw = {k: kw.pop(k) for k in list(kw) if k in ("max_retries", "context_budget_tokens", "seed", "model")}
+    settings_kw = {
+        k: kw.pop(k)
+        for k in list(kw)
+        if k in ("max_retries", "context_budget_tokens", "seed", "model", "system_format", "prompt_mode")
+    }
     kw.setdefault("sleep", Waits())
     return MagistralReasoner(fake.llm_settings(provider, **settings_kw), **kw)
 
@@ -326,3 +331,24 @@ def test_fake_ocr_endpoint_answers_like_mistral_ocr(fake_llm):
     assert got["pages"][0]["markdown"] == "# Page one\n\nTotal 1,577"
     (request,) = fake_llm.requests
     assert request.path == "/v1/ocr" and request.body == body
+
+
+def test_system_format_and_prompt_mode_come_from_the_config_file(fake_llm, tmp_path, monkeypatch):
+    """Both are settings (llm.system_format, llm.prompt_mode), so a firm whose server takes only string
+    content can pin the string form in its YAML preset rather than in code."""
+    from pipeline.settings import load_settings
+
+    for name in [n for n in os.environ if n.startswith("DOCKET_")]:
+        monkeypatch.delenv(name)
+    config = tmp_path / "server.yaml"
+    config.write_text(
+        f"llm:\n  provider: mistral\n  base_url: {fake_llm.base_url}\n  api_key: {TEST_KEY}\n"
+        "  system_format: text\n  prompt_mode: reasoning\n"
+    )
+    settings = load_settings(config, home=tmp_path / "home")
+    fake_llm.script(mistral_2509(TRACE, ANSWER))
+    out = MagistralReasoner(settings.llm).answer("q?", SOURCES)
+    body = fake_llm.chat_requests[0].body
+    assert isinstance(body["messages"][0]["content"], str) and "[THINK]" in body["messages"][0]["content"]
+    assert body["prompt_mode"] == "reasoning"
+    assert out.parameters["system_format"] == "text"

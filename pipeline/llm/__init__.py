@@ -1,7 +1,7 @@
 """Magistral through the ``openai`` client: prompt, response shapes, streaming, retries."""
 
 from pipeline.grounding import REFUSAL_SENTENCE, is_refusal
-from pipeline.llm.client import LLMCallError, MagistralReasoner, OnDelta, SystemFormatChoice, redact_base_url
+from pipeline.llm.client import LLMCallError, MagistralReasoner, OnDelta, redact_base_url
 from pipeline.llm.prompt import Prompt, build_messages, default_token_counter, neutralise
 from pipeline.llm.shapes import Completion, StreamAssembler, parse_completion, parse_stream
 
@@ -13,7 +13,6 @@ __all__ = [
     "OnDelta",
     "Prompt",
     "StreamAssembler",
-    "SystemFormatChoice",
     "build_messages",
     "default_token_counter",
     "is_refusal",

@@ -11,7 +11,7 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Callable
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -25,9 +25,6 @@ from pipeline.reasoning import ChatTurn, Evidence, ReasonerOutput
 from pipeline.settings import LLMSettings
 
 OnDelta = Callable[[DeltaKind, str], None]
-# "auto": Magistral's list-form system prompt, and once the flattened string form if the server
-# rejects list content (some OpenAI-compatible servers accept only strings).
-SystemFormatChoice = Literal["auto", "chunks", "text"]
 
 KEY_ENV_VARS = "DOCKET_LLM_API_KEY (or MISTRAL_API_KEY)"
 _NO_KEY_PLACEHOLDER = "not-needed"  # local servers ignore the key, but the openai client wants one
@@ -112,8 +109,6 @@ class MagistralReasoner:
     """
 
     settings: LLMSettings
-    system_format: SystemFormatChoice = "auto"
-    prompt_mode: str | None = None  # Mistral only; None leaves the server's default
     retry_base_delay_s: float = 1.0
     retry_max_delay_s: float = 60.0
     sleep: Callable[[float], None] = time.sleep
@@ -139,7 +134,7 @@ class MagistralReasoner:
         history: list[ChatTurn] | None = None,
         on_delta: OnDelta | None = None,
     ) -> ReasonerOutput:
-        fmt: SystemFormat = "text" if self.system_format == "text" else "chunks"
+        fmt: SystemFormat = "text" if self.settings.system_format == "text" else "chunks"
         prompt = self.build_prompt(question, evidence, history, fmt)
         started = time.monotonic()
         call = _Call(streamed=on_delta is not None)
@@ -188,8 +183,8 @@ class MagistralReasoner:
             extra: dict[str, Any] = {}
             if s.seed is not None:
                 extra["random_seed"] = s.seed
-            if self.prompt_mode is not None:
-                extra["prompt_mode"] = self.prompt_mode
+            if self.settings.prompt_mode is not None:
+                extra["prompt_mode"] = self.settings.prompt_mode
             if extra:
                 body["extra_body"] = extra
         else:
@@ -268,7 +263,7 @@ class MagistralReasoner:
         return {"stream": True, "chunks": chunks}, assembler.result()
 
     def _should_flatten_system(self, exc: openai.APIStatusError, fmt: SystemFormat) -> bool:
-        if self.system_format != "auto" or fmt != "chunks" or exc.status_code not in (400, 422):
+        if self.settings.system_format != "auto" or fmt != "chunks" or exc.status_code not in (400, 422):
             return False
         text = json.dumps(_error_body(exc)).lower()
         return any(word in text for word in ("thinking", "content", "system"))
