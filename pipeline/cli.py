@@ -340,8 +340,8 @@ def docs_show(
         for v in document.versions
     ]
     current = next((v for v in reversed(document.versions) if v.sha256 == data["sha256"]), document.versions[-1])
-    if pages:
-        data["pages"] = [
+    if pages:  # a key of its own: "pages" stays the page count, whatever the flags
+        data["page_details"] = [
             {"page": p.number, "text": p.text, "reader": p.method, "engine": p.engine_version, "dpi": p.dpi,
              "confidence": p.confidence, "route": p.route, "notes": p.notes}
             for p in current.pages
@@ -353,7 +353,7 @@ def docs_show(
     for v in data["versions"]:
         console.print(f"  v{v['version']} {v['sha256']} {v['status']} {v['pages']} pages, ingested {v['ingested_at']}")
     if pages:
-        for p in data["pages"]:
+        for p in data["page_details"]:
             conf = "-" if p["confidence"] is None else f"{p['confidence']:.2f}"
             console.print(Panel(escape(p["text"]) or "[dim](no text)[/]",
                                 title=f"page {p['page']} · {p['reader']} ({escape(p['engine'])}) · dpi {p['dpi'] or '-'} · confidence {conf}"))

@@ -121,8 +121,10 @@ def test_docs_commands_list_show_and_remove(samples_copy: Path):
     listed = json.loads(invoke("docs", "list", "--json").stdout)["documents"]
     assert sorted(d["name"] for d in listed) == sorted([NETGEAR, DUOS, DRIVEN])
     shown = json.loads(invoke("docs", "show", NETGEAR, "--pages", "--json").stdout)
-    assert shown["pages"][0]["page"] == 1 and shown["pages"][0]["reader"] == "pymupdf"
-    assert any("California" in p["text"] for p in shown["pages"])
+    assert shown["page_details"][0]["page"] == 1 and shown["page_details"][0]["reader"] == "pymupdf"
+    assert any("California" in p["text"] for p in shown["page_details"])
+    # stable keys: "pages" is the page count with or without --pages
+    assert shown["pages"] == len(shown["page_details"]) == json.loads(invoke("docs", "show", NETGEAR, "--json").stdout)["pages"]
     prefix = shown["sha256"][:10]
     removed = json.loads(invoke("docs", "remove", prefix, "--json").stdout)
     assert removed["removed"]["name"] == NETGEAR

@@ -138,7 +138,7 @@ def test_each_figure_is_described_in_a_chunk_of_its_own(vision_env: FakeVisionSe
     assert [tuple(box) for box in figure_chunk.boxes] == [FIGURE_BOX]
 
     shown = json.loads(runner.invoke(app, ["docs", "show", chart_pdf.name, "--pages", "--json"]).stdout)
-    [page] = shown["pages"]
+    [page] = shown["page_details"]
     assert page["reader"] == "pymupdf"
     for chunk in (text_chunk, figure_chunk):
         assert page["text"][chunk.char_start:chunk.char_end] == chunk.text

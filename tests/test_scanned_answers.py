@@ -44,7 +44,7 @@ def test_a_mixed_pdf_reads_text_pages_directly_and_scanned_pages_by_ocr(home: Pa
     assert (summary["pages"], summary["ocr_pages"]) == (2, 1)
 
     shown = json.loads(runner.invoke(app, ["docs", "show", "mixed.pdf", "--pages", "--json"]).stdout)
-    first, second = shown["pages"]
+    first, second = shown["page_details"]
     assert (first["page"], first["reader"], first["confidence"]) == (1, "pymupdf", None)
     assert second["reader"] == "tesseract" and second["route"] == "no-text-layer"
     assert 0.5 < second["confidence"] <= 1 and second["dpi"]
