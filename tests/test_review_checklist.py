@@ -124,3 +124,22 @@ def test_citations_keep_quotes_inside_quoted_passages() -> None:
         ("S2", 4, "the term (the “Initial Term”) renews yearly", True),
         ("S1", 3, "source 1 text", False),  # cited without a quote: the passage's own text stands in
     ]
+
+
+def test_validate_reports_the_checklist_as_json_and_names_a_bad_line(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text(GOOD)
+    bad.write_text(GOOD.replace("severity: high", "severity: urgent"))
+    runner = CliRunner()
+    shown = runner.invoke(app, ["--home", str(tmp_path / "home"), "review", "validate", str(good), "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output) == {"valid": True, "name": "tiny", "title": "Tiny", "version": "1",
+                                        "items": ["governing-law", "notice"]}
+    refused = runner.invoke(app, ["--home", str(tmp_path / "home"), "review", "validate", str(bad), "--json"])
+    assert refused.exit_code == 2 and "severity" in refused.output

@@ -209,8 +209,11 @@ def test_cli_show_diff_sign_off_and_reports(samples_copy: Path, serve, tmp_path:
     signed = cli.invoke(app, ["review", "sign-off", b, "--item", "governing-law", "--doc", DUOS,
                               "--decision", "override", "--verdict", "compliant", "--note", "Florida accepted by GC"])
     assert signed.exit_code == 0, signed.output
-    whole = cli.invoke(app, ["review", "sign-off", b[:6], "--decision", "accept", "--note", "reviewed all"])
+    whole = cli.invoke(app, ["review", "sign-off", b[:6], "--decision", "accept", "--note", "reviewed all", "--json"])
     assert whole.exit_code == 0, whole.output
+    recorded = json.loads(whole.output)["signed_off"]
+    assert (recorded["decision"], recorded["item_id"], recorded["note"]) == ("accept", None, "reviewed all")
+    assert recorded["audit_seq"] > 0
     bad = cli.invoke(app, ["review", "sign-off", b, "--item", "nope", "--decision", "accept", "--note", "x"])
     assert bad.exit_code == 2 and "--item nope: not an item" in bad.output
 

@@ -7,6 +7,7 @@ The lead's CLI mounts it with ``app.add_typer(make_review_app(state.docket), nam
 from __future__ import annotations
 
 import functools
+from dataclasses import asdict
 import json
 import sys
 from collections.abc import Callable
@@ -155,9 +156,16 @@ def make_review_app(get_docket: Callable[[], Docket]) -> typer.Typer:
 
     @app.command("validate")
     @_user_errors
-    def validate(checklist: Annotated[str, typer.Argument(help="Checklist YAML file or shipped name.")]) -> None:
+    def validate(
+        checklist: Annotated[str, typer.Argument(help="Checklist YAML file or shipped name.")],
+        as_json: JsonFlag = False,
+    ) -> None:
         """Check a checklist file without running it."""
         loaded = load_checklist(checklist)
+        if as_json:
+            _print_json({"valid": True, "name": loaded.name, "title": loaded.title, "version": loaded.version,
+                         "items": [item.id for item in loaded.items]})
+            return
         _out.print(f"{loaded.name}: {len(loaded.items)} items, valid")
 
     @app.command("list")
@@ -242,9 +250,13 @@ def make_review_app(get_docket: Callable[[], Docket]) -> typer.Typer:
         item: Annotated[str | None, typer.Option("--item", help="One checklist item (default: all).")] = None,
         doc: Annotated[str | None, typer.Option("--doc", help="One document: name, id or SHA-256 prefix (default: all).")] = None,
         verdict: Annotated[str | None, typer.Option("--verdict", help="With override: the reviewer's verdict.")] = None,
+        as_json: JsonFlag = False,
     ) -> None:
         """Accept or override findings; appended to the audit log and shown in reports."""
         record = sign_off(get_docket(), review_id, decision, note, item=item, doc=doc, verdict=verdict)
+        if as_json:
+            _print_json({"signed_off": asdict(record)})
+            return
         _out.print(f"signed off ({record.decision}) as audit entry #{record.audit_seq}")
 
     return app
