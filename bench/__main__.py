@@ -15,13 +15,14 @@ BENCHES = {
     "ocr": ("bench.ocr_bench", "OCR pages/s with 1 and 2 worker processes"),
     "ocr_quality": ("bench.ocr_quality", "bag-of-words F1 on the FUNSD and synthetic CUAD scans"),
     "encoder": ("bench.encoder_bench", "encoder word pieces/s: torch beside the fp32 and int8 ONNX exports"),
+    "smoothing": ("bench.smoothing_sim", "int8 error of each down-projection, smoothed or not (numpy simulation)"),
     "retrieval": ("bench.retrieval_bench", "query latency at 100k chunks vs a bare FAISS search"),
     "review": ("bench.review_bench", "review cells/s at concurrency 1, 4, 16 against a fixed-latency fake model"),
 }
 
 
 def main(argv: list[str]) -> int:
-    if not argv:
+    if not argv or argv[0] in ("-h", "--help"):
         print("usage: python -m bench NAME [NAME ...]\n")
         for name, (_module, what) in BENCHES.items():
             print(f"  {name:<12} {what}")

@@ -6,7 +6,9 @@ do not answer), prints each answer with its citations and trace, then verifies t
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -63,7 +65,17 @@ def run_demo(state, console: Console, fresh: bool = False) -> int:
     if report.ok:
         console.print(f"[green]OK[/]: {report.size} entries, Merkle root {report.root}")
     else:
-        console.print(f"[red]FAILED[/] at entry #{report.first_bad_seq}: {report.problem}")
-    console.print("\nNext: `docket audit list`, `docket audit show SEQ`, `docket docs list` "
+        console.print(f"[red]FAILED[/]: {escape(report.problem)}")  # the problem names its seq
+    docket_ = _docket_command()
+    console.print(f"\nNext: `{docket_} audit list`, `{docket_} audit show SEQ`, `{docket_} docs list` "
                   f"(with DOCKET_HOME={settings.home}).")
     return 0 if report.ok and not failures else 1
+
+
+def _docket_command() -> str:
+    """How to run docket again from this shell: its name when the shell finds it, else the path this
+    process was started by (``make demo`` runs ``.venv/bin/docket`` without activating the venv)."""
+    started = Path(sys.argv[0])
+    if shutil.which("docket") or started.name != "docket":
+        return "docket"
+    return os.path.relpath(started)

@@ -29,3 +29,16 @@ def test_demo_ingests_answers_and_verifies_offline(home: Path):
     again = subprocess.run([sys.executable, "-m", "pipeline.cli", "demo"], capture_output=True, text=True, env=env, timeout=900)
     assert again.returncode == 0, again.stdout + again.stderr
     assert again.stdout.count("unchanged ") == 3 and "OK: 8 entries" in again.stdout
+
+
+def test_the_demo_names_a_docket_command_the_user_can_run(monkeypatch, tmp_path: Path):
+    """`make demo` runs .venv/bin/docket without activating the venv: the closing hint must name that
+    path then, and the bare name when the shell finds docket itself."""
+    from pipeline import demo
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [str(tmp_path / ".venv" / "bin" / "docket"), "demo"])
+    monkeypatch.setattr(demo.shutil, "which", lambda name: None)
+    assert demo._docket_command() == os.path.join(".venv", "bin", "docket")
+    monkeypatch.setattr(demo.shutil, "which", lambda name: "/usr/local/bin/docket")
+    assert demo._docket_command() == "docket"
