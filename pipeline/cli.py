@@ -269,7 +269,7 @@ def _print_answer(record, *, show_trace: bool, streamed: bool = False) -> None:
         console.print(f"  [yellow]![/] {escape(flag)}", highlight=False)
     cited = set(record.citations)
     if record.evidence:
-        table = Table("", "document", "page", "score", "method", box=None, pad_edge=False)
+        table = Table("", "document", "page", "retrieval score", "method", box=None, pad_edge=False)
         for e in record.evidence:
             if e.label in cited or not cited:
                 table.add_row(e.label, escape(e.doc_name), str(e.page), f"{e.score:.3f}", e.method)
