@@ -31,7 +31,9 @@ def prepare_home(home: Path, fresh: bool) -> None:
     """--fresh empties the workspace, but only one the demo made (never a user's real workspace)."""
     if fresh and home.exists() and any(home.iterdir()):
         if not (home / DEMO_MARKER).exists():
-            raise SystemExit(f"error: --fresh would delete {home}, which the demo did not create; set DOCKET_HOME to an empty folder")
+            print(f"error: --fresh would delete {home}, which the demo did not create; set DOCKET_HOME to an empty folder",
+                  file=sys.stderr)
+            raise SystemExit(2)  # bad usage, in the README's exit codes
         shutil.rmtree(home)
     home.mkdir(parents=True, exist_ok=True)
     (home / DEMO_MARKER).touch()

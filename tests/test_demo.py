@@ -42,3 +42,16 @@ def test_the_demo_names_a_docket_command_the_user_can_run(monkeypatch, tmp_path:
     assert demo._docket_command() == os.path.join(".venv", "bin", "docket")
     monkeypatch.setattr(demo.shutil, "which", lambda name: "/usr/local/bin/docket")
     assert demo._docket_command() == "docket"
+
+
+def test_fresh_refuses_a_workspace_the_demo_did_not_make(tmp_path: Path, capsys):
+    from pipeline import demo
+
+    home = tmp_path / "real-workspace"
+    home.mkdir()
+    (home / "registry.db").write_bytes(b"a user's data")
+    with pytest.raises(SystemExit) as stopped:
+        demo.prepare_home(home, fresh=True)
+    assert stopped.value.code == 2
+    assert f"--fresh would delete {home}" in capsys.readouterr().err
+    assert (home / "registry.db").read_bytes() == b"a user's data"
