@@ -4,7 +4,7 @@
     python -m bench.encoder_bench --recipes 3:0,1:0.5,0:0.5 --paragraphs
 
 The texts are consecutive windows of the filing's PyMuPDF text, each as long as MiniLM reads (the
-longest chunks Docket makes), run in Docket's batches (``length_batches``, ``embedding.batch_size`` and
+longest chunks Docket makes), run in Docket's batches (``Encoder.batches``: ``embedding.batch_size`` and
 ``max_batch_tokens``) on all cores. Systems, alternated each round so load drift hits all alike:
 
 - ``torch``: sentence-transformers fp32 (``embedding.backend: torch``), the reference;
@@ -41,7 +41,7 @@ from bench.ingest_bench import EVAL_DIR
 CUAD_PDFS = EVAL_DIR.parent / "cuad" / "pdfs"
 PARAGRAPH_FILINGS = ("AMAZON_2017_10K.pdf", "BESTBUY_2023_10K.pdf")
 from ingest.config import EmbeddingSettings
-from ingest.embedding import Encoder, _onnx_session, export_onnx, length_batches, onnx_path
+from ingest.embedding import Encoder, _onnx_session, export_onnx, onnx_path
 
 
 def windows(encoder: Encoder, filing: Path, count: int) -> list[list[int]]:
@@ -84,18 +84,18 @@ def torch_runner(encoder: Encoder, ids: list[list[int]]):
     ``SentenceTransformer.encode`` runs after tokenising)."""
     import torch
 
-    model, settings = encoder.model, encoder.settings
+    model = encoder.model
 
     def run() -> np.ndarray:
         out = np.empty((len(ids), encoder.dimension), dtype=np.float32)
-        for batch in length_batches([len(row) for row in ids], settings.batch_size, settings.max_batch_tokens):
-            rows = ids[batch]
-            width = max(map(len, rows))
-            input_ids = torch.tensor([row + [0] * (width - len(row)) for row in rows])
-            mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in rows])
+        for rows in encoder.batches([len(row) for row in ids]):
+            batch = [ids[i] for i in rows]
+            width = max(map(len, batch))
+            input_ids = torch.tensor([row + [0] * (width - len(row)) for row in batch])
+            mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in batch])
             with torch.inference_mode():
                 vectors = model({"input_ids": input_ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(mask)})
-            out[batch] = torch.nn.functional.normalize(vectors["sentence_embedding"], dim=1).numpy()
+            out[rows] = torch.nn.functional.normalize(vectors["sentence_embedding"], dim=1).numpy()
         return out
 
     return run
@@ -103,24 +103,13 @@ def torch_runner(encoder: Encoder, ids: list[list[int]]):
 
 def onnx_runner(encoder: Encoder, session, ids: list[list[int]]):
     """Embeds ``ids`` with ``session`` in Docket's batches (what ``Encoder.encode`` does after tokenising)."""
-    settings = encoder.settings
-
-    def run() -> np.ndarray:
-        out = np.empty((len(ids), encoder.dimension), dtype=np.float32)
-        for batch in length_batches([len(row) for row in ids], settings.batch_size, settings.max_batch_tokens):
-            out[batch] = encoder._encode_onnx(session, ids[batch])
-        return out
-
-    return run
+    return lambda: encode_like_docket(encoder, session, ids)
 
 
 def encode_like_docket(encoder: Encoder, session, ids: list[list[int]]) -> np.ndarray:
     """Vectors of texts of any lengths through ``session``, sorted and batched as ``Encoder.encode`` does."""
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
     out = np.empty((len(ids), encoder.dimension), dtype=np.float32)
-    settings = encoder.settings
-    for batch in length_batches([len(ids[i]) for i in order], settings.batch_size, settings.max_batch_tokens):
-        rows = order[batch]
+    for rows in encoder.batches([len(row) for row in ids]):
         out[rows] = encoder._encode_onnx(session, [ids[i] for i in rows])
     return out
 
@@ -175,10 +164,10 @@ def main() -> None:
             "FinanceBench filings": text_blocks([EVAL_DIR / "pdfs" / name for name in PARAGRAPH_FILINGS], 600),
         }
         for label, texts in held_out.items():
-            tokenized = torch_encoder.tokenizer(texts, truncation=True, max_length=torch_encoder.max_tokens, verbose=False)
+            ids_of = torch_encoder.token_ids(texts)
             reference = torch_encoder.encode(texts)
             rows = {
-                name: agreement(reference, encode_like_docket(int8, session, tokenized["input_ids"]))
+                name: agreement(reference, encode_like_docket(int8, session, ids_of))
                 for name, session in sessions.items()
             }
             paragraphs[label] = (len(texts), rows)

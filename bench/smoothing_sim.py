@@ -25,7 +25,7 @@ import argparse
 import numpy as np
 
 from ingest.config import EmbeddingSettings
-from ingest.embedding import Encoder, _down_projections, calibration_paragraphs, export_onnx, onnx_path
+from ingest.embedding import Encoder, _down_projections, calibration_activations, export_onnx, onnx_path
 
 
 def quantised_product(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float, np.ndarray]:
@@ -62,29 +62,19 @@ def main() -> None:
     args = parser.parse_args()
 
     import onnx
-    import onnxruntime as ort
     from onnx import numpy_helper
 
     encoder = Encoder(EmbeddingSettings())
     path = onnx_path(encoder.model_path, encoder.model_id, "fp32")
     if not path.is_file():
         export_onnx(encoder.model_path, path, "fp32")
-    model = onnx.load(str(path))
-    down = _down_projections(model.graph)
-    nodes = {node.name: node for node in model.graph.node}
-    weights = {tensor.name: numpy_helper.to_array(tensor) for tensor in model.graph.initializer}
+    graph = onnx.load(str(path)).graph
+    down = _down_projections(graph)
+    nodes = {node.name: node for node in graph.node}
+    weights = {tensor.name: numpy_helper.to_array(tensor) for tensor in graph.initializer}
     inputs = [nodes[name].input[0] for name in down]
-    for name in inputs:
-        model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    activations: dict[str, list[np.ndarray]] = {name: [] for name in inputs}
-    for paragraph in calibration_paragraphs():
-        windows = encoder.tokenizer(paragraph, truncation=True, max_length=encoder.max_tokens, return_overflowing_tokens=True)
-        for ids in windows["input_ids"]:
-            batch = np.array([ids], dtype=np.int64)
-            feeds = {"input_ids": batch, "attention_mask": np.ones_like(batch), "token_type_ids": np.zeros_like(batch)}
-            for name, value in zip(inputs, session.run(inputs, feeds)):
-                activations[name].append(value[0])
+    windows = list(calibration_activations(path, inputs, encoder.tokenizer, encoder.max_tokens))
+    activations = {name: [values[i] for values in windows] for i, name in enumerate(inputs)}
 
     rng = np.random.default_rng(0)
     a = args.alpha

@@ -25,6 +25,7 @@ import json
 import logging
 import os
 from collections import Counter, OrderedDict
+from collections.abc import Iterator
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -98,16 +99,21 @@ def onnx_path(model_path: Path, model_id: str, precision: OnnxPrecision) -> Path
     """
     digest = hashlib.sha256(_EXPORT_RECIPE.format(fp32=FP32_DOWN_PROJECTIONS, alpha=SMOOTHING_ALPHA).encode())
     digest.update(hashlib.sha256(CALIBRATION_TEXT.read_bytes()).digest())
-    for file in sorted(p for p in model_path.rglob("*") if p.is_file() and p.suffix in _MODEL_FILE_SUFFIXES):
-        digest.update(str(file.relative_to(model_path)).encode())
-        with file.open("rb") as fh:
-            digest.update(hashlib.file_digest(fh, "sha256").digest())
+    digest.update(_model_files_digest(model_path))
     folder = f"{model_id}-{digest.hexdigest()[:16]}"
     return Path(platformdirs.user_cache_dir("docket")) / "onnx" / folder / f"model-{precision}.onnx"
 
 
-def onnx_int8_path(model_path: Path, model_id: str) -> Path:
-    return onnx_path(model_path, model_id, "int8")
+@lru_cache(maxsize=4)
+def _model_files_digest(model_path: Path) -> bytes:
+    """SHA-256 over the names and bytes of the files that define the model: ~70 ms for MiniLM's 88 MB,
+    so once per process, not once per session that looks for its export."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in model_path.rglob("*") if p.is_file() and p.suffix in _MODEL_FILE_SUFFIXES):
+        digest.update(str(file.relative_to(model_path)).encode())
+        with file.open("rb") as fh:
+            digest.update(hashlib.file_digest(fh, "sha256").digest())
+    return digest.digest()
 
 
 def export_onnx(
@@ -282,10 +288,10 @@ def calibration_paragraphs() -> list[str]:
     return [part for part in paragraphs if part and not part.startswith("#")]
 
 
-def _activation_max(graph_path: Path, tensors: list[str], tokenizer, max_tokens: int) -> dict[str, np.ndarray]:
-    """Largest magnitude of each channel of the named tensors of the fp32 graph at ``graph_path``, over the
-    calibration paragraphs. Each paragraph is cut into windows the model reads whole, so every word is
-    seen, and each window runs alone, so no padding enters the maxima."""
+def calibration_activations(graph_path: Path, tensors: list[str], tokenizer, max_tokens: int) -> Iterator[list[np.ndarray]]:
+    """The values of the named tensors of the fp32 graph at ``graph_path`` (tokens x channels, in the order
+    of ``tensors``) for each window of the calibration paragraphs. Each paragraph is cut into windows the
+    model reads whole, so every word is seen, and each window runs alone, so no padding is among them."""
     import onnx
     import onnxruntime as ort
 
@@ -294,16 +300,22 @@ def _activation_max(graph_path: Path, tensors: list[str], tokenizer, max_tokens:
         model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     inputs = [i.name for i in session.get_inputs()]
-    channel_max: dict[str, np.ndarray] = {}
     for paragraph in calibration_paragraphs():
         encoded = tokenizer(paragraph, truncation=True, max_length=max_tokens, return_overflowing_tokens=True, verbose=False)
         for ids in encoded["input_ids"]:  # the paragraph's windows, each with its special tokens
             window = np.array([ids], dtype=np.int64)
             feeds = {"input_ids": window, "attention_mask": np.ones_like(window), "token_type_ids": np.zeros_like(window)}
-            for name, value in zip(tensors, session.run(tensors, {name: feeds[name] for name in inputs})):
-                largest = np.abs(value.reshape(-1, value.shape[-1])).max(axis=0)
-                channel_max[name] = np.maximum(channel_max[name], largest) if name in channel_max else largest
-    return channel_max
+            values = session.run(tensors, {name: feeds[name] for name in inputs})
+            yield [value.reshape(-1, value.shape[-1]) for value in values]
+
+
+def _activation_max(graph_path: Path, tensors: list[str], tokenizer, max_tokens: int) -> dict[str, np.ndarray]:
+    """Largest magnitude of each channel of the named tensors over the calibration windows."""
+    channel_max: list[np.ndarray] | None = None
+    for values in calibration_activations(graph_path, tensors, tokenizer, max_tokens):
+        largest = [np.abs(value).max(axis=0) for value in values]
+        channel_max = largest if channel_max is None else [np.maximum(a, b) for a, b in zip(channel_max, largest)]
+    return dict(zip(tensors, channel_max or []))
 
 
 def _smooth(graph, channel_max: dict[str, np.ndarray], alpha: float) -> None:
@@ -493,16 +505,25 @@ class Encoder:
         )
         return [tuple(span) for span in enc["offset_mapping"]]
 
+    def token_ids(self, texts: list[str]) -> list[list[int]]:
+        """Each text's word-piece ids with the special tokens, cut at what the model reads."""
+        return self.tokenizer(texts, truncation=True, max_length=self.max_tokens, verbose=False)["input_ids"]
+
+    def batches(self, lengths: list[int]) -> list[list[int]]:
+        """Indexes of texts of these token lengths in the encoder's batches: longest first (so padding,
+        i.e. wasted tokens, stays small within each batch), bounded by ``length_batches``."""
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
+        limits = self.settings.batch_size, self.settings.max_batch_tokens
+        return [order[batch] for batch in length_batches([lengths[i] for i in order], *limits)]
+
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        # Tokenised once, up front: the lengths sort the texts (so padding, i.e. wasted tokens, stays
-        # small within each batch) and size the batches; the int8 backend feeds these very ids.
-        ids = self.tokenizer(texts, truncation=True, max_length=self.max_tokens, verbose=False)["input_ids"]
-        order = sorted(range(len(texts)), key=lambda i: len(ids[i]), reverse=True)
+        # Tokenised once, up front: the lengths sort the texts and size the batches; the int8 backend
+        # feeds these very ids.
+        ids = self.token_ids(texts)
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        for batch in length_batches([len(ids[i]) for i in order], self.settings.batch_size, self.settings.max_batch_tokens):
-            rows = order[batch]
+        for rows in self.batches([len(row) for row in ids]):
             if self._int8:
                 out[rows] = self._encode_onnx(self.onnx_session, [ids[i] for i in rows])
             else:
@@ -539,8 +560,7 @@ class Encoder:
         vector = cache.get(text)
         if vector is None:
             if (session := self.query_session) is not None:
-                ids = self.tokenizer([text], truncation=True, max_length=self.max_tokens, verbose=False)["input_ids"]
-                vector = self._encode_onnx(session, ids)[0]
+                vector = self._encode_onnx(session, self.token_ids([text]))[0]
             else:
                 vector = self.encode([text])[0]
             vector.flags.writeable = False  # shared between callers
@@ -558,21 +578,18 @@ def encode_groups(encoder: Encoder, texts: list[str], group_texts: int) -> list[
     ``Encoder.encode`` tokenises all its texts at once: on a 503-page filing's 1,620 chunks that step's RSS
     rose 58 MiB in one call and 17 MiB in groups of 256. Encoding in groups bounds it; but a text's int8
     vector depends on the texts it is batched with (activations are quantised per batch), so each group
-    is cut on the batch boundaries ``Encoder.encode`` draws for the whole list (longest first, same
-    ``length_batches``): encoding the groups one by one runs exactly the batches one call would, and the
-    vectors are the same to the bit.
+    is cut on the batch boundaries ``Encoder.encode`` draws for the whole list (``Encoder.batches``):
+    encoding the groups one by one runs exactly the batches one call would, and the vectors are the same
+    to the bit.
     """
     if len(texts) <= group_texts:
         return [list(range(len(texts)))]
     lengths: list[int] = []
     for start in range(0, len(texts), group_texts):  # lengths only; each slice's tokens are dropped at once
-        ids = encoder.tokenizer(texts[start : start + group_texts], truncation=True, max_length=encoder.max_tokens, verbose=False)["input_ids"]
-        lengths.extend(len(row) for row in ids)
-    order = sorted(range(len(texts)), key=lambda i: lengths[i], reverse=True)  # encode's own (stable) order
-    settings = encoder.settings
+        lengths.extend(len(row) for row in encoder.token_ids(texts[start : start + group_texts]))
     groups: list[list[int]] = [[]]
-    for batch in length_batches([lengths[i] for i in order], settings.batch_size, settings.max_batch_tokens):
+    for rows in encoder.batches(lengths):
         if len(groups[-1]) >= group_texts:
             groups.append([])
-        groups[-1].extend(order[batch])
+        groups[-1].extend(rows)
     return groups

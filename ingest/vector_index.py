@@ -2,9 +2,9 @@
 
 The index type follows the size: exact search (``FlatIP``, scanned as one matrix-vector product) up to
 ``FLAT_LIMIT`` vectors, where it costs a few milliseconds a query; HNSW beyond (graph search,
-sub-linear; its recall against exact search is measured by ``python -m bench.retrieval_bench``). HNSW cannot delete, so a removal rebuilds it from the
-registry; a search restricted to a few documents is done exactly on their vectors, since a graph walk
-filtered down to a small set can miss its best members.
+sub-linear; its recall against exact search is measured by ``python -m bench.retrieval_bench``). HNSW
+cannot delete, so a removal rebuilds it from the registry; a search restricted to a few documents is
+done exactly on their vectors, since a graph walk filtered down to a small set can miss its best members.
 
 The index is a cache of the registry. It is saved atomically (write a temp file, fsync, rename) with a
 manifest naming the model, dimension, count, registry generation and the index file's SHA-256. If the
@@ -50,6 +50,18 @@ def _one_thread():
         yield
     finally:
         faiss.omp_set_num_threads(before)
+
+
+def _best(ids: np.ndarray, scores: np.ndarray, k: int) -> list[tuple[int, float]]:
+    """The ``k`` best (id, score) pairs, best first, equal scores in the ids' order: what a stable sort of
+    all the scores gives, in linear time (only the scores that reach the k-th best are sorted)."""
+    if k < len(scores):
+        kth = np.partition(scores, len(scores) - k)[len(scores) - k]
+        reaching = np.flatnonzero(scores >= kth)  # in the ids' order, ties at the k-th score included
+    else:
+        reaching = np.arange(len(scores))
+    top = reaching[np.argsort(-scores[reaching], kind="stable")[:k]]
+    return [(int(ids[i]), float(scores[i])) for i in top]
 
 
 def index_kind_for(count: int) -> IndexKind:
@@ -137,11 +149,7 @@ class VectorIndex:
             # products as IndexFlatIP.search, which for one query walks the vectors one call and heap
             # update at a time. At 100k x 384 on this machine: 5.4 ms against 14.4 (docs/retrieval.md).
             matrix, ids = self._flat_arrays()
-            scores = matrix @ query[0]
-            k = min(k, len(scores))
-            top = np.argpartition(-scores, k - 1)[:k]
-            top = top[np.argsort(-scores[top], kind="stable")]
-            return [(int(ids[i]), float(scores[i])) for i in top]
+            return _best(ids, matrix @ query[0], k)
         if allowed_ids is not None:
             if not allowed_ids:
                 return []
@@ -149,8 +157,7 @@ class VectorIndex:
             if self.kind == "hnsw" and len(ids) <= EXACT_FILTER_LIMIT:
                 with _one_thread():
                     scores = self.index.reconstruct_batch(ids) @ query[0]
-                top = np.argsort(-scores, kind="stable")[:k]
-                return [(int(ids[i]), float(scores[i])) for i in top]
+                return _best(ids, scores, k)
             selector = faiss.IDSelectorBatch(ids)
             params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(HNSW_EF_SEARCH, k)) if self.kind == "hnsw" else faiss.SearchParameters(sel=selector)
         else:

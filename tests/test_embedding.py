@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from conftest import DRIVEN, DUOS, SAMPLES
 from ingest.config import EmbeddingSettings
-from ingest.embedding import Encoder, length_batches, onnx_int8_path
+from ingest.embedding import Encoder, length_batches, onnx_path
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def int8_encoder(onnx_cache: Path) -> Encoder:
         patch.setenv("XDG_CACHE_HOME", str(cache))
         encoder = Encoder(EmbeddingSettings(backend="onnx-int8", threads=2))
         _ = encoder.onnx_session
-        assert onnx_int8_path(encoder.model_path, encoder.model_id).is_relative_to(cache)
+        assert onnx_path(encoder.model_path, encoder.model_id, "int8").is_relative_to(cache)
     return encoder
 
 
@@ -98,7 +98,7 @@ def test_int8_agrees_with_torch_on_real_text(encoder, int8_encoder, contract_par
 
 def test_int8_export_is_reused_and_keyed_by_the_model_files(int8_encoder, onnx_cache, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(onnx_cache))
-    exported = onnx_int8_path(int8_encoder.model_path, int8_encoder.model_id)
+    exported = onnx_path(int8_encoder.model_path, int8_encoder.model_id, "int8")
     assert exported.is_file() and [p.name for p in exported.parent.iterdir()] == ["model-int8.onnx"]
     before = exported.stat().st_mtime_ns
     again = Encoder(EmbeddingSettings(backend="onnx-int8", batch_size=4))
@@ -108,7 +108,7 @@ def test_int8_export_is_reused_and_keyed_by_the_model_files(int8_encoder, onnx_c
     shutil.copytree(int8_encoder.model_path, changed)
     config = changed / "config_sentence_transformers.json"
     config.write_text(config.read_text() + "\n")
-    assert onnx_int8_path(changed, int8_encoder.model_id) != exported
+    assert onnx_path(changed, int8_encoder.model_id, "int8") != exported
 
 
 def test_token_offsets_point_into_the_text(encoder, contract_paragraphs):
@@ -215,7 +215,7 @@ def test_exports_are_fused_and_checked_against_torch(encoder, int8_encoder, onnx
     an export whose vectors stray from torch's is refused before it is cached."""
     import onnx
 
-    from ingest.embedding import EmbeddingModelError, _check_export, onnx_path
+    from ingest.embedding import EmbeddingModelError, _check_export
 
     layers = encoder.model[0].auto_model.config.num_hidden_layers
     for cache, precision, fused_op in ((onnx_cache, "int8", "QAttention"), (query_cache, "fp32", "Attention")):
@@ -257,7 +257,7 @@ def test_smoothing_keeps_the_product_and_evens_the_channels(encoder, query_cache
     import onnx
     import onnxruntime as ort
 
-    from ingest.embedding import SMOOTHING_ALPHA, _activation_max, _down_projections, _smooth, onnx_path
+    from ingest.embedding import SMOOTHING_ALPHA, _activation_max, _down_projections, _smooth
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CACHE_HOME", str(query_cache))
@@ -290,7 +290,7 @@ def test_int8_export_smooths_and_quantises_all_but_the_first_down_projections(en
     still fp32 MatMuls (int8 costs the most accuracy there), every other one smoothed and quantised."""
     import onnx
 
-    from ingest.embedding import FP32_DOWN_PROJECTIONS, _down_projections, onnx_path
+    from ingest.embedding import FP32_DOWN_PROJECTIONS, _down_projections
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CACHE_HOME", str(onnx_cache))

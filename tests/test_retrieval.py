@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from conftest import DRIVEN, DUOS, NETGEAR, SAMPLES, shared_eval_or_skip
@@ -419,3 +421,16 @@ def test_cuad_questions_on_the_sample_contracts_find_their_pages(ingested_sample
         found_at_5 += bool(gold & set(pages))
     assert found_at_5 / len(questions) >= 0.9
     assert found_at_1 / len(questions) >= 0.6
+
+
+@given(
+    st.lists(st.integers(0, 4), min_size=1, max_size=60),
+    st.integers(1, 80),
+)
+def test_best_is_a_stable_sort_of_all_scores_cut_at_k(levels, k):
+    """The vector index's top-k selection partitions instead of sorting everything; with ties (duplicate
+    chunks have identical vectors) it must still pick what a stable sort of every score picks."""
+    scores = np.asarray(levels, dtype=np.float32) / 4
+    ids = np.arange(1000, 1000 + len(scores))
+    expected = [(int(ids[i]), float(scores[i])) for i in np.argsort(-scores, kind="stable")[:k]]
+    assert vector_index._best(ids, scores, k) == expected

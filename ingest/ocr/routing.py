@@ -49,9 +49,9 @@ def _solid(text: str) -> str:
     return "".join(text.split())
 
 
-def _garbled_fraction(text: str) -> float:
-    """Share of the non-space characters that are U+FFFD or control, surrogate, private-use or unassigned."""
-    solid = _solid(text)
+def _garbled_fraction(solid: str) -> float:
+    """Share of the characters of ``solid`` (text without whitespace, ``_solid``) that are U+FFFD or
+    control, surrogate, private-use or unassigned."""
     if not solid:
         return 0.0
     if solid.isprintable():  # none of those categories is printable: only U+FFFD can be there (fast path)
@@ -60,9 +60,8 @@ def _garbled_fraction(text: str) -> float:
     return bad / len(solid)
 
 
-def _letter_fraction(text: str) -> float:
-    """Share of the non-space characters that are letters or digits (str.isalnum)."""
-    solid = _solid(text)
+def _letter_fraction(solid: str) -> float:
+    """Share of the characters of ``solid`` (text without whitespace) that are letters or digits (str.isalnum)."""
     return len(_ALNUM.findall(solid)) / len(solid) if solid else 0.0
 
 
@@ -116,7 +115,7 @@ def classify_page(page: pymupdf.Page, languages: str = "eng") -> PageRoute:
     if not text.strip():
         return PageRoute("no-text-layer", f"no text layer; images cover {images:.0%} of the page")
 
-    solid = _solid(text)  # once: both shares below count non-space characters (solid text passes through _solid unchanged)
+    solid = _solid(text)  # both shares below count non-space characters
     garbled = _garbled_fraction(solid)
     if garbled >= GARBLED_CHARACTERS:
         return PageRoute("unusable-text-layer",
