@@ -73,7 +73,22 @@ head = Table(
     Column("key_id", String(16)),  # the key the log last announced
 )
 
-APPEND_ONLY_TABLES = ("audit_entries", "audit_subjects", "audit_redactions")
+# The tree head signed by the writer's key on every committed append transaction: a checkpoint dict
+# (format, log_id, size, root, time, key_id, signature). Kept beside the chain rather than as entries,
+# so that an append stays one entry; verify checks that the newest one covers the whole log.
+signed_heads = Table(
+    "audit_signed_heads",
+    metadata,
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("format", String(64), nullable=False),
+    Column("log_id", String(32), nullable=False),
+    Column("root", String(64), nullable=False),
+    Column("time", String(32), nullable=False),
+    Column("key_id", String(16), nullable=False),
+    Column("signature", String(128), nullable=False),
+)
+
+APPEND_ONLY_TABLES = ("audit_entries", "audit_subjects", "audit_redactions", "audit_signed_heads")
 
 _SQLITE_TRIGGERS = [
     *(
@@ -128,6 +143,18 @@ _LZ4_AVAILABLE = (
     "SELECT 1 FROM pg_settings WHERE name = 'default_toast_compression' AND 'lz4' = ANY(enumvals)"
 )
 _PAYLOADS_LZ4 = "ALTER TABLE audit_payloads ALTER COLUMN payload SET COMPRESSION lz4"
+
+
+def add_signed_heads(conn: Connection) -> None:
+    """The upgrade of a log created before signed heads: their table and its triggers, nothing else.
+
+    Idempotent; the rest of an existing log's schema (payload compression included) stays as it is.
+    """
+    signed_heads.create(conn, checkfirst=True)
+    postgres = conn.dialect.name == "postgresql"
+    for statement in _POSTGRES_TRIGGERS if postgres else _SQLITE_TRIGGERS:
+        if "audit_signed_heads" in statement or statement.startswith("CREATE OR REPLACE FUNCTION"):
+            conn.exec_driver_sql(statement)
 
 
 def create_schema(conn: Connection) -> None:

@@ -14,7 +14,7 @@ longest chunks Docket makes), run in Docket's batches (``Encoder.batches``: ``em
   them), into a scratch cache;
 - with ``--recipes N:A,...``, int8 exports with the first N down-projections in fp32 and the rest smoothed
   with alpha A (0: not smoothed), into a scratch cache: how ``FP32_DOWN_PROJECTIONS`` and
-  ``SMOOTHING_ALPHA`` in ingest/embedding.py were chosen.
+  ``SMOOTHING_ALPHA`` in ingest/onnx_export.py were chosen.
 
 Reported: word pieces per second (median of the rounds), the ratio to torch, and each system's cosine
 to torch's vectors of the same texts (mean and minimum). With ``--paragraphs``, also each ONNX system's
@@ -41,18 +41,19 @@ from bench.ingest_bench import EVAL_DIR
 CUAD_PDFS = EVAL_DIR.parent / "cuad" / "pdfs"
 PARAGRAPH_FILINGS = ("AMAZON_2017_10K.pdf", "BESTBUY_2023_10K.pdf")
 from ingest.config import EmbeddingSettings
-from ingest.embedding import Encoder, _onnx_session, export_onnx, onnx_path
+from ingest.embedding import Encoder, onnx_path, open_onnx_session
+from ingest.onnx_export import export_onnx
 
 
 def windows(encoder: Encoder, filing: Path, count: int) -> list[list[int]]:
     """``count`` consecutive token windows of the filing's text, each the model's full length."""
     with pymupdf.open(filing) as pdf:
         text = "\n".join(page.get_text() for page in pdf)
-    tokenizer = encoder.tokenizer
-    ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
+    ids = encoder.tokenizer.encode(text, add_special_tokens=False).ids
+    cls, sep = encoder.tokenizer.encode("").ids  # the special tokens around every text
     body = encoder.max_tokens - 2
     starts = range(0, min(len(ids) - body, count * body), body)
-    return [[tokenizer.cls_token_id, *ids[s : s + body], tokenizer.sep_token_id] for s in starts]
+    return [[cls, *ids[s : s + body], sep] for s in starts]
 
 
 def text_blocks(paths: list[Path], limit: int) -> list[str]:
@@ -110,7 +111,7 @@ def encode_like_docket(encoder: Encoder, session, ids: list[list[int]]) -> np.nd
     """Vectors of texts of any lengths through ``session``, sorted and batched as ``Encoder.encode`` does."""
     out = np.empty((len(ids), encoder.dimension), dtype=np.float32)
     for rows in encoder.batches([len(row) for row in ids]):
-        out[rows] = encoder._encode_onnx(session, [ids[i] for i in rows])
+        out[rows] = encoder.encode_ids(session, [ids[i] for i in rows])
     return out
 
 
@@ -139,7 +140,7 @@ def main() -> None:
             path = Path(scratch.name) / onnx_path(fp32.model_path, fp32.model_id, precision).name
             print(f"exporting the unfused {precision} graph ...", flush=True)
             export_onnx(fp32.model_path, path, precision, fuse=False)
-            systems[f"onnx-{precision}-unfused"] = onnx_runner(fp32, _onnx_session(str(path), None), ids)
+            systems[f"onnx-{precision}-unfused"] = onnx_runner(fp32, open_onnx_session(str(path), None), ids)
     sessions = {"onnx-fp32": fp32.query_session, "onnx-int8": int8.onnx_session}
     for recipe in filter(None, args.recipes.split(",")):
         down, alpha = recipe.split(":")
@@ -147,7 +148,7 @@ def main() -> None:
         path = Path(scratch.name) / f"recipe-{down}-{alpha}.onnx"
         print(f"exporting {name} ...", flush=True)
         export_onnx(fp32.model_path, path, "int8", fp32_down_projections=int(down), smoothing_alpha=float(alpha))
-        sessions[name] = _onnx_session(str(path), None)
+        sessions[name] = open_onnx_session(str(path), None)
         systems[name] = onnx_runner(int8, sessions[name], ids)
 
     vectors = {name: run() for name, run in systems.items()}  # warm-up, and the vectors compared

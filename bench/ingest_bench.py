@@ -92,7 +92,7 @@ def run_docket(system: str, files: list[Path], threads: int, workspace: Path) ->
     with store.sessions() as session:
         rows = session.execute(select(ChunkRow.context, ChunkRow.text)).all()
     texts = [f"{context}\n{text}" if context else text for context, text in rows]  # what the store embeds
-    lengths = token_lengths(store.encoder.tokenizer, texts)
+    lengths = [store.encoder.count_tokens(text) for text in texts]
     limit = store.encoder.max_tokens - 2
     return seconds, summary["pages"], summary["chunks"], *truncation(lengths, limit)
 

@@ -11,7 +11,7 @@ relative error of the product (Frobenius norm of the difference over that of the
 
 - ``plain``: no smoothing;
 - ``smoothquant``: SmoothQuant's scale ``s_j = max|X_j|^a / max|W_j|^(1-a)``;
-- ``activation``: Docket's, ``s_j = max|X_j|^a`` (``ingest.embedding._smooth``).
+- ``activation``: Docket's, ``s_j = max|X_j|^a`` (``ingest.onnx_export.smooth``).
 
 Then the same products as CPUs without VNNI compute them: u8 x s8 products added in pairs with 16-bit
 saturation (``vpmaddubsw``), on ``--tokens`` random tokens per layer; the count of saturated pair sums
@@ -25,7 +25,8 @@ import argparse
 import numpy as np
 
 from ingest.config import EmbeddingSettings
-from ingest.embedding import Encoder, _down_projections, calibration_activations, export_onnx, onnx_path
+from ingest.embedding import Encoder, onnx_path
+from ingest.onnx_export import calibration_activations, down_projections, export_onnx
 
 
 def quantised_product(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float, np.ndarray]:
@@ -69,11 +70,11 @@ def main() -> None:
     if not path.is_file():
         export_onnx(encoder.model_path, path, "fp32")
     graph = onnx.load(str(path)).graph
-    down = _down_projections(graph)
+    down = down_projections(graph)
     nodes = {node.name: node for node in graph.node}
     weights = {tensor.name: numpy_helper.to_array(tensor) for tensor in graph.initializer}
     inputs = [nodes[name].input[0] for name in down]
-    windows = list(calibration_activations(path, inputs, encoder.tokenizer, encoder.max_tokens))
+    windows = list(calibration_activations(path, inputs, encoder.model.tokenizer, encoder.max_tokens))
     activations = {name: [values[i] for values in windows] for i, name in enumerate(inputs)}
 
     rng = np.random.default_rng(0)

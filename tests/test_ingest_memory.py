@@ -39,7 +39,7 @@ def test_encode_groups_are_whole_batches_of_the_one_call(int8_encoder: Encoder, 
     assert len(groups) > 3
     assert sorted(i for group in groups for i in group) == list(range(len(paragraphs)))
     # Every group is a run of the batches Encoder.encode cuts for the whole list.
-    ids = int8_encoder.tokenizer(paragraphs, truncation=True, max_length=int8_encoder.max_tokens, verbose=False)["input_ids"]
+    ids = int8_encoder.token_ids(paragraphs)
     order = sorted(range(len(paragraphs)), key=lambda i: len(ids[i]), reverse=True)
     settings = int8_encoder.settings
     batches = [order[b] for b in length_batches([len(ids[i]) for i in order], settings.batch_size, settings.max_batch_tokens)]
