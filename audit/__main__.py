@@ -22,7 +22,9 @@ app = make_app(_get_context)
 
 @app.callback()
 def _options(
-    db: Annotated[str, typer.Option("--db", envvar="DOCKET_AUDIT_URL", help="SQLAlchemy URL of the audit log.")],
+    db: Annotated[
+        str, typer.Option("--db", envvar="DOCKET_AUDIT_URL", help="SQLAlchemy URL of the audit log (all commands but verifier).")
+    ] = "",
     keys: Annotated[
         Path | None, typer.Option("--keys", envvar="DOCKET_AUDIT_KEYS", help="Directory of the Ed25519 keys.")
     ] = None,

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from audit import verify_bundle
 from audit.errors import AuditError
 from audit.log import AuditLog
 from audit.records import DECISION_EVENTS, Entry, EntryFilter
@@ -83,17 +84,38 @@ def make_app(get_context: Callable[[], AuditContext]) -> typer.Typer:
 
     def open_log() -> AuditLog:
         context = get_context()
+        if not context.url:
+            raise AuditError("no audit database: pass --db URL (or set DOCKET_AUDIT_URL)")
         return AuditLog.open(context.url, context.keys_dir, context.checkpoint_every, create=False)
 
-    def list_or_search(filters: EntryFilter, limit: int, as_json: bool) -> None:
+    def list_or_search(command: str, filters: EntryFilter, limit: int, as_json: bool) -> None:
+        """Entries as of the log's size now, recorded as a read event before they are shown.
+
+        The read event comes after that size, so it is never in the list it records. A text search
+        skips the log's own read events unless asked for them (`--type read`): each holds the text a
+        search looked for, so every search would otherwise find all the earlier ones.
+        """
         with open_log() as log:
-            rows = log.filtered(filters)
-            if as_json:
-                _print_json([e.to_dict() for e in islice(rows, limit or None)])
-                return
-            table, count = _entry_table(rows, limit)
-            _out.print(table)
-            _out.print(f"{count} entr{'y' if count == 1 else 'ies'}")
+            size = log.size
+            rows: Iterator[Entry] = log.filtered(filters, up_to=size)
+            if filters.text and filters.event_type is None:
+                rows = (e for e in rows if e.event_type != "read")
+            shown = list(islice(rows, limit or None))
+            log.append(
+                "read",
+                {
+                    "command": command, "filters": filters.describe(), "limit": limit, "up_to": size,
+                    "returned": len(shown), "first_seq": shown[0].seq if shown else None,
+                    "last_seq": shown[-1].seq if shown else None,
+                },
+                actor=get_context().actor,
+            )
+        if as_json:
+            _print_json([e.to_dict() for e in shown])
+            return
+        table, count = _entry_table(iter(shown), 0)
+        _out.print(table)
+        _out.print(f"{count} entr{'y' if count == 1 else 'ies'}")
 
     @app.command("list")
     @_user_errors
@@ -101,8 +123,8 @@ def make_app(get_context: Callable[[], AuditContext]) -> typer.Typer:
         since: Since = None, until: Until = None, actor: Actor = None, event_type: EventType = None,
         subject: Subject = None, status: Status = None, limit: Limit = 100, as_json: JsonFlag = False,
     ) -> None:
-        """List entries, oldest first, filtered by time, actor, type, document or status."""
-        list_or_search(EntryFilter(since, until, actor, event_type, subject, status), limit, as_json)
+        """List entries, oldest first, filtered by time, actor, type, document or status. The read is itself logged."""
+        list_or_search("list", EntryFilter(since, until, actor, event_type, subject, status), limit, as_json)
 
     @app.command()
     @_user_errors
@@ -111,8 +133,8 @@ def make_app(get_context: Callable[[], AuditContext]) -> typer.Typer:
         since: Since = None, until: Until = None, actor: Actor = None, event_type: EventType = None,
         subject: Subject = None, status: Status = None, limit: Limit = 100, as_json: JsonFlag = False,
     ) -> None:
-        """Find entries whose payload contains TEXT."""
-        list_or_search(EntryFilter(since, until, actor, event_type, subject, status, text), limit, as_json)
+        """Find entries whose payload contains TEXT (not earlier searches: add --type read). The read is itself logged."""
+        list_or_search("search", EntryFilter(since, until, actor, event_type, subject, status, text), limit, as_json)
 
     @app.command()
     @_user_errors
@@ -237,7 +259,10 @@ def make_app(get_context: Callable[[], AuditContext]) -> typer.Typer:
             _print_json(result)
         else:
             _out.print(f"exported {result['entries']} entries proven against size {result['tree_size']} to {output}")
-            _out.print(f"check it with: python {output / 'verify_bundle.py'} {output}")
+            _out.print(
+                f"an auditor checks it with the verifier of a Docket release (`audit verifier` prints its SHA-256): "
+                f"python verify_bundle.py {output} --trust LOG_KEY.pub"
+            )
 
     @app.command("public-keys")
     @_user_errors
@@ -253,6 +278,18 @@ def make_app(get_context: Callable[[], AuditContext]) -> typer.Typer:
         else:
             for path in written:
                 _out.print(str(path))
+
+    @app.command("verifier")
+    @_user_errors
+    def verifier(as_json: JsonFlag = False) -> None:
+        """Path and SHA-256 of the bundle verifier this installation ships: compare it with an auditor's copy."""
+        path = Path(verify_bundle.__file__).resolve()
+        digest = verify_bundle.sha256_file(path)
+        if as_json:
+            _print_json({"path": str(path), "sha256": digest})
+        else:
+            _out.print(f"{path}")
+            _out.print(f"sha256 {digest}")
 
     @app.command("rotate-key")
     @_user_errors

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from audit.errors import AuditError
-from audit.verify_bundle import CHECKPOINT_FORMAT
+from audit.verify_bundle import CHECKPOINT_FORMAT, BundleFileError, MissingFile, read_checkpoint_file
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -19,12 +19,11 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint file, every field checked (the same strict, bounded reader as the bundle verifier's):
+    a file that is missing, not a regular file, too large, not JSON or not a checkpoint is one line."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+        return read_checkpoint_file(path)
+    except MissingFile:
         raise AuditError(f"checkpoint file not found: {path}") from None
-    except (OSError, ValueError) as error:
-        raise AuditError(f"{path}: not a readable checkpoint file ({error})") from None
-    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
-        raise AuditError(f"{path}: not a Docket audit checkpoint (expected format {CHECKPOINT_FORMAT})")
-    return data
+    except BundleFileError as error:
+        raise AuditError(f"{error}; not a Docket audit checkpoint (format {CHECKPOINT_FORMAT})") from None

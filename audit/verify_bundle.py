@@ -23,13 +23,15 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
+import stat
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from json.encoder import encode_basestring
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -800,113 +802,632 @@ def verify_stream(
     return verify_rows(([tuple(e.get(name) for name in ROW_FIELDS)] for e in entries), trusted_keys, **options)
 
 
-# -- bundles ---------------------------------------------------------------------------------------
+# -- reading the files an auditor was handed (hostile input) -----------------------------------------
+
+# What the verifier reads of a file, at most. A file or line beyond these is refused before it is read
+# whole, so a hostile bundle or checkpoint cannot make it use unbounded memory.
+MAX_JSON_FILE_BYTES = 1 << 20  # manifest.json, checkpoint.json, a kept checkpoint, a public key file
+MAX_LINE_BYTES = 64 << 20  # one line of a .jsonl file: an entry with its payload
+MAX_JSON_DEPTH = 32  # arrays and objects inside each other; the bundle's own records nest 3 deep
+_MAX_INT_DIGITS = 16  # the largest safe integer, 2**53 - 1, has 16 digits
+_HEX_DIGITS = "0123456789abcdef"
 
 
-def sha256_file(path: Path) -> str:
+class BundleFileError(ValueError):
+    """A file the verifier refuses. The message is one line naming the file (and line) and why."""
+
+
+class MissingFile(BundleFileError):
+    pass
+
+
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"),
+)
+
+
+def open_regular_file(path: Path, label: str) -> BinaryIO:
+    """Open a regular file to read, refusing anything else (a directory, a pipe, a device such as
+    /dev/zero behind a symlink) before reading a byte of it."""
+    # O_NONBLOCK: opening a named pipe would otherwise wait for a writer. Neither flag exists everywhere.
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise MissingFile(f"{label}: missing") from None
+    except OSError as error:
+        raise BundleFileError(f"{label}: cannot be opened ({error.strerror})") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a file")
+        via = " behind a symlink" if os.path.islink(path) else ""
+        raise BundleFileError(f"{label}: is {kind}{via}, not a regular file")
+    return os.fdopen(fd, "rb")
+
+
+def read_bounded(path: Path, label: str, limit: int = MAX_JSON_FILE_BYTES) -> bytes:
+    with open_regular_file(path, label) as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise BundleFileError(f"{label}: larger than {limit} bytes, which no file of this kind is")
+    return data
+
+
+def _refuse_float(text: str) -> Any:
+    raise ValueError(f"the number {text[:24]} is not an integer (no floats here)")
+
+
+def _bounded_int(text: str) -> int:
+    digits = len(text) - text.startswith("-")
+    if digits > _MAX_INT_DIGITS:
+        raise ValueError(f"an integer of {digits} digits is out of range")
+    return int(text)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+# Integers are checked from their digits before any conversion (10**5000 costs nothing to refuse).
+_STRICT_JSON = json.JSONDecoder(parse_float=_refuse_float, parse_int=_bounded_int, parse_constant=_refuse_constant)
+
+
+def _nesting_exceeds(value: Any, limit: int) -> bool:
+    """Are arrays and objects nested more than `limit` deep? Level by level, no recursion."""
+    level, current = 0, [value]
+    while current:
+        containers = [v for v in current if isinstance(v, (dict, list))]
+        if not containers:
+            return False
+        level += 1
+        if level > limit:
+            return True
+        current = [child for v in containers for child in (v.values() if isinstance(v, dict) else v)]
+    return False
+
+
+def parse_json(data: bytes, label: str) -> Any:
+    """Strict JSON from UTF-8 bytes: no floats, NaN or integers beyond the safe range, bounded nesting."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise BundleFileError(f"{label}: not UTF-8 text (byte {error.start + 1} is 0x{data[error.start]:02x})") from None
+    try:
+        value = _STRICT_JSON.decode(text)
+    except RecursionError:
+        value = None  # reported below, as any nesting beyond the limit
+        deep = True
+    except ValueError as error:
+        raise BundleFileError(f"{label}: not valid JSON ({error})") from None
+    else:
+        deep = _nesting_exceeds(value, MAX_JSON_DEPTH)
+    if deep:
+        raise BundleFileError(f"{label}: JSON nested more than {MAX_JSON_DEPTH} levels deep")
+    return value
+
+
+def read_json_file(path: Path, label: str) -> tuple[bytes, Any]:
+    """The bytes of a small JSON file and their strict parse."""
+    data = read_bounded(path, label)
+    return data, parse_json(data, label)
+
+
+def read_json_lines(path: Path, label: str, limit: int = MAX_LINE_BYTES) -> Iterator[tuple[int, Any]]:
+    """(line number, value) of each line of a JSONL file, reading at most `limit` bytes of any line."""
+    with open_regular_file(path, label) as handle:
+        number = 0
+        while line := handle.readline(limit + 1):
+            number += 1
+            if len(line) > limit and not line.endswith(b"\n"):
+                raise BundleFileError(f"{label} line {number}: longer than {limit} bytes, which no entry is")
+            yield number, parse_json(line, f"{label} line {number}")
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    return {int: "an integer", str: "a string", list: "an array", dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def _is_hex(value: Any, length: int | None = None) -> bool:
+    return type(value) is str and bool(value) and (length is None or len(value) == length) and not value.strip(_HEX_DIGITS)
+
+
+# Each field of a record: a check of its JSON value, and what it must be (for the message).
+_Field = tuple[Callable[[Any], bool], str]
+_HEX64: _Field = (lambda v: _is_hex(v, 64), "64 lowercase hex digits")
+_TEXT: _Field = (lambda v: type(v) is str, "a string")
+_TEXT_OR_NULL: _Field = (lambda v: v is None or type(v) is str, "a string or null")
+_COUNT: _Field = (lambda v: type(v) is int and v >= 0, "an integer of at least 0")
+_SEQ: _Field = (lambda v: type(v) is int and v >= 1, "a seq (an integer of at least 1)")
+_HASH_LIST: _Field = (lambda v: type(v) is list and all(_is_hex(h, 64) for h in v), "an array of 64-hex-digit hashes")
+_OBJECT: _Field = (lambda v: type(v) is dict, "an object")
+
+ENTRY_FIELDS: dict[str, _Field] = {
+    "seq": _SEQ, "time": _TEXT, "event_type": _TEXT, "actor": _TEXT, "request_id": _TEXT_OR_NULL,
+    "subjects": (lambda v: type(v) is list and all(type(s) is str for s in v), "an array of strings"),
+    "status": _TEXT_OR_NULL, "payload_commitment": _HEX64, "prev_hash": _HEX64, "leaf_hash": _HEX64,
+    "salt": (lambda v: v is None or _is_hex(v, 64), "64 lowercase hex digits or null"), "payload": _TEXT_OR_NULL,
+}
+CHECKPOINT_FIELDS: dict[str, _Field] = {
+    "format": (lambda v: v == CHECKPOINT_FORMAT, repr(CHECKPOINT_FORMAT)), "log_id": _TEXT, "size": _COUNT,
+    "root": _HEX64, "time": _TEXT, "key_id": _TEXT, "signature": (lambda v: _is_hex(v, 128), "128 lowercase hex digits"),
+}
+MANIFEST_FIELDS: dict[str, _Field] = {
+    "format": (lambda v: v == BUNDLE_FORMAT, repr(BUNDLE_FORMAT)), "log_id": _TEXT, "tree_size": _COUNT,
+    "root": _HEX64, "filters": (lambda v: type(v) is dict and all(type(x) is str for x in v.values()), "an object of strings"),
+    "entries": _COUNT, "key_id": _TEXT,
+    "files": (lambda v: type(v) is dict and all(_is_hex(d, 64) for d in v.values()), "an object of SHA-256 hex digests"),
+}
+PROOF_FIELDS: dict[str, _Field] = {"seq": _SEQ, "tree_size": _COUNT, "path": _HASH_LIST}
+EARLIER_CHECKPOINT_FIELDS: dict[str, _Field] = {"checkpoint": _OBJECT, "consistency": _HASH_LIST}
+KEY_EVENT_FIELDS: dict[str, _Field] = {"entry": _OBJECT, "path": _HASH_LIST}
+
+
+def check_record(record: Any, fields: Mapping[str, _Field], label: str) -> dict[str, Any]:
+    """`record` if it is an object holding every field with the right JSON type; else BundleFileError."""
+    if type(record) is not dict:
+        raise BundleFileError(f"{label}: expected a JSON object, found {_json_kind(record)}")
+    for name, (valid, what) in fields.items():
+        if name not in record:
+            raise BundleFileError(f"{label}: field '{name}' is missing")
+        if not valid(record[name]):
+            raise BundleFileError(f"{label}: field '{name}' must be {what}, not {_json_kind(record[name])}")
+    return record
+
+
+def read_checkpoint_file(path: Path, label: str | None = None) -> dict[str, Any]:
+    """A checkpoint file (one kept outside the log, or a bundle's checkpoint.json), every field checked."""
+    label = label or str(path)
+    return check_record(read_json_file(path, label)[1], CHECKPOINT_FIELDS, label)
+
+
+def _sha256_of(handle: BinaryIO) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    for block in iter(lambda: handle.read(1 << 20), b""):
+        digest.update(block)
     return digest.hexdigest()
 
 
-def _read_jsonl(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
-    with path.open("r", encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            yield number, json.loads(line)
+def sha256_file(path: Path, label: str | None = None) -> str:
+    with open_regular_file(path, label or str(path)) as handle:
+        return _sha256_of(handle)
 
 
-def verify_bundle(bundle: Path, my_checkpoint: Path | None = None) -> list[str]:
-    """Check an export bundle; returns the problems found, each naming a file or an entry (empty = OK)."""
-    problems: list[str] = []
-    manifest_path = bundle / "manifest.json"
-    if not manifest_path.is_file():
-        return [f"{manifest_path}: missing; is this a Docket audit bundle?"]
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    keys = load_public_keys(bundle / "public_keys")
-    signer = keys.get(manifest.get("key_id", ""))
-    signature = (bundle / "manifest.sig").read_text().strip() if (bundle / "manifest.sig").is_file() else ""
-    if signer is None or not signature_ok(signer, signature, manifest_path.read_bytes()):
-        problems.append("manifest.json: signature does not verify with the bundle's public keys (manifest altered)")
-    listed = manifest.get("files", {})
-    present = {p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file()}
-    for name, digest in sorted(listed.items()):
-        if name not in present:
-            problems.append(f"{name}: listed in the manifest but missing")
-        elif sha256_file(bundle / name) != digest:
-            problems.append(f"{name}: SHA-256 differs from the manifest (file changed or swapped)")
-    for name in sorted(present - set(listed) - {"manifest.json", "manifest.sig"}):
-        problems.append(f"{name}: not listed in the manifest (file added)")
+# -- trusted keys ------------------------------------------------------------------------------------
 
-    checkpoint = json.loads((bundle / "checkpoint.json").read_text(encoding="utf-8"))
-    key = keys.get(checkpoint.get("key_id", ""))
-    if key is None or not signature_ok(key, checkpoint.get("signature", ""), checkpoint_message(checkpoint)):
-        problems.append("checkpoint.json: signature does not verify (checkpoint forged or signed by an unknown key)")
-    root, size = bytes.fromhex(checkpoint["root"]), checkpoint["size"]
-    proofs = {proof["seq"]: proof for _, proof in _read_jsonl(bundle / "proofs.jsonl")}
-    previous: dict[str, Any] | None = None
-    for line, entry in _read_jsonl(bundle / "entries.jsonl"):
-        seq = entry.get("seq")
-        computed = leaf_hash(leaf_bytes(entry))
-        if computed.hex() != entry.get("leaf_hash"):
-            problems.append(f"entries.jsonl line {line}: entry seq {seq} does not match its leaf hash (entry changed)")
-        elif entry.get("payload") is not None and payload_commitment(entry["salt"], entry["payload"]) != entry["payload_commitment"]:
-            problems.append(f"entries.jsonl line {line}: entry seq {seq} payload does not match its commitment")
-        elif previous is not None and previous["seq"] == seq - 1 and entry["prev_hash"] != previous["leaf_hash"]:
-            problems.append(f"entries.jsonl line {line}: entry seq {seq} is not chained to seq {seq - 1}")
-        proof = proofs.get(seq)
-        if proof is None or not verify_inclusion(seq - 1, size, computed, [bytes.fromhex(h) for h in proof["path"]], root):
-            problems.append(f"entries.jsonl line {line}: entry seq {seq} is not proven included in checkpoint.json")
-        previous = entry
 
-    if manifest.get("complete"):
-        report = verify_stream(
-            (entry for _, entry in _read_jsonl(bundle / "entries.jsonl")), keys,
-            log_id=manifest.get("log_id"), outside_checkpoint=checkpoint, checkpoint_label="checkpoint.json",
+def load_trusted_key(value: str) -> tuple[str, Ed25519PublicKey | None]:
+    """A `--trust` value: a public key file (PEM, or the raw key as 64 hex digits) or a key id (16 hex
+    digits). Returns the key id and the key (None when pinned by id: the bundle must announce it)."""
+    path = Path(value)
+    if _is_hex(value.lower(), 16) and not path.exists():
+        return value.lower(), None
+    data = read_bounded(path, value, 64 << 10)
+    if data.lstrip().startswith(b"-----BEGIN"):
+        try:
+            key = load_pem_public_key(data)
+        except ValueError:
+            raise BundleFileError(f"{value}: not a readable PEM public key") from None
+        if not isinstance(key, Ed25519PublicKey):
+            raise BundleFileError(f"{value}: not an Ed25519 public key")
+        return key_id_of(key), key
+    text = data.decode("ascii", "replace").strip().lower()
+    if not _is_hex(text, 64):
+        raise BundleFileError(
+            f"{value}: neither a PEM public key, an Ed25519 public key in hex (64 digits), nor a key id (16 hex digits)"
         )
+    key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(text))
+    return key_id_of(key), key
+
+
+def _bundle_key_chain(
+    key_events: Sequence[tuple[int, dict[str, Any]]], anchors: Mapping[str, Ed25519PublicKey] | None, log_id: str,
+) -> tuple[ChainVerifier, list[str]]:
+    """The log's key events (announcements, handovers, endorsements) run through `ChainVerifier`'s own
+    key rules, without the rows between them: a subset bundle holds only these and the selected entries."""
+    chain = ChainVerifier(anchors, log_id)
+    problems = []
+    register = getattr(chain, "register_key_event", None) or chain._register_key
+    for seq, payload in key_events:
+        try:
+            register(seq, payload)
+        except ChainProblem as problem:
+            problems.append(f"key_events.jsonl: {problem.problem}")
+            break  # later keys depend on this one
+    return chain, problems
+
+
+# -- bundles -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BundleReport:
+    """What `verify_bundle` found: problems (each a FAIL), warnings, and who signed what."""
+
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    signers: dict[str, list[str]] = field(default_factory=dict)  # key id -> what it signed
+    pinned: list[str] = field(default_factory=list)  # the key ids given with --trust
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, **asdict(self)}
+
+
+def seq_ranges(seqs: Iterable[int]) -> list[list[int]]:
+    """Ascending seqs as [first, last] runs."""
+    runs: list[list[int]] = []
+    for seq in seqs:
+        if runs and runs[-1][1] == seq - 1:
+            runs[-1][1] = seq
+        else:
+            runs.append([seq, seq])
+    return runs
+
+
+def _subtract(runs: list[list[int]], minus: list[list[int]]) -> list[list[int]]:
+    """The seqs of `runs` not in `minus` (both ascending and disjoint), as runs."""
+    left: list[list[int]] = []
+    other = iter(minus)
+    cut = next(other, None)
+    for first, last in runs:
+        while cut is not None and first <= last:
+            if cut[1] < first:
+                cut = next(other, None)
+            elif cut[0] > last:
+                break
+            else:
+                if cut[0] > first:
+                    left.append([first, cut[0] - 1])
+                first = cut[1] + 1
+                if cut[1] <= last:
+                    cut = next(other, None)
+        if first <= last:
+            left.append([first, last])
+    return left
+
+
+def describe_seqs(runs: list[list[int]], most: int = 20) -> str:
+    """"seq 4, 7..9" (the first `most` runs, then how many more)."""
+    shown = ", ".join(str(a) if a == b else f"{a}..{b}" for a, b in runs[:most])
+    more = f" and {len(runs) - most} more ranges" if len(runs) > most else ""
+    return f"seq {shown}{more}"
+
+
+def _safe_name(name: str) -> bool:
+    """A manifest file name must stay inside the bundle."""
+    parts = PurePosixPath(name).parts
+    return bool(parts) and not PurePosixPath(name).is_absolute() and ".." not in parts and "\\" not in name
+
+
+def _check_entry(entry: dict[str, Any], label: str) -> bytes:
+    """An entry line's leaf hash (as computed) after its fields, leaf hash and payload commitment check out."""
+    seq = entry["seq"]
+    try:
+        computed = leaf_hash(leaf_bytes(entry))
+    except ValueError:  # a lone surrogate: not text that can be hashed
+        raise BundleFileError(f"{label}: entry seq {seq} holds a field that is not valid Unicode (entry changed)") from None
+    if computed.hex() != entry["leaf_hash"]:
+        raise BundleFileError(f"{label}: entry seq {seq} does not match its leaf hash (entry changed)")
+    if (entry["payload"] is None) != (entry["salt"] is None):
+        raise BundleFileError(f"{label}: entry seq {seq} has a payload without its salt, or a salt without its payload")
+    if entry["payload"] is not None and not _payload_matches(entry["salt"], entry["payload"], entry["payload_commitment"]):
+        raise BundleFileError(f"{label}: entry seq {seq} payload does not match its commitment")
+    return computed
+
+
+def _path(hashes: list[str]) -> list[bytes]:
+    return [bytes.fromhex(h) for h in hashes]
+
+
+class _Bundle:
+    """One run of the bundle checks; each check appends what it finds to `report`."""
+
+    def __init__(self, directory: Path, report: BundleReport) -> None:
+        self.dir = directory
+        self.report = report
+        self.problems = report.problems
+
+    def files_match_manifest(self, manifest: dict[str, Any]) -> None:
+        listed = manifest["files"]
+        # Sizes first: a file of the wrong size is named without hashing it (a gigabyte planted in a
+        # bundle is refused at once). Bundles from before sizes were listed are hashed as they are.
+        sizes = manifest.get("sizes") if type(manifest.get("sizes")) is dict else {}
+        present = {p.relative_to(self.dir).as_posix() for p in self.dir.rglob("*") if p.is_symlink() or not p.is_dir()}
+        for name, digest in sorted(listed.items()):
+            if not _safe_name(name):
+                self.problems.append(f"manifest.json: lists {name!r}, a path outside the bundle")
+                continue
+            try:
+                with open_regular_file(self.dir / name, name) as handle:
+                    size, listed_size = os.fstat(handle.fileno()).st_size, sizes.get(name)
+                    if type(listed_size) is int and size != listed_size:
+                        self.problems.append(  # so it cannot have the listed digest: no need to read it
+                            f"{name}: SHA-256 differs from the manifest (file changed or swapped: "
+                            f"{size} bytes, the manifest lists {listed_size})"
+                        )
+                    elif _sha256_of(handle) != digest:
+                        self.problems.append(f"{name}: SHA-256 differs from the manifest (file changed or swapped)")
+            except MissingFile:
+                self.problems.append(f"{name}: listed in the manifest but missing")
+            except BundleFileError as error:
+                self.problems.append(str(error))
+        for name in sorted(present - set(listed) - {"manifest.json", "manifest.sig"}):
+            self.problems.append(f"{name}: not listed in the manifest (file added)")
+
+    def key_events(self, root: bytes, size: int) -> list[tuple[int, dict[str, Any]]]:
+        """The log's key events up to the checkpoint, each proven included in it."""
+        events: list[tuple[int, dict[str, Any]]] = []
+        try:
+            for line, record in read_json_lines(self.dir / "key_events.jsonl", "key_events.jsonl"):
+                label = f"key_events.jsonl line {line}"
+                check_record(record, KEY_EVENT_FIELDS, label)
+                entry = check_record(record["entry"], ENTRY_FIELDS, label)
+                computed = _check_entry(entry, label)
+                seq = entry["seq"]
+                if entry["event_type"] != "key_rotation" or entry["payload"] is None:
+                    raise BundleFileError(f"{label}: seq {seq} is not a key_rotation event with its payload")
+                if events and seq <= events[-1][0]:
+                    raise BundleFileError(f"{label}: seq {seq} comes after seq {events[-1][0]} (out of order)")
+                if not verify_inclusion(seq - 1, size, computed, _path(record["path"]), root):
+                    raise BundleFileError(f"{label}: key event seq {seq} is not proven included in checkpoint.json")
+                payload = parse_json(entry["payload"].encode("utf-8"), f"{label} payload")
+                if type(payload) is not dict:
+                    raise BundleFileError(f"{label}: the payload of seq {seq} is not a JSON object")
+                events.append((seq, payload))
+        except MissingFile:
+            pass  # a bundle from before key events were exported: the keys come from public_keys/ alone
+        except BundleFileError as error:
+            self.problems.append(str(error))
+        return events
+
+    def entries(self, root: bytes, size: int) -> list[list[int]]:
+        """Check every entry line and its inclusion proof; returns the seqs present, as runs."""
+        present: list[int] = []
+        previous: dict[str, Any] | None = None
+        proofs = read_json_lines(self.dir / "proofs.jsonl", "proofs.jsonl")
+        try:
+            for line, record in read_json_lines(self.dir / "entries.jsonl", "entries.jsonl"):
+                label = f"entries.jsonl line {line}"
+                entry = check_record(record, ENTRY_FIELDS, label)
+                seq = entry["seq"]
+                if present and seq <= present[-1]:
+                    raise BundleFileError(f"{label}: seq {seq} comes after seq {present[-1]} (entries out of order or repeated)")
+                if seq > size:
+                    raise BundleFileError(f"{label}: seq {seq} is beyond the checkpoint's {size} entries")
+                present.append(seq)
+                proof_line, proof = next(proofs, (None, None))
+                try:
+                    computed = _check_entry(entry, label)
+                except BundleFileError as error:
+                    self.problems.append(str(error))
+                    computed = bytes.fromhex(entry["leaf_hash"])
+                else:
+                    if previous is not None and previous["seq"] == seq - 1 and entry["prev_hash"] != previous["leaf_hash"]:
+                        self.problems.append(f"{label}: entry seq {seq} is not chained to seq {seq - 1}")
+                if proof is None:
+                    raise BundleFileError(f"proofs.jsonl: no inclusion proof for entry seq {seq} ({label})")
+                check_record(proof, PROOF_FIELDS, f"proofs.jsonl line {proof_line}")
+                if proof["seq"] != seq or not verify_inclusion(seq - 1, size, computed, _path(proof["path"]), root):
+                    self.problems.append(f"{label}: entry seq {seq} is not proven included in checkpoint.json")
+                previous = entry
+            extra = next(proofs, None)
+            if extra is not None:
+                self.problems.append(f"proofs.jsonl line {extra[0]}: a proof for no entry of entries.jsonl")
+        except BundleFileError as error:
+            self.problems.append(str(error))
+        return seq_ranges(present)
+
+    def missing_entries(self, manifest: dict[str, Any], present: list[list[int]], size: int) -> None:
+        """An export without filters holds every entry; a subset export the seqs its manifest lists."""
+        subset = bool(manifest["filters"])
+        listed = manifest.get("seqs")
+        if listed is not None and not (
+            type(listed) is list
+            and all(type(r) is list and len(r) == 2 and all(type(s) is int for s in r) and 1 <= r[0] <= r[1] for r in listed)
+            and all(a[1] < b[0] for a, b in zip(listed, listed[1:]))
+        ):
+            self.problems.append("manifest.json: field 'seqs' must be ascending [first, last] ranges of seqs")
+            return
+        expected = [[1, size]] if size and not subset else (listed if subset and listed is not None else [])
+        if not subset and listed is not None and listed != expected:
+            self.problems.append(f"manifest.json: an export without filters must list seq 1..{size}")
+        if subset and listed is None:
+            self.report.warnings.append("manifest.json lists no seqs: the bundle cannot tell whether entries were removed")
+        missing = _subtract(expected, present)
+        if missing:
+            what = "a subset export holds every seq its manifest lists" if subset else "an export without filters holds every entry"
+            self.problems.append(f"entries.jsonl: {describe_seqs(missing)} missing from the bundle ({what})")
+        unlisted = _subtract(present, expected) if subset and listed is not None else []
+        if unlisted:
+            self.problems.append(f"entries.jsonl: {describe_seqs(unlisted)} in the bundle but not in its manifest")
+
+    def earlier_checkpoints(self) -> Iterator[tuple[str, dict[str, Any], list[bytes]]]:
+        for line, record in read_json_lines(self.dir / "checkpoints.jsonl", "checkpoints.jsonl"):
+            label = f"checkpoints.jsonl line {line}"
+            check_record(record, EARLIER_CHECKPOINT_FIELDS, label)
+            yield label, check_record(record["checkpoint"], CHECKPOINT_FIELDS, label), _path(record["consistency"])
+
+
+class _Signatures:
+    """Who may sign this bundle's manifest and checkpoints: the keys the log announced, and which of them
+    are trusted (pinned with --trust, or reached from a pinned key by handovers and endorsements)."""
+
+    def __init__(
+        self, chain: ChainVerifier | None, bundle_keys: Mapping[str, Ed25519PublicKey], pinned: bool, report: BundleReport
+    ) -> None:
+        self.chain = chain
+        self.bundle_keys = bundle_keys  # public_keys/: used only for keys the log did not announce in the bundle
+        self.pinned = pinned
+        self.report = report
+
+    def check(self, label: str, key_id: Any, size: int, signature: Any, message: bytes) -> None:
+        key_id = str(key_id)
+        info = self.chain.keys.get(key_id) if self.chain is not None else None
+        self.report.signers.setdefault(key_id, []).append(label)
+        if info is None:
+            if self.pinned:
+                self.report.problems.append(
+                    f"{label} is signed by key {key_id}, which the bundle's key events never announce "
+                    "(not pinned with --trust and not handed over to by a pinned key)"
+                )
+                return
+            key = self.bundle_keys.get(key_id)
+        else:
+            key = info.public_key
+        if key is None or not signature_ok(key, str(signature), message):
+            self.report.problems.append(f"{label}: signature does not verify with key {key_id} (forged, altered or unknown key)")
+            return
+        if info is not None and self.chain is not None and not self.chain.key_valid_at(key_id, size):
+            self.report.problems.append(f"{label} (size {size}) is signed by key {key_id}, which was not valid at that size (rotated-out key)")
+        elif self.pinned and not (info is not None and info.trusted):
+            self.report.problems.append(
+                f"{label} is signed by key {key_id}, which is not pinned with --trust and does not chain to a pinned key"
+            )
+
+
+def _load_bundle_keys(directory: Path) -> dict[str, Ed25519PublicKey]:
+    keys: dict[str, Ed25519PublicKey] = {}
+    if not directory.is_dir():
+        return keys
+    for path in sorted(directory.glob("*.pub")):
+        try:
+            key_id, key = load_trusted_key(str(path))
+        except BundleFileError:
+            continue  # a key file nobody can read signs nothing; its id is then reported as unknown
+        if key is not None:
+            keys[key_id] = key
+    return keys
+
+
+def verify_bundle(bundle: Path, my_checkpoint: Path | None = None, trust: Sequence[str] = ()) -> BundleReport:
+    """Check an export bundle against the keys pinned with `trust` (key files or key ids).
+
+    Every problem names a file, a line or a seq (no problems: OK). Raises BundleFileError for a `trust`
+    value that is no key (the caller's mistake, not the bundle's).
+    """
+    pins = dict(load_trusted_key(value) for value in trust)
+    report = BundleReport(pinned=sorted(pins))
+    try:
+        _check_bundle(_Bundle(bundle, report), my_checkpoint, pins)
+    except MissingFile as error:
+        name = str(error).split(":")[0]
+        report.problems.append(f"{bundle / name}: missing; is this a Docket audit bundle?")
+    except BundleFileError as error:
+        report.problems.append(str(error))
+    if not pins:
+        signers = ", ".join(sorted(report.signers)) or "none"
+        report.warnings.insert(
+            0,
+            f"no key pinned: the bundle is signed by key {signers}, whose public keys come from the bundle itself, "
+            "so whoever wrote the bundle could have signed it; get the log's key from its owner and pass --trust KEY",
+        )
+    return report
+
+
+def _check_bundle(bundle: _Bundle, my_checkpoint: Path | None, pins: Mapping[str, Ed25519PublicKey | None]) -> None:
+    problems = bundle.problems
+    if not bundle.dir.is_dir():
+        raise BundleFileError(f"{bundle.dir}: not a directory; pass the bundle's directory")
+    manifest_bytes, manifest = read_json_file(bundle.dir / "manifest.json", "manifest.json")
+    check_record(manifest, MANIFEST_FIELDS, "manifest.json")
+    checkpoint = read_checkpoint_file(bundle.dir / "checkpoint.json", "checkpoint.json")
+    signature = read_bounded(bundle.dir / "manifest.sig", "manifest.sig", 1024).decode("ascii", "replace").strip()
+    bundle.files_match_manifest(manifest)
+
+    root, size = bytes.fromhex(checkpoint["root"]), checkpoint["size"]
+    log_id = checkpoint["log_id"]
+    if (manifest["log_id"], manifest["tree_size"], manifest["root"]) != (log_id, size, checkpoint["root"]):
+        problems.append("manifest.json: its log_id, tree_size and root are not those of checkpoint.json")
+
+    key_events = bundle.key_events(root, size)
+    announced = {payload.get("key_id"): payload.get("public_key") for _, payload in key_events}
+    anchors: dict[str, Ed25519PublicKey] = {}
+    for key_id, key in pins.items():
+        if key is None and _is_hex(announced.get(key_id), 64):  # pinned by id: the key the log announced under it
+            key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(announced[key_id]))
+        if key is not None and key_id_of(key) == key_id:
+            anchors[key_id] = key
+    chain: ChainVerifier | None = None
+    if key_events:
+        chain, chain_problems = _bundle_key_chain(key_events, anchors if pins else None, log_id)
+        problems.extend(chain_problems)
+    signatures = _Signatures(chain, _load_bundle_keys(bundle.dir / "public_keys"), bool(pins), bundle.report)
+    signatures.check("manifest.json", manifest["key_id"], size, signature, manifest_bytes)
+    signatures.check("checkpoint.json", checkpoint["key_id"], size, checkpoint["signature"], checkpoint_message(checkpoint))
+
+    present = bundle.entries(root, size)
+    bundle.missing_entries(manifest, present, size)
+    if present == [[1, size]]:
+        # The whole log: replay the chain end to end (the log's own checkpoints and key events included).
+        # checkpoint.json needs no second check here: its signer was checked above, and every entry's
+        # inclusion proof already leads to its root.
+        entry_lines = (record for _, record in read_json_lines(bundle.dir / "entries.jsonl", "entries.jsonl"))
+        report = verify_stream(entry_lines, anchors if pins else None, log_id=log_id)
         if not report.ok:
             problems.append(f"entries.jsonl: whole-log replay fails at seq {report.first_bad_seq}: {report.problem}")
 
-    for line, earlier in _read_jsonl(bundle / "checkpoints.jsonl"):
-        cp = earlier["checkpoint"]
-        cp_key = keys.get(cp.get("key_id", ""))
-        if cp_key is None or not signature_ok(cp_key, cp.get("signature", ""), checkpoint_message(cp)):
-            problems.append(f"checkpoints.jsonl line {line}: checkpoint of size {cp.get('size')} has a bad signature")
-        elif not verify_consistency(
-            cp["size"], size, bytes.fromhex(cp["root"]), root, [bytes.fromhex(h) for h in earlier["consistency"]]
-        ):
-            problems.append(f"checkpoints.jsonl line {line}: checkpoint of size {cp['size']} is not consistent with checkpoint.json")
+    try:
+        for label, earlier, consistency in bundle.earlier_checkpoints():
+            signatures.check(label, earlier["key_id"], earlier["size"], earlier["signature"], checkpoint_message(earlier))
+            if earlier["log_id"] != log_id or not verify_consistency(
+                earlier["size"], size, bytes.fromhex(earlier["root"]), root, consistency
+            ):
+                problems.append(f"{label}: checkpoint of size {earlier['size']} is not consistent with checkpoint.json")
+    except BundleFileError as error:
+        problems.append(str(error))
 
     if my_checkpoint is not None:
-        mine = json.loads(my_checkpoint.read_text(encoding="utf-8"))
-        match = next((e for _, e in _read_jsonl(bundle / "checkpoints.jsonl") if e["checkpoint"] == mine), None)
-        if mine != checkpoint and match is None:
+        mine = read_checkpoint_file(my_checkpoint)
+        matches = mine == checkpoint or any(
+            earlier == mine for _, earlier, _ in bundle.earlier_checkpoints()
+        )
+        if not matches:
             problems.append(
                 f"{my_checkpoint}: this checkpoint is not among the bundle's checkpoints; the log it came from "
                 "is not the log this bundle was exported from, or it was rewritten"
             )
-    return problems
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Verify a Docket audit export bundle offline.")
     parser.add_argument("bundle", type=Path, nargs="?", default=Path(__file__).resolve().parent)
     parser.add_argument("--checkpoint", type=Path, help="a checkpoint file you kept, to compare with the bundle")
+    parser.add_argument(
+        "--trust", action="append", default=[], metavar="KEY",
+        help="the log's public key (PEM or hex file) or key id, as its owner gave it to you; repeatable",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
     try:
-        problems = verify_bundle(args.bundle, args.checkpoint)
-    except (OSError, ValueError, KeyError) as error:
-        problems = [f"{args.bundle}: cannot be read as a bundle ({type(error).__name__}: {error})"]
+        report = verify_bundle(args.bundle, args.checkpoint, args.trust)
+    except BundleFileError as error:  # a --trust value that is no key
+        print(f"error: --trust {error}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as error:
+        # Fail closed on anything the checks above did not foresee, naming it, never with a traceback.
+        report = BundleReport(problems=[f"{args.bundle}: cannot be checked as a bundle ({type(error).__name__}: {error})"])
     if args.json:
-        print(json.dumps({"ok": not problems, "problems": problems}, indent=2))
-    elif problems:
-        for problem in problems:
-            print(f"FAIL {problem}")
-    else:
-        print(f"OK {args.bundle}: every file and entry matches the signed manifest and checkpoint")
-    return 1 if problems else 0
+        print(json.dumps(report.to_dict(), indent=2))
+        for warning in report.warnings:  # stdout holds the JSON alone
+            print(f"WARNING {warning}", file=sys.stderr)
+        return 0 if report.ok else 1
+    for problem in report.problems:
+        print(f"FAIL {problem}")
+    if report.ok:
+        pinned = f", signed by pinned key {', '.join(report.pinned)}" if report.pinned else ""
+        print(f"OK {args.bundle}: every file and entry matches the signed manifest and checkpoint{pinned}")
+    for warning in report.warnings:  # last, where it is read
+        print(f"WARNING {warning}")
+    return 0 if report.ok else 1
 
 
 if __name__ == "__main__":
