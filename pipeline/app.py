@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from audit import AuditLog
 from ingest.store import DocumentStore
 from pipeline.reasoning import Reasoner
+from pipeline.secrets import SecretMaskingAuditLog
 from pipeline.settings import DocketSettings
 
 
@@ -35,7 +36,9 @@ class Docket:
     @cached_property
     def audit(self) -> AuditLog:
         self.settings.home.mkdir(parents=True, exist_ok=True)
-        return AuditLog.open(self.settings.resolved_audit_url, keys_dir=self.settings.keys_dir)
+        # Payloads are masked of the workspace's known secrets (an API key a provider echoed back) on append.
+        log = SecretMaskingAuditLog.open(self.settings.resolved_audit_url, keys_dir=self.settings.keys_dir)
+        return log.with_secrets(self.settings.known_secrets())
 
     @cached_property
     def reasoner(self) -> Reasoner:

@@ -150,6 +150,12 @@ def _record(docket, question, options, collection, retrieval, evidence, output, 
             f"{low.confidence:.2f} (below {threshold}); check the page image"
             for low in report.low_confidence
         ]
+        if report.possible_injection:
+            flags.insert(0, (
+                f"possible injection: the answer cites {', '.join(report.unknown_citations)}, which no source sent "
+                f"carries (sent: {', '.join(e.label for e in shown) or 'none'}); text in a document or the "
+                "question may have steered the model"
+            ))
         if strict and report.verdict != "grounded":
             status, answer, withheld = "refused", STRICT_WITHHELD, output.answer
     notice = getattr(docket.reasoner, "notice", None) if status == "answered" else None

@@ -402,10 +402,12 @@ def docs_remove(
 @config_app.command("show")
 def config_show(as_json: JsonFlag = False) -> None:
     """The settings in force (secrets masked), with where the workspace is."""
+    from pipeline.secrets import mask_url
+
     settings = state.settings()
     data = settings.public_dict()
     data["config_hash"] = settings.config_hash()
-    data["resolved"] = {"registry_url": settings.resolved_registry_url, "audit_url": settings.resolved_audit_url}
+    data["resolved"] = {"registry_url": mask_url(settings.resolved_registry_url), "audit_url": mask_url(settings.resolved_audit_url)}
     if as_json:
         print_json(data)
     else:

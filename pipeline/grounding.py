@@ -74,6 +74,13 @@ class GroundingReport:
     citations: list[str]  # known labels the answer cites, in order
     problems: list[SentenceProblem] = field(default_factory=list)
     low_confidence: list[LowConfidenceSource] = field(default_factory=list)
+    # Labels the answer cites that no source sent carries ([S9] when S1..S5 were sent). A model does
+    # not invent labels on its own: text in a document or the question steered it, so it is flagged.
+    unknown_citations: list[str] = field(default_factory=list)
+
+    @property
+    def possible_injection(self) -> bool:
+        return bool(self.unknown_citations)
 
     @property
     def failing_sentences(self) -> list[str]:
@@ -89,6 +96,8 @@ class GroundingReport:
             "citations": list(self.citations),
             "problems": [asdict(p) for p in self.problems],
             "low_confidence": [s.to_dict() for s in self.low_confidence],
+            "unknown_citations": list(self.unknown_citations),
+            "possible_injection": self.possible_injection,
         }
 
 
@@ -485,10 +494,14 @@ def check_grounding(
         failing += bool(found)
         problems += [SentenceProblem(index, sentence, kind, detail) for kind, detail in found]
     verdict: Verdict = "grounded" if not failing else "ungrounded" if failing == claims else "partly_grounded"
+    unknown = [label for label in cited_labels(answer) if label not in sources]
+    if unknown and verdict == "grounded":
+        # However the sentences split, an answer citing a label never sent is not grounded.
+        verdict = "partly_grounded" if claims else "ungrounded"
     citations = [label for label in cited_labels(answer) if label in sources]
     low = (
         low_confidence_sources(citations, evidence, low_confidence_threshold)
         if low_confidence_threshold is not None
         else []
     )
-    return GroundingReport(verdict, len(sentences), claims, claims - failing, citations, problems, low)
+    return GroundingReport(verdict, len(sentences), claims, claims - failing, citations, problems, low, unknown)

@@ -80,6 +80,12 @@ class LLMSettings(_Section):
     prompt_mode: str | None = Field(
         None, description="Provider 'mistral' only: sent as prompt_mode (e.g. 'reasoning'); unset leaves the API's default."
     )
+    template_opens_trace: bool = Field(
+        False,
+        description="The server's chat template writes the opening <think>/[THINK] tag into the prompt, so replies "
+        "start inside the trace and send only its closing tag. Off: a trace starts only with an opening tag at the "
+        "start of the reply, and tags anywhere else are answer text.",
+    )
 
     def resolved_base_url(self) -> str:
         return self.base_url or MISTRAL_BASE_URL
@@ -150,13 +156,35 @@ class DocketSettings(BaseSettings):
         return self.home / "keys"
 
     def public_dict(self) -> dict[str, Any]:
-        """Settings as plain JSON data with secrets masked: safe for logs, `config show` and audit."""
-        data = self.model_dump(mode="json")
+        """Settings as plain JSON data with secrets masked: safe for logs, `config show` and audit.
+
+        API keys become ``***``; every setting that holds a URL (registry_url, audit_url, llm.base_url,
+        ocr.vision_base_url, any other) has its password and secret query parameters masked."""
+        from pipeline.secrets import mask_urls_in
+
+        data = mask_urls_in(self.model_dump(mode="json"))
         if data["llm"].get("api_key"):
             data["llm"]["api_key"] = "***"
-        for key in ("registry_url", "audit_url"):
-            data[key] = redact_url_password(data[key])
+        if data["ocr"].get("vision_api_key"):
+            data["ocr"]["vision_api_key"] = "***"
         return data
+
+    def known_secrets(self) -> list[tuple[str, str]]:
+        """(setting, value) of every secret in force: the API keys, and passwords and secret query
+        parameters inside configured URLs. Masked wherever text reaches the audit log or a log line."""
+        from pipeline.secrets import url_secrets
+
+        found: list[tuple[str, str]] = []
+        for name, secret in (("llm.api_key", self.llm.api_key), ("ocr.vision_api_key", self.ocr.vision_api_key)):
+            if secret is not None:
+                found.append((name, secret.get_secret_value()))
+        urls = {
+            "registry_url": self.registry_url, "audit_url": self.audit_url,
+            "llm.base_url": self.llm.base_url, "ocr.vision_base_url": self.ocr.vision_base_url,
+        }
+        for name, url in urls.items():
+            found += [(name, value) for value in url_secrets(url or "")]
+        return found
 
     def config_hash(self) -> str:
         """SHA-256 of the public settings, recorded with every answer so a run can be matched to its config."""
@@ -165,14 +193,10 @@ class DocketSettings(BaseSettings):
 
 
 def redact_url_password(url: str | None) -> str | None:
-    """postgresql://user:secret@host/db -> postgresql://user:***@host/db"""
-    if not url or "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    if ":" in creds:
-        creds = creds.split(":", 1)[0] + ":***"
-    return f"{scheme}://{creds}@{host}"
+    """postgresql://user:secret@host/db?password=x -> postgresql://user:***@host/db?password=***"""
+    from pipeline.secrets import mask_url
+
+    return mask_url(url) if url else url
 
 
 # -- sources ------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -41,6 +41,8 @@ class Reply:
     body: Any = None
     chunks: list[dict[str, Any]] | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    # Built per request from the bearer key the request carried (``echoes_key``); None: sent as it is.
+    make: Callable[[str], Reply] | None = None
 
 
 @dataclass
@@ -132,6 +134,14 @@ def tagged_string(
     return Reply(body=_completion(model, {"content": text}, finish), chunks=chunks)
 
 
+def plain_string(text: str, *, model: str = "magistral-small-2509", finish: str = "stop", size: int = 5) -> Reply:
+    """Content as one plain string, exactly as given (no tags added); streamed in small pieces."""
+    chunks = [_chunk(model, {"role": "assistant", "content": ""})]
+    chunks += [_chunk(model, {"content": p}) for p in _pieces(text, size)]
+    chunks.append(_chunk(model, {"content": ""}, finish, usage=True))
+    return Reply(body=_completion(model, {"content": text}, finish), chunks=chunks)
+
+
 def reasoning_field(
     trace: str, answer: str, *, field_name: str = "reasoning", model: str = "mistralai/Magistral-Small-2509",
     finish: str = "stop",
@@ -181,6 +191,28 @@ def mistral_ocr(pages: list[str], *, model: str = "mistral-ocr-2505") -> Reply:
             "usage_info": {"pages_processed": len(pages), "doc_size_bytes": None},
         }
     )
+
+
+def echoes_key(
+    trace: str = "The caller's key is {key}; S1 answers.",
+    answer: str = "Either party may terminate on thirty (30) days prior written notice [S1]. Key: {key}",
+    *,
+    shape: Callable[..., Reply] = mistral_2509,
+    **kw: Any,
+) -> Reply:
+    """A provider that echoes the request's ``Authorization: Bearer`` key back: ``{key}`` in the trace
+    and the answer is replaced by it, and the raw response (the body, and the first stream chunk) gets
+    an ``echo`` field holding the header and the key. Streamed, the key is cut across deltas."""
+
+    def make(key: str) -> Reply:
+        reply = shape(trace.format(key=key), answer.format(key=key), **kw)
+        echo = {"authorization": f"Bearer {key}", "api_key": key}
+        reply.body = {**reply.body, "echo": echo}
+        if reply.chunks:
+            reply.chunks = [{**reply.chunks[0], "echo": echo}, *reply.chunks[1:]]
+        return reply
+
+    return Reply(make=make)
 
 
 # -- error shapes -------------------------------------------------------------------------------------
@@ -322,6 +354,9 @@ class FakeLLM:
                 if not self.path.endswith(("/chat/completions", "/ocr")):
                     return self._send(Reply(404, {"detail": "Not Found"}))
                 reply = fake._next(self.path)
+                if reply.make is not None:
+                    bearer = headers.get("authorization", "")
+                    reply = reply.make(bearer.removeprefix("Bearer ").strip())
                 streaming = isinstance(body, dict) and body.get("stream") and reply.chunks is not None
                 if streaming and reply.status == 200:
                     return self._send_stream(reply)

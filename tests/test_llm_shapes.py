@@ -69,10 +69,14 @@ def test_tags_split_at_every_position_across_deltas(text):
             assert not any("THINK" in t or "think>" in t for _, t in live), parts
 
 
-def test_closing_tag_without_opening_marks_what_came_before_as_trace():
-    # Servers whose chat template already wrote <think> into the prompt send only the closer.
-    got = parse_completion({"choices": [{"message": {"content": "weigh S1\n</think>\nYes [S1]."}}]})
+def test_closing_tag_without_opening_is_a_trace_boundary_only_for_a_template_that_opens_the_trace():
+    # Servers whose chat template already wrote <think> into the prompt send only the closer: a
+    # configured shape (llm.template_opens_trace). Anywhere else a lone closer is answer text.
+    body = {"choices": [{"message": {"content": "weigh S1\n</think>\nYes [S1]."}}]}
+    got = parse_completion(body, template_opens_trace=True)
     assert (got.trace, got.answer) == ("weigh S1", "Yes [S1].")
+    got = parse_completion(body)
+    assert (got.trace, got.answer) == ("", "weigh S1\n</think>\nYes [S1].")
 
 
 def test_text_empty_thinking_text_concatenates_by_type():

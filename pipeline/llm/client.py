@@ -22,6 +22,7 @@ from pipeline.grounding import cited_labels, is_refusal
 from pipeline.llm.prompt import Prompt, SystemFormat, build_messages
 from pipeline.llm.shapes import Completion, DeltaKind, StreamAssembler, parse_completion
 from pipeline.reasoning import ChatTurn, Evidence, ReasonerOutput
+from pipeline.secrets import LiveMasker, mask_known_secrets, mask_secrets_in_logs, mask_text, url_secrets, usable_secrets
 from pipeline.settings import LLMSettings
 
 OnDelta = Callable[[DeltaKind, str], None]
@@ -118,6 +119,12 @@ class MagistralReasoner:
         key = self.settings.api_key.get_secret_value() if self.settings.api_key else None
         self._key = key
         self._base_url = self.settings.resolved_base_url()
+        # A provider may echo the key (or a key riding in the base URL) back in its answer, trace, raw
+        # response or error body: all of them are masked before they reach the record or a log line.
+        self._secrets = usable_secrets(
+            [("llm.api_key", key or ""), *(("llm.base_url", v) for v in url_secrets(self._base_url))]
+        )
+        mask_secrets_in_logs(self._secrets)
         self._client = openai.OpenAI(
             api_key=key or _NO_KEY_PLACEHOLDER,
             base_url=self._base_url,
@@ -217,7 +224,7 @@ class MagistralReasoner:
                 raw = response.http_response.json()
             except ValueError as exc:
                 raise LLMCallError(f"{redact_base_url(self._base_url)} answered with a body that is not JSON") from exc
-            return raw, parse_completion(raw)
+            return raw, parse_completion(raw, template_opens_trace=self.settings.template_opens_trace)
 
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(_is_retryable),
@@ -232,9 +239,10 @@ class MagistralReasoner:
         # Read the SSE lines ourselves so the recorded chunks are exactly what the server sent,
         # list-form content and all, not the openai models' view of them.
         response = self._client.chat.completions.with_raw_response.create(**body)
-        assembler = StreamAssembler()
+        assembler = StreamAssembler(self.settings.template_opens_trace)
         chunks: list[dict[str, Any]] = []
         where = redact_base_url(self._base_url)
+        live = LiveMasker(self._secrets)  # an echoed key is not shown live either
         try:
             for line in response.http_response.iter_lines():
                 if not line.startswith("data:"):
@@ -251,15 +259,16 @@ class MagistralReasoner:
                 if "error" in chunk:
                     raise LLMCallError(f"{where} ended the stream with an error: {chunk['error']}")
                 chunks.append(chunk)
-                for kind, text in assembler.feed(chunk):
-                    on_delta(kind, text)
+                for piece in assembler.feed(chunk):
+                    for kind, text in live.feed(*piece):
+                        on_delta(kind, text)  # type: ignore[arg-type]
         except httpx.HTTPError as exc:
             # Pieces were already shown live, so a broken stream is not retried: it is an error.
             raise LLMCallError(f"the stream from {where} broke off: {type(exc).__name__}") from exc
         finally:
             response.http_response.close()
-        for kind, text in assembler.flush():
-            on_delta(kind, text)
+        for piece in [*(p for piece in assembler.flush() for p in live.feed(*piece)), *live.flush()]:
+            on_delta(*piece)  # type: ignore[arg-type]
         return {"stream": True, "chunks": chunks}, assembler.result()
 
     def _should_flatten_system(self, exc: openai.APIStatusError, fmt: SystemFormat) -> bool:
@@ -304,7 +313,8 @@ class MagistralReasoner:
         else:
             line = f"{where}: {exc}"
         line = " ".join(line.split())
-        return line.replace(self._key, "***") if self._key else line
+        line = mask_text(line, self._secrets)
+        return line.replace(self._key, "***") if self._key else line  # a key too short for mask_text
 
     def _finish(
         self,
@@ -358,6 +368,7 @@ class MagistralReasoner:
             "stream": call.streamed,
             "sent": wire,
             "system_format": fmt,
+            "template_opens_trace": s.template_opens_trace,
             "context_budget_tokens": s.context_budget_tokens,
             "prompt_tokens_counted": prompt.prompt_tokens,
             "token_counter": prompt.token_counter,
@@ -368,6 +379,9 @@ class MagistralReasoner:
             "retry_waits_ms": [round(w * 1000) for w in call.waits],
         }
         trace = completion.trace if completion else ""
+        # An echoed key goes no further than this: the answer, trace, raw response and error are masked.
+        answer, trace, error = (mask_text(t, self._secrets) if t else t for t in (answer, trace, error))
+        raw = mask_known_secrets(raw, self._secrets)
         return ReasonerOutput(
             status=status,  # type: ignore[arg-type]
             answer=answer,

@@ -5,7 +5,8 @@ Shapes accepted, streamed and not (see docs/reasoning.md):
 * Mistral API, magistral-*-2507/2509: ``content`` is a list of chunks,
   ``{"type": "thinking", "thinking": [{"type": "text", "text": ...}]}`` and ``{"type": "text", "text": ...}``,
   possibly repeated (text, empty thinking, text); concatenated by type.
-* magistral-*-2506 and raw model output: a string with ``<think>…</think>`` or ``[THINK]…[/THINK]``.
+* magistral-*-2506 and raw model output: a string with ``<think>…</think>`` or ``[THINK]…[/THINK]``;
+  the opening tag counts only at the start of the content (see ``_TaggedText``).
 * vLLM ``message.reasoning`` (older ``reasoning_content``), llama.cpp ``reasoning_content``,
   Ollama ``/v1`` ``reasoning``: the trace in a field beside a plain ``content``.
 
@@ -42,50 +43,67 @@ class Completion:
 
 class _TaggedText:
     """Splits a string stream into trace and answer on <think>/[THINK] tags, even when a tag is
-    split across deltas: text that could be the start of a tag is held back until it is decided."""
+    split across deltas: text that could be the start of a tag is held back until it is decided.
 
-    def __init__(self) -> None:
+    A trace can only start the content: an opening tag counts only at the very start (after optional
+    whitespace), and its closing tag ends the trace. Anywhere else, in an answer that began without a
+    trace or after the trace closed, tags are plain text: a model (or a document it quotes) writing
+    "</think>" mid-answer cannot move the real answer into the trace. ``opened_by_template`` is the
+    configured server shape (``llm.template_opens_trace``) whose chat template wrote the opening tag
+    into the prompt: the content then starts inside the trace and the first closing tag ends it."""
+
+    def __init__(self, opened_by_template: bool = False) -> None:
         self._pending = ""
-        self._closer: str | None = None  # the closing tag awaited while inside a trace
-        self.saw_tag = False
+        self._opened_by_template = opened_by_template
+        # "start": deciding whether the content opens with a trace; "trace": inside it, waiting for
+        # one of ``self._closers``; "answer": the rest is answer, tags and all.
+        self._state = "start"
+        self._closers: tuple[str, ...] = ()
         self.pieces: list[tuple[DeltaKind, str]] = []
 
     @property
     def open(self) -> bool:
-        return self._closer is not None
+        return self._state == "trace"
 
     def feed(self, text: str) -> list[tuple[DeltaKind, str]]:
         self._pending += text
         out: list[tuple[DeltaKind, str]] = []
-        while self._pending:
-            kind: DeltaKind = "trace" if self._closer else "answer"
-            wanted = (self._closer,) if self._closer else (*_TAGS, *_CLOSERS)
-            hits = [(self._pending.find(tag), tag) for tag in wanted]
-            hits = [(pos, tag) for pos, tag in hits if pos >= 0]
+        if self._state == "start":
+            head = self._pending.lstrip()
+            opener = next((tag for tag in _TAGS if head.startswith(tag)), None)
+            if opener is not None:
+                self._state, self._closers = "trace", (_TAGS[opener],)
+                self._pending = head[len(opener) :]
+            elif head and any(tag.startswith(head) for tag in _TAGS):
+                return out  # could still become an opening tag: wait for the next delta
+            elif head:
+                self._state = "trace" if self._opened_by_template else "answer"
+                self._closers = _CLOSERS
+            else:
+                return out  # whitespace only so far
+        if self._state == "trace":
+            hits = [(pos, tag) for pos, tag in ((self._pending.find(t), t) for t in self._closers) if pos >= 0]
             if hits:
                 pos, tag = min(hits)
-                self._emit(out, kind, self._pending[:pos])
+                self._emit(out, "trace", self._pending[:pos])
                 self._pending = self._pending[pos + len(tag) :]
-                self.saw_tag = True
-                if tag in _TAGS:
-                    self._closer = _TAGS[tag]
-                elif self._closer:
-                    self._closer = None
-                else:
-                    # A closer with no opener: servers whose chat template already wrote the opening
-                    # tag into the prompt. Everything so far was trace.
-                    self._relabel_answer_as_trace()
-                continue
-            # No whole tag: keep back a tail that may be the start of one.
-            keep = _possible_tag_prefix(self._pending, wanted)
-            self._emit(out, kind, self._pending[: len(self._pending) - keep])
-            self._pending = self._pending[len(self._pending) - keep :]
-            break
+                self._state = "answer"
+            else:
+                # No whole closer: keep back a tail that may be the start of one.
+                keep = _possible_tag_prefix(self._pending, self._closers)
+                self._emit(out, "trace", self._pending[: len(self._pending) - keep])
+                self._pending = self._pending[len(self._pending) - keep :]
+                return out
+        if self._state == "answer":
+            self._emit(out, "answer", self._pending)
+            self._pending = ""
         return out
 
     def finish(self) -> list[tuple[DeltaKind, str]]:
         out: list[tuple[DeltaKind, str]] = []
-        self._emit(out, "trace" if self._closer else "answer", self._pending)
+        if self._state == "start" and self._opened_by_template and self._pending.strip():
+            self._state = "trace"  # the template's trace never closed
+        self._emit(out, "trace" if self._state == "trace" else "answer", self._pending)
         self._pending = ""
         return out
 
@@ -93,9 +111,6 @@ class _TaggedText:
         if text:
             out.append((kind, text))
             self.pieces.append((kind, text))
-
-    def _relabel_answer_as_trace(self) -> None:
-        self.pieces = [("trace", text) for _, text in self.pieces]
 
 
 def _possible_tag_prefix(text: str, tags: tuple[str, ...]) -> int:
@@ -132,10 +147,11 @@ class StreamAssembler:
 
     ``feed`` returns the pieces to show live; ``result`` gives the whole turn. A non-streamed
     message goes through the same path (``parse_completion``), so both agree on every shape.
+    ``template_opens_trace``: the server's chat template wrote the opening tag (``llm.template_opens_trace``).
     """
 
-    def __init__(self) -> None:
-        self._tagged = _TaggedText()
+    def __init__(self, template_opens_trace: bool = False) -> None:
+        self._tagged = _TaggedText(opened_by_template=template_opens_trace)
         self._field_trace: list[str] = []
         self._chunk_pieces: list[tuple[DeltaKind, str]] = []
         self._order: list[str] = []  # which source produced pieces first, to keep the trace order
@@ -192,16 +208,16 @@ class StreamAssembler:
         )
 
 
-def parse_completion(body: dict[str, Any]) -> Completion:
+def parse_completion(body: dict[str, Any], *, template_opens_trace: bool = False) -> Completion:
     """A non-streamed ``/chat/completions`` body -> ``Completion``."""
-    assembler = StreamAssembler()
+    assembler = StreamAssembler(template_opens_trace)
     assembler.feed(body)
     return assembler.result()
 
 
-def parse_stream(chunks: list[dict[str, Any]]) -> Completion:
+def parse_stream(chunks: list[dict[str, Any]], *, template_opens_trace: bool = False) -> Completion:
     """Streamed chunks (already decoded from SSE) -> ``Completion``."""
-    assembler = StreamAssembler()
+    assembler = StreamAssembler(template_opens_trace)
     for chunk in chunks:
         assembler.feed(chunk)
     return assembler.result()
