@@ -3,3 +3,7 @@
 
 class AuditError(Exception):
     pass
+
+
+class AuditLockTimeout(AuditError):
+    """A writer could not take the log's write lock within `lock_timeout`: the log is busy, not the input bad."""
