@@ -15,8 +15,8 @@ from rich.console import Console
 from rich.table import Table
 
 from audit import verify_bundle
-from audit.errors import AuditError
-from audit.log import AuditLog
+from audit.errors import AuditError, AuditLockTimeout
+from audit.log import DEFAULT_LOCK_TIMEOUT, AuditLog
 from audit.records import DECISION_EVENTS, Entry, EntryFilter
 
 
@@ -28,6 +28,10 @@ class AuditContext:
     keys_dir: Path | None
     actor: str
     checkpoint_every: int | None = None
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT  # seconds a write waits for another writer's lock
+    witness: Path | None = None  # JSONL file outside the database that receives every signed head
+    witness_command: tuple[str, ...] | None = None  # argv that receives every signed head on stdin
+    trusted_keys: tuple[str, ...] = ()  # public key files or key ids verify trusts beside the keys dir's
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -48,7 +52,7 @@ Limit = Annotated[int, typer.Option(min=0, help="Show at most this many entries 
 
 
 def _user_errors(command: _F) -> _F:
-    """An AuditError becomes one line on stderr and exit code 2, never a traceback."""
+    """An AuditError becomes one line on stderr and exit code 2 (1 for a lock timeout), never a traceback."""
 
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> Any:
@@ -56,7 +60,8 @@ def _user_errors(command: _F) -> _F:
             return command(*args, **kwargs)
         except AuditError as error:
             _err.print(f"error: {error}")
-            raise typer.Exit(2) from None
+            # A busy log is a failure to retry (exit 1), not bad usage (README, "Exit codes").
+            raise typer.Exit(1 if isinstance(error, AuditLockTimeout) else 2) from None
 
     return run  # type: ignore[return-value]
 
@@ -86,7 +91,10 @@ def make_app(get_context: Callable[[], AuditContext]) -> typer.Typer:
         context = get_context()
         if not context.url:
             raise AuditError("no audit database: pass --db URL (or set DOCKET_AUDIT_URL)")
-        return AuditLog.open(context.url, context.keys_dir, context.checkpoint_every, create=False)
+        return AuditLog.open(
+            context.url, context.keys_dir, context.checkpoint_every, create=False, lock_timeout=context.lock_timeout,
+            witness=context.witness, witness_command=context.witness_command, trusted_keys=context.trusted_keys,
+        )
 
     def list_or_search(command: str, filters: EntryFilter, limit: int, as_json: bool) -> None:
         """Entries as of the log's size now, recorded as a read event before they are shown.
@@ -163,16 +171,24 @@ def make_app(get_context: Callable[[], AuditContext]) -> typer.Typer:
         workers: Annotated[
             int | None, typer.Option(min=1, help="Processes checking seq ranges in parallel (default: 1; more pay only on idle cores).")
         ] = None,
+        witness: Annotated[
+            Path | None, typer.Option(help="A witness file of signed heads (default: the audit.witness setting), to catch a rollback.")
+        ] = None,
         as_json: JsonFlag = False,
     ) -> None:
         """Check the whole log in one pass: OK with size and root, or the first bad seq and why."""
         with open_log() as log:
-            report = log.verify(checkpoint, workers=workers)
+            report = log.verify(checkpoint, workers=workers, witness=witness)
         if as_json:
             _print_json(report.to_dict())
         elif report.ok:
             redacted = f", {len(report.redacted)} redacted (seq {', '.join(map(str, report.redacted))})" if report.redacted else ""
-            _out.print(f"OK size={report.size} root={report.root} checkpoints={report.checkpoints_verified}{redacted}")
+            _out.print(
+                f"OK size={report.size} root={report.root} checkpoints={report.checkpoints_verified} "
+                f"signed_heads={report.signed_heads_verified}{redacted}"
+            )
+            for note in report.notes:
+                _out.print(f"note: {note}")
         else:
             # Most problems already begin with the seq they concern; a checkpoint's has none to name.
             where = f"seq {report.first_bad_seq}"
@@ -294,13 +310,30 @@ def make_app(get_context: Callable[[], AuditContext]) -> typer.Typer:
     @app.command("rotate-key")
     @_user_errors
     def rotate_key(as_json: JsonFlag = False) -> None:
-        """Start signing with a new key; the handover is logged and old checkpoints keep verifying."""
+        """Start signing with a new key; the handover is logged and old checkpoints keep verifying.
+
+        Retires only this workspace's own key; other writers' keys stay valid.
+        """
         with open_log() as log:
             key_id = log.rotate_key(actor=get_context().actor)
         if as_json:
             _print_json({"key_id": key_id})
         else:
             _out.print(f"now signing with key {key_id}")
+
+    @app.command("enrol-key")
+    @_user_errors
+    def enrol_key(
+        public_key: Annotated[Path, typer.Argument(help="The other workspace's public key (keys/<key_id>.pub).")],
+        as_json: JsonFlag = False,
+    ) -> None:
+        """Let another writer (workspace, app server) sign this log: its key is announced, endorsed by this one's."""
+        with open_log() as log:
+            key_id = log.enrol_key(public_key, actor=get_context().actor)
+        if as_json:
+            _print_json({"key_id": key_id})
+        else:
+            _out.print(f"enrolled key {key_id}: that workspace can now append to this log")
 
     return app
 

@@ -22,8 +22,18 @@ def public_hex(key: Ed25519PublicKey) -> str:
     return key.public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
 
 
+def _write_private(path: Path, data: bytes) -> None:
+    """Write a file of the keys directory, owner-only (0600) from the start."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
 class KeyStore:
-    """``<key_id>.key`` (private, 0600) and ``<key_id>.pub`` files in one directory (0700)."""
+    """``<key_id>.key`` (private) and ``<key_id>.pub`` files, all 0600, in one directory (0700).
+
+    Never in the database: whoever holds a private key can sign a rewritten history (docs/audit.md).
+    """
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -35,6 +45,11 @@ class KeyStore:
             return self.generate()
         key_id = marker.read_text().strip()
         return key_id, self.private(key_id)
+
+    def active_id(self) -> str | None:
+        """The active key's id (None: no key yet), without loading it."""
+        marker = self.directory / "ACTIVE"
+        return marker.read_text().strip() if marker.is_file() else None
 
     def private(self, key_id: str) -> Ed25519PrivateKey:
         path = self.directory / f"{key_id}.key"
@@ -51,6 +66,8 @@ class KeyStore:
     def generate(self) -> tuple[str, Ed25519PrivateKey]:
         """Create a key and make it the active one (the log announces it with a key_rotation event)."""
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.directory.stat().st_mode & 0o077:
+            self.directory.chmod(0o700)  # a directory made before, or by hand: the private keys stay private
         key = Ed25519PrivateKey.generate()
         key_id = key_id_of(key.public_key())
         pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
@@ -58,11 +75,9 @@ class KeyStore:
         fd = os.open(self.directory / f"{key_id}.key", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(pem)
-        (self.directory / f"{key_id}.pub").write_bytes(
-            key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
-        )
+        _write_private(self.directory / f"{key_id}.pub", key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo))
         tmp = self.directory / "ACTIVE.tmp"
-        tmp.write_text(key_id + "\n")
+        _write_private(tmp, (key_id + "\n").encode())
         tmp.replace(self.directory / "ACTIVE")
         return key_id, key
 

@@ -8,31 +8,39 @@ read from the head inside that lock, so a rollback or a killed writer leaves no 
 from __future__ import annotations
 
 import functools
+import heapq
 import importlib
 import itertools
 import json
+import logging
 import multiprocessing
 import os
 import re
+import subprocess
 import threading
 import uuid
 import weakref
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    Connection, Engine, LargeBinary, Select, String, and_, cast, create_engine, event, insert, inspect, select, update,
+    Connection, Engine, LargeBinary, Select, String, and_, cast, create_engine, event, exists, func, insert, inspect,
+    select, text, update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
+
 from audit.canonical import canonical_payload
-from audit.errors import AuditError
+from audit.errors import AuditError, AuditLockTimeout
 from audit.export import export_bundle
 from audit.files import read_checkpoint, write_json
 from audit.keys import KeyStore, public_hex
@@ -47,15 +55,21 @@ from audit.records import (
     parse_time,
     utc_now,
 )
-from audit.schema import create_schema, entries, head, payloads, redactions, subjects
+from audit.schema import add_signed_heads, create_schema, entries, head, payloads, redactions, signed_heads, subjects
 from audit.verify_bundle import (
     CHECKPOINT_FORMAT,
     GENESIS_HASH,
+    KEY_ANNOUNCEMENT_VERSION,
     STRUCTURAL_EVENTS,
+    ChainProblem,
+    ChainVerifier,
     Frontier,
+    TreeHead,
     VerifyReport,
     checkpoint_message,
+    endorsement_message,
     handover_message,
+    key_id_of,
     leaf_bytes,
     leaf_hash,
     RangeResult,
@@ -65,6 +79,8 @@ from audit.verify_bundle import (
 )
 
 _EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+_log = logging.getLogger("audit")
+WITNESS_COMMAND_TIMEOUT = 30  # seconds a witness command may take per head before it counts as failed
 _SHORT_TEXT = 200
 
 
@@ -80,11 +96,80 @@ class _Head:
     key_id: str | None
 
 
+@dataclass
+class _LogKey:
+    from_seq: int
+    retired_at: int | None = None
+
+
+@dataclass
+class _LogKeys:
+    """The keys the log announced, as a writer reads them under the lock (verify checks their signatures).
+
+    Read afresh in each write transaction (a few rows, through the event type index): another writer
+    may have enrolled or rotated since, and nothing of a rolled-back transaction must linger.
+    """
+
+    keys: dict[str, _LogKey] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, conn: Connection) -> _LogKeys:
+        known = cls()
+        query = (
+            select(entries.c.seq, payloads.c.payload)
+            .select_from(entries.join(payloads, payloads.c.seq == entries.c.seq))
+            .where(entries.c.event_type == "key_rotation")
+            .order_by(entries.c.seq)
+        )
+        for seq, payload in conn.execute(query):
+            try:
+                announcement = json.loads(payload)
+            except ValueError:
+                continue  # verify reports it; a writer only needs the keys it can read
+            if isinstance(announcement, dict):
+                known.add(seq, announcement)
+        return known
+
+    def add(self, seq: int, announcement: dict[str, Any]) -> None:
+        previous = self.keys.get(announcement.get("previous_key_id"))  # type: ignore[arg-type]
+        if previous is not None and previous.retired_at is None:
+            previous.retired_at = seq
+        self.keys.setdefault(str(announcement.get("key_id")), _LogKey(seq))
+
+    def valid(self, key_id: str) -> bool:
+        known = self.keys.get(key_id)
+        return known is not None and known.retired_at is None
+
+
+def append_witness_line(path: Path, line: str) -> None:
+    """Append one line to the witness file and fsync it (and, when it is new, its directory)."""
+    created = not path.exists()
+    if created:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, line.encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if created:
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+
 # Reads (verify above all) take pages straight from a memory map instead of copying each one from the
 # OS into SQLite's page cache: about 0.5 µs less CPU per ~7 KB entry when verify reads a 100k-entry
 # log (docs/audit.md). Writes still go through the journal as before. Capped by SQLite at its
 # compile-time maximum (2 GB by default); pages beyond the map are read as usual.
 SQLITE_READ_MMAP = "PRAGMA mmap_size = 2147483648"
+
+# Seconds a writer waits for another writer's lock (the `audit.lock_timeout` setting) before it gives up
+# with an AuditLockTimeout naming the database and the holder, instead of waiting forever (PostgreSQL)
+# or printing the driver's traceback (SQLite).
+DEFAULT_LOCK_TIMEOUT = 30.0
 
 
 def _display_url(url: str) -> str:
@@ -94,7 +179,7 @@ def _display_url(url: str) -> str:
         return url
 
 
-def _make_engine(url: str, create: bool) -> Engine:
+def _make_engine(url: str, create: bool, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -106,7 +191,10 @@ def _make_engine(url: str, create: bool) -> Engine:
         if not path.exists():
             if not create:
                 raise AuditError(f"audit database not found: {path} (check --db / the audit_url setting)")
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # Created empty (a valid SQLite database) and private: SQLite gives its WAL and SHM files
+            # the database file's permissions.
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
         engine = create_engine(parsed)
 
         @event.listens_for(engine, "connect")
@@ -114,7 +202,8 @@ def _make_engine(url: str, create: bool) -> Engine:
             # Let SQLAlchemy's "begin" event issue BEGIN itself, so writers can ask for IMMEDIATE.
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA busy_timeout = 60000")
+            # A writer waits this long for another's write lock, then fails (`_lock_timeout_error`).
+            cursor.execute(f"PRAGMA busy_timeout = {max(1, round(lock_timeout * 1000))}")
             # Payloads are kilobytes of JSON: big pages keep them off long overflow chains, which makes
             # the verifier's full scan about twice as fast. Only takes effect when the file is created.
             cursor.execute("PRAGMA page_size = 16384")
@@ -163,17 +252,46 @@ class AuditLog:
         self.url = url
         self.keys_dir = keys_dir
         self.checkpoint_every = checkpoint_every
+        self.witness: Path | None = None
+        self.witness_command: list[str] | None = None
+        self.trusted_keys: list[str | Path] = []
+        self.sign_heads = True
+        self.lock_timeout = DEFAULT_LOCK_TIMEOUT
+        self._log_keys = _LogKeys()  # the keys the log announced, as of the last write transaction
+        self._signing_key: tuple[str, Ed25519PrivateKey] | None = None  # signed a committed head last
 
     # -- opening ---------------------------------------------------------------------------------
     @classmethod
     def open(
-        cls, url: str, keys_dir: Path | None = None, checkpoint_every: int | None = None, *, create: bool = True
+        cls, url: str, keys_dir: Path | None = None, checkpoint_every: int | None = None, *, create: bool = True,
+        witness: Path | None = None, witness_command: Sequence[str] | None = None,
+        trusted_keys: Sequence[str | Path] = (), sign_heads: bool = True,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     ) -> AuditLog:
-        """Open (and by default create) the log at a SQLAlchemy URL; `create=False` for read-only tools."""
+        """Open (and by default create) the log at a SQLAlchemy URL; `create=False` for read-only tools.
+
+        Every committed append transaction signs the tree head with the workspace's key (in
+        `keys_dir`, never in the database) and stores it in ``audit_signed_heads``; `witness` is a
+        JSONL file outside the database that receives each signed head too (appended and fsynced after
+        the commit), and `witness_command` an argv that receives each one as a JSON line on stdin.
+        `trusted_keys`: public key files or key ids that `verify` trusts beside the keys directory's
+        own. `sign_heads=False` only for measuring what signing costs (bench/audit_bench.py).
+        `lock_timeout`: seconds a writer waits for another writer's lock before an AuditError that
+        names the database and, where the database can tell, who holds the lock.
+        """
         if checkpoint_every is not None and checkpoint_every < 1:
             raise AuditError(f"checkpoint_every must be at least 1, not {checkpoint_every}")
-        engine = _make_engine(url, create)
+        if witness_command is not None and (isinstance(witness_command, str) or not witness_command):
+            raise AuditError("witness_command must be a command as a list of arguments, e.g. ['witness-put', '--log', 'x']")
+        if not lock_timeout > 0:
+            raise AuditError(f"lock_timeout must be a positive number of seconds, not {lock_timeout}")
+        engine = _make_engine(url, create, lock_timeout)
         log = cls(engine, url, keys_dir, checkpoint_every)
+        log.lock_timeout = lock_timeout
+        log.witness = Path(witness) if witness is not None else None
+        log.witness_command = list(witness_command) if witness_command is not None else None
+        log.trusted_keys = list(trusted_keys)
+        log.sign_heads = sign_heads
         try:
             with log._connection(write=create) as conn, conn.begin():
                 if create and conn.dialect.name == "postgresql":
@@ -190,7 +308,16 @@ class AuditLog:
                             frontier="[]", checkpoint_size=0, key_id=None,
                         )
                     )
+                elif not inspect(conn).has_table(signed_heads.name):
+                    # A log from before signed heads: add their table (the upgrade); the next append signs one.
+                    if conn.dialect.name == "postgresql" and not create:
+                        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext(current_schema()))")
+                    add_signed_heads(conn)
         except DBAPIError as error:
+            if _is_lock_timeout(error):
+                lock_error = log._lock_timeout_error()
+                engine.dispose()
+                raise lock_error from None
             engine.dispose()
             raise AuditError(f"cannot open the audit database {_display_url(url)}: {_first_line(error)}") from None
         except AuditError:
@@ -213,18 +340,44 @@ class AuditLog:
             yield conn.execution_options(audit_write=write)
 
     # -- writing ---------------------------------------------------------------------------------
+    def _lock_timeout_error(self) -> AuditLockTimeout:
+        """The one-line error for a writer that waited `lock_timeout` in vain, naming who holds the lock."""
+        waited = f"{self.lock_timeout:g} s"
+        if self.engine.dialect.name == "sqlite":
+            path = Path(self.engine.url.database or "")
+            holders = _sqlite_lock_holders(path)
+            held = f" (held by {holders})" if holders else ""
+            return AuditLockTimeout(
+                f"another process holds the write lock on {path}{held}; waited {waited} (audit.lock_timeout): "
+                "retry when it has finished, or raise audit.lock_timeout"
+            )
+        holders = _postgres_lock_holders(self.engine)
+        return AuditLockTimeout(
+            f"the audit log's write lock on {_display_url(self.url)} is held by {holders or 'another session'}; "
+            f"waited {waited} (audit.lock_timeout): end that transaction, or raise audit.lock_timeout"
+        )
+
     @contextmanager
     def _locked(self) -> Iterator[tuple[Connection, _Head]]:
-        """One write transaction holding the writers' lock, with the head to extend."""
+        """One write transaction holding the writers' lock, with the head to extend.
+
+        A transaction that appended signs the new tree head before it commits; the witness gets it after.
+        """
+        signed = signed_with = None
         try:
             with self._connection(write=True) as conn, conn.begin():
+                if conn.dialect.name == "postgresql":  # SQLite: the busy timeout set on connect
+                    conn.exec_driver_sql(f"SET LOCAL lock_timeout = {max(1, round(self.lock_timeout * 1000))}")
                 row = conn.execute(select(head).where(head.c.id == 1).with_for_update()).one()
                 state = _Head(
                     row.log_id, row.size, row.head_hash,
                     Frontier(row.size, [bytes.fromhex(h) for h in json.loads(row.frontier)]),
                     row.checkpoint_size, row.key_id,
                 )
+                size_before = state.size
                 yield conn, state
+                if state.size != size_before:
+                    signed, signed_with = self._sign_head_locked(conn, state)
                 conn.execute(
                     update(head)
                     .where(head.c.id == 1)
@@ -235,7 +388,13 @@ class AuditLog:
                     )
                 )
         except DBAPIError as error:
+            if _is_lock_timeout(error):
+                raise self._lock_timeout_error() from None
             raise AuditError(f"audit write failed on {_display_url(self.url)}: {_first_line(error)}") from None
+        if signed is not None:
+            if self.keys_dir is not None and KeyStore(self.keys_dir).has_private(signed["key_id"]):
+                self._signing_key = (signed["key_id"], signed_with)
+            self._send_to_witness(signed)
 
     def _append_locked(
         self, conn: Connection, state: _Head, event_type: str, payload_json: str, *,
@@ -298,32 +457,141 @@ class AuditLog:
             raise AuditError("no keys directory: pass keys_dir (--keys) to sign checkpoints")
         return KeyStore(self.keys_dir)
 
-    def _announce_key_locked(self, conn: Connection, state: _Head, actor: str) -> tuple[str, Any]:
-        """Make sure the log has announced the active key, handing over from the previous one."""
+    def _writer_key_locked(
+        self, conn: Connection, state: _Head, actor: str, *, announce: bool
+    ) -> tuple[str, Ed25519PrivateKey]:
+        """This workspace's signing key, valid in the log: the key heads and checkpoints are signed with.
+
+        Several writers' keys can be valid at once. The log's first key is announced lazily (`announce`:
+        at the first checkpoint, enrolment or rotation), so that the entries before stay where they are;
+        its heads before that are valid (`ChainVerifier.key_valid_at`). A workspace that holds a valid
+        key but made another one active hands over from it; one that holds none must be enrolled.
+        """
         store = self.key_store()
+        key_id = store.active_id()
+        cached = self._signing_key
+        if cached is not None and cached[0] == key_id and not announce:
+            # It signed a committed head of this log before: only the holder of this very key can have
+            # retired it since, and a rotation here changes ACTIVE. No query, no PEM parse per append.
+            return cached
         key_id, key = store.active()
-        if state.key_id == key_id:
+        known = self._log_keys = _LogKeys.read(conn)
+        if known.valid(key_id):
             return key_id, key
+        if key_id in known.keys:
+            raise AuditError(
+                f"signing key {key_id} in {store.directory} was retired at seq {known.keys[key_id].retired_at}; "
+                "make the key that replaced it active (keys/ACTIVE) or rotate from a valid one"
+            )
+        if not known.keys:
+            # No key announced yet: the first writer's heads are all signed by one key, so the newest says whose.
+            newest = conn.execute(select(signed_heads.c.key_id).order_by(signed_heads.c.size.desc()).limit(1)).scalar()
+            if newest not in (None, key_id) and not store.has_private(newest):
+                raise AuditError(self._not_enrolled(store, key_id, f"the workspace holding key {newest}"))
+            if announce:
+                self._announce_locked(conn, state, actor, key_id, key)
+            return key_id, key
+        own_valid = [k for k in known.keys if known.valid(k) and store.has_private(k)]
+        if own_valid:  # ACTIVE names a key the log has not seen: hand over from this workspace's valid key
+            self._announce_locked(conn, state, actor, key_id, key, previous=(own_valid[-1], store.private(own_valid[-1])))
+            return key_id, key
+        raise AuditError(self._not_enrolled(store, key_id, "a workspace whose key is enrolled"))
+
+    def _not_enrolled(self, store: KeyStore, key_id: str, who: str) -> str:
+        return (
+            f"this workspace's signing key {key_id} is not enrolled in the audit log {_display_url(self.url)}: "
+            f"copy {store.directory / (key_id + '.pub')} to {who} and run `docket audit enrol-key FILE` there"
+        )
+
+    def _announce_locked(
+        self, conn: Connection, state: _Head, actor: str, key_id: str, key: Ed25519PrivateKey, *,
+        previous: tuple[str, Ed25519PrivateKey] | None = None, endorser: tuple[str, Ed25519PrivateKey] | None = None,
+    ) -> None:
+        """Append a key_rotation event (v2): the first key, a handover from `previous`, or a key `endorser` enrols."""
+        public = public_hex(key.public_key()) if isinstance(key, Ed25519PrivateKey) else public_hex(key)
         announcement: dict[str, Any] = {
-            "log_id": state.log_id, "key_id": key_id,
-            "public_key": public_hex(key.public_key()), "previous_key_id": state.key_id,
+            "v": KEY_ANNOUNCEMENT_VERSION, "log_id": state.log_id, "key_id": key_id, "public_key": public,
+            "previous_key_id": previous[0] if previous else None,
         }
-        if state.key_id is not None:
-            if not store.has_private(state.key_id):
-                raise AuditError(
-                    f"cannot hand over from key {state.key_id}: its private key is not in {store.directory}"
-                )
-            message = handover_message(state.log_id, key_id, announcement["public_key"], state.key_id)
-            announcement["handover_signature"] = store.private(state.key_id).sign(message).hex()
+        if previous is not None:
+            message = handover_message(state.log_id, key_id, public, previous[0])
+            announcement["handover_signature"] = previous[1].sign(message).hex()
+        if endorser is not None:
+            announcement["endorsed_by"] = endorser[0]
+            message = endorsement_message(state.log_id, key_id, public, endorser[0])
+            announcement["endorsement_signature"] = endorser[1].sign(message).hex()
         self._append_locked(
             conn, state, "key_rotation", canonical_payload(announcement),
             actor=actor, request_id=None, subject_list=(f"key:{key_id}",), status=None,
         )
+        self._log_keys.add(state.size, announcement)  # read again by the next transaction
         state.key_id = key_id
-        return key_id, key
+
+    def _sign_head_locked(self, conn: Connection, state: _Head) -> tuple[dict[str, Any] | None, Any]:
+        """Sign the transaction's new tree head and store it beside the chain; (head, key), or (None, None)."""
+        if not self.sign_heads:
+            return None, None
+        if self.keys_dir is None:
+            # A log whose writers sign their heads must not get entries that no head covers.
+            if conn.execute(select(signed_heads.c.size).limit(1)).first() is not None:
+                raise AuditError(
+                    f"the audit log {_display_url(self.url)} signs its head on every append: open it with the "
+                    "workspace's keys directory (--keys / DOCKET_AUDIT_KEYS)"
+                )
+            return None, None
+        key_id, key = self._writer_key_locked(conn, state, "docket-audit", announce=False)
+        signed: dict[str, Any] = {
+            "format": CHECKPOINT_FORMAT, "log_id": state.log_id, "size": state.size,
+            "root": state.frontier.root().hex(), "time": utc_now(), "key_id": key_id,
+        }
+        signed["signature"] = key.sign(checkpoint_message(signed)).hex()
+        conn.execute(insert(signed_heads), signed)  # parameters apart: the compiled statement is cached
+        return signed, key
+
+    def _send_to_witness(self, signed: dict[str, Any]) -> None:
+        """After the commit: the head to the witness file (fsynced) and the witness command.
+
+        The entry is committed whatever happens here; a failure is logged (stderr by default) so
+        that someone sees the witness fall behind, and the next head the witness gets covers it.
+        """
+        line = json.dumps(signed, sort_keys=True, separators=(",", ":")) + "\n"
+        if self.witness is not None:
+            try:
+                append_witness_line(self.witness, line)
+            except OSError as error:
+                _log.warning("audit witness %s: could not append the signed head of size %s: %s", self.witness, signed["size"], error)
+        if self.witness_command:
+            try:
+                done = subprocess.run(
+                    self.witness_command, input=line, text=True, capture_output=True, timeout=WITNESS_COMMAND_TIMEOUT, check=False
+                )
+            except (OSError, subprocess.TimeoutExpired) as error:
+                _log.warning("audit witness command %s failed for the head of size %s: %s", self.witness_command[0], signed["size"], error)
+            else:
+                if done.returncode != 0:
+                    why = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+                    _log.warning("audit witness command %s failed for the head of size %s: %s", self.witness_command[0], signed["size"], why)
+
+    def enrol_key(self, public_key_file: Path, *, actor: str) -> str:
+        """Endorse another writer's public key with this workspace's valid key: it may then sign this log."""
+        try:
+            loaded = load_pem_public_key(public_key_file.read_bytes())
+        except OSError as error:
+            raise AuditError(f"cannot read the public key {public_key_file}: {error.strerror or error}") from None
+        except ValueError:
+            raise AuditError(f"{public_key_file}: not a PEM public key (the .pub file of the other workspace's keys/)") from None
+        if not isinstance(loaded, Ed25519PublicKey):
+            raise AuditError(f"{public_key_file}: not an Ed25519 public key")
+        new_id = key_id_of(loaded)
+        with self._locked() as (conn, state):
+            own_id, own = self._writer_key_locked(conn, state, actor, announce=True)
+            if new_id in self._log_keys.keys:
+                raise AuditError(f"key {new_id} is already announced in this log (seq {self._log_keys.keys[new_id].from_seq})")
+            self._announce_locked(conn, state, actor, new_id, loaded, endorser=(own_id, own))
+        return new_id
 
     def _checkpoint_locked(self, conn: Connection, state: _Head, actor: str) -> dict[str, Any]:
-        key_id, key = self._announce_key_locked(conn, state, actor)
+        key_id, key = self._writer_key_locked(conn, state, actor, announce=True)
         checkpoint: dict[str, Any] = {
             "format": CHECKPOINT_FORMAT, "log_id": state.log_id, "size": state.size,
             "root": state.frontier.root().hex(), "time": utc_now(), "key_id": key_id,
@@ -352,10 +620,10 @@ class AuditLog:
         """Create a new signing key; the log records the handover, old checkpoints keep verifying."""
         store = self.key_store()
         with self._locked() as (conn, state):
-            if state.key_id is None:
-                self._announce_key_locked(conn, state, actor)
-            store.generate()
-            key_id, _ = self._announce_key_locked(conn, state, actor)
+            # Retires only this writer's own key: the handover is signed by it (other writers' keys stay valid).
+            old_id, old = self._writer_key_locked(conn, state, actor, announce=True)
+            key_id, key = store.generate()
+            self._announce_locked(conn, state, actor, key_id, key, previous=(old_id, old))
         return key_id
 
     def export_public_keys(self, destination: Path) -> list[Path]:
@@ -406,19 +674,21 @@ class AuditLog:
         yield from self.filtered(EntryFilter(since, until, actor, event_type, subject, status, text))
 
     def filtered(self, filters: EntryFilter, up_to: int | None = None) -> Iterator[Entry]:
+        """Entries in seq order matching `filters`; a subject is matched in the chained entry, not the index."""
         with self._connection() as conn, conn.begin():
-            for row in conn.execution_options(yield_per=1000).execute(_filtered_query(filters, up_to)):
+            for row in _filtered_rows(conn, filters, up_to):
                 yield _entry(row, self._redaction_of(conn, row.seq) if row.payload is None else None)
 
     def stored_rows(self, filters: EntryFilter, up_to: int | None = None) -> Iterator[dict[str, Any]]:
         """Entries exactly as stored (payload text and salt included), for export bundles."""
         with self._connection() as conn, conn.begin():
-            for row in conn.execution_options(yield_per=1000).execute(_filtered_query(filters, up_to)):
+            for row in _filtered_rows(conn, filters, up_to):
                 yield _row_to_dict(row)
 
     # -- verification and proofs -------------------------------------------------------------------
     def verify(
-        self, checkpoint: Path | None = None, *, workers: int | None = None, range_size: int | None = None
+        self, checkpoint: Path | None = None, *, workers: int | None = None, range_size: int | None = None,
+        witness: Path | None = None,
     ) -> VerifyReport:
         """Stream the whole log once; OK with size and root, or the first bad seq and why.
 
@@ -426,9 +696,15 @@ class AuditLog:
         `range_size` seqs (a power of two; default: about a quarter of a worker's share, at least
         4096), with the same report as a single pass. The default, one, checks it in this process
         alone: more processes only pay where that many cores sit idle (docs/audit.md, *Measured*).
+
+        Then the signed heads (`ChainVerifier.check_tree_heads`): the newest must cover the whole log,
+        and each, like each line of the witness file (`witness`, default the one the log was opened
+        with), must sign the root the chain has at its size, with a key valid there. Trusted: the keys
+        directory's public keys (with the log's first key, pinned there on first sight) and `trusted_keys`.
         """
         outside = read_checkpoint(checkpoint) if checkpoint is not None else None
-        trusted = self.key_store().public_keys() if self.keys_dir is not None else None
+        trusted, heads_expected = self._trust_anchors()
+        witness = witness if witness is not None else self.witness
         workers = DEFAULT_VERIFY_WORKERS if workers is None else workers
         if range_size is not None and (range_size < 1 or range_size & (range_size - 1)):
             raise AuditError(f"range_size must be a power of two, not {range_size}")
@@ -455,7 +731,36 @@ class AuditLog:
                         stored_payload=None if postgres else functools.partial(_stored_payload, conn),
                         log_id=state.log_id, outside_checkpoint=outside, checkpoint_label=str(checkpoint),
                         recorded_size=state.size,
+                        after_chain=_checks_in_turn(
+                            functools.partial(_check_signed_heads, conn, witness, heads_expected),
+                            functools.partial(_check_derived_tables, conn, state.size),
+                        ),
                     )
+
+    def _trust_anchors(self) -> tuple[dict[str, Ed25519PublicKey] | None, bool]:
+        """The keys `verify` trusts (None: none given, trust what the log announces), and whether heads are due.
+
+        The log's first key is pinned into the keys directory the first time this workspace sees it
+        (trust on first use, like SSH): a log rewritten later under another first key then fails.
+        Heads are due when this workspace holds a private key but the log announces none: such a
+        workspace signs a head with every append, so a log of its without heads lost them.
+        """
+        with self._connection() as conn, conn.begin():
+            log_id = conn.execute(select(head.c.log_id)).scalar_one()
+            announcements = _key_announcements(conn)
+        if self.keys_dir is None and not self.trusted_keys:
+            return None, False
+        anchors: dict[str, Ed25519PublicKey] = {}
+        holds_private = False
+        if self.keys_dir is not None:
+            store = self.key_store()
+            anchors.update(store.public_keys())
+            holds_private = self.keys_dir.is_dir() and any(self.keys_dir.glob("*.key"))
+            if announcements:
+                _pin_first_key(self.keys_dir, log_id, announcements[0], anchors)
+        for item in self.trusted_keys:
+            anchors.update(_trusted_key(item, announcements))
+        return anchors, holds_private and not announcements
 
     def merkle_tree(self, size: int | None) -> MerkleTree:
         """The Merkle tree over the first `size` entries (default: all), for proofs."""
@@ -622,6 +927,257 @@ def _check_stored_range(task: _RangeTask) -> RangeResult:
         connection.close()
 
 
+def _key_announcements(conn: Connection) -> list[dict[str, Any]]:
+    """The payloads of the log's key_rotation events that parse as JSON objects, in seq order."""
+    query = (
+        select(payloads.c.payload)
+        .select_from(entries.join(payloads, payloads.c.seq == entries.c.seq))
+        .where(entries.c.event_type == "key_rotation")
+        .order_by(entries.c.seq)
+    )
+    found = []
+    for (payload,) in conn.execute(query):
+        try:
+            parsed = json.loads(payload)
+        except ValueError:
+            continue  # verify reports it at its seq
+        if isinstance(parsed, dict):
+            found.append(parsed)
+    return found
+
+
+def _announced_key(announcement: dict[str, Any]) -> Ed25519PublicKey | None:
+    try:
+        return Ed25519PublicKey.from_public_bytes(bytes.fromhex(announcement.get("public_key", "")))
+    except (TypeError, ValueError):
+        return None
+
+
+def _pin_first_key(keys_dir: Path, log_id: str, first: dict[str, Any], anchors: dict[str, Ed25519PublicKey]) -> None:
+    """Record the log's first key in the keys directory the first time it is seen, unless it is this workspace's own."""
+    key = _announced_key(first)
+    if key is None or key_id_of(key) in anchors:
+        return
+    pin = keys_dir / f"genesis-{log_id}.pub"
+    if pin.exists():
+        return  # pinned before: `public_keys()` already holds that key, and a different first key fails
+    keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(pin, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo))
+    anchors[key_id_of(key)] = key
+
+
+_KEY_ID = re.compile(r"^[0-9a-f]{16}$")
+
+
+def _trusted_key(item: str | Path, announcements: list[dict[str, Any]]) -> dict[str, Ed25519PublicKey]:
+    """One `audit.trusted_keys` entry: a PEM public key file, or the id of a key the log announces."""
+    text = str(item)
+    if _KEY_ID.match(text) and not Path(text).exists():
+        for announcement in announcements:
+            key = _announced_key(announcement)
+            if key is not None and key_id_of(key) == text:
+                return {text: key}
+        raise AuditError(f"trusted key {text}: no key with that id is announced in this log; give its public key file instead")
+    path = Path(text).expanduser()
+    try:
+        key = load_pem_public_key(path.read_bytes())
+    except OSError as error:
+        raise AuditError(f"trusted key {path}: cannot be read ({error.strerror or error})") from None
+    except ValueError:
+        raise AuditError(f"trusted key {path}: not a PEM public key file (nor a 16-hex key id)") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise AuditError(f"trusted key {path}: not an Ed25519 public key")
+    return {key_id_of(key): key}
+
+
+# A witness line is one signed head of a few hundred bytes; longer is not one, and is not read whole.
+_WITNESS_LINE_MAX = 4096
+
+
+def read_witness(path: Path) -> list[TreeHead]:
+    """The signed heads of a witness file, by size; a line that is not one is a ChainProblem naming it."""
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        return []
+    except OSError as error:
+        raise ChainProblem(None, f"witness {path}: cannot be read ({error.strerror or error})") from None
+    items = []
+    with handle:
+        for number, raw in enumerate(iter(lambda: handle.readline(_WITNESS_LINE_MAX + 1), b""), start=1):
+            where = f"witness {path} line {number}"
+            if len(raw) > _WITNESS_LINE_MAX:
+                raise ChainProblem(None, f"{where}: longer than {_WITNESS_LINE_MAX} bytes, not a signed head")
+            if not raw.strip():
+                continue
+            try:
+                signed = json.loads(raw)
+            except (ValueError, RecursionError):
+                raise ChainProblem(None, f"{where}: not JSON (a torn or edited line)") from None
+            if not isinstance(signed, dict):
+                raise ChainProblem(None, f"{where}: not a signed head (a JSON object is expected)")
+            if type(signed.get("size")) is not int or signed["size"] < 0:
+                raise ChainProblem(None, f"{where}: field 'size' is missing or not a whole number")
+            items.append(TreeHead(where, signed, witness=str(path)))
+    items.sort(key=lambda item: item.head["size"])
+    return items
+
+
+def _check_signed_heads(conn: Connection, witness: Path | None, heads_expected: bool, verifier: ChainVerifier) -> None:
+    """`verify`'s last step, in its transaction: the log's signed heads and the witness's, against the chain."""
+    witnessed = read_witness(witness) if witness is not None else []
+    if witness is not None and not witnessed:
+        verifier.notes.append(f"the witness {witness} holds no signed head yet: nothing to compare the log with")
+    own = (
+        TreeHead(f"signed head of size {row.size}", dict(row._mapping))
+        for row in conn.execution_options(yield_per=4096).execute(select(signed_heads).order_by(signed_heads.c.size))
+    )
+    leaves = (
+        bytes.fromhex("".join(leaf for (leaf,) in part))
+        for part in conn.execution_options(yield_per=4096).execute(
+            select(entries.c.leaf_hash).order_by(entries.c.seq)
+        ).partitions()
+    )
+    merged = heapq.merge(own, witnessed, key=lambda item: (item.head["size"], item.witness is not None))
+    verifier.check_tree_heads(
+        merged, leaves, heads_expected=heads_expected, newest_witnessed=witnessed[-1] if witnessed else None
+    )
+
+
+def _checks_in_turn(*checks: Any) -> Any:
+    """One `after_chain` callback running several checks in order (the first ChainProblem is the report)."""
+
+    def run(verifier: ChainVerifier) -> None:
+        for check in checks:
+            check(verifier)
+
+    return run
+
+
+# The derived tables are checked against the chained entries in SQL: the server compares sets and sends
+# back at most a row or two, so the client's memory stays flat and no row crosses the socket. The
+# chained `subjects` column itself was checked against its leaf hash by the chain pass before this runs.
+# Index rows that no chained entry names (with the seqs they claim, whether or not the log holds them):
+_SUBJECT_EXTRA = {
+    "sqlite": """SELECT s.seq, s.subject FROM audit_subjects s WHERE NOT EXISTS (
+        SELECT 1 FROM audit_entries e, json_each(e.subjects) j
+        WHERE e.seq = s.seq AND e.seq <= :size AND j.type = 'text' AND j.value = s.subject
+    ) ORDER BY s.seq, s.subject LIMIT 1""",
+    "postgresql": """SELECT s.seq, s.subject FROM audit_subjects s WHERE NOT EXISTS (
+        SELECT 1 FROM audit_entries e WHERE e.seq = s.seq AND e.seq <= :size AND CAST(e.subjects AS jsonb) ? s.subject
+    ) ORDER BY s.seq, s.subject LIMIT 1""",
+}
+# With no extra rows, the index equals the chained (seq, subject) pairs exactly when it holds as many
+# rows as the entries name subjects: a count on each side, cheap. Only a shortfall (a deleted index row,
+# or an entry naming a subject twice) pays for the anti-join below, which finds the first missing one.
+_SUBJECT_COUNTS = {
+    "sqlite": """SELECT (SELECT count(*) FROM audit_subjects WHERE seq <= :size),
+        (SELECT coalesce(sum(json_array_length(subjects)), 0) FROM audit_entries WHERE seq <= :size)""",
+    "postgresql": """SELECT (SELECT count(*) FROM audit_subjects WHERE seq <= :size),
+        (SELECT coalesce(sum(json_array_length(CAST(subjects AS json))), 0) FROM audit_entries WHERE seq <= :size)""",
+}
+_SUBJECT_MISSING = {
+    "sqlite": """SELECT e.seq, j.value FROM audit_entries e, json_each(e.subjects) j
+        WHERE e.seq <= :size AND NOT EXISTS (SELECT 1 FROM audit_subjects s WHERE s.subject = j.value AND s.seq = e.seq)
+        ORDER BY e.seq LIMIT 1""",
+    "postgresql": """SELECT e.seq, j.value FROM audit_entries e, jsonb_array_elements_text(CAST(e.subjects AS jsonb)) j(value)
+        WHERE e.seq <= :size AND NOT EXISTS (SELECT 1 FROM audit_subjects s WHERE s.subject = j.value AND s.seq = e.seq)
+        ORDER BY e.seq LIMIT 1""",
+}
+
+
+def _check_derived_tables(conn: Connection, size: int, _verifier: ChainVerifier | None = None) -> None:
+    """`verify`'s check that the derived tables say what the chained entries say (ChainProblem if not).
+
+    audit_subjects must hold exactly the (seq, subject) pairs of the entries' chained subjects (no row
+    missing, none extra); audit_redactions exactly one row per chained redaction event, naming the seq
+    that event redacted. A row deleted or added there (triggers dropped) is reported with its seq and table.
+    """
+    dialect = conn.dialect.name
+    bound = {"size": size}
+    try:
+        if dialect == "postgresql":
+            # The chain pass turned these off for its key-ordered scans; these queries want the planner's choice.
+            # Through the driver: the connection may be set to stream every statement (yield_per), and a
+            # SET cannot run in a server-side cursor.
+            for setting in ("enable_sort", "enable_nestloop", "enable_hashjoin"):
+                conn.connection.driver_connection.execute(f"SET LOCAL {setting} TO DEFAULT")
+        problems = []
+        extra = conn.execute(text(_SUBJECT_EXTRA[dialect]), bound).first()
+        if extra is not None:
+            seq, subject = extra
+            if 1 <= seq <= size:
+                problems.append((seq, f"seq {seq}: audit_subjects lists subject {subject!r}, which the chained entry does not name (derived index edited)"))
+            else:
+                problems.append((seq, f"seq {seq}: audit_subjects lists subject {subject!r} for it, but the log holds seq 1..{size} (derived index edited)"))
+        indexed, named = conn.execute(text(_SUBJECT_COUNTS[dialect]), bound).one()
+        if indexed < named:
+            missing = conn.execute(text(_SUBJECT_MISSING[dialect]), bound).first()
+            if missing is not None:
+                seq, subject = missing
+                problems.append((seq, f"seq {seq}: its subject {subject!r} is missing from audit_subjects (derived index edited)"))
+        redaction = _redaction_mismatch(conn, size)
+        if redaction is not None:
+            problems.append(redaction)
+    except DBAPIError as error:
+        raise ChainProblem(None, f"cannot compare the derived tables with the chain: {_first_line(error)}") from None
+    if problems:
+        seq, problem = min(problems, key=lambda item: item[0])
+        raise ChainProblem(seq, problem)
+
+
+def _redaction_mismatch(conn: Connection, size: int) -> tuple[int, str] | None:
+    """The first difference between audit_redactions and the chained redaction events, by redaction event seq.
+
+    Both sides stream in the event's seq order (the events through the event type index; the table,
+    a few rows, sorted by the server), so memory stays one row of each.
+    """
+    events = conn.execute(
+        select(entries.c.seq, payloads.c.payload)
+        .select_from(entries.outerjoin(payloads, payloads.c.seq == entries.c.seq))
+        .where(entries.c.event_type == "redaction", entries.c.seq <= size)
+        .order_by(entries.c.seq),
+        execution_options={"yield_per": 256},
+    )
+    chained = ((seq, _redacted_seq(payload)) for seq, payload in events)
+    stored = iter(
+        conn.execute(
+            select(redactions.c.redaction_seq, redactions.c.seq).order_by(redactions.c.redaction_seq, redactions.c.seq),
+            execution_options={"yield_per": 256},
+        )
+    )
+    stored = (tuple(row) for row in stored)
+    chained_pair, stored_pair = next(chained, None), next(stored, None)
+    while chained_pair is not None or stored_pair is not None:
+        if chained_pair == stored_pair:
+            chained_pair, stored_pair = next(chained, None), next(stored, None)
+            continue
+        if stored_pair is None or (chained_pair is not None and chained_pair[0] <= stored_pair[0]):
+            event, target = chained_pair
+            if target is None:
+                return event, f"seq {event}: redaction event names no seq it redacted"
+            return target, (
+                f"seq {target}: its redaction (event seq {event}) is missing from audit_redactions (derived table edited)"
+            )
+        by, target = stored_pair
+        return target, (
+            f"seq {target}: audit_redactions says seq {by} redacted it, but no chained redaction event "
+            "says so (derived table edited)"
+        )
+    return None
+
+
+def _redacted_seq(payload: Any) -> int | None:
+    try:
+        details = json.loads(payload) if payload is not None else None
+    except ValueError:
+        return None
+    seq = details.get("seq") if isinstance(details, dict) else None
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) else None
+
+
 def _stored_payload(conn: Connection, seq: int) -> tuple[Any, Any] | None:
     row = conn.execute(select(payloads.c.salt, payloads.c.payload).where(payloads.c.seq == seq)).first()
     return None if row is None else (row.salt, row.payload)
@@ -778,7 +1334,41 @@ def _scan_entries(conn: Connection, after: int | None) -> Iterator[Iterator[list
         batches.close()
 
 
-def _filtered_query(filters: EntryFilter, up_to: int | None) -> Select[Any]:
+def _filtered_rows(conn: Connection, filters: EntryFilter, up_to: int | None) -> Iterator[Any]:
+    """The rows `_filtered_query` selects, each subject match checked again in Python on the chained column."""
+    postgres = conn.dialect.name == "postgresql"
+    try:
+        for row in conn.execution_options(yield_per=1000).execute(_filtered_query(filters, up_to, postgres)):
+            # The database's JSON functions chose the row; the entry's own subjects, parsed as the leaf
+            # parses them, decide (an entry whose subjects column is not a list of strings never matches).
+            if filters.subject is None or _names_subject(row.subjects, filters.subject):
+                yield row
+    except DBAPIError as error:
+        raise AuditError(f"cannot read the audit log {_display_url(str(conn.engine.url))}: {_first_line(error)}") from None
+
+
+def _names_subject(subjects_json: str, subject: str) -> bool:
+    try:
+        named = json.loads(subjects_json)
+    except ValueError:
+        return False
+    return isinstance(named, list) and subject in named
+
+
+def _chained_subject_match(subject: str, postgres: bool) -> Any:
+    """Entries whose chained `subjects` JSON list names `subject`, decided by the database's JSON functions.
+
+    Not through the audit_subjects index: rows deleted from it (with the triggers dropped) would hide
+    entries from `list --document` and `export --subject`. The chained column is what the leaf hash
+    covers, so an entry cannot leave this filter without failing verify (docs/audit.md, *Derived tables*).
+    """
+    if postgres:
+        return cast(entries.c.subjects, JSONB).has_key(subject)  # `?`: a top-level string element
+    named = func.json_each(entries.c.subjects).table_valued("value", "type").alias("named")
+    return exists(select(named.c.value).where(named.c.type == "text", named.c.value == subject))
+
+
+def _filtered_query(filters: EntryFilter, up_to: int | None, postgres: bool) -> Select[Any]:
     query = _ENTRY_WITH_PAYLOAD.order_by(entries.c.seq)
     if up_to is not None:
         query = query.where(entries.c.seq <= up_to)
@@ -792,11 +1382,70 @@ def _filtered_query(filters: EntryFilter, up_to: int | None) -> Select[Any]:
         if value is not None:
             query = query.where(column == value)
     if filters.subject is not None:
-        query = query.where(entries.c.seq.in_(select(subjects.c.seq).where(subjects.c.subject == filters.subject)))
+        query = query.where(_chained_subject_match(filters.subject, postgres))
     if filters.text:
         escaped = filters.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         query = query.where(payloads.c.payload.ilike(f"%{escaped}%", escape="\\"))
     return query
+
+
+def _is_lock_timeout(error: DBAPIError) -> bool:
+    """PostgreSQL's lock_not_available (SET LOCAL lock_timeout ran out), SQLite's busy timeout ran out."""
+    orig = error.orig
+    if getattr(orig, "sqlstate", None) == "55P03":
+        return True
+    return type(orig).__module__.startswith("sqlite3") and "database is locked" in str(orig)
+
+
+def _postgres_lock_holders(engine: Engine) -> str:
+    """The sessions holding a write-type lock on audit_head (pid, application, client, state, since when)."""
+    query = """
+        SELECT a.pid, a.application_name, host(a.client_addr), a.state,
+               to_char(a.xact_start AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), a.wait_event_type = 'Lock'
+        FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE l.locktype = 'relation' AND l.relation = to_regclass('audit_head') AND l.granted
+          AND l.mode <> 'AccessShareLock' AND l.pid <> pg_backend_pid()
+        ORDER BY a.xact_start"""
+    try:
+        with engine.connect() as conn, conn.begin():
+            conn.exec_driver_sql("SET LOCAL statement_timeout = 5000")  # a diagnosis must not hang in turn
+            rows = conn.exec_driver_sql(query).all()
+    except DBAPIError:
+        return ""
+    # Other waiters hold the same table lock; the holder is the one not waiting for a lock.
+    holding = [row for row in rows if not row[5]] or rows
+    return "; ".join(
+        f"pid {pid} (application {application or '-'!r}, client {client or 'local socket'}, {state or 'unknown state'}"
+        f"{f' since {since}' if since else ''})"
+        for pid, application, client, state, since, _waiting in holding
+    )
+
+
+def _sqlite_lock_holders(path: Path) -> str:
+    """Processes holding the WAL write lock of `path` (byte 120 of its -shm file), read from Linux's /proc/locks."""
+    try:
+        shm = os.stat(f"{path}-shm")
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return ""
+    device = f"{os.major(shm.st_dev):02x}:{os.minor(shm.st_dev):02x}:{shm.st_ino}"
+    pids = []
+    for line in lines:
+        # "1: POSIX  ADVISORY  WRITE 4242 08:01:1234567 120 120"; a waiting request is prefixed "->".
+        parts = line.split()
+        if "->" in parts or len(parts) < 8 or parts[3] != "WRITE" or parts[5] != device:
+            continue
+        start, end = parts[6], parts[7]
+        if start.isdigit() and int(start) <= 120 and (end == "EOF" or (end.isdigit() and int(end) >= 120)):
+            pids.append(parts[4])
+    named = []
+    for pid in dict.fromkeys(pids):
+        try:
+            name = Path(f"/proc/{pid}/comm").read_text().strip()
+        except OSError:
+            name = ""
+        named.append(f"pid {pid}{f' ({name})' if name else ''}{', this process' if pid == str(os.getpid()) else ''}")
+    return ", ".join(named)
 
 
 def _first_line(error: BaseException) -> str:

@@ -323,6 +323,18 @@ def handover_message(log_id: str, key_id: str, public_key_hex: str, previous_key
     )
 
 
+# key_rotation payloads written since a log can have several writers' keys at once carry "v": 2. A v1
+# payload (one key at a time) reads the same under the v2 rules: its handover comes from the key it retires.
+KEY_ANNOUNCEMENT_VERSION = 2
+
+
+def endorsement_message(log_id: str, key_id: str, public_key_hex: str, endorsed_by: str) -> bytes:
+    """What a key already valid in the log signs to enrol another writer's key (`enrol-key`)."""
+    return canonical_json(
+        {"purpose": "enrol", "log_id": log_id, "key_id": key_id, "public_key": public_key_hex, "endorsed_by": endorsed_by}
+    )
+
+
 # -- one-pass chain verification -------------------------------------------------------------------
 
 
@@ -335,6 +347,9 @@ class VerifyReport:
     problem: str | None = None
     redacted: list[int] = field(default_factory=list)
     checkpoints_verified: int = 0
+    signed_heads_verified: int = 0  # signed tree heads (the log's own, and the witness's lines) checked
+    signed_size: int | None = None  # the size the newest signed head in the log covers (None: none)
+    notes: list[str] = field(default_factory=list)  # what an OK does not cover, in plain words
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -348,10 +363,34 @@ class ChainProblem(Exception):
 
 
 @dataclass
-class _KeyWindow:
+class KeyInfo:
+    """A key the log announced: since which seq it is valid, how it got there, and whether it is trusted.
+
+    ``how``: "genesis" (the log's first key), "handover" (a rotation signed by the key it retires,
+    ``by``) or "endorsed" (another writer's key, enrolled by the valid key ``by``). ``trusted``: one of
+    the verifier's trust anchors, or reached from one through handovers and endorsements (always False
+    when the verifier was given no anchors).
+    """
+
     public_key: Ed25519PublicKey
     from_seq: int
     retired_at_seq: int | None = None
+    key_id: str = ""
+    how: str = "genesis"
+    by: str | None = None
+    trusted: bool = False
+
+
+_KeyWindow = KeyInfo  # its old name
+
+
+@dataclass
+class TreeHead:
+    """A signed tree head to check against the chain: one of the log's own, or a line of a witness file."""
+
+    label: str  # how a problem names it: "signed head of size 12", "witness FILE line 3"
+    head: Mapping[str, Any]
+    witness: str | None = None  # the witness file it was read from
 
 
 @dataclass
@@ -567,8 +606,16 @@ class ChainVerifier:
         # erased since: (salt, payload) of a seq as our snapshot holds it, None when erased here too.
         self.stored_payload = stored_payload
         self.rows = RangeChecker(0, GENESIS_HASH, None, lambda note: self._apply(note, self.frontier))
-        self.windows: dict[str, _KeyWindow] = {}
-        self.active_key_id: str | None = None
+        # Every key the log announced (`KeyInfo`), in announcement order; several can be valid at once
+        # (one per writer). `trusted_keys` are the anchors: the log's first key must be one of them.
+        self.keys: dict[str, KeyInfo] = {}
+        self.genesis_key_id: str | None = None
+        self.active_key_id: str | None = None  # the key announced last
+        self.signers: dict[str, int] = {}  # key id -> checkpoints and signed heads it signed, as checked
+        self.announces_signed_heads = False  # a v2 key announcement: its writer signs every transaction's head
+        self.signed_heads_verified = 0
+        self.signed_size: int | None = None
+        self.notes: list[str] = []
         self.awaiting_redaction: set[int] = set()
         self.redacted: list[int] = []
         self.last_good_checkpoint_size = 0
@@ -579,6 +626,38 @@ class ChainVerifier:
     @property
     def frontier(self) -> Frontier:
         return self.rows.frontier
+
+    @property
+    def windows(self) -> dict[str, KeyInfo]:  # its old name
+        return self.keys
+
+    def key_valid_at(self, key_id: str, size: int, *, head: bool = False) -> bool:
+        """May this key sign a checkpoint (or, with `head`, a signed head) of this size?
+
+        The log's first key signs heads from the first entry on: it is announced lazily, at the first
+        checkpoint, after the heads of the entries before it were signed.
+        """
+        info = self.keys.get(key_id)
+        if info is None:
+            return False
+        starts = 0 if head and info.how == "genesis" else info.from_seq
+        return starts <= size and (info.retired_at_seq is None or size < info.retired_at_seq)
+
+    def trust_summary(self) -> list[str]:
+        """One line per key that signed something checked: pinned, reached from a pinned key, or neither."""
+        lines = []
+        for key_id, count in sorted(self.signers.items()):
+            info = self.keys.get(key_id)
+            what = f"key {key_id} signed {count} checkpoint(s) or head(s)"
+            if self.trusted_keys is None:
+                lines.append(f"{what}: no key was pinned, so it is trusted only because the log announces it")
+            elif key_id in self.trusted_keys:
+                lines.append(f"{what}: a trusted (pinned) key")
+            elif info is not None and info.trusted:
+                lines.append(f"{what}: reached from a trusted key ({info.how} by {info.by})")
+            else:
+                lines.append(f"{what}: NOT reached from any trusted key")
+        return lines
 
     # -- checkpoints kept outside the log --------------------------------------------------------
     def expect_checkpoint(self, checkpoint: Mapping[str, Any], label: str) -> None:
@@ -639,23 +718,26 @@ class ChainVerifier:
         if self.awaiting_redaction:
             seq = min(self.awaiting_redaction)
             raise ChainProblem(seq, f"seq {seq}: payload is missing and no redaction event covers it (payload deleted)")
-        return VerifyReport(
-            ok=True,
-            size=size,
-            root=self.frontier.root().hex(),
-            redacted=sorted(self.redacted),
-            checkpoints_verified=self.checkpoints_verified,
-        )
+        return self._report()
 
     def report(self, problem: ChainProblem) -> VerifyReport:
+        return self._report(problem)
+
+    def report_ok(self) -> VerifyReport:
+        return self._report()
+
+    def _report(self, problem: ChainProblem | None = None) -> VerifyReport:
         return VerifyReport(
-            ok=False,
+            ok=problem is None,
             size=self.frontier.size,
             root=self.frontier.root().hex(),
-            first_bad_seq=problem.seq,
-            problem=problem.problem,
+            first_bad_seq=None if problem is None else problem.seq,
+            problem=None if problem is None else problem.problem,
             redacted=sorted(self.redacted),
             checkpoints_verified=self.checkpoints_verified,
+            signed_heads_verified=self.signed_heads_verified,
+            signed_size=self.signed_size,
+            notes=list(self.notes),
         )
 
     # -- helpers -----------------------------------------------------------------------------------
@@ -706,24 +788,60 @@ class ChainVerifier:
             self.checkpoints_verified += 1
 
     def _register_key(self, seq: int, payload: Mapping[str, Any]) -> None:
+        """A key announcement: the log's first key, a writer's rotation (handover) or another writer's key (endorsed).
+
+        Only the first announcement of a log may stand alone; any later key counts only when a key
+        valid at that seq signed it in (handover or endorsement), so a key announced by someone who
+        holds no key counts for nothing.
+        """
         key_id, public_hex = payload.get("key_id"), payload.get("public_key", "")
         try:
             announced = Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_hex))
-        except ValueError:
+        except (TypeError, ValueError):
             raise ChainProblem(seq, f"seq {seq}: key_rotation carries an invalid public key") from None
         if key_id_of(announced) != key_id:
             raise ChainProblem(seq, f"seq {seq}: key_rotation key id {key_id} does not match its public key")
-        if self.trusted_keys is not None and key_id not in self.trusted_keys:
-            raise ChainProblem(seq, f"seq {seq}: key_rotation announces key {key_id}, which is not a trusted public key")
-        previous = payload.get("previous_key_id")
-        if previous != self.active_key_id:
-            raise ChainProblem(seq, f"seq {seq}: key_rotation hands over from {previous}, but {self.active_key_id} is active")
+        if key_id in self.keys:
+            raise ChainProblem(seq, f"seq {seq}: key_rotation announces key {key_id} a second time")
+        log_id = payload.get("log_id", "")
+        previous, endorser = payload.get("previous_key_id"), payload.get("endorsed_by")
         if previous is not None:
-            message = handover_message(payload.get("log_id", ""), key_id, public_hex, previous)
-            if not signature_ok(self.windows[previous].public_key, payload.get("handover_signature", ""), message):
+            old = self.keys.get(previous)
+            if old is None or old.retired_at_seq is not None:
+                raise ChainProblem(
+                    seq, f"seq {seq}: key_rotation hands over from {previous}, which is not a valid key of this log "
+                    "(never announced, or already retired)"
+                )
+            message = handover_message(log_id, key_id, public_hex, previous)
+            if not signature_ok(old.public_key, payload.get("handover_signature", ""), message):
                 raise ChainProblem(seq, f"seq {seq}: key_rotation is not signed by the outgoing key {previous}")
-            self.windows[previous].retired_at_seq = seq
-        self.windows[key_id] = _KeyWindow(announced, from_seq=seq)
+            old.retired_at_seq = seq
+            info = KeyInfo(announced, seq, key_id=key_id, how="handover", by=previous, trusted=old.trusted)
+        elif endorser is not None:
+            by = self.keys.get(endorser)
+            if by is None or not self.key_valid_at(endorser, seq):
+                raise ChainProblem(seq, f"seq {seq}: key {key_id} is endorsed by {endorser}, which is not a valid key at seq {seq}")
+            message = endorsement_message(log_id, key_id, public_hex, endorser)
+            if not signature_ok(by.public_key, payload.get("endorsement_signature", ""), message):
+                raise ChainProblem(seq, f"seq {seq}: the endorsement of key {key_id} does not verify with key {endorser} (forged)")
+            info = KeyInfo(announced, seq, key_id=key_id, how="endorsed", by=endorser, trusted=by.trusted)
+        elif self.genesis_key_id is None:
+            if self.trusted_keys is not None and key_id not in self.trusted_keys:
+                raise ChainProblem(
+                    seq, f"seq {seq}: key_rotation announces the log's first key {key_id}, which is not a trusted public key"
+                )
+            self.genesis_key_id = key_id
+            info = KeyInfo(announced, seq, key_id=key_id, how="genesis", trusted=self.trusted_keys is not None)
+        else:
+            raise ChainProblem(
+                seq, f"seq {seq}: key_rotation announces key {key_id} with neither a handover nor an endorsement by a "
+                "valid key (a key announced without one counts for nothing)"
+            )
+        if self.trusted_keys is not None and key_id in self.trusted_keys:
+            info.trusted = True
+        if payload.get("v") == KEY_ANNOUNCEMENT_VERSION:
+            self.announces_signed_heads = True
+        self.keys[key_id] = info
         self.active_key_id = key_id
 
     def _check_signature(self, checkpoint: Mapping[str, Any], label: str, seq: int | None) -> None:
@@ -737,6 +855,7 @@ class ChainVerifier:
             raise ChainProblem(seq, f"{label} is signed by key {key_id}, which is not a trusted public key (wrong key)")
         if not signature_ok(key, checkpoint.get("signature", ""), checkpoint_message(checkpoint)):
             raise ChainProblem(seq, f"{label}: signature does not verify with key {key_id} (forged or altered)")
+        self.signers[key_id] = self.signers.get(key_id, 0) + 1
 
     def _check_key_window(self, checkpoint: Mapping[str, Any], label: str, seq: int | None) -> None:
         """Was the signing key the log's active key at the checkpoint's size?"""
@@ -763,6 +882,128 @@ class ChainVerifier:
                 f"entries {lo}..{self.outside['size']} were rewritten (chain recomputed)",
             )
 
+    # -- signed tree heads (after the chain pass: the key windows are known) ------------------------
+    def check_tree_heads(
+        self, heads: Iterable[TreeHead], leaves: Iterable[bytes], *, heads_expected: bool, newest_witnessed: TreeHead | None = None
+    ) -> None:
+        """Check signed heads against the chain just verified; raises ChainProblem at the first bad one.
+
+        `heads`: the log's own and the witness's, in order of size (the log's first at equal sizes);
+        `leaves`: the stored leaf hashes of seq 1.. in order, as chunks of concatenated 32-byte hashes
+        (verified by the pass that came before, in the same snapshot). Each head must name this log,
+        be signed by a key valid at its size, and sign the root of the first `size` entries; the
+        newest of the log's own heads must cover the whole log. A log without any must not be one whose
+        writers sign them: `heads_expected` (the caller knows), or a key announced since signed heads.
+        """
+        size = self.frontier.size
+        if newest_witnessed is not None and newest_witnessed.head.get("size", 0) > size:
+            heads = [newest_witnessed]  # a rollback: name the newest size the witness saw
+        tree, buffered, chunks = Frontier(), b"", iter(leaves)
+        good = 0  # the largest size a head checked so far vouches for
+        first_own: int | None = None
+        for item in heads:
+            head = item.head
+            head_size = self._tree_head_fields(item)
+            if head_size > size:
+                self._check_head_signature(item, head_size)
+                if item.witness is not None:
+                    raise ChainProblem(
+                        size + 1, f"the log has {size} entries but the witness {item.witness} holds a signed head for "
+                        f"{head_size} ({item.label}): tail truncated or an old backup restored"
+                    )
+                raise ChainProblem(
+                    size + 1, f"{item.label} covers {head_size} entries but the log ends at seq {size}: "
+                    f"seq {size + 1}..{head_size} are missing (tail truncated)"
+                )
+            while tree.size < head_size:  # grow the tree to exactly this head's size
+                if not buffered:
+                    buffered = next(chunks, b"")
+                    if not buffered:
+                        raise ChainProblem(tree.size + 1, f"seq {tree.size + 1}: its leaf hash could not be read again")
+                take = min(len(buffered) // 32, head_size - tree.size) * 32
+                tree.extend(buffered[:take])
+                buffered = buffered[take:]
+            self._check_head_signature(item, head_size)
+            if head.get("root") != tree.root().hex():
+                lo = good + 1
+                where = f"seq {lo} was" if lo == head_size else f"entries {lo}..{head_size} were"
+                source = f" (the witness {item.witness} disagrees with the log)" if item.witness is not None else ""
+                raise ChainProblem(lo, f"{item.label} signs a different root for size {head_size}: {where} rewritten{source}")
+            good = max(good, head_size)
+            self.signed_heads_verified += 1
+            if item.witness is None:
+                first_own = head_size if first_own is None else first_own
+                self.signed_size = head_size
+        if self.signed_size is None:
+            if size and (heads_expected or self.announces_signed_heads):
+                raise ChainProblem(
+                    1, f"the log holds {size} entries but no signed head: entries 1..{size} are not covered by a "
+                    "signed head (signed heads deleted)"
+                )
+            if size:
+                self.notes.append(
+                    f"no signed head: the {size} entries were written without one (before signed heads, or "
+                    "without a key) and are covered only by checkpoints"
+                )
+            return
+        if self.signed_size < size:
+            raise ChainProblem(
+                self.signed_size + 1, f"entries after seq {self.signed_size} are not covered by a signed head "
+                f"(seq {self.signed_size + 1}..{size}: appended without a key, or their signed heads deleted)"
+            )
+        if first_own is not None and any(info.from_seq < first_own for info in self.keys.values()):
+            self.notes.append(
+                f"the first signed head covers size {first_own}: entries 1..{first_own} were written before it "
+                "(an older log, or one first transaction) and changes made to them before it was signed are "
+                "caught only by checkpoints"
+            )
+        if not self.announces_signed_heads and self.keys:
+            self.notes.append(
+                "this log's keys were announced before signed heads: run `docket audit rotate-key` once, so that "
+                "the log itself records that its heads are signed (until then, deleting every signed head passes)"
+            )
+
+    def _tree_head_fields(self, item: TreeHead) -> int:
+        head = item.head
+        for name in ("format", "log_id", "size", "root", "time", "key_id", "signature"):
+            if name not in head:
+                raise ChainProblem(None, f"{item.label}: field '{name}' is missing")
+        head_size = head["size"]
+        if type(head_size) is not int or head_size < 0:
+            raise ChainProblem(None, f"{item.label}: size {head_size!r} is not a whole number")
+        if not all(type(head[name]) is str for name in ("format", "log_id", "root", "time", "key_id", "signature")):
+            raise ChainProblem(None, f"{item.label}: a field is not a string")
+        if head["format"] != CHECKPOINT_FORMAT:
+            raise ChainProblem(None, f"{item.label}: format {head['format']!r} is not {CHECKPOINT_FORMAT}")
+        if self.log_id is not None and head["log_id"] != self.log_id:
+            raise ChainProblem(None, f"{item.label} belongs to log {head['log_id']}, not {self.log_id}")
+        return head_size
+
+    def _check_head_signature(self, item: TreeHead, head_size: int) -> None:
+        head, key_id = item.head, item.head["key_id"]
+        info = self.keys.get(key_id)
+        seq = None if item.witness is not None or head_size < 1 else head_size
+        if info is not None:
+            if not self.key_valid_at(key_id, head_size, head=True):
+                last = "" if info.retired_at_seq is None else info.retired_at_seq - 1
+                start = 0 if info.how == "genesis" else info.from_seq
+                raise ChainProblem(
+                    seq, f"{item.label} is signed by key {key_id}, which is valid only for sizes {start}..{last}"
+                )
+            key = info.public_key
+        elif not self.keys and self.trusted_keys is not None and key_id in self.trusted_keys:
+            key = self.trusted_keys[key_id]  # the first writer's key, not announced yet (at the first checkpoint)
+        elif not self.keys and self.trusted_keys is None:
+            note = f"signed heads by key {key_id} were not checked: the log does not announce it yet and no keys directory was given"
+            if note not in self.notes:
+                self.notes.append(note)
+            return
+        else:
+            raise ChainProblem(seq, f"{item.label} is signed by key {key_id}, which is not a valid key of this log (wrong key)")
+        if not signature_ok(key, head["signature"], checkpoint_message(head)):
+            raise ChainProblem(seq, f"{item.label}: signature does not verify with key {key_id} (forged or altered)")
+        self.signers[key_id] = self.signers.get(key_id, 0) + 1
+
 
 def verify_rows(
     batches: Iterable[Iterable[Sequence[Any]]],
@@ -774,11 +1015,13 @@ def verify_rows(
     outside_checkpoint: Mapping[str, Any] | None = None,
     checkpoint_label: str = "",
     recorded_size: int | None = None,
+    after_chain: Callable[[ChainVerifier], None] | None = None,
 ) -> VerifyReport:
     """Verify a log in one pass: ranges checked elsewhere (in seq order), then batches of the rows after them.
 
     The report names the first bad seq and why, the same with or without `checked_ranges`
-    (`stored_payload`: see `ChainVerifier`).
+    (`stored_payload`: see `ChainVerifier`). `after_chain` runs once the chain checked out, with the
+    verifier (e.g. `check_tree_heads`); a ChainProblem it raises is the report.
     """
     verifier = ChainVerifier(trusted_keys, log_id, stored_payload)
     try:
@@ -788,7 +1031,11 @@ def verify_rows(
             verifier.absorb(part)
         for batch in batches:
             verifier.add_rows(batch)
-        return verifier.finish(recorded_size)
+        report = verifier.finish(recorded_size)
+        if after_chain is None:
+            return report
+        after_chain(verifier)  # the checks that need the whole chain's keys first: signed heads, the witness
+        return verifier.report_ok()
     except ChainProblem as problem:
         return verifier.report(problem)
 

@@ -2,6 +2,11 @@
 
     python -m bench.audit_bench                      # the full run (100k-entry verify)
     python -m bench.audit_bench --entries 20000 --skip-postgres
+    python -m bench.audit_bench --entries 20000 --sign-rounds 5     # appends with and without signed heads
+
+Appends sign their tree head (one Ed25519 signature per transaction); `--sign-rounds` alternates
+appends with and without that signature in fresh logs (the second only for this comparison) and
+times the signature call alone; the second goal is that signing costs under 10% of the append rate.
 
 Prints a Markdown table and the goal check: verification runs at >= 1/3 of raw SHA-256 speed over
 the same bytes, where "raw" hashes exactly the messages verification must hash (each payload with
@@ -33,12 +38,14 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
 from audit import AuditLog, NewEvent
+from audit.keys import KeyStore
 from audit.log import PG_VERIFY_SETTINGS, range_query, stream_row_batches
 from audit.schema import entries, payloads
-from audit.verify_bundle import leaf_bytes
+from audit.verify_bundle import CHECKPOINT_FORMAT, checkpoint_message, leaf_bytes
 
 PG_URL = os.environ.get("DOCKET_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 GOAL_FRACTION = 1 / 3
+SIGNING_BUDGET = 0.10  # signing each transaction's head may cost at most this share of the append rate
 
 
 @dataclass
@@ -92,8 +99,8 @@ def backend(name: str, workdir: Path) -> Iterator[str]:
         admin.dispose()
 
 
-def _writer(url: str, count: int, payload_bytes: int, start: Any, results: Any) -> None:
-    log = AuditLog.open(url)
+def _writer(url: str, count: int, payload_bytes: int, start: Any, results: Any, keys: Path | None, sign: bool) -> None:
+    log = AuditLog.open(url, keys, sign_heads=sign)
     start.wait()  # every writer connected: time appends only, not interpreter start-up
     began = time.perf_counter()
     for i in range(count):
@@ -102,12 +109,20 @@ def _writer(url: str, count: int, payload_bytes: int, start: Any, results: Any) 
     log.close()
 
 
-def append_rate(url: str, writers: int, per_writer: int, payload_bytes: int) -> float:
-    """Seconds for `writers` processes to each append `per_writer` entries, one durable commit each."""
-    AuditLog.open(url).close()
+def append_rate(url: str, writers: int, per_writer: int, payload_bytes: int, keys: Path | None = None, sign: bool = True) -> float:
+    """Seconds for `writers` processes to each append `per_writer` entries, one durable commit each.
+
+    With `keys` every append also signs its tree head (the default since signed heads); `sign=False`
+    turns that off, for the A/B comparison only. The writers share one key, made before they start.
+    """
+    AuditLog.open(url, keys).close()
+    if keys is not None:
+        KeyStore(keys).active()
     spawn = multiprocessing.get_context("spawn")
     start, results = spawn.Barrier(writers), spawn.Queue()
-    procs = [spawn.Process(target=_writer, args=(url, per_writer, payload_bytes, start, results)) for _ in range(writers)]
+    procs = [
+        spawn.Process(target=_writer, args=(url, per_writer, payload_bytes, start, results, keys, sign)) for _ in range(writers)
+    ]
     for proc in procs:
         proc.start()
     spans = [results.get(timeout=900) for _ in procs]
@@ -116,9 +131,9 @@ def append_rate(url: str, writers: int, per_writer: int, payload_bytes: int) -> 
     return max(end for _, end in spans) - min(began for began, _ in spans)
 
 
-def build_log(url: str, count: int, payload_bytes: int) -> AuditLog:
-    """A log of `count` entries through the log's own append path, 1000 entries per transaction."""
-    log = AuditLog.open(url)
+def build_log(url: str, count: int, payload_bytes: int, keys: Path | None = None) -> AuditLog:
+    """A log of `count` entries through the log's own append path, 1000 entries per transaction (a signed head each)."""
+    log = AuditLog.open(url, keys)
     for start in range(0, count, 1000):
         log.append_many(
             [
@@ -218,10 +233,10 @@ class Round:
     read_only: ReadOnly
 
 
-def verify_rounds(url: str, entries_count: int, workers: int, rounds: int) -> tuple[list[Round], int]:
+def verify_rounds(url: str, entries_count: int, workers: int, rounds: int, keys: Path | None = None) -> tuple[list[Round], int]:
     """Verify with `workers` processes, as by default (one), and raw SHA-256, alternately, `rounds` times."""
     measured, hashed = [], 0
-    with AuditLog.open(url, create=False) as log:
+    with AuditLog.open(url, keys, create=False) as log:
         for _ in range(rounds):
             load = os.getloadavg()[0]
             times = []
@@ -285,6 +300,59 @@ def cpu_breakdown(measured: list[Round], entries: int) -> str:
     return "; ".join(parts)
 
 
+def sign_call_seconds(count: int) -> float:
+    """Seconds of `count` head signatures alone: what each append transaction adds, beside its commit."""
+    _, key = KeyStore(Path(tempfile.mkdtemp(prefix="audit-bench-key-"))).active()
+    head = {"format": CHECKPOINT_FORMAT, "log_id": "0" * 32, "size": 123456, "root": "ab" * 32,
+            "time": "2026-01-01T00:00:00.000000Z", "key_id": "0" * 16}
+    began = time.perf_counter()
+    for size in range(count):
+        head["size"] = size
+        key.sign(checkpoint_message(head))
+    return time.perf_counter() - began
+
+
+def signing_ab(name: str, workdir: Path, appends: int, payload_bytes: int, rounds: int) -> tuple[list[Row], list[str]]:
+    """Appends with and without signing their heads, one writer, alternately in fresh logs, `rounds` times."""
+    rows, ratios = [], []
+    for number in range(1, rounds + 1):
+        rates = {}
+        for sign in (True, False):
+            with backend(name, workdir) as url:
+                seconds = append_rate(url, 1, appends, payload_bytes, workdir / f"keys-{uuid.uuid4().hex[:8]}", sign)
+            label = "append, head signed (default)" if sign else "append, head not signed (A/B only)"
+            rows.append(Row(f"{label} (round {number})", name, 1, appends, seconds, "entries/s"))
+            rates[sign] = appends / seconds
+        ratios.append(rates[True] / rates[False])
+    sign_seconds = sign_call_seconds(appends)
+    median = statistics.median(ratios)
+    lines = [
+        f"- {name}, append with its head signed vs not, one writer: rounds "
+        + ", ".join(f"{r:.2f}" for r in ratios)
+        + f"; **median {median:.2f} of the unsigned rate, signing costs {1 - median:.1%} "
+        + f"({'MET' if median >= 1 - SIGNING_BUDGET else 'NOT MET'}: under {SIGNING_BUDGET:.0%})**",
+        f"- {name}, the signature alone: {sign_seconds / appends * 1e6:.0f} µs per head ({appends} signed in {sign_seconds:.2f} s)",
+    ]
+    return rows, lines
+
+
+def headed_verify(name: str, workdir: Path, count: int, payload_bytes: int, rounds: int) -> tuple[list[Row], list[str]]:
+    """Verify a log appended one entry per transaction, so with a signed head per entry to check."""
+    rows, rates = [], []
+    keys = workdir / f"keys-{uuid.uuid4().hex[:8]}"
+    with backend(name, workdir) as url:
+        with AuditLog.open(url, keys) as log:
+            for i in range(count):
+                log.append("answer", answer_payload(i, payload_bytes), actor="bench", request_id=f"r{i}")
+            for number in range(1, rounds + 1):
+                report, spent = timed(log.verify)
+                assert report.ok and report.signed_heads_verified == count, report.problem
+                rows.append(Row(f"verify, a signed head per entry (round {number})", name, 1, count, spent.wall, "entries/s"))
+                rates.append(count / spent.wall)
+    lines = [f"- {name}, verify of a log with a signed head per entry: median {statistics.median(rates):,.0f} entries/s"]
+    return rows, lines
+
+
 def pg_reachable() -> bool:
     engine = create_engine(PG_URL)
     try:
@@ -306,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-appends", action="store_true", help="measure verification only")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="verify worker processes")
     parser.add_argument("--rounds", type=int, default=5, help="alternating verify / raw SHA-256 rounds")
+    parser.add_argument("--sign-rounds", type=int, default=3, help="alternating signed / unsigned append rounds (0: skip)")
+    parser.add_argument("--headed-entries", type=int, default=2000, help="entries of the log verified with a signed head per entry (0: skip)")
     args = parser.parse_args(argv)
 
     backends = ["sqlite"]
@@ -319,14 +389,23 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="audit-bench-") as tmp:
         workdir = Path(tmp)
         for name in backends:
+            keys = workdir / f"keys-{name}"
             for writers in () if args.skip_appends else (1, 8):
                 with backend(name, workdir) as url:
                     per_writer = args.appends // writers
-                    seconds = append_rate(url, writers, per_writer, args.payload_bytes)
-                    rows.append(Row("append (durable commit each)", name, writers, per_writer * writers, seconds, "entries/s"))
+                    seconds = append_rate(url, writers, per_writer, args.payload_bytes, keys)
+                    rows.append(Row("append (durable commit and signed head each)", name, writers, per_writer * writers, seconds, "entries/s"))
+            if args.sign_rounds and not args.skip_appends:
+                ab_rows, ab_lines = signing_ab(name, workdir, args.appends, args.payload_bytes, args.sign_rounds)
+                rows.extend(ab_rows)
+                goal_lines.extend(ab_lines)
+            if args.headed_entries:
+                headed_rows, headed_lines = headed_verify(name, workdir, args.headed_entries, args.payload_bytes, 3)
+                rows.extend(headed_rows)
+                goal_lines.extend(headed_lines)
             with backend(name, workdir) as url:
-                build_log(url, args.entries, args.payload_bytes).close()
-                measured, hashed = verify_rounds(url, args.entries, args.workers, args.rounds)
+                build_log(url, args.entries, args.payload_bytes, keys).close()
+                measured, hashed = verify_rounds(url, args.entries, args.workers, args.rounds, keys)
             for number, got in enumerate(measured, start=1):
                 for label, spent, count in ((f"verify, {args.workers} workers", got.parallel, args.workers), ("verify, 1 worker (default)", got.single, 1)):
                     rows.append(Row(f"{label} (round {number}, load {got.load:.1f})", name, count, args.entries, spent.wall, "entries/s"))
@@ -338,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|")
     for row in rows:
         print(f"| {row.measure} | {row.backend} | {row.writers} | {row.count} | {row.seconds:.2f} | {row.rate:,.0f} {row.unit} |")
-    print("\nGoal check (verify >= 1/3 of raw single-thread SHA-256 speed over the same bytes, per round):")
+    print("\nGoal check (signing under 10% of the append rate; verify >= 1/3 of raw single-thread SHA-256 speed over the same bytes, per round):")
     print("\n".join(goal_lines))
     print(f"\nLoad average at the end: {' '.join(f'{load:.1f}' for load in os.getloadavg())}")
     return 0

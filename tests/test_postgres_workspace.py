@@ -34,9 +34,13 @@ def test_ingest_ask_and_verify_with_everything_in_postgres(home: Path, pg_url: s
         load_settings("postgres", registry_url=pg_url, audit_url=pg_url, actor="colleague", home=tmp_path / "colleague")
     )
     assert sorted(d.name for d in colleague.store.documents("shared")) == sorted([NETGEAR, DRIVEN])
+    # The colleague's own signing key is enrolled by a workspace whose key the log already knows.
+    colleague_key, _ = colleague.audit.key_store().active()
+    docket.audit.enrol_key(colleague.settings.keys_dir / f"{colleague_key}.pub", actor="test-analyst")
     second = ask(colleague, "How much notice ends the consulting agreement?", AskOptions(collection="shared", documents=[DRIVEN]))
     assert second.status == "answered" and "thirty (30) days" in second.answer
     assert second.audit_seq > record.audit_seq
     verified = colleague.audit.verify()
     assert verified.ok and verified.size >= 2
+    assert docket.audit.verify().ok  # the first analyst's verify too: no false tamper alarm
     assert colleague.audit.get(second.audit_seq).actor == "colleague"
