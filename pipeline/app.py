@@ -48,4 +48,4 @@ class Docket:
             return MagistralReasoner(self.settings.llm)
         from pipeline.extractive import ExtractiveReasoner
 
-        return ExtractiveReasoner(self.store.encoder.encode)
+        return ExtractiveReasoner(self.store.encoder.encode_for_question)

@@ -10,16 +10,50 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
+from typer.core import TyperGroup
 
-from pipeline.settings import ConfigError, DocketSettings, load_settings
+# Settings (pydantic), the store (SQLAlchemy, FAISS) and the sub-apps are imported by the commands that
+# use them, not here: `docket --help` should cost Python, typer and rich, and nothing else.
+if TYPE_CHECKING:
+    from pipeline.settings import DocketSettings
+
+
+class LazyGroup(TyperGroup):
+    """The root group, with sub-apps mounted on first use: ``LAZY_COMMANDS`` names each with its one-line
+    help, and its module is imported only when that command runs (or its own --help is asked), so the
+    root's --help lists it without importing the audit log, the review engine or the evaluator."""
+
+    _listing = False
+
+    def list_commands(self, ctx) -> list[str]:
+        return [*super().list_commands(ctx), *(name for name in LAZY_COMMANDS if name not in self.commands)]
+
+    def get_command(self, ctx, cmd_name: str):
+        if cmd_name in self.commands or cmd_name not in LAZY_COMMANDS:
+            return super().get_command(ctx, cmd_name)
+        load, help_ = LAZY_COMMANDS[cmd_name]
+        if self._listing:  # the root's help shows the name and help line; nothing needs loading for that
+            return typer.core.TyperCommand(name=cmd_name, help=help_)
+        command = load()
+        self.add_command(command, cmd_name)
+        return command
+
+    def format_help(self, ctx, formatter) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
 
 app = typer.Typer(
     name="docket",
@@ -27,6 +61,7 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
+    cls=LazyGroup,
 )
 docs_app = typer.Typer(help="List, inspect and remove ingested documents.", no_args_is_help=True)
 config_app = typer.Typer(help="Show the settings in force.", no_args_is_help=True)
@@ -56,6 +91,7 @@ class _State:
     def docket(self):
         if self._docket is None:
             from pipeline.app import Docket
+            from pipeline.settings import load_settings
 
             self._docket = Docket(load_settings(self.config, home=self.home))
         return self._docket
@@ -424,31 +460,40 @@ def _audit_context():
     return AuditContext(url=settings.resolved_audit_url, keys_dir=settings.keys_dir, actor=settings.actor)
 
 
-def _mount_audit() -> None:
+def _mounted(mount: Callable[[typer.Typer], None], name: str):
+    """The click command ``mount`` adds to a Typer made like ``app``: typer's own mounting, done late."""
+    holder = typer.Typer(rich_markup_mode="rich", pretty_exceptions_enable=False)
+    holder.callback()(lambda: None)  # a callback makes a group of it, whatever ``mount`` adds
+    mount(holder)
+    return typer.main.get_group(holder).commands[name]
+
+
+def _load_audit():
     from audit.cli import make_app
 
-    app.add_typer(make_app(_audit_context), name="audit", help="Inspect, verify, prove and export the audit log.")
+    return _mounted(lambda holder: holder.add_typer(make_app(_audit_context), name="audit", help=AUDIT_HELP), "audit")
 
 
-_mount_audit()
-
-
-def _mount_review() -> None:
+def _load_review():
     from pipeline.review.cli import make_review_app
 
-    app.add_typer(make_review_app(state.docket), name="review")
+    return _mounted(lambda holder: holder.add_typer(make_review_app(state.docket), name="review"), "review")
 
 
-_mount_review()
-
-
-def _mount_eval() -> None:
+def _load_eval():
     from pipeline.evaluation import eval_command
 
-    app.command("eval")(eval_command)
+    return _mounted(lambda holder: holder.command("eval")(eval_command), "eval")
 
 
-_mount_eval()
+AUDIT_HELP = "Inspect, verify, prove and export the audit log."
+# Mounted by LazyGroup on first use; the help lines are the sub-apps' own (tests/test_startup_imports.py
+# compares them with the loaded commands').
+LAZY_COMMANDS: dict[str, tuple[Callable[[], Any], str]] = {
+    "audit": (_load_audit, AUDIT_HELP),
+    "review": (_load_review, "Run a checklist over documents, show and report the findings, diff reviews, sign off."),
+    "eval": (_load_eval, "Measure retrieval on questions with gold pages: R@k, MRR, nDCG, span recall, latency; dense, BM25 and hybrid."),
+}
 
 
 # -- demo -----------------------------------------------------------------------------------------------
@@ -468,7 +513,7 @@ INTERRUPTED = 130  # the shell's code for a process stopped by SIGINT (128 + 2)
 def main() -> None:
     try:
         app()
-    except ConfigError as exc:
+    except _config_error() as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:  # before typer is running
@@ -478,6 +523,16 @@ def main() -> None:
         if exit_.code == INTERRUPTED:  # typer turns Ctrl-C into this exit before the handler above sees it
             _say_interrupted()
         raise
+
+
+def _config_error() -> type[Exception]:
+    """pipeline.settings.ConfigError when settings were loaded (only then can it have been raised)."""
+    settings = sys.modules.get("pipeline.settings")
+    return settings.ConfigError if settings is not None else _NeverRaised
+
+
+class _NeverRaised(Exception):
+    pass
 
 
 def _say_interrupted() -> None:

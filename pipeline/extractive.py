@@ -3,7 +3,8 @@
 It is not a language model and never claims to be one: it ranks the sentences of the retrieved
 evidence against the question (cosine similarity of the same MiniLM encoder, plus the share of the
 question's content words the sentence contains), and answers with the best few sentences, each in
-quotes with its [S#] citation. When no sentence clears the support threshold it refuses. Its trace
+quotes with its [S#] citation. ``embed`` is the encoder's question path (``Encoder.encode_for_question``:
+ONNX Runtime, no torch), so answering costs no model load beyond the one that embedded the question. When no sentence clears the support threshold it refuses. Its trace
 lists the program's own steps (what it compared and what it chose), labelled as such.
 """
 

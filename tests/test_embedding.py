@@ -220,6 +220,27 @@ def test_questions_embedded_by_onnx_get_torchs_vectors(encoder, query_cache, con
     assert np.abs(by_onnx - by_torch).max() < 1e-4
 
 
+def test_the_answerers_sentence_vectors_are_torchs(encoder, int8_encoder, onnx_cache, query_cache, contract_paragraphs):
+    """The extractive answerer embeds a question and its evidence's sentences by the question session
+    (``encode_for_question``), with no torch model loaded: for the torch backend the vectors must be
+    torch's, for the int8 backend those its ``encode`` gives."""
+    from ingest.chunking import sentence_spans
+
+    sentences = [p[a:b] for p in contract_paragraphs for a, b in sentence_spans(p) if len(p[a:b].split()) >= 6]
+    texts = ["How much notice must a party give to terminate?", *sentences[:60]]
+    assert len(texts) > 40
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(query_cache))
+        fresh = Encoder(EmbeddingSettings())
+        by_question_session = fresh.encode_for_question(texts)
+    assert "model" not in fresh.__dict__, "the answerer's sentences loaded the torch model"
+    cosines = (by_question_session * encoder.encode(texts)).sum(axis=1)
+    assert cosines.min() > 0.999, cosines.min()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(onnx_cache))
+        np.testing.assert_allclose(int8_encoder.encode_for_question(texts), int8_encoder.encode(texts), atol=1e-6)
+
+
 def test_onnx_queries_can_be_switched_off(encoder, query_cache):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CACHE_HOME", str(query_cache / "unused"))
