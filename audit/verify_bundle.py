@@ -3,7 +3,7 @@
 This module is copied verbatim into every export bundle as ``verify_bundle.py`` so that an auditor can
 check a bundle on another machine with nothing of Docket installed::
 
-    python verify_bundle.py BUNDLE_DIR [--checkpoint MY_CHECKPOINT.json] [--json]
+    python verify_bundle.py BUNDLE_DIR --trust LOG_KEY.pub [--checkpoint MY_CHECKPOINT.json] [--json]
 
 The log itself (``audit.log``) verifies through the same code, so what the auditor runs is exactly
 what Docket runs. It holds:
