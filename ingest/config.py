@@ -67,3 +67,16 @@ class OcrSettings(_Section):
     )
 
 
+class IngestSettings(_Section):
+    """Bounds on one document, so a hostile or runaway file fails alone instead of stalling the batch."""
+
+    max_pages: int = Field(
+        5000, ge=1,
+        description="Most pages in one document, checked from the page count before any page is read; a longer "
+        "file fails with a one-line error (raise DOCKET_INGEST__MAX_PAGES or split the file).",
+    )
+    document_timeout_s: float = Field(
+        600.0, gt=0,
+        description="Most seconds spent reading, OCRing, chunking and embedding one document; checked between "
+        "pages and steps, and never inside the registry commit, so a document over it leaves nothing behind.",
+    )

@@ -7,7 +7,10 @@ Everything downstream (answers, citations, audit entries) points back through th
 
 from __future__ import annotations
 
+import time
+import unicodedata
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 # How a page's text was obtained. "pymupdf"/"pypdf" read a PDF's text layer; the others read pixels.
@@ -59,6 +62,8 @@ class ExtractedDocument:
     media_type: str  # "application/pdf", "image/png", ...
     pages: list[PageText]
     title: str | None = None
+    # What the PDF readers complained of while reading it (MuPDF's and pypdf's messages, first few, deduped).
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -91,3 +96,55 @@ class IngestError(Exception):
         self.path, self.reason, self.hint, self.page = path, reason, hint, page
         where = f"{path} (page {page})" if page is not None else path
         super().__init__(f"{where}: {reason}" + (f"; {hint}" if hint else ""))
+
+
+# Characters that move the cursor, recolour the terminal, reorder text or end a line: never printed raw.
+_UNPRINTABLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print on one terminal line and to store as UTF-8.
+
+    Control and format characters (ESC, newline, bidi overrides) become escapes as repr writes them
+    (``\\x1b``, ``\\u202e``), and the bytes of a file name that are not UTF-8 (which Python carries as
+    surrogate escapes) become ``\\xff``. Everything else, backslashes included, stays as it is, so an
+    ordinary name is unchanged."""
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if unicodedata.category(ch) not in _UNPRINTABLE_CATEGORIES:
+            out.append(ch)
+        elif 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's stand-in for the undecodable byte code - 0xDC00
+            out.append(f"\\x{code - 0xDC00:02x}")
+        else:
+            out.append(repr(ch)[1:-1])  # \\x1b, \\n, \\u202e
+    return "".join(out)
+
+
+def display_path(path: Path | str) -> str:
+    """A file's path as Docket prints and stores it (see ``printable``)."""
+    return printable(str(path))
+
+
+@dataclass
+class Deadline:
+    """The per-document time limit (``ingest.document_timeout_s``), checked between pages and steps.
+
+    A cooperative check, not a killed thread: it raises only where nothing is half-done, and never
+    inside the registry commit, so a document over time leaves nothing behind."""
+
+    seconds: float
+    started: float = field(default_factory=time.monotonic)
+
+    def extend(self, seconds: float) -> None:
+        """Leave ``seconds`` out of the limit (a cost of the process, such as loading the encoder once)."""
+        self.started += seconds
+
+    def check(self, name: str, where: str) -> None:
+        if time.monotonic() - self.started > self.seconds:
+            raise IngestError(
+                name, f"not done after ingest.document_timeout_s={self.seconds:g} s ({where}); nothing of it was stored",
+                "raise DOCKET_INGEST__DOCUMENT_TIMEOUT_S or split the file",
+            )

@@ -6,12 +6,20 @@ pages and chunks with their vectors in ONE registry transaction. The FAISS index
 commit and saved atomically; if the process dies in between, the index's manifest no longer matches the
 registry's generation and the index is rebuilt from the registry on the next open. An interrupted
 ingest therefore leaves either the whole file or nothing.
+
+Each file is bounded by ``IngestSettings``: its page count (checked before any page is read) and a
+deadline checked between pages and steps but never inside the commit, so a file over time leaves
+nothing either. Paths are stored and reported as ``display_path`` gives them (terminal escapes and
+bytes that are not UTF-8 escaped), and any failure of one file, expected or not, is one line in its
+``FileResult`` while the batch goes on.
 """
 
 from __future__ import annotations
 
 import fcntl
 import logging
+import os
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -24,11 +32,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ingest.chunking import chunk_document
-from ingest.config import ChunkingSettings, EmbeddingSettings, OcrSettings
+from ingest.config import ChunkingSettings, EmbeddingSettings, IngestSettings, OcrSettings
 from ingest.embedding import Encoder, encode_groups
 from ingest.extract import SUPPORTED_SUFFIXES, read_document, sha256_file
 from ingest.lexical import LexicalIndex
-from ingest.models import Chunk, ExtractedDocument, IngestError, PageText
+from ingest.models import Chunk, Deadline, ExtractedDocument, IngestError, PageText, display_path, printable
 from ingest.query import plain_query, plan_query
 from ingest.registry import ChunkRow, Document, DocumentVersion, IndexState, PageRow, open_registry, utcnow
 from ingest.retrieval import ChunkFacts, RetrievalOptions, SearchMode, mmr, needs_facts, rank_chunks, rerank
@@ -51,6 +59,30 @@ class FileResult:
     chunks: int = 0
     ocr_pages: int = 0
     error: str | None = None  # one line, for outcome == "failed"
+    warnings: list[str] = field(default_factory=list)  # what the PDF readers complained of (first few)
+
+
+@dataclass(frozen=True)
+class VersionFacts:
+    version: int
+    sha256: str
+    status: str  # current, superseded or removed
+    pages: int
+    media_type: str
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class DocumentFacts:
+    """What the registry says of one document, without page text (for the audit events of pipeline/)."""
+
+    id: int
+    name: str
+    collection: str
+    source: str
+    doc_type: str | None
+    doc_date: date | None
+    versions: tuple[VersionFacts, ...]  # oldest first
 
 
 @dataclass(frozen=True)
@@ -146,8 +178,10 @@ class DocumentStore:
         embedding: EmbeddingSettings | None = None,
         chunking: ChunkingSettings | None = None,
         ocr: OcrSettings | None = None,
+        limits: IngestSettings | None = None,
     ):
         self.sessions: sessionmaker = open_registry(registry_url)
+        self.limits = limits or IngestSettings()
         self.index_dir = Path(index_dir)
         self.encoder = Encoder(embedding or EmbeddingSettings())
         self.chunking = chunking or ChunkingSettings()
@@ -155,6 +189,7 @@ class DocumentStore:
         self._vectors: VectorIndex | None = None
         self._lexical: tuple[int, LexicalIndex] | None = None  # (generation, index)
         self._allowed_cache: dict[tuple, list[int]] = {}
+        self._encoder_ready = False
 
     # -- ingest -------------------------------------------------------------------------------------
     def ingest(
@@ -173,14 +208,21 @@ class DocumentStore:
                 try:
                     result = self._ingest_file(path, collection, tags)
                 except IngestError as exc:
-                    result = FileResult(str(path), "failed", error=str(exc))
+                    result = FileResult(display_path(path), "failed", error=printable(str(exc)))
+                except Exception as exc:  # a reader's or library's bug must not cost the rest of the batch
+                    log.debug("ingesting %s failed", display_path(path), exc_info=True)
+                    result = FileResult(display_path(path), "failed", error=printable(
+                        f"{display_path(path)}: unexpected error ({type(exc).__name__}: {exc}); "
+                        "run with -v for the details and report it"
+                    ))
                 report.results.append(result)
                 if on_file:
                     on_file(result)
         return report
 
     def _ingest_file(self, path: Path, collection: str, tags: DocumentTags) -> FileResult:
-        name = str(path)
+        name = display_path(path)
+        deadline = Deadline(self.limits.document_timeout_s)
         try:
             sha256, _ = sha256_file(path)
         except FileNotFoundError as exc:
@@ -200,9 +242,13 @@ class DocumentStore:
                 tags.apply(existing.document)  # re-ingesting with --type/--date re-tags
                 return FileResult(name, "unchanged", sha256, existing.document_id, existing.version)
 
-        extracted = read_document(path, self.ocr)
+        extracted = read_document(path, self.ocr, self.limits, deadline)
+        deadline.check(name, "stopped after reading its pages, before chunking")
+        deadline.extend(self._ready_encoder())
         chunks = self._chunk(extracted)
-        vectors = self._embed(chunks)
+        deadline.check(name, "stopped after chunking, before embedding")
+        vectors = self._embed(chunks, lambda done: deadline.check(name, f"stopped after embedding {done} of {len(chunks)} chunks"))
+        deadline.check(name, "stopped after embedding, before storing")  # the last check: the commit is never cut
         document, version, chunk_ids, retired_ids = self._commit(path, collection, extracted, chunks, vectors, tags)
         self._update_index(chunk_ids, vectors, retired_ids)
         return FileResult(
@@ -214,16 +260,28 @@ class DocumentStore:
             pages=len(extracted.pages),
             chunks=len(chunks),
             ocr_pages=sum(p.method not in ("pymupdf", "pypdf") for p in extracted.pages),
+            warnings=list(extracted.warnings),
         )
+
+    def _ready_encoder(self) -> float:
+        """Load the encoder (tokenizer and model) if not yet loaded; the seconds it took. Loading is the
+        process's cost, once, not the document's: it is left out of the document's time limit."""
+        if self._encoder_ready:
+            return 0.0
+        started = time.monotonic()
+        self.encoder.encode(["Docket"])  # loads the tokenizer and whichever model the backend runs
+        self._encoder_ready = True
+        return time.monotonic() - started
 
     def _chunk(self, extracted: ExtractedDocument) -> list[Chunk]:
         # The encoder's two special tokens ([CLS], [SEP]) count against its max sequence length.
         return chunk_document(extracted, self.encoder.token_offsets, self.chunking, self.encoder.max_tokens - 2)
 
-    def _embed(self, chunks: list[Chunk]) -> np.ndarray:
+    def _embed(self, chunks: list[Chunk], between: Callable[[int], None] | None = None) -> np.ndarray:
         """Vectors for ``chunks``; a chunk already encoded by the same model is not encoded again.
 
-        The vector is of context + text, so a stored vector is reused only when both are the same."""
+        The vector is of context + text, so a stored vector is reused only when both are the same.
+        ``between(chunks_done)`` is called before each encoder group (the deadline's check)."""
         vectors = np.zeros((len(chunks), self.encoder.dimension), dtype=np.float32)
         hashes = sorted({c.text_sha256 for c in chunks})
         known: dict[tuple[str, str], bytes] = {}
@@ -243,22 +301,28 @@ class DocumentStore:
                 vectors[i] = np.frombuffer(known[key], dtype=np.float32)
         if todo:
             texts = [_embedding_text(chunks[i]) for i in todo]
+            done = len(chunks) - len(todo)
             for group in encode_groups(self.encoder, texts, ENCODE_GROUP_TEXTS):
+                if between:
+                    between(done)
                 rows = [todo[i] for i in group]
                 vectors[rows] = self.encoder.encode([texts[i] for i in group])
+                done += len(group)
         return vectors
 
     def _commit(
         self, path: Path, collection: str, extracted: ExtractedDocument, chunks: list[Chunk], vectors: np.ndarray,
         tags: DocumentTags,
     ) -> tuple[Document, DocumentVersion, np.ndarray, list[int]]:
-        source_key = str(path.resolve())
+        # Stored as UTF-8: a name's bytes that are not UTF-8 as \\xff escapes (the name, shown everywhere,
+        # has its terminal escapes escaped too; the source key keeps them, so two such files stay two).
+        source_key = os.fsencode(path.resolve()).decode("utf-8", "backslashreplace")
         with self.sessions.begin() as session:
             document = session.execute(
                 select(Document).where(Document.collection == collection, Document.source_key == source_key)
             ).scalar_one_or_none()
             if document is None:
-                document = Document(collection=collection, source_key=source_key, name=path.name)
+                document = Document(collection=collection, source_key=source_key, name=display_path(path.name))
                 session.add(document)
                 session.flush()
             document.removed_at = None
@@ -452,6 +516,22 @@ class DocumentStore:
                 _bump_generation(session)
             self._update_index(np.zeros(0, dtype=np.int64), np.zeros((0, self.encoder.dimension), np.float32), retired)
         return doc
+
+    def document_facts(self, document_id: int) -> DocumentFacts:
+        with self.sessions() as session:
+            doc = session.get(Document, document_id)
+            if doc is None:
+                raise LookupError(f"document {document_id}: no such document")
+            versions = session.execute(
+                select(
+                    DocumentVersion.version, DocumentVersion.sha256, DocumentVersion.status, DocumentVersion.page_count,
+                    DocumentVersion.media_type, DocumentVersion.size_bytes,
+                ).where(DocumentVersion.document_id == document_id).order_by(DocumentVersion.version)
+            ).all()
+            return DocumentFacts(
+                doc.id, doc.name, doc.collection, doc.source_key, doc.doc_type, doc.doc_date,
+                tuple(VersionFacts(*row) for row in versions),
+            )
 
     def find_current(self, path: Path, collection: str) -> int | None:
         """The document id whose current version has exactly these bytes in ``collection``, if any.

@@ -31,7 +31,7 @@ class Docket:
     def store(self) -> DocumentStore:
         s = self.settings
         s.home.mkdir(parents=True, exist_ok=True)
-        return DocumentStore(s.resolved_registry_url, s.index_dir, s.embedding, s.chunking, s.ocr)
+        return DocumentStore(s.resolved_registry_url, s.index_dir, s.embedding, s.chunking, s.ocr, s.ingest)
 
     @cached_property
     def audit(self) -> AuditLog:

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 import configs
-from ingest.config import PACKAGED_EMBEDDING_MODEL, ChunkingSettings, EmbeddingSettings, OcrSettings
+from ingest.config import PACKAGED_EMBEDDING_MODEL, ChunkingSettings, EmbeddingSettings, IngestSettings, OcrSettings
 
 MISTRAL_BASE_URL = "https://api.mistral.ai/v1"
 
@@ -115,6 +115,7 @@ class DocketSettings(BaseSettings):
     retrieval: RetrievalSettings = RetrievalSettings()
     llm: LLMSettings = LLMSettings()
     ocr: OcrSettings = OcrSettings()
+    ingest: IngestSettings = IngestSettings()
     grounding: GroundingSettings = GroundingSettings()
 
     @field_validator("home", mode="after")

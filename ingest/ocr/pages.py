@@ -51,14 +51,32 @@ def _read_pdf_page(pdf_path: str, number: int, settings: OcrSettings, route: str
     return read_page(page, settings, pdf_path, route)
 
 
-def _in_parallel(function: Callable[..., PageText], jobs: Sequence[tuple], workers: int) -> list[PageText]:
+def _in_parallel(
+    function: Callable[..., PageText], jobs: Sequence[tuple], workers: int,
+    between: Callable[[int], None] | None = None,
+) -> list[PageText]:
+    """``function`` over ``jobs``; ``between(pages_done)`` is called before each page is taken, and an
+    exception from it (a deadline passed) cancels the pages not yet started."""
+    between = between or (lambda _done: None)
     if workers <= 1 or len(jobs) <= 1:
-        return [function(*job) for job in jobs]
+        results = []
+        for job in jobs:
+            between(len(results))
+            results.append(function(*job))
+        return results
     # forkserver, not fork: the parent may hold threads (torch, HTTP clients) that fork would copy
     # in an unknown state.
     context = multiprocessing.get_context("forkserver")
     with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
-        return list(pool.map(function, *zip(*jobs)))
+        results = []
+        try:
+            for page in pool.map(function, *zip(*jobs)):
+                results.append(page)
+                between(len(results))
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)  # the pages under way finish, the rest never start
+            raise
+        return results
 
 
 def _check_reader_ready(settings: OcrSettings, path: str) -> None:
@@ -67,11 +85,13 @@ def _check_reader_ready(settings: OcrSettings, path: str) -> None:
 
 
 def ocr_pdf_pages(
-    pdf_path: Path, page_numbers: list[int], settings: OcrSettings, routes: dict[int, str] | None = None
+    pdf_path: Path, page_numbers: list[int], settings: OcrSettings, routes: dict[int, str] | None = None,
+    between: Callable[[int], None] | None = None,
 ) -> list[PageText]:
     """Read the given 1-based pages of a PDF from pixels, in the order given.
 
-    ``routes`` (page number -> route from classify_page) is recorded on each PageText.
+    ``routes`` (page number -> route from classify_page) is recorded on each PageText. ``between``
+    (pages done so far) is called as pages finish; what it raises stops the reading (a deadline).
     """
     path = str(pdf_path)
     _check_reader_ready(settings, path)
@@ -85,7 +105,7 @@ def ocr_pdf_pages(
             raise IngestError(path, f"no page {number}; the document has {count}", page=number)
     routes = routes or {}
     jobs = [(path, number, settings, routes.get(number, DEFAULT_ROUTE)) for number in page_numbers]
-    return _in_parallel(_read_pdf_page, jobs, settings.workers)
+    return _in_parallel(_read_pdf_page, jobs, settings.workers, between)
 
 
 def read_image_file(path: Path, settings: OcrSettings) -> list[PageText]:
