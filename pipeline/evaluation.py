@@ -3,9 +3,11 @@
 Input is the JSONL schema of ``../shared/eval`` (see its README): each question names its document
 (``pdf_path`` relative to the root folder) and its gold evidence (0-based ``page``, CUAD ``text`` with
 ``txt_char_span`` into ``cuad/txt``). The documents are ingested into a scratch workspace under the
-platform cache folder, keyed by what decides the chunks and vectors (embedding and chunking settings, and
-the code that extracts and chunks), so a second run re-uses them; a user's own workspace and audit log
-are never touched.
+platform cache folder, keyed by what decides the chunks and vectors (embedding, chunking and OCR
+settings, and the code that extracts and chunks) and by the exact set of documents the questions name
+(their SHA-256s), so a second run of the same file re-uses it, and a figure depends only on its question
+file and the settings, never on which files were evaluated before (BM25's statistics and the corpus of
+``--scope corpus`` span the whole workspace). A user's own workspace and audit log are never touched.
 
 Metrics, each per retrieval mode (dense only, BM25 only, hybrid) in one run:
 
@@ -44,6 +46,7 @@ import typer
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 import ingest
+from ingest.extract import sha256_file
 from ingest.retrieval import RetrievalOptions
 from ingest.store import ChunkHit, DocumentStore
 from pipeline.settings import ConfigError, DocketSettings, load_settings
@@ -110,21 +113,48 @@ def load_questions(path: Path) -> list[EvalQuestion]:
 
 
 # -- the scratch workspace ----------------------------------------------------------------------------
+# OCR settings that change no text: parallelism, and the key (a secret, never hashed into a folder name).
+_OCR_FIELDS_NOT_KEYED = {"workers", "vision_api_key", "max_image_pixels"}
+
+
 def workspace_key(settings: DocketSettings) -> str:
-    """Hash of what decides chunks and vectors: embedding + chunking settings and the chunking code."""
+    """Hash of what decides chunks and vectors: embedding, chunking and OCR settings and the chunking code."""
     digest = hashlib.sha256()
-    digest.update(json.dumps([settings.embedding.model_dump(), settings.chunking.model_dump()], sort_keys=True).encode())
+    ocr = settings.ocr.model_dump(exclude=_OCR_FIELDS_NOT_KEYED)
+    digest.update(json.dumps([settings.embedding.model_dump(), settings.chunking.model_dump(), ocr], sort_keys=True).encode())
     package = Path(ingest.__file__).parent
     for name in _CHUNK_CODE:
         digest.update((package / name).read_bytes())
     return digest.hexdigest()[:16]
 
 
-def default_workspace(settings: DocketSettings, questions: list[EvalQuestion]) -> Path:
-    """One workspace per dataset(s) and key: BM25's term statistics span the whole index, so another
-    dataset ingested beside this one would change its scores."""
+def question_documents(questions: list[EvalQuestion], root: Path) -> dict[str, str]:
+    """pdf_path -> dataset of every document the questions name (their own and their evidence's);
+    an EvalError names the first file missing under ``root``."""
+    wanted: dict[str, str] = {}
+    for q in questions:
+        for pdf in {q.pdf_path, *(ev.pdf_path for ev in q.evidence)}:
+            wanted.setdefault(pdf, q.dataset)
+    missing = sorted(p for p in wanted if not (root / p).is_file())
+    if missing:
+        raise EvalError(f"{root / missing[0]}: no such file ({len(missing)} missing); pass --root, the folder the pdf_path values are relative to")
+    return wanted
+
+
+def document_set_key(questions: list[EvalQuestion], root: Path) -> str:
+    """Short hash of the sorted (dataset, SHA-256) of the documents the questions name: the same files
+    under other paths give the same key, one more or one changed file another."""
+    members = sorted({(dataset, sha256_file(root / pdf)[0]) for pdf, dataset in question_documents(questions, root).items()})
+    return hashlib.sha256(json.dumps(members).encode()).hexdigest()[:12]
+
+
+def default_workspace(settings: DocketSettings, questions: list[EvalQuestion], root: Path) -> Path:
+    """One workspace per settings key and exact document set: BM25's term statistics and the corpus of
+    ``--scope corpus`` span the whole workspace, so any other document ingested beside these would change
+    the figures (one workspace per dataset name did: a CUAD file's R@5 moved after another CUAD file ran)."""
     datasets = "+".join(sorted({q.dataset for q in questions}))
-    return Path(platformdirs.user_cache_dir("docket")) / "eval" / workspace_key(settings) / datasets
+    folder = f"{datasets}-{document_set_key(questions, root)}"
+    return Path(platformdirs.user_cache_dir("docket")) / "eval" / workspace_key(settings) / folder
 
 
 def ingest_documents(
@@ -134,13 +164,7 @@ def ingest_documents(
 
     With ``ingest_missing`` False, documents not yet in the workspace are left out (and so are their
     questions, see ``eval_command``)."""
-    wanted: dict[str, str] = {}
-    for q in questions:
-        for pdf in {q.pdf_path, *(ev.pdf_path for ev in q.evidence)}:
-            wanted.setdefault(pdf, q.dataset)
-    missing = [p for p in wanted if not (root / p).is_file()]
-    if missing:
-        raise EvalError(f"{root / missing[0]}: no such file ({len(missing)} missing); pass --root, the folder the pdf_path values are relative to")
+    wanted = question_documents(questions, root)
     ids: dict[str, int] = {}
     for pdf, dataset in sorted(wanted.items()):
         known = store.find_current(root / pdf, dataset)
@@ -415,7 +439,7 @@ def eval_command(
     root: Annotated[Path | None, typer.Option("--root", help="Folder the pdf_path values are relative to (default: the file's parent's parent).")] = None,
     scope: Annotated[str, typer.Option("--scope", help="doc: search each question's own document; corpus: all documents of its dataset.")] = "doc",
     config: Annotated[str | None, typer.Option("--config", help="YAML config file or preset (retrieval, embedding, chunking, reasoner).")] = None,
-    workspace: Annotated[Path | None, typer.Option("--workspace", help="Scratch workspace (default: the platform cache dir, keyed by the settings that decide chunks).")] = None,
+    workspace: Annotated[Path | None, typer.Option("--workspace", help="Scratch workspace (default: the platform cache dir, keyed by the settings that decide chunks and the questions' documents).")] = None,
     answers: Annotated[bool, typer.Option("--answers", help="Also answer with the configured reasoner: refusal and citation metrics.")] = False,
     ablations: Annotated[bool, typer.Option("--ablations", help="Also run hybrid without each document signal and without page pooling.")] = False,
     no_ingest: Annotated[bool, typer.Option("--no-ingest", help="Ingest nothing; score only questions whose documents are already in the workspace.")] = False,
@@ -432,7 +456,7 @@ def eval_command(
         questions = load_questions(questions_file)
         root = root or questions_file.resolve().parent.parent
         settings = load_settings(config)
-        home = workspace or default_workspace(settings, questions)
+        home = workspace or default_workspace(settings, questions, root)
         settings = settings.model_copy(update={"home": home})
         from pipeline.app import Docket
 
