@@ -20,7 +20,7 @@ import fcntl
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -110,6 +110,9 @@ class DocumentFilter:
     doc_types: tuple[str, ...] = ()
     since: date | None = None
     until: date | None = None
+    # The documents the caller may read (pipeline.identity.access.allowed_documents); None: any. Unlike
+    # ``document_ids``, an empty set admits nothing: a user with no grant sees no document.
+    allowed_document_ids: frozenset[int] | None = None
 
     @property
     def by_metadata(self) -> bool:
@@ -576,14 +579,23 @@ class DocumentStore:
         candidates: int | None = None,
         rrf_k: int | None = None,
         options: RetrievalOptions | None = None,
+        allowed_documents: Collection[int] | None = None,
     ) -> list[ChunkHit]:
         """The top-k live chunks for ``query`` (see ``ingest.retrieval`` for the steps and options).
 
-        ``candidates`` and ``rrf_k``, when given, override the same fields of ``options``."""
+        ``candidates`` and ``rrf_k``, when given, override the same fields of ``options``.
+        ``allowed_documents`` are the ids of the documents the caller may read (None: any; empty: none).
+        They narrow the chunk ids both retrievers search before either ranks, so the k hits are the best
+        k of what the caller may read, never what is left of a top-k after dropping the rest."""
         options = options or RetrievalOptions()
         overrides = {"candidates": candidates, "rrf_k": rrf_k}
         options = replace(options, **{name: v for name, v in overrides.items() if v is not None})
         plan = plan_query(query) if options.query_analysis else plain_query(query)
+        if allowed_documents is not None:
+            permitted = set(allowed_documents)
+            document_ids = sorted(permitted & set(document_ids)) if document_ids else sorted(permitted)
+            if not document_ids:
+                return []
         allowed = self._allowed_ids(collection, document_ids)
         if allowed is not None and not allowed:
             return []
@@ -708,6 +720,8 @@ def _matching(query, where: DocumentFilter):
         query = query.where(Document.collection == where.collection)
     if where.document_ids:
         query = query.where(Document.id.in_(where.document_ids))
+    if where.allowed_document_ids is not None:
+        query = query.where(Document.id.in_(sorted(where.allowed_document_ids)))
     if where.doc_types:
         query = query.where(func.lower(Document.doc_type).in_([t.lower() for t in where.doc_types]))
     if where.since is not None:
