@@ -161,7 +161,9 @@ def ingest(
     """Ingest documents: extract pages, chunk, embed and index them. Same bytes again are skipped (re-tagged if --type/--date)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from ingest.models import display_path
     from ingest.store import iter_input_files
+    from pipeline.documents import UnrecordedChange, ingest_documents
 
     tags = document_tags(doc_type, doc_date)
     docket = state.docket()
@@ -174,7 +176,7 @@ def ingest(
     collection = collection or docket.settings.collection
     files = list(iter_input_files(paths))
     if not files:
-        fail("no PDF or image files found in " + ", ".join(map(str, paths)), 1)
+        fail("no PDF or image files found in " + ", ".join(map(display_path, paths)), 1)
     with Progress(
         TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
         console=err_console, disable=as_json or not err_console.is_terminal,
@@ -186,7 +188,10 @@ def ingest(
             if result.outcome == "failed" and not as_json:
                 err_console.print(f"[red]failed:[/] {escape(result.error)}", highlight=False, soft_wrap=True)
 
-        report = docket.store.ingest(files, collection, on_file=on_file, tags=tags)
+        try:  # each document added or changed is an audit event (pipeline/documents.py)
+            report = ingest_documents(docket, files, collection, on_file=on_file, tags=tags)
+        except UnrecordedChange as exc:
+            fail(str(exc), 1)
     summary = report.summary()
     if as_json:
         print_json({"collection": collection, "summary": summary, "files": [r.__dict__ for r in report.results]})
@@ -425,10 +430,14 @@ def docs_remove(
     as_json: JsonFlag = False,
 ) -> None:
     """Take a document out of the live index. Its versions stay in the registry for audit and replay."""
+    from pipeline.documents import UnrecordedChange, remove_document
+
     try:
-        removed = state.docket().store.remove(doc, collection)
+        removed = remove_document(state.docket(), doc, collection)  # and its document_removed audit event
     except LookupError as exc:
         fail(str(exc).strip("'\""), 1)
+    except UnrecordedChange as exc:
+        fail(str(exc), 1)
     if as_json:
         print_json({"removed": {"id": removed.id, "name": removed.name}})
     else:

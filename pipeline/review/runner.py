@@ -22,6 +22,7 @@ from typing import Any
 from ingest.extract import SUPPORTED_SUFFIXES
 from pipeline.app import Docket
 from pipeline.ask import AskOptions, ask
+from pipeline.documents import ingest_documents
 from pipeline.records import floats_to_strings
 from pipeline.review.checklist import Checklist, ChecklistItem
 from pipeline.review.state import Cell, Review, ReviewDocument, ReviewState, utc_now
@@ -116,7 +117,7 @@ def resolve_targets(docket: Docket, collection: str, refs: Sequence[str]) -> lis
         try:
             # A document name ends in .pdf too: only an existing file or a path with a folder is a path.
             if path.is_file() or (len(path.parts) > 1 and path.suffix.lower() in SUPPORTED_SUFFIXES):
-                result = store.ingest([path], collection).results[0]
+                result = ingest_documents(docket, [path], collection).results[0]  # recorded in the audit log
                 if result.outcome == "failed":
                     out.append(ReviewDocument(position, path.name, "failed", error=f"failed to ingest: {result.error}"))
                     continue
