@@ -18,6 +18,7 @@ BENCHES = {
     "smoothing": ("bench.smoothing_sim", "int8 error of each down-projection, smoothed or not (numpy simulation)"),
     "retrieval": ("bench.retrieval_bench", "query latency at 100k chunks vs a bare FAISS search"),
     "review": ("bench.review_bench", "review cells/s at concurrency 1, 4, 16 against a fixed-latency fake model"),
+    "startup": ("bench.startup_bench", "whole-process wall time and peak RSS of docket --help, ask, audit verify"),
 }
 
 

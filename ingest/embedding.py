@@ -97,22 +97,50 @@ def onnx_path(model_path: Path, model_id: str, precision: OnnxPrecision) -> Path
     return Path(platformdirs.user_cache_dir("docket")) / "onnx" / folder / f"model-{precision}.onnx"
 
 
-@lru_cache(maxsize=4)
 def _model_files_digest(model_path: Path) -> bytes:
-    """SHA-256 over the names and bytes of the files that define the model: reading the weights takes a
-    noticeable part of a question's time, so once per process, not once per session that looks for its export."""
+    """``_model_files_content_digest``, remembered in the cache folder under the files' names, sizes and
+    modification times: a question's process then finds its export without reading all the weights
+    (tens of MB), and a model's files do not change in place without their size or time changing."""
+    files = _model_files(model_path)
+    stat = hashlib.sha256()
+    for file in files:
+        info = file.stat()
+        stat.update(f"{file.relative_to(model_path)}\0{info.st_size}\0{info.st_mtime_ns}\0".encode())
+    remembered = Path(platformdirs.user_cache_dir("docket")) / "onnx" / "model-digests" / stat.hexdigest()
+    try:
+        return bytes.fromhex(remembered.read_text(encoding="ascii").strip())
+    except (OSError, ValueError):
+        pass
+    digest = _model_files_content_digest(model_path)
+    try:
+        remembered.parent.mkdir(parents=True, exist_ok=True)
+        partial = remembered.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(digest.hex(), encoding="ascii")
+        os.replace(partial, remembered)
+    except OSError:  # a read-only cache only costs the reading again
+        pass
+    return digest
+
+
+def _model_files(model_path: Path) -> list[Path]:
+    return sorted(p for p in model_path.rglob("*") if p.is_file() and p.suffix in _MODEL_FILE_SUFFIXES)
+
+
+@lru_cache(maxsize=4)
+def _model_files_content_digest(model_path: Path) -> bytes:
+    """SHA-256 over the names and bytes of the files that define the model (once per process and folder)."""
     digest = hashlib.sha256()
-    for file in sorted(p for p in model_path.rglob("*") if p.is_file() and p.suffix in _MODEL_FILE_SUFFIXES):
+    for file in _model_files(model_path):
         digest.update(str(file.relative_to(model_path)).encode())
         with file.open("rb") as fh:
             digest.update(hashlib.file_digest(fh, "sha256").digest())
     return digest.digest()
 
 
-@lru_cache(maxsize=8)
-def load_tokenizer(path: str, max_length: int | None = None):
-    """The model folder's tokenizer.json on the ``tokenizers`` package, cutting at ``max_length`` tokens
-    (special tokens included) or not at all; never padding (the encoder pads its own batches).
+@lru_cache(maxsize=4)
+def load_tokenizer(path: str):
+    """The model folder's tokenizer.json on the ``tokenizers`` package, neither cutting nor padding (the
+    encoder cuts at what the model reads, ``Encoder.token_ids``, and pads its own batches).
 
     It is the very pipeline transformers' fast tokenizer runs (normaliser, pre-tokeniser, WordPiece,
     [CLS]/[SEP] template); the settings saved in the file (sentence-transformers saves a 128-token cut
@@ -128,10 +156,7 @@ def load_tokenizer(path: str, max_length: int | None = None):
         )
     tokenizer = Tokenizer.from_file(str(file))
     tokenizer.no_padding()
-    if max_length:
-        tokenizer.enable_truncation(max_length)
-    else:
-        tokenizer.no_truncation()
+    tokenizer.no_truncation()
     return tokenizer
 
 
@@ -181,6 +206,8 @@ def open_onnx_session(path: str, threads: int | None, spinning: bool = True):
 
 
 _QUERY_CACHE_SIZE = 1024
+# Texts per batch when the fp32 question session embeds the extractive answerer's sentences.
+_SENTENCE_BATCH_TEXTS = 4
 
 
 def length_batches(lengths: list[int], max_texts: int, max_tokens: int) -> list[slice]:
@@ -304,8 +331,19 @@ class Encoder:
         return [tuple(span) for span in self.tokenizer.encode(text, add_special_tokens=False).offsets]
 
     def token_ids(self, texts: list[str]) -> list[list[int]]:
-        """Each text's word-piece ids with the special tokens, cut at what the model reads."""
-        return [encoding.ids for encoding in load_tokenizer(str(self.model_path), self.max_tokens).encode_batch(texts)]
+        """Each text's word-piece ids with the special tokens, cut at what the model reads: as the
+        tokenizer's own truncation cuts (the text's pieces to the limit less the special tokens, then the
+        special tokens), done here for the few texts that need it, so one tokenizer serves (loading
+        one is a noticeable part of a question's start-up)."""
+        tokenizer, limit = self.tokenizer, self.max_tokens
+        ids = []
+        for text, encoding in zip(texts, tokenizer.encode_batch(texts)):
+            if len(encoding.ids) > limit:
+                encoding = tokenizer.encode(text, add_special_tokens=False)
+                encoding.truncate(limit - tokenizer.num_special_tokens_to_add(False))
+                encoding = tokenizer.post_process(encoding)
+            ids.append(encoding.ids)
+        return ids
 
     def batches(self, lengths: list[int]) -> list[list[int]]:
         """Indexes of texts of these token lengths in the encoder's batches: longest first (so padding,
@@ -345,8 +383,17 @@ class Encoder:
         if session is None:
             return self.encode(texts)
         ids = self.token_ids(texts)
+        lengths = [len(row) for row in ids]
+        if self._int8:
+            batches = self.batches(lengths)  # an int8 vector depends on its batch: encode's batches, encode's vectors
+        else:
+            # fp32 vectors do not depend on the batch, so small batches: sentences vary in length, and
+            # in one batch of them most tokens would be padding (docs/performance.md, "Start-up").
+            order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
+            cuts = length_batches([lengths[i] for i in order], _SENTENCE_BATCH_TEXTS, self.settings.max_batch_tokens)
+            batches = [order[cut] for cut in cuts]
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        for rows in self.batches([len(row) for row in ids]):
+        for rows in batches:
             out[rows] = self.encode_ids(session, [ids[i] for i in rows])
         return out
 

@@ -1,0 +1,123 @@
+"""Start-up: whole-process wall time and peak RSS of `docket --help`, `docket ask` and `docket audit verify`.
+
+    python -m bench.startup_bench [--runs 5] [--home DEMO_WORKSPACE] [--question "..."]
+
+Each command runs as a new process, as a user runs it, on the demo workspace (`docket demo --fresh`,
+made into a temporary folder unless ``--home`` names one it made before), with the extractive answerer
+(the default configuration). Each process's own peak RSS comes from ``os.wait4``. One untimed run of each
+command goes first, so the figures are for a warm file cache, but every run is a cold process: imports,
+model and index loads included. Reported per command: median, min and max wall seconds, CPU seconds
+(user + system, all threads: less sensitive than wall time to other jobs on the machine) and peak MiB,
+and the goals of issue 14 beside them (ask under 1.5 s and 400 MB, --help under 0.4 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+QUESTION = "Which state's law governs the distributor agreement?"
+DEMO_COLLECTION = "samples"  # where `docket demo` ingests the sample contracts
+# (command label, seconds goal, MiB goal); None: no goal set.
+GOALS = {"--help": (0.4, None), "ask": (1.5, 400), "audit verify": (None, None)}
+
+
+def docket_command() -> list[str]:
+    installed = Path(sys.executable).with_name("docket")
+    return [str(installed)] if installed.is_file() else [sys.executable, "-m", "pipeline.cli"]
+
+
+def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float, float, int, str]:
+    """(wall seconds, CPU seconds, peak RSS in MiB, exit code, stdout + stderr) of one process."""
+    started = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, so Popen must not wait again
+        out.seek(0)
+        text = out.read()
+    cpu = usage.ru_utime + usage.ru_stime
+    return seconds, cpu, usage.ru_maxrss / 1024, proc.returncode, text  # Linux reports ru_maxrss in KiB
+
+
+def make_demo_workspace(home: Path, env: dict[str, str]) -> None:
+    print(f"making the demo workspace in {home} (docket demo --fresh) ...", flush=True)
+    proc = subprocess.run([*docket_command(), "demo", "--fresh"], env={**env, "DOCKET_HOME": str(home)},
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"docket demo failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+
+
+def summary(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} | {min(values):.2f} | {max(values):.2f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="timed runs of each command (after one untimed)")
+    parser.add_argument("--home", type=Path, help="a demo workspace made before (default: a new one, deleted after)")
+    parser.add_argument("--question", default=QUESTION)
+    args = parser.parse_args()
+
+    scratch = Path(tempfile.mkdtemp(prefix="docket-startup-"))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "COLUMNS": "100"}
+    # Bytecode cached as an installed package has it (the untimed run writes it), in the scratch folder
+    # rather than the checkout; a shell with PYTHONDONTWRITEBYTECODE would otherwise compile every run.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(scratch / "pycache")
+    home = args.home or scratch / "demo"
+    if not (home / ".docket-demo").exists():
+        make_demo_workspace(home, env)
+    env["DOCKET_HOME"] = str(home)
+    docket = docket_command()
+    commands = {
+        "--help": [*docket, "--help"],
+        "ask": [*docket, "ask", "-c", DEMO_COLLECTION, args.question],
+        "audit verify": [*docket, "audit", "verify"],
+    }
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    cpu_times: dict[str, list[float]] = {name: [] for name in commands}
+    peaks: dict[str, list[float]] = {name: [] for name in commands}
+    load_before = os.getloadavg()
+    try:
+        for name, argv in commands.items():
+            seconds, cpu, peak, code, text = run_once(argv, env)  # untimed: a first export, a cold file cache
+            if code != 0:
+                raise SystemExit(f"{' '.join(argv[len(docket):])} exited {code}:\n{text}")
+        for _ in range(args.runs):  # commands interleaved, so load drift hits each alike
+            for name, argv in commands.items():
+                seconds, cpu, peak, code, text = run_once(argv, env)
+                if code != 0:
+                    raise SystemExit(f"{name} exited {code}:\n{text}")
+                times[name].append(seconds)
+                cpu_times[name].append(cpu)
+                peaks[name].append(peak)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    load_after = os.getloadavg()
+
+    print(f"\n{args.runs} runs of each command, {os.cpu_count()} CPUs; load average before "
+          f"{' '.join(f'{x:.2f}' for x in load_before)}, after {' '.join(f'{x:.2f}' for x in load_after)}")
+    print("| command | wall s: median | min | max | CPU s: median | min | max | peak RSS MiB: median | min | max | goal |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for name in commands:
+        seconds_goal, mib_goal = GOALS[name]
+        goal = []
+        if seconds_goal is not None:
+            goal.append(f"< {seconds_goal} s: {'met' if statistics.median(times[name]) < seconds_goal else 'NOT met'}")
+        if mib_goal is not None:
+            goal.append(f"< {mib_goal} MB: {'met' if statistics.median(peaks[name]) * 1.048576 < mib_goal else 'NOT met'}")
+        print(f"| `docket {name}` | {summary(times[name])} | {summary(cpu_times[name])} | {summary(peaks[name])} "
+              f"| {'; '.join(goal) or '-'} |")
+
+
+if __name__ == "__main__":
+    main()
