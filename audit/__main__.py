@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import getpass
+import os
+import pwd
 from pathlib import Path
 from typing import Annotated
 
@@ -21,6 +22,19 @@ def _get_context() -> AuditContext:
 app = make_app(_get_context)
 
 
+def _os_actor() -> str:
+    """Who is acting, as `docket` records it: ``os-user:`` and the login name of this process's uid.
+
+    Not an --actor flag or $USER, which whoever runs the command sets (a reader could record a
+    partner's sign-off); the uid is what the kernel vouches for (docs/audit.md, "Who the actor is")."""
+    uid = os.geteuid()
+    try:
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:  # a uid with no passwd entry (some containers)
+        name = f"uid{uid}"
+    return f"os-user:{name}"
+
+
 @app.callback()
 def _options(
     db: Annotated[
@@ -29,7 +43,6 @@ def _options(
     keys: Annotated[
         Path | None, typer.Option("--keys", envvar="DOCKET_AUDIT_KEYS", help="Directory of the Ed25519 keys.")
     ] = None,
-    actor: Annotated[str, typer.Option(help="Who is acting (recorded with reads, exports, decisions).")] = getpass.getuser(),
     lock_timeout: Annotated[
         float, typer.Option(min=0.001, help="Seconds a write waits for another writer's lock before failing.")
     ] = DEFAULT_LOCK_TIMEOUT,
@@ -39,7 +52,7 @@ def _options(
     ] = None,
 ) -> None:
     """Docket's audit log, standalone."""
-    _context[:] = [AuditContext(url=db, keys_dir=keys, actor=actor, lock_timeout=lock_timeout, witness=witness)]
+    _context[:] = [AuditContext(url=db, keys_dir=keys, actor=_os_actor(), lock_timeout=lock_timeout, witness=witness)]
 
 
 if __name__ == "__main__":

@@ -91,9 +91,15 @@ class _State:
     def docket(self):
         if self._docket is None:
             from pipeline.app import Docket
+            from pipeline.identity.actors import os_identity, untrusted_actor_problem
             from pipeline.settings import load_settings
 
-            self._docket = Docket(load_settings(self.config, home=self.home))
+            # The actor of every entry this process makes is the OS user running it (os-user:NAME), never
+            # DOCKET_ACTOR or a config file's `actor`, which anyone can set (docs/audit.md, "Who the actor is").
+            problem = untrusted_actor_problem()
+            if problem:
+                fail(problem, 2)
+            self._docket = Docket(load_settings(self.config, home=self.home, actor=os_identity().actor))
         return self._docket
 
 
@@ -489,6 +495,13 @@ def _load_review():
     return _mounted(lambda holder: holder.add_typer(make_review_app(state.docket), name="review"), "review")
 
 
+def _load_users():
+    from pipeline.identity.actors import os_identity
+    from pipeline.identity.cli import make_users_app
+
+    return _mounted(lambda holder: holder.add_typer(make_users_app(state.docket, os_identity), name="users"), "users")
+
+
 def _load_eval():
     from pipeline.evaluation import eval_command
 
@@ -501,6 +514,7 @@ AUDIT_HELP = "Inspect, verify, prove and export the audit log."
 LAZY_COMMANDS: dict[str, tuple[Callable[[], Any], str]] = {
     "audit": (_load_audit, AUDIT_HELP),
     "review": (_load_review, "Run a checklist over documents, show and report the findings, diff reviews, sign off."),
+    "users": (_load_users, "Add, list and disable service users; grant collections and documents; issue and revoke API tokens."),
     "eval": (_load_eval, "Measure retrieval on questions with gold pages: R@k, MRR, nDCG, span recall, latency; dense, BM25 and hybrid."),
 }
 

@@ -36,7 +36,6 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             monkeypatch.delenv(var)
     workspace = tmp_path / "home"
     monkeypatch.setenv("DOCKET_HOME", str(workspace))
-    monkeypatch.setenv("DOCKET_ACTOR", "test-analyst")
     return workspace
 
 

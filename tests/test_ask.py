@@ -6,6 +6,8 @@ The extractive answerer runs for real; Magistral is the local fake OpenAI-compat
 from __future__ import annotations
 
 import json
+import os
+import pwd
 from pathlib import Path
 
 import pytest
@@ -48,7 +50,8 @@ def test_extractive_answer_quotes_the_contract_cites_it_and_is_logged(samples_co
 
     entry = audit_entry(record["audit_seq"])
     payload = entry["payload"]
-    assert entry["event_type"] == "answer" and entry["actor"] == "test-analyst"
+    # The CLI's actor is the OS user running it, whatever the environment says (docs/audit.md).
+    assert entry["event_type"] == "answer" and entry["actor"] == f"os-user:{pwd.getpwuid(os.geteuid()).pw_name}"
     assert payload["request_id"] == record["request_id"] == entry["request_id"]
     assert payload["answer"] == record["answer"]
     assert payload["evidence"][0]["text_sha256"] == record["evidence"][0]["text_sha256"]

@@ -269,7 +269,7 @@ def test_resume_after_sigkill_loses_and_duplicates_nothing(samples_copy: Path, s
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKET_")}
     env |= {"DOCKET_HOME": str(samples_copy), "DOCKET_REASONER": "magistral", "DOCKET_LLM__PROVIDER": "openai-compatible",
             "DOCKET_LLM__BASE_URL": server.base_url, "DOCKET_LLM__MODEL": "magistral-medium-2509",
-            "DOCKET_LLM__CONCURRENCY": "1", "DOCKET_ACTOR": "test-analyst", "HF_HUB_OFFLINE": "1"}
+            "DOCKET_LLM__CONCURRENCY": "1", "HF_HUB_OFFLINE": "1"}
     child = subprocess.Popen([sys.executable, "-m", "pipeline.review", str(checklist), "-c", "samples"],
                              cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     db = samples_copy / "registry.db"

@@ -5,12 +5,17 @@ from functools import cache
 
 from pipeline.app import Docket
 from pipeline.review.cli import make_review_app
-from pipeline.settings import load_settings
+from pipeline.identity.actors import os_identity, untrusted_actor_problem
+from pipeline.settings import ConfigError, load_settings
 
 
 @cache
 def _docket() -> Docket:
-    return Docket(load_settings())
+    # As in `docket`: the actor is the OS user, never DOCKET_ACTOR (docs/audit.md, "Who the actor is").
+    problem = untrusted_actor_problem()
+    if problem:
+        raise ConfigError(problem)
+    return Docket(load_settings(actor=os_identity().actor))
 
 
 if __name__ == "__main__":
