@@ -1,0 +1,120 @@
+"""POST /api/v1/ask (JSON, or Server-Sent Events with ``Accept: text/event-stream``) and POST /api/v1/ask/stream.
+
+The answer is ``pipeline.ask.ask``'s record, the same one ``docket ask --json`` prints, restricted to the
+documents the caller may read (before top-k), with each evidence passage's boxes on its page added.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from pipeline.service import identity_adapter as identity
+from pipeline.service.deps import allowed, service
+from pipeline.service.errors import not_found
+from pipeline.service.state import Principal, ServiceState
+
+router = APIRouter(tags=["ask"])
+
+
+class AskRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(min_length=1, max_length=4000, description="The question, in any language.")
+    collection: str | None = Field(None, max_length=200, description="Default: the server's collection setting.")
+    documents: list[Annotated[str, Field(min_length=1, max_length=300)]] = Field(
+        default_factory=list, max_length=50, description="Restrict to these documents (id, file name or SHA-256 prefix)."
+    )
+    types: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(default_factory=list, max_length=20)
+    since: date | None = None
+    until: date | None = None
+    top_k: int | None = Field(None, ge=1, le=100)
+    strict: bool | None = None
+
+
+def evidence_boxes(state: ServiceState, chunk_ids: list[int]) -> dict[int, list]:
+    """Each chunk's boxes on its page ([x0, y0, x1, y1] in PDF points, origin top-left)."""
+    from ingest.registry import ChunkRow
+
+    if not chunk_ids:
+        return {}
+    with state.docket.store.sessions() as session:
+        rows = session.execute(select(ChunkRow.id, ChunkRow.boxes).where(ChunkRow.id.in_(chunk_ids))).all()
+    return {cid: [list(b)[:4] for b in boxes or []] for cid, boxes in rows}
+
+
+def answer_json(state: ServiceState, record) -> dict[str, Any]:
+    data = record.model_dump(mode="json")
+    boxes = evidence_boxes(state, [e["chunk_id"] for e in data["evidence"]])
+    for e in data["evidence"]:
+        e["boxes"] = boxes.get(e["chunk_id"], [])
+    return data
+
+
+def _prepare(state: ServiceState, principal: Principal, body: AskRequest):
+    from pipeline.ask import AskOptions
+
+    collection = body.collection or state.settings.collection
+    permitted = identity.allowed_documents(state, principal, collection, "ask")
+    if permitted is not None and not permitted:  # granted nothing here: as if the collection did not exist
+        identity.record_denied(state, principal, "ask", collection)
+        raise not_found("collection", collection, "GET /api/v1/collections lists the ones you can read")
+    options = AskOptions(
+        collection=collection, documents=list(body.documents), doc_types=list(body.types), since=body.since,
+        until=body.until, top_k=body.top_k, strict=body.strict, allowed_documents=permitted,
+    )
+    return state.docket_for(principal), options
+
+
+def _sse(event: str, data: Any) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def _stream(state: ServiceState, docket, question: str, options) -> StreamingResponse:
+    """The trace and answer as they arrive (``delta`` events), then the whole record (``answer``)."""
+    from pipeline.ask import ask
+
+    events: queue.Queue = queue.Queue()
+    options.on_delta = lambda kind, text: events.put(("delta", {"kind": kind, "text": text}))
+
+    def work() -> None:
+        try:
+            events.put(("answer", answer_json(state, ask(docket, question, options))))
+        except Exception as exc:  # the stream has started: the error is its last event
+            events.put(("error", {"error": {"code": "internal", "message": f"the ask failed: {exc}"}}))
+        events.put(None)
+
+    threading.Thread(target=work, daemon=True, name="docket-ask-stream").start()
+
+    def body():
+        while (item := events.get()) is not None:
+            yield _sse(*item)
+
+    return StreamingResponse(body(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+@router.post("/ask", summary="Answer a question from the documents you may read; logged for audit",
+             responses={200: {"content": {"text/event-stream": {}}}})
+def ask_question(body: AskRequest, request: Request, principal: Principal = Depends(allowed("ask")),
+                 state: ServiceState = Depends(service)):
+    from pipeline.ask import ask
+
+    docket, options = _prepare(state, principal, body)
+    if "text/event-stream" in request.headers.get("accept", ""):
+        return _stream(state, docket, body.question, options)
+    record = ask(docket, body.question, options)
+    return JSONResponse(answer_json(state, record))
+
+
+@router.post("/ask/stream", summary="The same ask, as Server-Sent Events: delta events, then the answer")
+def ask_stream(body: AskRequest, principal: Principal = Depends(allowed("ask")), state: ServiceState = Depends(service)):
+    docket, options = _prepare(state, principal, body)
+    return _stream(state, docket, body.question, options)
