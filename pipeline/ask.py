@@ -37,6 +37,10 @@ class AskOptions:
     on_delta: Callable[[str, str], None] | None = None
     # False when the caller records the answer inside its own audit entry (a review cell is ONE entry).
     record: bool = True
+    # The documents the caller may read (the service: the user's grants); None = every document. The
+    # search is restricted to them before ranking, so top-k stays complete; a --doc outside them is
+    # "no such document", so its name does not leak.
+    allowed_documents: frozenset[int] | None = None
 
 
 def to_evidence(hits: list[ChunkHit]) -> list[Evidence]:
@@ -80,13 +84,23 @@ def ask(docket: Docket, question: str, options: AskOptions | None = None) -> Ans
     evidence: list[Evidence] = []
     try:
         document_ids = [docket.store.resolve(ref, collection).id for ref in options.documents]
+        allowed = options.allowed_documents
+        if allowed is not None:
+            hidden = [ref for ref, i in zip(options.documents, document_ids) if i not in allowed]
+            if hidden:
+                raise LookupError(f"document {hidden[0]!r}: no such document; `docket docs list` shows what is ingested")
+            if not document_ids:  # every document the caller may read (none: an empty filter, not no filter)
+                document_ids = docket.store.matching_document_ids(DocumentFilter(collection)) or [0]
+                document_ids = [i for i in document_ids if i in allowed] or [0]  # 0: no document has it
         where = DocumentFilter(collection, tuple(document_ids), tuple(options.doc_types), options.since, options.until)
         if where.by_metadata:
             document_ids = docket.store.matching_document_ids(where)
             if not document_ids:
                 raise LookupError(NO_MATCH.format(what=describe_filter(options, collection)))
         if not docket.store.live_chunk_ids(collection, document_ids or None):
-            where = f" in collection {collection!r}" if not document_ids else " for the given --doc"
+            where = f" in collection {collection!r}" if not options.documents else " for the given --doc"
+            if options.allowed_documents is not None and not options.documents:
+                where = f" that you may read in collection {collection!r}"
             output = ReasonerOutput(status="error", answer="", error=NO_DOCUMENTS.format(where=where))
         else:
             hits = docket.store.search(

@@ -519,6 +519,18 @@ LAZY_COMMANDS: dict[str, tuple[Callable[[], Any], str]] = {
 }
 
 
+# -- serve ----------------------------------------------------------------------------------------------
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8000,
+) -> None:
+    """Serve the HTTP API (OpenAPI at /docs): one process holds the models warm; callers log in as users."""
+    from pipeline.service.app import serve as run
+
+    run(state.settings(), host=host, port=port)
+
+
 # -- demo -----------------------------------------------------------------------------------------------
 @app.command()
 def demo(

@@ -96,6 +96,30 @@ class GroundingSettings(_Section):
     low_confidence_threshold: float = Field(0.6, ge=0, le=1)
 
 
+class ServiceSettings(_Section):
+    """`docket serve`: the HTTP API's limits (pipeline/service/, docs/service.md)."""
+
+    max_upload_mb: float = Field(50.0, gt=0, description="Largest upload accepted, in MiB; larger ones answer 413.")
+    max_upload_pages: int = Field(
+        2000, ge=1, description="Most pages in one uploaded PDF, checked before it is ingested; more answer 413."
+    )
+    max_json_kb: int = Field(256, ge=1, description="Largest JSON request body, in KiB; larger ones answer 413.")
+    rate_limit_per_minute: int = Field(
+        600, ge=1, description="Requests one token, session or address may make per minute; more answer 429."
+    )
+    session_hours: float = Field(12.0, gt=0, description="How long a browser session cookie stays valid.")
+    cookie_secure: bool = Field(
+        False, description="Mark the session cookie Secure (set it when the service is behind HTTPS)."
+    )
+    trusted_proxy_header: str | None = Field(
+        None, description="Off by default. A header (e.g. X-Forwarded-User) naming the user, set by an SSO reverse "
+        "proxy; believed only from trusted_proxies (docs/service.md, 'Identities and access', for the risks).",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="Addresses or CIDR ranges of the SSO proxies whose header is believed."
+    )
+
+
 class DocketSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="DOCKET_", env_nested_delimiter="__", extra="forbid", validate_default=True
@@ -117,6 +141,7 @@ class DocketSettings(BaseSettings):
     ocr: OcrSettings = OcrSettings()
     ingest: IngestSettings = IngestSettings()
     grounding: GroundingSettings = GroundingSettings()
+    service: ServiceSettings = ServiceSettings()
 
     @field_validator("home", mode="after")
     @classmethod
