@@ -42,13 +42,14 @@ def prepare_home(home: Path, fresh: bool) -> None:
 def run_demo(state, console: Console, fresh: bool = False) -> int:
     from pipeline.ask import AskOptions, ask
     from pipeline.cli import _print_answer
+    from pipeline.documents import ingest_documents
 
     settings = state.settings()
     prepare_home(settings.home, fresh)
     docket = state.docket()
     console.rule("[bold]1. Ingest the sample contracts (CUAD, CC BY 4.0)")
     console.print(f"workspace: {settings.home}")
-    report = docket.store.ingest([SAMPLES], "samples")
+    report = ingest_documents(docket, [SAMPLES], "samples")  # each contract added is an audit event
     for result in report.results:
         console.print(f"  {result.outcome:<11} {Path(result.path).name}  ({result.pages} pages, {result.chunks} chunks)")
     if report.failed:

@@ -24,11 +24,11 @@ def test_demo_ingests_answers_and_verifies_offline(home: Path):
     assert "thirty (30) days" in out  # the termination-notice answer
     assert "Not found in the documents." in out  # the question the contracts do not answer
     assert "Program steps (not a model's reasoning)" in out  # traces are shown and labelled
-    assert "OK: 4 entries" in out  # the audit log verified
+    assert "OK: 7 entries" in out  # the audit log verified: three document_ingested events and four answers
     # A second run without --fresh re-uses the workspace: nothing re-ingested, the log keeps growing.
     again = subprocess.run([sys.executable, "-m", "pipeline.cli", "demo"], capture_output=True, text=True, env=env, timeout=900)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert again.stdout.count("unchanged ") == 3 and "OK: 8 entries" in again.stdout
+    assert again.stdout.count("unchanged ") == 3 and "OK: 11 entries" in again.stdout  # unchanged: no events
 
 
 def test_the_demo_names_a_docket_command_the_user_can_run(monkeypatch, tmp_path: Path):
