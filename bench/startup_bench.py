@@ -1,12 +1,13 @@
 """Start-up: whole-process wall time and peak RSS of `docket --help`, `docket ask` and `docket audit verify`.
 
-    python -m bench.startup_bench [--runs 5] [--home DEMO_WORKSPACE] [--question "..."]
+    python -m bench.startup_bench [--runs 5] [--home DEMO_WORKSPACE] [--question "..."] [--checkout DIR]
 
 Each command runs as a new process, as a user runs it, on the demo workspace (`docket demo --fresh`,
 made into a temporary folder unless ``--home`` names one it made before), with the extractive answerer
 (the default configuration). Each process's own peak RSS comes from ``os.wait4``. One untimed run of each
 command goes first, so the figures are for a warm file cache, but every run is a cold process: imports,
-model and index loads included. Reported per command: median, min and max wall seconds, CPU seconds
+model and index loads included. ``--checkout`` runs another copy of the code (e.g. an older commit's
+``git archive``) with this venv, for before/after figures from one run. Reported per command: median, min and max wall seconds, CPU seconds
 (user + system, all threads: less sensitive than wall time to other jobs on the machine) and peak MiB,
 and the goals of issue 14 beside them (ask under 1.5 s and 400 MB, --help under 0.4 s).
 """
@@ -29,16 +30,18 @@ DEMO_COLLECTION = "samples"  # where `docket demo` ingests the sample contracts
 GOALS = {"--help": (0.4, None), "ask": (1.5, 400), "audit verify": (None, None)}
 
 
-def docket_command() -> list[str]:
+def docket_command(checkout: Path | None = None) -> list[str]:
     installed = Path(sys.executable).with_name("docket")
-    return [str(installed)] if installed.is_file() else [sys.executable, "-m", "pipeline.cli"]
+    if checkout is None and installed.is_file():
+        return [str(installed)]
+    return [sys.executable, "-m", "pipeline.cli"]  # run from inside --checkout, whose code it then imports
 
 
-def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float, float, int, str]:
+def run_once(argv: list[str], env: dict[str, str], cwd: Path | None) -> tuple[float, float, float, int, str]:
     """(wall seconds, CPU seconds, peak RSS in MiB, exit code, stdout + stderr) of one process."""
     started = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd)
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, so Popen must not wait again
@@ -48,10 +51,10 @@ def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float, float,
     return seconds, cpu, usage.ru_maxrss / 1024, proc.returncode, text  # Linux reports ru_maxrss in KiB
 
 
-def make_demo_workspace(home: Path, env: dict[str, str]) -> None:
+def make_demo_workspace(home: Path, env: dict[str, str], checkout: Path | None) -> None:
     print(f"making the demo workspace in {home} (docket demo --fresh) ...", flush=True)
-    proc = subprocess.run([*docket_command(), "demo", "--fresh"], env={**env, "DOCKET_HOME": str(home)},
-                          capture_output=True, text=True)
+    proc = subprocess.run([*docket_command(checkout), "demo", "--fresh"], env={**env, "DOCKET_HOME": str(home)},
+                          capture_output=True, text=True, cwd=checkout)
     if proc.returncode != 0:
         raise SystemExit(f"docket demo failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
 
@@ -65,6 +68,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="timed runs of each command (after one untimed)")
     parser.add_argument("--home", type=Path, help="a demo workspace made before (default: a new one, deleted after)")
     parser.add_argument("--question", default=QUESTION)
+    parser.add_argument("--checkout", type=Path, help="run the code in this folder instead of the installed one")
     args = parser.parse_args()
 
     scratch = Path(tempfile.mkdtemp(prefix="docket-startup-"))
@@ -73,11 +77,13 @@ def main() -> None:
     # rather than the checkout; a shell with PYTHONDONTWRITEBYTECODE would otherwise compile every run.
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPYCACHEPREFIX"] = str(scratch / "pycache")
+    if args.checkout is not None:  # run from it: the current folder comes first on sys.path
+        args.checkout = args.checkout.resolve()
     home = args.home or scratch / "demo"
     if not (home / ".docket-demo").exists():
-        make_demo_workspace(home, env)
+        make_demo_workspace(home, env, args.checkout)
     env["DOCKET_HOME"] = str(home)
-    docket = docket_command()
+    docket = docket_command(args.checkout)
     commands = {
         "--help": [*docket, "--help"],
         "ask": [*docket, "ask", "-c", DEMO_COLLECTION, args.question],
@@ -89,12 +95,12 @@ def main() -> None:
     load_before = os.getloadavg()
     try:
         for name, argv in commands.items():
-            seconds, cpu, peak, code, text = run_once(argv, env)  # untimed: a first export, a cold file cache
+            seconds, cpu, peak, code, text = run_once(argv, env, args.checkout)  # untimed: a first export, a cold file cache
             if code != 0:
                 raise SystemExit(f"{' '.join(argv[len(docket):])} exited {code}:\n{text}")
         for _ in range(args.runs):  # commands interleaved, so load drift hits each alike
             for name, argv in commands.items():
-                seconds, cpu, peak, code, text = run_once(argv, env)
+                seconds, cpu, peak, code, text = run_once(argv, env, args.checkout)
                 if code != 0:
                     raise SystemExit(f"{name} exited {code}:\n{text}")
                 times[name].append(seconds)
@@ -104,7 +110,7 @@ def main() -> None:
         shutil.rmtree(scratch, ignore_errors=True)
     load_after = os.getloadavg()
 
-    print(f"\n{args.runs} runs of each command, {os.cpu_count()} CPUs; load average before "
+    print(f"\n{args.checkout or 'installed code'}: {args.runs} runs of each command, {os.cpu_count()} CPUs; load average before "
           f"{' '.join(f'{x:.2f}' for x in load_before)}, after {' '.join(f'{x:.2f}' for x in load_after)}")
     print("| command | wall s: median | min | max | CPU s: median | min | max | peak RSS MiB: median | min | max | goal |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
