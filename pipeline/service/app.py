@@ -89,6 +89,9 @@ def create_app(settings: DocketSettings, *, warm: bool = True) -> FastAPI:
     install_error_handlers(app)
     for module in (auth, ask, documents, reviews, audit, users):
         app.include_router(module.router, prefix=API)
+    from pipeline.web import install as install_web_app  # the pages and their static files (pipeline/web/)
+
+    install_web_app(app)
     app.add_middleware(BodyLimit, settings=settings)
     return app
 

@@ -63,6 +63,9 @@ def _prepare(state: ServiceState, principal: Principal, body: AskRequest):
     from pipeline.ask import AskOptions
 
     collection = body.collection or state.settings.collection
+    for ref in body.documents:  # a number past 64-bit integers names no document (and must not reach SQL)
+        if ref.isdigit() and int(ref) > 2**62:
+            raise not_found("document", ref)
     permitted = identity.allowed_documents(state, principal, collection, "ask")
     if permitted is not None and not permitted:  # granted nothing here: as if the collection did not exist
         identity.record_denied(state, principal, "ask", collection)

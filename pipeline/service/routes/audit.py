@@ -17,7 +17,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path as PathParam, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -30,6 +30,8 @@ from pipeline.service.state import Principal, ServiceState
 router = APIRouter(prefix="/audit", tags=["audit"])
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 Text200 = Annotated[str | None, Query(max_length=200)]
+MAX_SEQ = 2**62  # the databases' integers are 64-bit: a larger number is no entry, not an overflow
+Seq = Annotated[int, PathParam(ge=1, le=MAX_SEQ)]
 
 
 def _audit_error(exc: Exception) -> ApiError:
@@ -121,7 +123,7 @@ def search_entries(
 
 
 @router.get("/entries/{seq}", summary="One whole entry; the read is itself logged")
-def show_entry(seq: int, principal: Principal = Depends(allowed("read_audit")), state: ServiceState = Depends(service)):
+def show_entry(seq: Seq, principal: Principal = Depends(allowed("read_audit")), state: ServiceState = Depends(service)):
     from audit import AuditError
 
     log = state.docket.audit
@@ -137,7 +139,7 @@ def show_entry(seq: int, principal: Principal = Depends(allowed("read_audit")), 
 
 
 @router.get("/entries/{seq}/proof", summary="RFC 9162 inclusion proof of one entry")
-def prove_entry(seq: int, size: Annotated[int | None, Query(ge=1)] = None,
+def prove_entry(seq: Seq, size: Annotated[int | None, Query(ge=1, le=MAX_SEQ)] = None,
                 principal: Principal = Depends(allowed("prove_audit")), state: ServiceState = Depends(service)):
     from audit import AuditError
 
@@ -155,7 +157,7 @@ class Annotation(BaseModel):
 
 
 @router.post("/entries/{seq}/annotations", summary="A reviewer's decision (approve, reject, correct) about an entry")
-def annotate_entry(seq: int, body: Annotation, principal: Principal = Depends(allowed("annotate_audit")),
+def annotate_entry(seq: Seq, body: Annotation, principal: Principal = Depends(allowed("annotate_audit")),
                    state: ServiceState = Depends(service)):
     from audit import AuditError
 

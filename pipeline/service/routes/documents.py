@@ -20,8 +20,9 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path as PathParam, Query, UploadFile
 from fastapi.responses import JSONResponse, Response
+from pydantic import Field
 
 from pipeline.service import identity_adapter as identity
 from pipeline.service.deps import allowed, check_access, current_principal, service
@@ -188,10 +189,17 @@ _DOCUMENTS_HINT = "GET /api/v1/documents lists the ones you can read"
 
 
 # -- reading -----------------------------------------------------------------------------------------------------
+def resolve(state: ServiceState, ref: str, collection: str | None):
+    """``DocumentStore.resolve``; a number past the databases' 64-bit integers is no document (LookupError)."""
+    if ref.isdigit() and int(ref) > 2**62:
+        raise LookupError(f"document {ref!r}: no such document")
+    return state.docket.store.resolve(ref, collection)
+
+
 def visible_document(state: ServiceState, principal: Principal, ref: str, collection: str | None, action: str = "read_document"):
     """The document ``ref`` names, if the principal may ``action`` it; 404 otherwise (same words either way)."""
     try:
-        doc = state.docket.store.resolve(ref, collection)
+        doc = resolve(state, ref, collection)
     except LookupError as exc:
         if "matches" in str(exc) and identity.allowed_documents(state, principal, action=action) is None:
             raise bad_request(str(exc).strip("'\""), "ambiguous") from None
@@ -303,16 +311,17 @@ def _cited_by(state: ServiceState, seq: int, sha256: str, page: int) -> bool:
 @router.get("/documents/{ref}/pages/{page}/image", summary="A page as PNG, with the given boxes drawn",
             responses={200: {"content": {"image/png": {}}}})
 def page_image(
-    ref: str, page: int,
+    ref: str, page: Annotated[int, PathParam(ge=1, le=1_000_000)],
     box: Annotated[list[str] | None, Query(max_length=50, description="x0,y0,x1,y1 in PDF points; repeatable.")] = None,
-    chunk: Annotated[list[int] | None, Query(max_length=50, description="Draw these chunks' boxes; repeatable.")] = None,
+    chunk: Annotated[list[Annotated[int, Field(ge=1, le=2**62)]] | None,
+                     Query(max_length=50, description="Draw these chunks' boxes; repeatable.")] = None,
     zoom: Annotated[float, Query(ge=0.25, le=4.0)] = 1.5,
-    seq: Annotated[int | None, Query(ge=1, description="An answer entry citing this page (auditors).")] = None,
+    seq: Annotated[int | None, Query(ge=1, le=2**62, description="An answer entry citing this page (auditors).")] = None,
     collection: Annotated[str | None, Query(max_length=200)] = None,
     principal: Principal = Depends(current_principal), state: ServiceState = Depends(service),
 ):
     try:
-        doc = state.docket.store.resolve(ref, collection)
+        doc = resolve(state, ref, collection)
     except LookupError:
         raise not_found("document", ref) from None
     version = next((v for v in reversed(doc.versions) if v.status == "current"), doc.versions[-1])

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pipeline.service import identity_adapter as identity
 from pipeline.service.deps import allowed, service
 from pipeline.service.errors import ApiError, bad_request
+from pipeline.service.routes.documents import resolve
 from pipeline.service.state import Principal, ServiceState
 
 router = APIRouter(tags=["users"])
@@ -57,7 +58,7 @@ def _document_id(state: ServiceState, collection: str, ref: str | None) -> int |
     if ref is None:
         return None
     try:
-        return state.docket.store.resolve(ref, collection).id
+        return resolve(state, ref, collection).id
     except LookupError as exc:
         raise ApiError(404, "not_found", str(exc).strip("'\"")) from None
 
