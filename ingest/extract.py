@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -119,10 +120,14 @@ class ReaderWarnings:
 def _quiet_pymupdf():
     """pymupdf, with MuPDF's messages kept in its store (``ReaderWarnings.add_mupdf``) instead of printed:
     by default PyMuPDF prints MuPDF's errors to stdout, which would break ``--json``."""
+    # OCR's worker processes import pymupdf afresh, reading this variable: there its messages go to a
+    # debug logger (which workers do not print), not to the stdout they share with this process.
+    os.environ.setdefault("PYMUPDF_MESSAGE", "logging:level=10,name=pymupdf")
     import pymupdf
 
     pymupdf.TOOLS.mupdf_display_errors(False)
     pymupdf.TOOLS.mupdf_display_warnings(False)
+    pymupdf.set_messages(pylogging=True, pylogging_name="pymupdf", pylogging_level=logging.DEBUG)  # PyMuPDF's own
     return pymupdf
 
 
