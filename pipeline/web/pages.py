@@ -1,0 +1,377 @@
+"""The pages: log in and out, ask, documents and the page viewer, the audit log, one entry, verify.
+
+Each page calls the service's own route functions and checks (``pipeline.service.deps.allowed``,
+``visible_document``, the audit routes' ``Visibility``), so a page shows exactly what the API would
+answer the same user, and a document outside the grant is "not found" here as there. The visitor is
+the browser session of ``POST /login`` (the service's session cookie, for path ``/``), and every form
+that changes something carries the session's CSRF token (a hidden input, or htmx's header).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+
+from pipeline.service import identity_adapter as identity
+from pipeline.service.deps import CSRF_HEADER, SESSION_COOKIE, allowed, rate_limit
+from pipeline.service.errors import ApiError, not_found
+from pipeline.service.state import Principal, ServiceState
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+PAGE_ZOOM = 1.5  # the page images' scale: 1.5 pixels a PDF point
+
+# The trace, labelled for what it is (trace_format in pipeline/reasoning.py).
+TRACE_LABELS = {
+    "thinking": "The model's reasoning (its own words; not checked against the documents)",
+    "program-steps": "The program's steps (how the extractive answerer chose its passages)",
+}
+ROLE_HOME = {"reader": "/ask", "reviewer": "/ask", "auditor": "/audit", "admin": "/documents"}
+
+
+class LoginNeeded(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Visitor:
+    principal: Principal
+    csrf_token: str
+
+
+def _state(request: Request) -> ServiceState:
+    return request.app.state.service
+
+
+def visitor(request: Request, submitted_csrf: str | None = None) -> Visitor:
+    """The logged-in visitor (LoginNeeded otherwise); a state-changing request must carry the CSRF token."""
+    state = _state(request)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        raise LoginNeeded()
+    rate_limit(state, "session:" + identity.token_key(cookie))
+    found = identity.session_principal(state, cookie)
+    if found is None:
+        raise LoginNeeded()
+    principal, info = found
+    if request.method not in ("GET", "HEAD"):
+        token = submitted_csrf or request.headers.get(CSRF_HEADER)
+        if not identity.csrf_ok(info, token):
+            raise ApiError(403, "csrf", "this form is out of date (its CSRF token does not match the session); "
+                           "reload the page and submit it again")
+    return Visitor(principal, info.csrf_token)
+
+
+def may(state: ServiceState, principal: Principal, action: str) -> bool:
+    return identity.can(state, principal, action)
+
+
+def require(state: ServiceState, principal: Principal, action: str) -> None:
+    """The API's own role check (403, recorded as a denied access)."""
+    allowed(action)(principal=principal, state=state)
+
+
+def render(request: Request, template: str, who: Visitor | None, status: int = 200, **context: Any) -> HTMLResponse:
+    state = _state(request)
+    nav = []
+    if who is not None:
+        p = who.principal
+        nav = [(label, href) for label, href, action in (
+            ("Ask", "/ask", "ask"), ("Documents", "/documents", "list_documents"), ("Audit", "/audit", "read_audit"),
+        ) if may(state, p, action)]
+    return templates.TemplateResponse(request, template, {"who": who, "nav": nav, **context}, status_code=status)
+
+
+def html_page(handler):
+    """Login redirects and the service's errors as pages (the API answers JSON; a browser gets words)."""
+
+    @functools.wraps(handler)
+    def wrapped(**kwargs):
+        request: Request = kwargs["request"]
+        try:
+            return handler(**kwargs)
+        except LoginNeeded:
+            target = "/login?next=" + quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+            if request.headers.get("HX-Request"):
+                return Response(status_code=204, headers={"HX-Redirect": target})
+            return RedirectResponse(target, status_code=303)
+        except ApiError as exc:
+            who = None
+            try:
+                who = visitor(request) if request.method == "GET" else None
+            except (LoginNeeded, ApiError):
+                pass
+            titles = {404: "Not found", 403: "Not allowed", 429: "Too many requests", 413: "Too large"}
+            template = "fragment_error.html" if request.headers.get("HX-Request") else "error.html"
+            response = render(request, template, who, status=exc.status, title=titles.get(exc.status, "Error"),
+                              message=exc.message)
+            response.headers.update(exc.headers)
+            return response
+
+    return wrapped
+
+
+# -- log in, log out --------------------------------------------------------------------------------------
+def _safe_next(target: str | None) -> str:
+    return target if target and target.startswith("/") and not target.startswith("//") else "/"
+
+
+@router.get("/", response_class=HTMLResponse)
+@html_page
+def home(request: Request):
+    who = visitor(request)
+    return RedirectResponse(ROLE_HOME.get(who.principal.role, "/ask"), status_code=303)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str | None = None):
+    return render(request, "login.html", None, next=_safe_next(next), error=None)
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login_submit(request: Request, name: Annotated[str, Form(max_length=64)] = "",
+                 password: Annotated[str, Form(max_length=1024)] = "", next: Annotated[str, Form()] = "/"):
+    state = _state(request)
+    client = request.client.host if request.client else None
+    try:
+        rate_limit(state, f"login:{client}")
+    except ApiError as exc:
+        return render(request, "login.html", None, status=429, next=_safe_next(next), error=exc.message)
+    principal = identity.login(state, name, password, client) if name and password else None
+    if principal is None:  # recorded as login_failed by the identity layer
+        return render(request, "login.html", None, status=401, next=_safe_next(next),
+                      error="The name or password is wrong, or the user is disabled.")
+    cookie, _csrf, _expires = identity.start_session(state, principal)
+    target = _safe_next(next)
+    response = RedirectResponse(target if target != "/" else ROLE_HOME.get(principal.role, "/ask"), status_code=303)
+    response.set_cookie(SESSION_COOKIE, cookie, max_age=int(state.settings.service.session_hours * 3600), path="/",
+                        httponly=True, samesite="strict", secure=state.settings.service.cookie_secure)
+    return response
+
+
+@router.post("/logout", response_class=HTMLResponse)
+@html_page
+def logout(request: Request, csrf_token: Annotated[str, Form()] = ""):
+    visitor(request, csrf_token)
+    identity.end_session(_state(request), request.cookies.get(SESSION_COOKIE))
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+    return response
+
+
+# -- ask ----------------------------------------------------------------------------------------------------
+def _collections(state: ServiceState, principal: Principal, action: str) -> list[str]:
+    """The collections holding a document the principal may ``action`` (the picker shows only these)."""
+    visible = identity.allowed_documents(state, principal, action=action)
+    return sorted({d.collection for d in state.docket.store.documents() if visible is None or d.id in visible})
+
+
+@router.get("/ask", response_class=HTMLResponse)
+@html_page
+def ask_page(request: Request):
+    who = visitor(request)
+    state = _state(request)
+    require(state, who.principal, "ask")
+    collections = _collections(state, who.principal, "ask")
+    return render(request, "ask.html", who, collections=collections, default=state.settings.collection)
+
+
+def _answer_view(state: ServiceState, principal: Principal, data: dict[str, Any]) -> dict[str, Any]:
+    grounding = data.get("grounding") or {}
+    return {
+        "data": data,
+        "trace_label": TRACE_LABELS.get(data.get("trace_format", "none")),
+        "grounding_words": grounding.get("label") or f"not checked (the answer's status is {data.get('status')})",
+        "audit_link": may(state, principal, "read_audit"),
+    }
+
+
+@router.post("/ask", response_class=HTMLResponse)
+@html_page
+def ask_submit(request: Request, question: Annotated[str, Form(max_length=4000)] = "",
+               collection: Annotated[str, Form(max_length=200)] = "", csrf_token: Annotated[str, Form()] = ""):
+    from pipeline.ask import ask
+    from pipeline.service.routes.ask import AskRequest, _prepare, answer_json
+
+    who = visitor(request, csrf_token)
+    state = _state(request)
+    require(state, who.principal, "ask")
+    try:
+        body = AskRequest(question=question.strip(), collection=collection or None)
+    except ValidationError:
+        raise ApiError(400, "bad_request", "Type a question (up to 4000 characters).") from None
+    docket, options = _prepare(state, who.principal, body)
+    data = answer_json(state, ask(docket, body.question, options))
+    view = _answer_view(state, who.principal, data)
+    if request.headers.get("HX-Request"):
+        return render(request, "fragment_answer.html", who, **view)
+    collections = _collections(state, who.principal, "ask")
+    return render(request, "ask.html", who, collections=collections, default=body.collection, answers=[view])
+
+
+# -- documents ------------------------------------------------------------------------------------------------
+@router.get("/documents", response_class=HTMLResponse)
+@html_page
+def documents_page(request: Request, collection: str | None = None):
+    from pipeline.service.routes.documents import list_documents
+
+    who = visitor(request)
+    state = _state(request)
+    require(state, who.principal, "list_documents")
+    listed = list_documents(collection=collection or None, include_removed=False, principal=who.principal, state=state)
+    return render(request, "documents.html", who, documents=listed["documents"],
+                  can_upload=may(state, who.principal, "manage_documents"),
+                  can_read=may(state, who.principal, "read_document"), default=state.settings.collection)
+
+
+@router.post("/documents", response_class=HTMLResponse)
+@html_page
+def upload_submit(request: Request, file: Annotated[UploadFile, File()], collection: Annotated[str, Form(max_length=200)] = "",
+                  doc_type: Annotated[str, Form(max_length=100)] = "", csrf_token: Annotated[str, Form()] = ""):
+    from pipeline.service.routes.documents import upload_document
+
+    who = visitor(request, csrf_token)
+    state = _state(request)
+    require(state, who.principal, "manage_documents")
+    answer = upload_document(file=file, collection=collection or None, doc_type=doc_type or None, doc_date=None,
+                             principal=who.principal, state=state)
+    import json
+
+    job = json.loads(answer.body)["job"]
+    return render(request, "fragment_job.html", who, job=job)
+
+
+@router.get("/jobs/{job_id}", response_class=HTMLResponse)
+@html_page
+def job_fragment(request: Request, job_id: str):
+    from pipeline.service.routes.documents import get_job
+
+    who = visitor(request)
+    job = get_job(job_id=job_id, principal=who.principal, state=_state(request))
+    return render(request, "fragment_job.html", who, job=job)
+
+
+def _page_details(state: ServiceState, principal: Principal, ref: str, seq: int | None):
+    """The document (as ``GET /api/v1/documents/{ref}?pages=true`` shows it), or an auditor's cited page.
+
+    A document outside the grant is "not found", exactly as the API answers; an auditor may open a page
+    that the answer entry ``seq`` cites (the API's ``read_cited_page``)."""
+    from pipeline.service.routes.documents import resolve, show_document
+
+    try:
+        return show_document(ref=ref, pages=True, collection=None, principal=principal, state=state), False
+    except ApiError as exc:
+        if exc.status not in (403, 404) or seq is None or not may(state, principal, "read_cited_page"):
+            if exc.status == 403:  # a role that reads no documents: the same "not found" as outside the grant
+                raise not_found("document", ref) from None
+            raise
+    from pipeline.service.routes.documents import _cited_by
+
+    try:
+        doc = resolve(state, ref, None)
+    except LookupError:
+        raise not_found("document", ref) from None
+    version = next((v for v in reversed(doc.versions) if v.status == "current"), doc.versions[-1])
+    pages = [{"page": p.number, "reader": p.method, "confidence": p.confidence, "width": p.width, "height": p.height,
+              "engine": p.engine_version, "route": p.route} for p in version.pages]
+    return {"id": doc.id, "name": doc.name, "collection": doc.collection, "sha256": version.sha256,
+            "version": version.version, "pages": version.page_count, "page_details": pages,
+            "cited_only": True}, lambda page: _cited_by(state, seq, version.sha256, page)
+
+
+def _chunk_boxes(state: ServiceState, chunk_id: int | None, sha256: str, page: int) -> list[list[float]]:
+    """The chunk's stored boxes, if it is on this page of this version (else none: nothing to highlight)."""
+    from ingest.registry import ChunkRow
+
+    if chunk_id is None or not 1 <= chunk_id <= 2**62:
+        return []
+    with state.docket.store.sessions() as session:
+        row = session.get(ChunkRow, chunk_id)
+        if row is None or row.doc_sha256 != sha256 or row.page != page:
+            return []
+        return [list(b)[:4] for b in row.boxes or []]
+
+
+@router.get("/documents/{ref}", response_class=HTMLResponse)
+@html_page
+def document_first_page(request: Request, ref: str):
+    visitor(request)
+    return RedirectResponse(f"/documents/{quote(ref)}/pages/1", status_code=303)
+
+
+@router.get("/documents/{ref}/pages/{page}", response_class=HTMLResponse)
+@html_page
+def document_page(request: Request, ref: str, page: int, chunk: int | None = None, seq: int | None = None):
+    who = visitor(request)
+    state = _state(request)
+    doc, cited = _page_details(state, who.principal, ref, seq)
+    count = doc["pages"]
+    if not 1 <= page <= max(count, 1):
+        raise not_found("page", page, f"the document has pages 1 to {count}")
+    if cited and not cited(page):
+        identity.record_denied(state, who.principal, "read_document", doc["collection"], doc["id"], detail=f"page {page}")
+        raise not_found("document", ref)
+    details = next((p for p in doc["page_details"] if p["page"] == page), None)
+    boxes = _chunk_boxes(state, chunk, doc["sha256"], page)
+    width, height = (details["width"], details["height"]) if details else (612.0, 792.0)
+    overlays = [{"left": 100 * x0 / width, "top": 100 * y0 / height, "width": 100 * (x1 - x0) / width,
+                 "height": 100 * (y1 - y0) / height, "box": [x0, y0, x1, y1]} for x0, y0, x1, y1 in boxes]
+    image = f"/api/v1/documents/{doc['id']}/pages/{page}/image?zoom={PAGE_ZOOM}" + (f"&seq={seq}" if seq else "")
+    return render(request, "page.html", who, doc=doc, page=page, details=details, overlays=overlays, image=image,
+                  width=width, height=height, chunk=chunk, seq=seq, audit_link=may(state, who.principal, "read_audit"),
+                  scanned=bool(details and details.get("confidence") is not None))
+
+
+# -- audit --------------------------------------------------------------------------------------------------
+@router.get("/audit", response_class=HTMLResponse)
+@html_page
+def audit_page(request: Request, actor: str = "", type: str = "", since: str = "", until: str = "", document: str = "",
+               limit: int = 100):
+    from pipeline.service.routes.audit import _filters, _list
+
+    who = visitor(request)
+    state = _state(request)
+    require(state, who.principal, "read_audit")
+    filters = _filters(since or None, until or None, actor or None, type or None, document or None, None, None)
+    listed = _list(state, who.principal, "web list", filters, max(1, min(limit, 1000)))
+    form = {"actor": actor, "type": type, "since": since, "until": until, "document": document}
+    return render(request, "audit.html", who, entries=listed["entries"], up_to=listed["up_to"], form=form,
+                  can_verify=may(state, who.principal, "verify_audit"))
+
+
+@router.get("/audit/verify", response_class=HTMLResponse)
+@html_page
+def audit_verify(request: Request):
+    from pipeline.service.routes.audit import verify_log
+
+    who = visitor(request)
+    state = _state(request)
+    require(state, who.principal, "verify_audit")
+    report = verify_log(principal=who.principal, state=state)
+    return render(request, "fragment_verify.html", who, report=report)
+
+
+@router.get("/audit/{seq}", response_class=HTMLResponse)
+@html_page
+def audit_entry(request: Request, seq: int):
+    from pipeline.service.routes.audit import show_entry
+
+    who = visitor(request)
+    state = _state(request)
+    require(state, who.principal, "read_audit")
+    if not 1 <= seq <= 2**62:
+        raise not_found("entry", seq)
+    entry = show_entry(seq=seq, principal=who.principal, state=state)
+    payload = entry.get("payload") or {}
+    answer = entry["event_type"] == "answer"
+    return render(request, "entry.html", who, entry=entry, payload=payload, answer=answer,
+                  trace_label=TRACE_LABELS.get(payload.get("trace_format", "none")),
+                  grounding_words=(payload.get("grounding") or {}).get("label"))
