@@ -58,7 +58,8 @@ def test_two_workspaces_with_their_own_keys_share_one_log(pg_url: str, tmp_path:
             assert report.ok and report.size == first.size and report.signed_size == first.size, report
         # The second workspace pinned the log's first key on first sight (trust on first join).
         assert len(list(second.keys_dir.glob("genesis-*.pub"))) == 1
-        signers = {row.key_id for row in first.engine.connect().execute(signed_heads.select())}
+        with first.engine.connect() as conn:
+            signers = {row.key_id for row in conn.execute(signed_heads.select())}
         assert len(signers) == 3  # the first key, the second's, and the second's after its rotation
     finally:
         first.close()
