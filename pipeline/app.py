@@ -7,6 +7,7 @@ settings: an offline laptop, an on-prem server and a cloud user run the same cod
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
 from importlib.metadata import PackageNotFoundError, version
 
 from audit import AuditLog
@@ -23,6 +24,27 @@ def software_version() -> str:
         return "docket (not installed)"
 
 
+# The workspace's databases (and SQLite's WAL, SHM and journal files beside them) hold every
+# question, answer and document record: readable by the workspace's owner only.
+_WORKSPACE_DATABASES = ("audit.db", "registry.db")
+_SQLITE_SIDE_FILES = ("", "-wal", "-shm", "-journal")
+
+
+def private_workspace(home: Path) -> None:
+    """Create the workspace folder 0700 and make it and its database files owner-only (0700 / 0600).
+
+    SQLite gives the WAL and SHM files it creates later the database file's permissions.
+    """
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if home.stat().st_mode & 0o077:
+        home.chmod(0o700)
+    for name in _WORKSPACE_DATABASES:
+        for suffix in _SQLITE_SIDE_FILES:
+            path = home / f"{name}{suffix}"
+            if path.is_file() and path.stat().st_mode & 0o077:
+                path.chmod(0o600)
+
+
 class Docket:
     def __init__(self, settings: DocketSettings):
         self.settings = settings
@@ -30,14 +52,20 @@ class Docket:
     @cached_property
     def store(self) -> DocumentStore:
         s = self.settings
-        s.home.mkdir(parents=True, exist_ok=True)
-        return DocumentStore(s.resolved_registry_url, s.index_dir, s.embedding, s.chunking, s.ocr, s.ingest)
+        private_workspace(s.home)
+        store = DocumentStore(s.resolved_registry_url, s.index_dir, s.embedding, s.chunking, s.ocr, s.ingest)
+        private_workspace(s.home)  # the registry database it may just have created
+        return store
 
     @cached_property
     def audit(self) -> AuditLog:
-        self.settings.home.mkdir(parents=True, exist_ok=True)
+        private_workspace(self.settings.home)
+        audit = self.settings.audit
         # Payloads are masked of the workspace's known secrets (an API key a provider echoed back) on append.
-        log = SecretMaskingAuditLog.open(self.settings.resolved_audit_url, keys_dir=self.settings.keys_dir)
+        log = SecretMaskingAuditLog.open(
+            self.settings.resolved_audit_url, keys_dir=self.settings.keys_dir, lock_timeout=audit.lock_timeout,
+            witness=audit.witness, witness_command=audit.witness_command, trusted_keys=audit.trusted_keys,
+        )
         return log.with_secrets(self.settings.known_secrets())
 
     @cached_property

@@ -62,9 +62,7 @@ class RetrievalSettings(_Section):
 class LLMSettings(_Section):
     provider: Literal["mistral", "openai-compatible"] = "mistral"
     base_url: str | None = Field(None, description="Defaults to Mistral's API for provider 'mistral'.")
-    # Mistral's successor to the retired/deprecated Magistral API models, named as in Mistral's docs (not checked
-    # against a live GET /v1/models here: no key). A 404 lists the models the endpoint offers (pipeline/llm/client.py).
-    model: str = "mistral-medium-3-5"
+    model: str = "magistral-medium-2509"
     api_key: SecretStr | None = None
     temperature: float = Field(0.7, ge=0, le=2)
     top_p: float = Field(0.95, gt=0, le=1)
@@ -78,12 +76,6 @@ class LLMSettings(_Section):
         "auto",
         description="How the system prompt is sent: 'chunks' (Magistral's list form), 'text' (one string, for "
         "servers that take only strings), 'auto' (chunks, then text once if the server refuses them).",
-    )
-    reasoning_effort: Literal["none", "low", "medium", "high"] | None = Field(
-        None,
-        description="Sent as reasoning_effort to models that take it: on provider 'mistral' every model but the "
-        "magistral-* ones (Mistral Medium 3.5, Small 4: 'high' returns thinking chunks, 'none' none); on "
-        "'openai-compatible' only when set (the OpenAI field; vLLM passes it to the chat template). Unset: never sent.",
     )
     prompt_mode: str | None = Field(
         None, description="Provider 'mistral' only: sent as prompt_mode (e.g. 'reasoning'); unset leaves the API's default."
@@ -100,16 +92,42 @@ class LLMSettings(_Section):
 
 
 class GroundingSettings(_Section):
-    allow_ungrounded: bool = Field(
-        False,
-        description="Show an answer that fails grounding (a citation, quote or number not in its sources, or no "
-        "answer of the kind the question asks for) as an answer, flagged. Off (the default): it is withheld, kept in "
-        "the record, and `docket ask` exits 1.",
-    )
-    strict: bool | None = Field(
-        None, description="No longer used: withholding an answer that fails grounding is the default (see allow_ungrounded)."
-    )
+    strict: bool = False
     low_confidence_threshold: float = Field(0.6, ge=0, le=1)
+
+
+class AuditSettings(_Section):
+    """The audit log's operating knobs (its database is `audit_url`, its keys the workspace's)."""
+
+    lock_timeout: float = Field(
+        30.0, gt=0, description="Seconds a writer waits for the log's write lock before failing with who holds it."
+    )
+    witness: Path | None = Field(
+        None,
+        description="A JSONL file outside the database (another disk, a WORM mount): every signed tree head is "
+        "appended and fsynced after its commit, and `audit verify` fails when the log is behind it or disagrees.",
+    )
+    witness_command: list[str] | None = Field(
+        None,
+        description="A command (argument list) that receives every signed head as one JSON line on stdin, e.g. for "
+        "WORM storage or a remote witness; its failure is logged, the entry stays committed.",
+    )
+    trusted_keys: list[str] = Field(
+        default_factory=list,
+        description="Public key files or key ids `audit verify` trusts beside the workspace's own keys (keys/).",
+    )
+
+    @field_validator("witness", mode="after")
+    @classmethod
+    def _expand_witness(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+    @field_validator("witness_command", mode="after")
+    @classmethod
+    def _command_not_empty(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value:
+            raise ValueError("give the command as a list of arguments, e.g. [witness-put, --log, docket]")
+        return value
 
 
 class ServiceSettings(_Section):
@@ -157,6 +175,7 @@ class DocketSettings(BaseSettings):
     ocr: OcrSettings = OcrSettings()
     ingest: IngestSettings = IngestSettings()
     grounding: GroundingSettings = GroundingSettings()
+    audit: AuditSettings = AuditSettings()
     service: ServiceSettings = ServiceSettings()
 
     @field_validator("home", mode="after")
