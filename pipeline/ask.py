@@ -1,7 +1,10 @@
 """Ask: retrieve evidence, reason over it, check the answer against it, and record all of it.
 
 Every ask appends exactly one ``answer`` entry to the audit log, whatever its status (answered,
-refused, incomplete, error). The record is written before the answer is returned: if the audit log
+withheld, refused, incomplete, error). An answer that fails grounding (a citation, a quote or a number
+not in its sources, or no answer of the kind the question asks for) is withheld by default, whatever
+the reasoner: it stays in the record (``withheld_answer``), and only ``grounding.allow_ungrounded`` /
+``--allow-ungrounded`` shows it as an answer. The record is written before the answer is returned: if the audit log
 cannot take it, the caller gets an error, never an unrecorded answer.
 """
 
@@ -19,7 +22,8 @@ from pipeline.grounding import check_grounding
 from pipeline.reasoning import ChatTurn, Evidence, ReasonerOutput
 from pipeline.records import AnswerRecord, CallRecord, EvidenceRecord
 
-STRICT_WITHHELD = "Answer withheld: it is not grounded in the cited sources (strict mode)."
+WITHHELD = "Answer withheld: {label}."
+ALLOWED_UNGROUNDED = "shown although {label} (grounding.allow_ungrounded is on)"
 NO_DOCUMENTS = "No documents are ingested{where}; run `docket ingest PATH` first."
 NO_MATCH = "No documents match {what}; `docket docs list` shows each document's type and date."
 
@@ -32,7 +36,11 @@ class AskOptions:
     since: date | None = None  # documents dated on or after
     until: date | None = None  # documents dated on or before
     top_k: int | None = None
-    strict: bool | None = None
+    # None: the setting grounding.allow_ungrounded decides (default False: an unsupported answer is withheld).
+    allow_ungrounded: bool | None = None
+    strict: bool | None = None  # no longer used: withholding is the default (kept so old callers still work)
+    # The question whose kind of answer is checked, when ``question`` wraps it (a review's prompt); None: the question.
+    kind_question: str | None = None
     history: list[ChatTurn] = field(default_factory=list)
     on_delta: Callable[[str, str], None] | None = None
     # False when the caller records the answer inside its own audit entry (a review cell is ONE entry).
@@ -68,7 +76,7 @@ def ask(docket: Docket, question: str, options: AskOptions | None = None) -> Ans
     options = options or AskOptions()
     s = docket.settings
     collection = options.collection or s.collection
-    strict = s.grounding.strict if options.strict is None else options.strict
+    allow_ungrounded = s.grounding.allow_ungrounded if options.allow_ungrounded is None else options.allow_ungrounded
     top_k = options.top_k or s.retrieval.top_k
     request_id = uuid.uuid4().hex
     created_at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -116,7 +124,7 @@ def ask(docket: Docket, question: str, options: AskOptions | None = None) -> Ans
     except LookupError as exc:  # a --doc that names no document, a filter that admits none
         output = ReasonerOutput(status="error", answer="", error=str(exc).strip("'\""))
 
-    record = _record(docket, question, options, collection, retrieval, evidence, output, strict,
+    record = _record(docket, question, options, collection, retrieval, evidence, output, allow_ungrounded,
                      request_id, created_at)
     if not options.record:
         return record
@@ -146,7 +154,7 @@ def describe_filter(options: AskOptions, collection: str | None) -> str:
     return " ".join(parts) + (f" in collection {collection!r}" if collection else "")
 
 
-def _record(docket, question, options, collection, retrieval, evidence, output, strict, request_id, created_at):
+def _record(docket, question, options, collection, retrieval, evidence, output, allow_ungrounded, request_id, created_at):
     s = docket.settings
     threshold = s.grounding.low_confidence_threshold
     status, answer, withheld = output.status, output.answer, None
@@ -157,7 +165,9 @@ def _record(docket, question, options, collection, retrieval, evidence, output, 
         # cannot support a claim, even if the model cites its label.
         sent = output.parameters.get("sources_sent")
         shown = [e for e in evidence if e.label in sent] if sent is not None else evidence
-        report = check_grounding(output.answer, shown, low_confidence_threshold=threshold)
+        report = check_grounding(
+            output.answer, shown, low_confidence_threshold=threshold, question=options.kind_question or question
+        )
         grounding = report.to_dict()
         flags = [
             f"{low.label} rests on page {low.page} of {low.doc_name}, read by OCR with confidence "
@@ -170,8 +180,12 @@ def _record(docket, question, options, collection, retrieval, evidence, output, 
                 f"carries (sent: {', '.join(e.label for e in shown) or 'none'}); text in a document or the "
                 "question may have steered the model"
             ))
-        if strict and report.verdict != "grounded":
-            status, answer, withheld = "refused", STRICT_WITHHELD, output.answer
+        if not report.supported:
+            # Fail closed: what a reader would take as an answer is shown only when every check held.
+            if allow_ungrounded:
+                flags.insert(0, ALLOWED_UNGROUNDED.format(label=report.label))
+            else:
+                status, answer, withheld = "withheld", WITHHELD.format(label=report.label), output.answer
     notice = getattr(docket.reasoner, "notice", None) if status == "answered" else None
     return AnswerRecord(
         request_id=request_id,

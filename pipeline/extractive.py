@@ -11,6 +11,7 @@ lists the program's own steps (what it compared and what it chose), labelled as 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ import numpy as np
 
 from ingest.chunking import sentence_spans
 from ingest.lexical import tokenize
+from pipeline.answer_kinds import KIND_WORDS, kind_rule, question_core, value_spans
 from pipeline.reasoning import ChatTurn, Evidence, ReasonerOutput
 
 NOT_FOUND = "Not found in the documents."
@@ -31,6 +33,95 @@ _QUESTION_WORDS = frozenset(
     "relying response information according".split()
 )
 _MIN_SENTENCE_WORDS = 6  # shorter "sentences" are headings and fragments, not answers
+# Kinds whose answer is a value the answerer can put first; the others are answered by quoting.
+VALUE_KINDS = frozenset({"amount", "date", "duration", "jurisdiction", "party"})
+_HEADING_BOOST = 0.12  # added, times the share of the question's words in the heading in force
+
+
+# -- boilerplate: passages and lines that cannot answer a content question ----------------------------
+
+_FOOTER_LINE = re.compile(
+    r"^(?:page\s+\d+(?:\s+of\s+\d+)?|-?\s*\d{1,3}\s*-?|\d{1,3}\s+of\s+\d{1,3}|source:\s.*|"
+    r"confidential(?:\s+treatment)?(?:\s+requested)?.*|\[\*+\].*omitted.*|table of contents)$",
+    re.IGNORECASE,
+)
+_TOC_LINE = re.compile(r"(?:\.\s?){4,}\s*\d{1,3}\s*$|^(?:item|article|section|part)\s+\w+\.?\s.{3,80}?\s\d{1,3}$", re.IGNORECASE)
+_SIGNATURE = re.compile(
+    r"\b(?:by|name|title|its|date|signature|print name|authorized signatory)\s*:\s*(?:_{2,}|/s/|\S)|_{4,}|\bIN WITNESS WHEREOF\b|/s/\s",
+    re.IGNORECASE,
+)
+_CERTIFICATION = re.compile(
+    r"\bI have reviewed this\b|\bSarbanes-Oxley\b|\b18 U\.S\.C\.?\s+(?:Section\s+)?1350\b|\bSection\s+(?:302|906)\b|"
+    r"\b(?:hereby\s+)?certif(?:y|ies),? (?:pursuant|that)\b|\bRule 13a-14|\bRule 15d-14",
+    re.IGNORECASE,
+)
+_COVER = re.compile(
+    r"\bUNITED STATES SECURITIES AND EXCHANGE COMMISSION\b|\bCommission file number\b|\bIndicate by check mark\b|"
+    r"\b(?:I\.R\.S\.|IRS) Employer Identification\b|\bSecurities registered pursuant to Section 12",
+    re.IGNORECASE,
+)
+_EXHIBIT_INDEX = re.compile(r"\bEXHIBIT INDEX\b|\bIndex to Exhibits\b|\bExhibit\s+(?:No\.|Number)\s+Description\b", re.IGNORECASE)
+
+
+def boilerplate_passage(text: str, context: str = "") -> str | None:
+    """Why a whole passage cannot answer a content question (a table of contents, a cover page, an
+    exhibit index, a certification), or None. Structure first: leaders and page numbers, form language."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    toc = sum(bool(_TOC_LINE.search(ln)) for ln in lines)
+    if re.search(r"\btable of contents\b", context + "\n" + text[:300], re.IGNORECASE) and toc >= 2 or toc >= 4:
+        return "a table of contents"
+    if len(_COVER.findall(text)) >= 2:
+        return "a cover page"
+    if _EXHIBIT_INDEX.search(text) or _EXHIBIT_INDEX.search(context):
+        return "an exhibit index"
+    if len(_CERTIFICATION.findall(text)) >= 1 and re.search(r"\bcertif", text + context, re.IGNORECASE):
+        return "a certification"
+    return None
+
+
+def boilerplate_sentence(sentence: str) -> str | None:
+    """Why one sentence is boilerplate (a signature block, certification language), or None."""
+    if len(_SIGNATURE.findall(sentence)) >= 2 or re.search(r"\bIN WITNESS\b|\bhave (?:duly )?executed this\b", sentence, re.IGNORECASE):
+        return "a signature block"
+    if _CERTIFICATION.search(sentence):
+        return "a certification"
+    if re.search(r"\bPortions denoted with an asterisk have been omitted\b|\brequest for confidential treatment\b", sentence, re.IGNORECASE):
+        return "a confidential-treatment legend"
+    return None
+
+
+def _line_key(line: str) -> str:
+    return re.sub(r"\d+", "#", " ".join(line.split())).casefold()
+
+
+def running_lines(evidence: list[Evidence]) -> frozenset[str]:
+    """Lines (digits ignored) that recur on several pages of one document among the evidence:
+    running headers and footers the retrieved passages carry."""
+    pages: dict[str, set[str]] = {}
+    counts: Counter[tuple[str, str]] = Counter()
+    for ev in evidence:
+        key_page = f"{ev.doc_sha256}:{ev.page}"
+        for line in ev.text.splitlines():
+            key = _line_key(line)
+            if len(re.findall(r"[a-z]", key)) >= 6 and key not in pages.setdefault(key_page, set()):
+                pages[key_page].add(key)
+                counts[(ev.doc_sha256, key)] += 1
+    return frozenset(key for (_, key), n in counts.items() if n >= 2)
+
+
+def _segments(text: str, running: frozenset[str]) -> list[tuple[int, int]]:
+    """Spans of ``text`` between its boilerplate lines (footers, page numbers, running headers)."""
+    out, start, cursor = [], 0, 0
+    for raw in text.split("\n"):
+        line = raw.strip()
+        if line and (_FOOTER_LINE.match(line) or _line_key(line) in running):
+            if cursor > start:
+                out.append((start, cursor))
+            start = cursor + len(raw) + 1
+        cursor += len(raw) + 1
+    if len(text) > start:
+        out.append((start, len(text)))
+    return out
 
 
 @dataclass
@@ -39,10 +130,12 @@ class _Candidate:
     sentence: str
     cosine: float
     overlap: float
+    heading: float = 0.0  # share of the question's words in the heading in force
+    value: str | None = None  # the answer of the wanted kind in this sentence
 
     @property
     def score(self) -> float:
-        return 0.75 * self.cosine + 0.25 * self.overlap
+        return 0.75 * self.cosine + 0.25 * self.overlap + _HEADING_BOOST * self.heading
 
 
 class ExtractiveReasoner:
@@ -54,11 +147,13 @@ class ExtractiveReasoner:
         embed: Callable[[list[str]], np.ndarray],
         *,
         min_score: float = 0.42,
+        min_value_score: float = 0.36,
         max_quotes: int = 3,
         relative_cutoff: float = 0.85,
     ):
         self.embed = embed
         self.min_score = min_score
+        self.min_value_score = min_value_score  # a sentence holding the wanted kind of answer needs less
         self.max_quotes = max_quotes
         self.relative_cutoff = relative_cutoff  # keep quotes scoring within this share of the best
 
@@ -69,51 +164,92 @@ class ExtractiveReasoner:
         history: list[ChatTurn] | None = None,
         on_delta=None,
     ) -> ReasonerOutput:
+        kind, rule = kind_rule(question)
+        core = question_core(question)
         steps = [
             "Program steps of Docket's extractive answerer (not a language model's reasoning).",
-            f"1. Split {len(evidence)} evidence passages into sentences.",
+            f"1. Answer wanted: {kind} (question rule: {rule}).",
         ]
-        candidates = self._candidates(question, evidence)
+        candidates, skipped = self._candidates(question, core, kind, evidence)
         steps.append(
-            f"2. Scored {len(candidates)} sentences: 0.75 x cosine similarity to the question "
-            "(MiniLM) + 0.25 x share of the question's content words present."
+            f"2. Split {len(evidence)} evidence passages into sentences; skipped as boilerplate: "
+            + (", ".join(f"{n} {why}" for why, n in skipped.items()) if skipped else "none") + "."
+        )
+        steps.append(
+            f"3. Scored {len(candidates)} sentences: 0.75 x cosine similarity to the question (MiniLM) + 0.25 x "
+            f"share of the question's content words present + {_HEADING_BOOST} x share of them in the heading in force."
         )
         ranked = sorted(candidates, key=lambda c: c.score, reverse=True)
         for c in ranked[:5]:
             steps.append(
-                f"   {c.label} score {c.score:.3f} (cosine {c.cosine:.3f}, words {c.overlap:.2f}): {c.sentence[:90]!r}"
+                f"   {c.label} score {c.score:.3f} (cosine {c.cosine:.3f}, words {c.overlap:.2f}, heading {c.heading:.2f}"
+                f"{', value ' + repr(c.value) if c.value else ''}): {c.sentence[:90]!r}"
             )
         best = ranked[0].score if ranked else 0.0
+        if kind in VALUE_KINDS:
+            with_value = [c for c in ranked if c.value and c.score >= self.min_value_score]
+            if not with_value:
+                said = _shorten(core)
+                reason = f"No {kind} found in the {len(evidence)} sources for '{said}'."
+                steps.append(f"4. No sentence scoring at least {self.min_value_score} holds {KIND_WORDS[kind]}: refused.")
+                return self._output("refused", f"{NOT_FOUND} {reason}", steps, on_delta)
+            top = with_value[0]
+            others = [c for c in _distinct(ranked) if c.score >= max(self.min_score, top.score * self.relative_cutoff)
+                      and c.sentence != top.sentence and c.value][: self.max_quotes - 1]
+            steps.append(f"4. Answer {top.value!r} read from {top.label} with the kind's pattern; quoted its sentence"
+                         + (f" and {len(others)} more." if others else "."))
+            lines = [f"{top.value} [{top.label}]", f'"{top.sentence}" [{top.label}]']
+            lines += [f'"{c.sentence}" [{c.label}]' for c in others]
+            return self._output("answered", "\n".join(lines), steps, on_delta,
+                                citations=_unique([top.label] + [c.label for c in others]))
         if best < self.min_score:
-            steps.append(f"3. Best score {best:.3f} is below the support threshold {self.min_score}: refused.")
-            return self._output("refused", NOT_FOUND, steps, on_delta)
+            steps.append(f"4. Best score {best:.3f} is below the support threshold {self.min_score}: refused.")
+            reason = f"No passage of the {len(evidence)} sources scored as addressing '{_shorten(core)}'."
+            return self._output("refused", f"{NOT_FOUND} {reason}", steps, on_delta)
         chosen = [c for c in ranked if c.score >= max(self.min_score, best * self.relative_cutoff)]
         chosen = _distinct(chosen)[: self.max_quotes]
         steps.append(
-            f"3. Quoted {len(chosen)} sentence(s) scoring at least {max(self.min_score, best * self.relative_cutoff):.3f}."
+            f"4. Quoted {len(chosen)} sentence(s) scoring at least {max(self.min_score, best * self.relative_cutoff):.3f}."
         )
         answer = "\n".join(f'"{c.sentence}" [{c.label}]' for c in chosen)
         return self._output("answered", answer, steps, on_delta, citations=_unique(c.label for c in chosen))
 
-    def _candidates(self, question: str, evidence: list[Evidence]) -> list[_Candidate]:
-        sentences: list[tuple[str, str]] = []
+    def _candidates(
+        self, question: str, core: str, kind: str, evidence: list[Evidence]
+    ) -> tuple[list[_Candidate], Counter[str]]:
+        sentences: list[tuple[Evidence, str]] = []
+        skipped: Counter[str] = Counter()
+        running = running_lines(evidence)
         for ev in evidence:
-            for start, end in sentence_spans(ev.text):
-                # Whitespace is folded (PDF line wraps); the words are the source's, verbatim.
-                sentence = re.sub(r"\s+", " ", ev.text[start:end])
-                if len(sentence.split()) >= _MIN_SENTENCE_WORDS:
-                    sentences.append((ev.label, sentence))
+            why = boilerplate_passage(ev.text, ev.context)
+            if why:
+                skipped[why] += 1
+                continue
+            for seg_start, seg_end in _segments(ev.text, running):
+                segment = ev.text[seg_start:seg_end]
+                for start, end in _sentence_or_line_spans(segment, kind):
+                    # Whitespace is folded (PDF line wraps); the words are the source's, verbatim.
+                    sentence = re.sub(r"\s+", " ", segment[start:end]).strip()
+                    if len(sentence.split()) < _MIN_SENTENCE_WORDS and not (kind == "amount" and _is_table_row(sentence)):
+                        continue
+                    why = boilerplate_sentence(sentence)
+                    if why:
+                        skipped[why] += 1
+                        continue
+                    sentences.append((ev, sentence))
         if not sentences:
-            return []
-        vectors = self.embed([question] + [s for _, s in sentences])
+            return [], skipped
+        vectors = self.embed([core] + [s for _, s in sentences])
         cosines = vectors[1:] @ vectors[0]
-        terms = {t for t in tokenize(question) if t not in _QUESTION_WORDS}
+        terms = {t for t in tokenize(core) if t not in _QUESTION_WORDS}
         out = []
-        for (label, sentence), cosine in zip(sentences, cosines, strict=True):
+        for (ev, sentence), cosine in zip(sentences, cosines, strict=True):
             words = set(tokenize(sentence))
             overlap = len(terms & words) / len(terms) if terms else 0.0
-            out.append(_Candidate(label, sentence, float(cosine), overlap))
-        return out
+            heading = len(terms & set(tokenize(ev.context))) / len(terms) if terms and ev.context else 0.0
+            value = _nearest_value(kind, sentence, terms) if kind in VALUE_KINDS else None
+            out.append(_Candidate(ev.label, sentence, float(cosine), overlap, heading, value))
+        return out, skipped
 
     def _output(self, status, answer, steps, on_delta, citations=None) -> ReasonerOutput:
         trace = "\n".join(steps)
@@ -127,8 +263,44 @@ class ExtractiveReasoner:
             trace_format="program-steps",
             citations=citations or [],
             provider="docket-extractive",
-            parameters={"min_score": self.min_score, "max_quotes": self.max_quotes},
+            parameters={"min_score": self.min_score, "min_value_score": self.min_value_score, "max_quotes": self.max_quotes},
         )
+
+
+def _nearest_value(kind: str, sentence: str, terms: set[str]) -> str | None:
+    """Of the values of ``kind`` in the sentence, the one with most of the question's words near it
+    (the 60 characters either side); the first on a tie."""
+    found = value_spans(kind, sentence)
+    if len(found) <= 1:
+        return found[0][1] if found else None
+
+    def near(item: tuple[int, str]) -> int:
+        start, value = item
+        window = sentence[max(0, start - 60): start + len(value) + 60]
+        return len(terms & set(tokenize(window)))
+
+    return max(found, key=near)[1]
+
+
+def _sentence_or_line_spans(text: str, kind: str) -> list[tuple[int, int]]:
+    """Sentences; for an amount, also each line of a table (a label and its numbers on one line)."""
+    spans = sentence_spans(text)
+    if kind == "amount":
+        cursor = 0
+        for raw in text.split("\n"):
+            if _is_table_row(raw.strip()):
+                spans.append((cursor, cursor + len(raw)))
+            cursor += len(raw) + 1
+    return spans
+
+
+def _is_table_row(line: str) -> bool:
+    return bool(re.match(r"^[A-Za-z(][^\d]{2,}", line)) and len(re.findall(r"\(?\$?\s?\d[\d,]*(?:\.\d+)?\)?", line)) >= 1
+
+
+def _shorten(text: str, limit: int = 80) -> str:
+    text = " ".join(text.split()).rstrip("?")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _normalise(text: str) -> str:

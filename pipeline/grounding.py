@@ -5,6 +5,12 @@ claim cites; each quoted passage is in a cited source (modulo whitespace, quote 
 each number (amount, percentage, date) is in a cited source after normalisation, unless the sentence
 says it is computed and shows its inputs, in which case the inputs are checked and the arithmetic too.
 The same checks run on Magistral's answers and on the extractive answerer's verbatim quotes.
+
+Separately, given the question, whether the answer addresses it: the kind of answer the question asks
+for (an amount, a date, a duration, ...; ``pipeline.answer_kinds``) is present in the answer. A quote
+of a page footer is verbatim, and still does not answer "which law governs". The report names each
+check on its own (``checks``) and says in plain words what held and what failed (``label``);
+``verdict`` is ``grounded`` only when every check holds.
 """
 
 from __future__ import annotations
@@ -16,9 +22,12 @@ from dataclasses import asdict, dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Literal
 
+from pipeline.answer_kinds import KIND_WORDS, KindCheck, check_kind
 from pipeline.reasoning import Evidence
 
-Verdict = Literal["grounded", "partly_grounded", "ungrounded"]
+# "not_answering": every claim is supported by its sources, but the answer does not contain the kind
+# of answer the question asks for (a verbatim footer quote for "which law governs?").
+Verdict = Literal["grounded", "partly_grounded", "ungrounded", "not_answering"]
 ProblemKind = Literal[
     "unknown_source", "uncited_claim", "quote_not_found", "number_not_found", "computation_mismatch"
 ]
@@ -77,10 +86,65 @@ class GroundingReport:
     # Labels the answer cites that no source sent carries ([S9] when S1..S5 were sent). A model does
     # not invent labels on its own: text in a document or the question steered it, so it is flagged.
     unknown_citations: list[str] = field(default_factory=list)
+    # The question's kind of answer and whether the answer has it (unspecified when no question was given).
+    kind: KindCheck = field(default_factory=lambda: KindCheck("unspecified", "no question given", None, None))
+    quotes: int = 0  # quoted passages checked
+    numbers: int = 0  # numbers and dates checked outside quotes
 
     @property
     def possible_injection(self) -> bool:
         return bool(self.unknown_citations)
+
+    @property
+    def checks(self) -> dict[str, str]:
+        """Each check on its own, in the words docs/reasoning.md defines."""
+        kinds = {p.kind for p in self.problems}
+        citations_ok = not ({"unknown_source", "uncited_claim"} & kinds or self.unknown_citations)
+        return {
+            "citations": "valid" if citations_ok else "invalid",
+            "quotes": "not found" if "quote_not_found" in kinds else "found" if self.quotes else "none quoted",
+            "numbers": (
+                "not found" if {"number_not_found", "computation_mismatch"} & kinds
+                else "found" if self.numbers else "none stated"
+            ),
+            "addresses_question": {True: "yes", False: "no", None: "not checked"}[self.kind.addresses],
+        }
+
+    @property
+    def supported(self) -> bool:
+        """Citations valid, quotes found, numbers found, and the answer addresses the question."""
+        return self.verdict == "grounded"
+
+    @property
+    def label(self) -> str:
+        """What was checked, in plain words: "supported: ..." only when every check holds, else
+        "not supported: <what held>, but <what failed>"."""
+        checks = self.checks
+        held, failed = [], []
+        (held if checks["citations"] == "valid" else failed).append(
+            "citations valid" if checks["citations"] == "valid" else "it cites a source that was not given or states a claim without a citation"
+        )
+        if checks["quotes"] == "found":
+            held.append("quotes found on the cited pages")
+        elif checks["quotes"] == "not found":
+            failed.append("a quote is not on the cited page")
+        if checks["numbers"] == "found":
+            held.append("numbers found")
+        elif checks["numbers"] == "not found":
+            failed.append("a number or date is not in the cited sources")
+        if self.kind.addresses:
+            # The piece found is in answer_kind.found; not repeated here, where a withheld answer's words would show.
+            held.append(f"states {KIND_WORDS[self.kind.kind]}")
+        elif self.kind.addresses is False:
+            failed.append(f"it does not state {KIND_WORDS[self.kind.kind]}")
+        if not failed and self.verdict != "grounded":
+            failed.append("not every claim is supported")
+        if not failed:
+            unchecked = "" if self.kind.addresses is not None else "; whether it answers the question was not checked"
+            return "supported: " + ", ".join(held) + unchecked
+        if not held:
+            return "not supported: " + " and ".join(failed)
+        return "not supported: " + ", ".join(held) + ", but " + " and ".join(failed)
 
     @property
     def failing_sentences(self) -> list[str]:
@@ -98,6 +162,10 @@ class GroundingReport:
             "low_confidence": [s.to_dict() for s in self.low_confidence],
             "unknown_citations": list(self.unknown_citations),
             "possible_injection": self.possible_injection,
+            "checks": self.checks,
+            "answer_kind": self.kind.to_dict(),
+            "supported": self.supported,
+            "label": self.label,
         }
 
 
@@ -105,23 +173,49 @@ class GroundingReport:
 
 _CHAR_MAP = str.maketrans(
     {
-        "“": '"', "”": '"', "„": '"', "«": '"', "»": '"', "‘": "'", "’": "'", "‚": "'",
-        "–": "-", "—": "-", "−": "-", "\u00a0": " ", "\u00ad": None,
+        "“": '"', "”": '"', "„": '"', "‟": '"', "«": '"', "»": '"', "″": '"', "＂": '"',
+        "‘": "'", "’": "'", "‚": "'", "‛": "'", "′": "'", "`": "'", "´": "'",
+        "–": "-", "—": "-", "−": "-", "‐": "-", "‑": "-", "‒": "-", "―": "-", "﹣": "-", "－": "-",
+        # Spaces of every width, and characters that take none (soft hyphen, zero-width, BOM).
+        "\u00a0": " ", "\u2002": " ", "\u2003": " ", "\u2004": " ", "\u2005": " ", "\u2006": " ",
+        "\u2007": " ", "\u2008": " ", "\u2009": " ", "\u200a": " ", "\u202f": " ", "\u205f": " ", "\u3000": " ",
+        "\u00ad": None, "\u200b": None, "\u200c": None, "\u200d": None, "\u2060": None, "\ufeff": None,
+        # Ligatures a PDF's text layer keeps and a reader does not see.
+        "ﬀ": "ff", "ﬁ": "fi", "ﬂ": "fl", "ﬃ": "ffi", "ﬄ": "ffl", "ﬅ": "st", "ﬆ": "st",
         # prompt.neutralise's look-alikes map back, so a quote of a defused passage still matches.
         "‹": "<", "›": ">", "⟦": "[", "⟧": "]",
     }
 )
-_HYPHEN_BREAK = re.compile(r"(\w)-\s*\n\s*(\w)")
+_HYPHEN_BREAK = re.compile(r"(\w)-[ \t]*\n\s*(\w)")
+# After flattening a line break is a space: "termi- nation" in a quote copied from a page.
+_HYPHEN_SPACE = re.compile(r"(\w)- (\w)")
+# A form's blank is a run of underscores whose length (and spacing) typesetting decides: "___" == "_".
+_UNDERSCORES = re.compile(r"_+(?:\s*_+)*")
+_LEADER_DOTS = re.compile(r"\.{4,}|(?:\. ){3,}\.?")
 
 
 def _flat(text: str) -> str:
-    return " ".join(text.translate(_CHAR_MAP).split()).casefold()
+    flat = " ".join(text.translate(_CHAR_MAP).split()).casefold()
+    return _LEADER_DOTS.sub("...", _UNDERSCORES.sub("_", flat))
 
 
 def _source_forms(text: str) -> tuple[str, ...]:
-    """A source's text as compared: as is, and with words hyphenated across lines joined."""
-    joined = _HYPHEN_BREAK.sub(r"\1\2", text)
-    return (_flat(text),) if joined == text else (_flat(text), _flat(joined))
+    """A source's text as compared: as is, with words hyphenated across lines joined ("termi-\nnation"
+    -> "termination"), and with the break dropped but the hyphen kept ("well-\nknown" -> "well-known")."""
+    forms = [_flat(text)]
+    if _HYPHEN_BREAK.search(text):
+        forms += [_flat(_HYPHEN_BREAK.sub(r"\1\2", text)), _flat(_HYPHEN_BREAK.sub(r"\1-\2", text))]
+    return tuple(dict.fromkeys(forms))
+
+
+def _quote_forms(quote: str) -> tuple[str, ...]:
+    """A quote as compared: as written, and with a hyphen before a line break joined either way."""
+    forms = [quote]
+    if _HYPHEN_BREAK.search(quote) or _HYPHEN_SPACE.search(quote):
+        for keep in ("", "-"):
+            joined = _HYPHEN_BREAK.sub(rf"\1{keep}\2", quote)
+            forms.append(_HYPHEN_SPACE.sub(rf"\1{keep}\2", " ".join(joined.split())))
+    return tuple(dict.fromkeys(forms))
 
 
 # -- sentences ----------------------------------------------------------------------------------------
@@ -140,19 +234,22 @@ def split_sentences(text: str) -> list[str]:
     with the sentence they follow; list markers and markdown emphasis are dropped."""
     text = _LIST_MARKER.sub("", text).replace("**", "").replace("__", "")
     sentences: list[str] = []
-    start, in_quote, i = 0, False, 0
+    # Quotes nest: the extractive answerer puts a sentence in straight quotes, and the sentence may
+    # hold curly ones (“Term.”). Closing the inner quote must not end the outer one.
+    start, straight, curly, i = 0, False, 0, 0
     while i < len(text):
         char = text[i]
         end: int | None = None
+        in_quote = straight or curly > 0
         if char == '"':
-            in_quote = not in_quote
-            if not in_quote and i > 0 and text[i - 1] in ".!?":
+            straight = not straight
+            if not straight and not curly and i > 0 and text[i - 1] in ".!?":
                 end = _sentence_end(text, i + 1)
         elif char in _OPENING_QUOTES:
-            in_quote = True
+            curly += 1
         elif char in _CLOSING_QUOTES:
-            in_quote = False
-            if i > 0 and text[i - 1] in ".!?":
+            curly = max(0, curly - 1)
+            if not straight and not curly and i > 0 and text[i - 1] in ".!?":
                 end = _sentence_end(text, i + 1)
         elif in_quote:
             pass
@@ -194,9 +291,14 @@ def _is_abbreviation(text: str, i: int) -> bool:
     )
 
 
+# A review's verdict line ("VERDICT: non-compliant"): the model's judgement of its own cited reasoning,
+# not a statement about a source; the review keeps it only when that reasoning holds.
+_VERDICT_LINE = re.compile(r"^[\s>*_#-]*verdict[\s*_]*:[\s*_]*[a-z \t-]+[\s*_.]*$", re.IGNORECASE)
+
+
 def _is_claim(sentence: str) -> bool:
     bare = _CITATION.sub("", sentence).strip()
-    if not bare or bare.endswith(":") or REFUSAL_SENTENCE.casefold() in _flat(bare):
+    if not bare or bare.endswith(":") or REFUSAL_SENTENCE.casefold() in _flat(bare) or _VERDICT_LINE.match(bare):
         return False
     words = re.findall(r"[^\W\d_]{2,}", bare)
     return len(words) >= 3 or bool(re.search(r"\d", bare))
@@ -214,16 +316,17 @@ def _quotes(sentence: str) -> list[str]:
 
 
 def _quote_in(quote: str, forms: tuple[str, ...]) -> bool:
-    parts = [_flat(p) for p in _ELLIPSIS.split(quote) if _flat(p)]
-    for form in forms:
-        pos = 0
-        for part in parts:
-            pos = form.find(part, pos)
-            if pos < 0:
-                break
-            pos += len(part)
-        else:
-            return True
+    for written in _quote_forms(quote):
+        parts = [_flat(p) for p in _ELLIPSIS.split(written) if _flat(p)]
+        for form in forms:
+            pos = 0
+            for part in parts:
+                pos = form.find(part, pos)
+                if pos < 0:
+                    break
+                pos += len(part)
+            else:
+                return True
     return False
 
 
@@ -419,7 +522,11 @@ def _index(evidence: list[Evidence]) -> dict[str, _Source]:
     return out
 
 
-def _sentence_problems(sentence: str, sources: dict[str, _Source], citations_required: bool) -> list[tuple[ProblemKind, str]]:
+def _sentence_problems(
+    sentence: str, sources: dict[str, _Source], citations_required: bool, counted: dict[str, int] | None = None
+) -> list[tuple[ProblemKind, str]]:
+    """The problems of one claim sentence; ``counted`` tallies the quotes and numbers checked."""
+    counted = counted if counted is not None else {}
     problems: list[tuple[ProblemKind, str]] = []
     labels = cited_labels(sentence)
     unknown = [label for label in labels if label not in sources]
@@ -432,6 +539,7 @@ def _sentence_problems(sentence: str, sources: dict[str, _Source], citations_req
     where = ", ".join(known) if known else "any source"
 
     for quote in _quotes(sentence):
+        counted["quotes"] = counted.get("quotes", 0) + 1
         if not any(_quote_in(quote, s.forms) for s in scope):
             short = quote if len(quote) <= 80 else quote[:77] + "..."
             problems.append(("quote_not_found", f'quoted text not found in {where}: "{short}"'))
@@ -445,10 +553,12 @@ def _sentence_problems(sentence: str, sources: dict[str, _Source], citations_req
     source_numbers = [n for s in scope for n in s.numbers]
     source_dates = {d for s in scope for d in s.dates}
     source_text = " ".join(s.folded for s in scope)
+    counted["numbers"] = counted.get("numbers", 0) + len(dates)
     for readings, (start, end) in dates:
         if not _date_in(readings, source_dates, source_text):
             problems.append(("number_not_found", f"date '{sentence[start:end]}' not in {where}"))
     for number in _numbers(bare):
+        counted["numbers"] = counted.get("numbers", 0) + 1
         if number.mantissa in results or number.value in results:
             continue
         if not _number_in(number, source_numbers):
@@ -473,9 +583,12 @@ def check_grounding(
     *,
     citations_required: bool = True,
     low_confidence_threshold: float | None = None,
+    question: str | None = None,
 ) -> GroundingReport:
-    """Check ``answer`` against exactly the evidence the reasoner was shown."""
+    """Check ``answer`` against exactly the evidence the reasoner was shown; given ``question``, also
+    whether the answer has the kind of answer it asks for (``verdict`` is then ``grounded`` only if so)."""
     sources = _index(evidence)
+    counted: dict[str, int] = {}
     sentences = split_sentences(answer)
     problems: list[SentenceProblem] = []
     claims = failing = 0
@@ -490,7 +603,7 @@ def check_grounding(
                 problems.append(SentenceProblem(index, sentence, "unknown_source", detail))
             continue
         claims += 1
-        found = _sentence_problems(sentence, sources, citations_required)
+        found = _sentence_problems(sentence, sources, citations_required, counted)
         failing += bool(found)
         problems += [SentenceProblem(index, sentence, kind, detail) for kind, detail in found]
     verdict: Verdict = "grounded" if not failing else "ungrounded" if failing == claims else "partly_grounded"
@@ -498,10 +611,20 @@ def check_grounding(
     if unknown and verdict == "grounded":
         # However the sentences split, an answer citing a label never sent is not grounded.
         verdict = "partly_grounded" if claims else "ungrounded"
+    kind = (
+        check_kind(question, _CITATION.sub(" ", answer))
+        if question is not None
+        else KindCheck("unspecified", "no question given", None, None)
+    )
+    if verdict == "grounded" and kind.addresses is False:
+        verdict = "not_answering"  # verbatim, and beside the point
     citations = [label for label in cited_labels(answer) if label in sources]
     low = (
         low_confidence_sources(citations, evidence, low_confidence_threshold)
         if low_confidence_threshold is not None
         else []
     )
-    return GroundingReport(verdict, len(sentences), claims, claims - failing, citations, problems, low, unknown)
+    return GroundingReport(
+        verdict, len(sentences), claims, claims - failing, citations, problems, low, unknown, kind,
+        counted.get("quotes", 0), counted.get("numbers", 0),
+    )

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-AnswerStatus = Literal["answered", "refused", "incomplete", "error"]
+# "withheld" is set by pipeline/ask.py, never by a reasoner: an answer that failed grounding.
+AnswerStatus = Literal["answered", "withheld", "refused", "incomplete", "error"]
 # "thinking" = a model's own reasoning; "program-steps" = what Docket's extractive answerer did.
 TraceFormat = Literal["thinking", "program-steps", "none"]
 

@@ -57,7 +57,9 @@ class AnswerRecord(BaseModel):
     notice: str | None = None  # e.g. the extractive answerer's "not a language model"
     status: AnswerStatus
     answer: str
-    withheld_answer: str | None = None  # an ungrounded answer refused by --strict
+    # status "withheld": the reasoner's answer, kept but not shown as an answer because it failed grounding
+    # (grounding["label"] says which check failed; `docket ask --show-withheld` prints it, marked as such).
+    withheld_answer: str | None = None
     citations: list[str] = Field(default_factory=list)
     trace: str = ""
     trace_format: TraceFormat = "none"

@@ -173,6 +173,61 @@ def ollama(trace: str, answer: str, **kw: Any) -> Reply:
     return reasoning_field(trace, answer, field_name="reasoning", model="magistral:24b", **kw)
 
 
+def mistral_medium_3_5(
+    trace: str, answer: str, *, model: str = "mistral-medium-3-5", finish: str = "stop", piece: int = 7
+) -> Reply:
+    """Mistral Medium 3.5 / Small 4 (the successors of Magistral on Mistral's API) with
+    ``reasoning_effort`` "low".."high": ``content`` is a list of typed chunks, a thinking chunk
+    ``{"type": "thinking", "thinking": [{"type": "text", "text": ...}]}`` then ``{"type": "text", "text": ...}``;
+    streamed, every delta's ``content`` is such a list too (thinking pieces, then text pieces). With
+    ``reasoning_effort: "none"`` (an empty ``trace``) there is no thinking chunk: ``content`` is a plain
+    string, streamed as strings."""
+    if not trace:
+        return plain_string(answer, model=model, finish=finish, size=piece)
+    content: list[dict[str, Any]] = [_think(trace)]
+    if answer:
+        content.append({"type": "text", "text": answer})
+    chunks = [_chunk(model, {"role": "assistant", "content": []})]
+    chunks += [_chunk(model, {"content": [_think(p)]}) for p in _pieces(trace, piece)]
+    chunks += [_chunk(model, {"content": [{"type": "text", "text": p}]}) for p in (_pieces(answer, piece) if answer else [])]
+    chunks.append(_chunk(model, {"content": []}, finish, usage=True))
+    return Reply(body=_completion(model, {"content": content, "tool_calls": None, "prefix": False}, finish), chunks=chunks)
+
+
+def reasoning_both_fields(trace: str, answer: str, *, model: str = "mistralai/Magistral-Small-2509") -> Reply:
+    """A vLLM in transition that sends the trace under both ``reasoning`` and ``reasoning_content``."""
+    message = {"content": answer, "reasoning": trace, "reasoning_content": trace}
+    chunks = [_chunk(model, {"role": "assistant", "content": ""})]
+    chunks += [_chunk(model, {"reasoning": p, "reasoning_content": p}) for p in _pieces(trace)]
+    chunks += [_chunk(model, {"content": p}) for p in _pieces(answer)]
+    chunks.append(_chunk(model, {}, "stop", usage=True))
+    return Reply(body=_completion(model, message, "stop"), chunks=chunks)
+
+
+def mistral_model_cards(*ids: str, deprecated: dict[str, str] | None = None) -> dict[str, Any]:
+    """``GET /v1/models`` as Mistral's API answers it: model cards, a deprecated one with its date and
+    replacement (``deprecated``: id -> replacement id)."""
+    deprecated = deprecated or {}
+    return {
+        "object": "list",
+        "data": [
+            {
+                "id": model,
+                "object": "model",
+                "created": _CREATED,
+                "owned_by": "mistralai",
+                "capabilities": {"completion_chat": True, "function_calling": True, "vision": False},
+                "name": model,
+                "max_context_length": 131072,
+                "deprecation": "2026-03-31T12:00:00Z" if model in deprecated else None,
+                "deprecation_replacement_model": deprecated.get(model),
+                "type": "base",
+            }
+            for model in ids
+        ],
+    }
+
+
 def mistral_ocr(pages: list[str], *, model: str = "mistral-ocr-2505") -> Reply:
     """``POST /v1/ocr``: markdown per page with image boxes."""
     return Reply(
@@ -237,6 +292,15 @@ def model_not_found(model: str = "magistral-medium-2506") -> Reply:
     )
 
 
+def model_deprecated(model: str = "magistral-medium-latest", status: int = 400) -> Reply:
+    """A reply that names the model as deprecated (the shape is assumed: a Mistral-style error body)."""
+    return Reply(
+        status,
+        {"object": "error", "message": f"Model {model} is deprecated and no longer available; use mistral-medium-3-5",
+         "type": "invalid_model", "param": None, "code": "1500"},
+    )
+
+
 def extra_forbidden(param: str = "seed") -> Reply:
     """Mistral's 422 for a field it does not know."""
     return Reply(
@@ -286,6 +350,8 @@ class FakeLLM:
         self._chat: deque[Reply] = deque()
         self._ocr: deque[Reply] = deque()
         self.requests: list[RecordedRequest] = []
+        # The body GET /v1/models answers with (e.g. ``mistral_model_cards(...)``); None: 404, as before.
+        self.models: dict[str, Any] | None = None
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
@@ -361,6 +427,14 @@ class FakeLLM:
                 if streaming and reply.status == 200:
                     return self._send_stream(reply)
                 self._send(reply)
+
+            def do_GET(self) -> None:
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                with fake._lock:
+                    fake.requests.append(RecordedRequest(self.path, headers, None, time.monotonic()))
+                if self.path.rstrip("/").endswith("/models") and fake.models is not None:
+                    return self._send(Reply(200, fake.models))
+                self._send(Reply(404, {"detail": "Not Found"}))
 
             def _send(self, reply: Reply) -> None:
                 data = json.dumps(reply.body).encode()

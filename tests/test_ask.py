@@ -100,15 +100,18 @@ def test_magistral_answer_through_the_fake_server_records_the_whole_call(samples
     assert entry["payload"]["trace"] == record["trace"]
 
 
-def test_an_answer_with_a_number_not_in_the_sources_is_flagged_and_strict_refuses_it(samples_copy: Path, fake_llm, monkeypatch):
+def test_an_answer_with_a_number_not_in_the_sources_is_flagged_and_withheld_by_default(samples_copy: Path, fake_llm, monkeypatch):
+    # Issue 17 changed this on purpose: withholding is the default (was: only with --strict, status
+    # "refused", exit 0); now status "withheld" and exit 1. --strict is still accepted, as a no-op.
     monkeypatch.setenv("DOCKET_REASONER", "magistral")
     monkeypatch.setenv("DOCKET_LLM_BASE_URL", fake_llm.base_url)
     monkeypatch.setenv("DOCKET_LLM__PROVIDER", "openai-compatible")
     monkeypatch.setenv("DOCKET_LLM_MODEL", "mistralai/Magistral-Small-2509")
     fake_llm.script(vllm("Check S1.", "Either party may terminate on 45 days notice [S1]."))
-    out = invoke("ask", "How much notice ends the consulting agreement?", "-c", "samples", "--doc", DRIVEN, "--strict", "--json")
+    out = invoke("ask", "How much notice ends the consulting agreement?", "-c", "samples", "--doc", DRIVEN, "--strict", "--json", ok=False)
+    assert out.exit_code == 1
     record = json.loads(out.stdout)
-    assert record["status"] == "refused"
+    assert record["status"] == "withheld"
     assert record["withheld_answer"].startswith("Either party may terminate on 45 days")
     assert record["grounding"]["verdict"] != "grounded"
     assert any(p["kind"] == "number" or "45" in p["detail"] for p in record["grounding"]["problems"])

@@ -86,7 +86,8 @@ def test_a_fabricated_quote_and_a_missing_source_are_flagged(magistral, fake_llm
         tagged_string("Thinking.", 'The contract says "either party may walk away at any time" [S1]. See also [S9].')
     )
     record, payload = _ask(magistral)
-    assert record.status == "answered"
+    # Issue 17: an answer that fails grounding is withheld by default (was "answered").
+    assert record.status == "withheld" and record.withheld_answer.startswith("The contract says")
     assert record.grounding["verdict"] != "grounded"
     kinds = {p["kind"] for p in record.grounding["problems"]}
     assert len(kinds) >= 2, kinds

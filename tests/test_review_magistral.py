@@ -49,6 +49,13 @@ items:
     requirement: Termination without cause needs at least 60 days' notice.
 """
 
+# An answer with the kind each item asks for (a law, a clause on terminating, a duration), so grounding
+# lets its verdict line through; it names no figure, so any sample contract "supports" it.
+ADDRESSES_ALL = (
+    "The agreement is governed by California law, either party may terminate it on written notice, and its "
+    "renewal term is one year [S1].\nVERDICT: "
+)
+
 Responder = Callable[[str, str], str | Reply]  # (item title, document name) -> answer text or a Reply
 
 
@@ -137,7 +144,9 @@ def test_model_verdicts_are_kept_only_when_parsed_and_grounded(samples_copy: Pat
     assert verdict[("renewal-notice", NETGEAR)] == "needs-review"  # no parseable verdict
     assert {verdict[("termination", d)] for d in by_doc} == {"needs-review"}  # says compliant, cites nothing
     cell = review.cells[("termination", by_doc[NETGEAR])]
-    assert "not grounded" in cell.finding["basis"] and cell.finding["grounding"]["verdict"] != "grounded"
+    # Issue 17: an answer that fails grounding is withheld, and a withheld answer gives no verdict.
+    assert cell.finding["status"] == "withheld" and "withheld" in cell.finding["basis"]
+    assert "not supported" in cell.finding["basis"] and cell.finding["grounding"]["verdict"] != "grounded"
     law = review.cells[("governing-law", by_doc[DUOS])].finding
     assert law["citations"][0]["page"] >= 1 and law["trace"] == "I read the sources."
     assert float(law["confidence"]) == 1.0
@@ -160,7 +169,8 @@ def test_model_verdicts_are_kept_only_when_parsed_and_grounded(samples_copy: Pat
 
 
 def test_a_429_storm_mid_review_is_ridden_out(samples_copy: Path, serve) -> None:
-    server = serve(lambda title, doc: f"The agreement covers this [S1].\nVERDICT: compliant")
+    # An answer that addresses every item (issue 17: "covers this [S1]" no longer earns a verdict).
+    server = serve(lambda title, doc: ADDRESSES_ALL + "compliant")
     docket = _docket(samples_copy, server, concurrency=4, max_retries=10)
     storm_started = threading.Event()
 
@@ -194,7 +204,7 @@ def test_cli_show_diff_sign_off_and_reports(samples_copy: Path, serve, tmp_path:
     assert json.loads(again.output) | {"summary": None} == {"review_id": a, "ran": 0, "restored": 0,
                                                              "resumed": True, "summary": None}
 
-    server.respond = lambda title, doc: "The agreement is governed by its terms [S1].\nVERDICT: non-compliant"
+    server.respond = lambda title, doc: ADDRESSES_ALL + "non-compliant"
     second = cli.invoke(app, ["review", str(checklist), "-c", "samples", "--new", "--json"])
     b = json.loads(second.output)["review_id"]
     assert b != a
@@ -234,7 +244,7 @@ def test_cli_show_diff_sign_off_and_reports(samples_copy: Path, serve, tmp_path:
 
 
 def test_failed_and_vanishing_documents_are_reported_and_the_rest_reviewed(samples_copy: Path, serve, tmp_path: Path) -> None:
-    server = serve(lambda title, doc: "It is covered [S1].\nVERDICT: compliant")
+    server = serve(lambda title, doc: ADDRESSES_ALL + "compliant")
     docket = _docket(samples_copy, server, concurrency=1)
     broken = tmp_path / "BROKEN_AGREEMENT.pdf"
     broken.write_bytes(b"%PDF-1.4\nthis is not really a pdf")

@@ -109,7 +109,9 @@ def test_an_echoed_key_never_reaches_the_audit_log(samples_copy: Path, fake_llm,
     _magistral_env(monkeypatch, fake_llm, "openai-compatible" if shape.get("shape") is vllm else "mistral")
     fake_llm.script(echoes_key(**shape))
     question = "How much notice ends the consulting agreement without cause?"
-    args = ["ask", question, "-c", "samples", "--doc", DRIVEN]
+    # "Key: ..." is a sentence without a citation, so the answer fails grounding and would be withheld
+    # (issue 17): shown anyway, so the answer field itself is checked for the key.
+    args = ["ask", question, "-c", "samples", "--doc", DRIVEN, "--allow-ungrounded"]
     out = invoke(*args, "--json") if not stream else invoke(*args, "--stream", "--show-trace")
     assert fake_llm.chat_requests[0].headers["authorization"] == f"Bearer {TEST_KEY}"  # the key was sent
     assert TEST_KEY not in out.output

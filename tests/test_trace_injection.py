@@ -150,9 +150,12 @@ CITES_S9 = "Either party may terminate on thirty (30) days prior written notice 
 
 def test_docket_ask_flags_a_label_never_sent_in_the_record_the_log_and_the_output(magistral):
     magistral.script(mistral_2509("S1 answers.", CITES_S9), mistral_2509("S1 answers.", CITES_S9))
-    record = json.loads(invoke("ask", QUESTION, "-c", "samples", "--doc", DRIVEN, "--json").stdout)
+    # Issue 17: an answer that fails grounding is withheld by default (was "answered", exit 0): exit 1.
+    withheld = runner.invoke(app, ["ask", QUESTION, "-c", "samples", "--doc", DRIVEN, "--json"])
+    assert withheld.exit_code == 1, withheld.output
+    record = json.loads(withheld.stdout)
     sent = record["call"]["parameters"]["sources_sent"]
-    assert "S9" not in sent and record["status"] == "answered"
+    assert "S9" not in sent and record["status"] == "withheld" and "[S9]" in record["withheld_answer"]
     assert record["grounding"]["unknown_citations"] == ["S9"]
     assert record["grounding"]["possible_injection"] is True
     assert record["grounding"]["verdict"] != "grounded"
@@ -160,7 +163,7 @@ def test_docket_ask_flags_a_label_never_sent_in_the_record_the_log_and_the_outpu
     payload = json.loads(invoke("audit", "show", str(record["audit_seq"]), "--json").stdout)["payload"]
     assert payload["grounding"]["possible_injection"] is True and payload["flags"] == record["flags"]
 
-    text = invoke("ask", QUESTION, "-c", "samples", "--doc", DRIVEN).stdout
+    text = runner.invoke(app, ["ask", QUESTION, "-c", "samples", "--doc", DRIVEN]).stdout
     lines = [line for line in text.splitlines() if "possible injection" in line]
     assert len(lines) == 1 and "S9" in lines[0], text
 

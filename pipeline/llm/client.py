@@ -36,8 +36,49 @@ _CONTEXT_TOO_LONG = re.compile(
 )
 
 
+_RETIRED = re.compile(r"deprecat|retired|no longer (?:available|supported|served)|sunset|decommission", re.IGNORECASE)
+_MODELS_NAMED = 12  # a model list in an error line stops after this many names
+
+
 class LLMCallError(Exception):
     """A call that failed for good; ``str()`` is one line naming what to change."""
+
+
+def reasoning_effort_sent(settings: LLMSettings) -> str | None:
+    """The ``reasoning_effort`` a request carries, or None when it carries none.
+
+    Unset: never sent. Provider ``mistral``: sent to every model but the ``magistral-*`` ones, which
+    reason through their system prompt (and ``prompt_mode``) and predate the field; Mistral Medium 3.5
+    and Small 4 reason when it is ``low``..``high`` and not when it is ``none``. Provider
+    ``openai-compatible``: sent when set, as the OpenAI field (the preset or the user decided that the
+    server takes it)."""
+    effort = settings.reasoning_effort
+    if effort is None:
+        return None
+    if settings.provider == "mistral" and settings.model.casefold().startswith("magistral"):
+        return None
+    return effort
+
+
+@dataclass(frozen=True)
+class ModelList:
+    """What ``GET /models`` said: the model ids offered, and those it marks deprecated."""
+
+    ids: list[str]
+    deprecated: dict[str, str]  # id -> deprecation date or replacement, as the endpoint says
+    error: str | None = None  # why the list could not be read
+
+    def describe(self, limit: int = _MODELS_NAMED) -> str:
+        if self.error:
+            return f"the endpoint's model list could not be read ({self.error})"
+        if not self.ids:
+            return "the endpoint lists no models"
+        live = [m for m in self.ids if m not in self.deprecated]
+        shown = ", ".join(live[:limit]) + (f" and {len(live) - limit} more" if len(live) > limit else "")
+        text = f"the endpoint offers: {shown or 'none that is not deprecated'}"
+        if self.deprecated:
+            text += f" (deprecated: {', '.join(sorted(self.deprecated)[:limit])})"
+        return text
 
 
 @dataclass
@@ -161,6 +202,43 @@ class MagistralReasoner:
             return self._record(prompt, fmt, call, started, status="error", error=message)
         return self._finish(prompt, fmt, call, started, raw, completion)
 
+    def available_models(self) -> ModelList:
+        """``GET {base_url}/models`` (Mistral's API and OpenAI-compatible servers both serve it): the
+        model names to put in ``llm.model``. Mistral's API needs the key; without one nothing is asked."""
+        if self.settings.provider == "mistral" and not self._key:
+            return ModelList([], {}, error=f"no API key: set {KEY_ENV_VARS} to list Mistral's models")
+        try:
+            response = self._client.with_options(timeout=min(self.settings.timeout_s, 15.0)).models.with_raw_response.list()
+            body = response.http_response.json()
+        except (openai.APIError, httpx.HTTPError, ValueError) as exc:
+            status = getattr(exc, "status_code", None)
+            return ModelList([], {}, error=f"HTTP {status}" if status else type(exc).__name__)
+        cards = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(cards, list):
+            return ModelList([], {}, error="the reply has no 'data' list")
+        ids, deprecated = [], {}
+        for card in cards:
+            if not isinstance(card, dict) or not isinstance(card.get("id"), str):
+                continue
+            ids.append(card["id"])
+            # Mistral's model cards carry "deprecation" (a date) and "deprecation_replacement_model".
+            if card.get("deprecation"):
+                replacement = card.get("deprecation_replacement_model")
+                deprecated[card["id"]] = str(card["deprecation"]) + (f", replaced by {replacement}" if replacement else "")
+        return ModelList(ids, deprecated)
+
+    def check_model(self) -> str:
+        """One line: is ``llm.model`` among the models the endpoint lists (and not deprecated)?"""
+        models = self.available_models()
+        model = self.settings.model
+        if models.error:
+            return f"model '{model}' not checked: {models.describe()}"
+        if model not in models.ids:
+            return f"model '{model}' is not offered by {redact_base_url(self._base_url)}: set llm.model or DOCKET_LLM_MODEL; {models.describe()}"
+        if model in models.deprecated:
+            return f"model '{model}' is deprecated ({models.deprecated[model]}): set llm.model or DOCKET_LLM_MODEL; {models.describe()}"
+        return f"model '{model}' is offered by {redact_base_url(self._base_url)}"
+
     # -- pieces -----------------------------------------------------------------------------------
 
     def build_prompt(
@@ -192,6 +270,8 @@ class MagistralReasoner:
                 extra["random_seed"] = s.seed
             if self.settings.prompt_mode is not None:
                 extra["prompt_mode"] = self.settings.prompt_mode
+            if reasoning_effort_sent(s) is not None:
+                extra["reasoning_effort"] = reasoning_effort_sent(s)
             if extra:
                 body["extra_body"] = extra
         else:
@@ -199,6 +279,8 @@ class MagistralReasoner:
                 body["seed"] = s.seed
             if stream:
                 body["stream_options"] = {"include_usage": True}
+            if reasoning_effort_sent(s) is not None:
+                body["reasoning_effort"] = reasoning_effort_sent(s)
         return body
 
     def _call(
@@ -271,6 +353,13 @@ class MagistralReasoner:
             on_delta(*piece)  # type: ignore[arg-type]
         return {"stream": True, "chunks": chunks}, assembler.result()
 
+    def _is_retirement(self, exc: BaseException) -> bool:
+        """A reply that says the model is deprecated or retired (Mistral answers retired names 404; a
+        400/410/422 naming deprecation is read the same way)."""
+        if not isinstance(exc, openai.APIStatusError) or exc.status_code not in (400, 404, 410, 422):
+            return False
+        return bool(_RETIRED.search(json.dumps(_error_body(exc))))
+
     def _should_flatten_system(self, exc: openai.APIStatusError, fmt: SystemFormat) -> bool:
         if self.settings.system_format != "auto" or fmt != "chunks" or exc.status_code not in (400, 422):
             return False
@@ -286,10 +375,13 @@ class MagistralReasoner:
             line = f"{where} refused the API key (401): set {KEY_ENV_VARS} to a valid key"
         elif isinstance(exc, openai.PermissionDeniedError):
             line = f"{where} denied access to model '{s.model}' (403): check the key's plan or llm.model"
-        elif isinstance(exc, openai.NotFoundError):
+        elif isinstance(exc, openai.NotFoundError) or self._is_retirement(exc):
+            status = exc.status_code  # type: ignore[union-attr]
+            said = "deprecated or retired" if self._is_retirement(exc) else "retired or misspelled"
             line = (
-                f"model '{s.model}' not found at {where} (404): it may be retired or misspelled; "
-                "set llm.model in the config or DOCKET_LLM_MODEL (and check llm.base_url / DOCKET_LLM_BASE_URL)"
+                f"model '{s.model}' not found at {where} ({status}): it may be {said}; "
+                "set llm.model in the config or DOCKET_LLM_MODEL (and check llm.base_url / DOCKET_LLM_BASE_URL); "
+                + self.available_models().describe()
             )
         elif isinstance(exc, openai.RateLimitError):
             line = f"rate limited by {where} (429) after {call.attempts} attempts: try later or lower llm.concurrency"

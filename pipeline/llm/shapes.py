@@ -2,7 +2,8 @@
 
 Shapes accepted, streamed and not (see docs/reasoning.md):
 
-* Mistral API, magistral-*-2507/2509: ``content`` is a list of chunks,
+* Mistral API, magistral-*-2507/2509, and their successors (mistral-medium-3-5, Mistral Small 4, with
+  ``reasoning_effort`` other than ``"none"``): ``content`` is a list of chunks,
   ``{"type": "thinking", "thinking": [{"type": "text", "text": ...}]}`` and ``{"type": "text", "text": ...}``,
   possibly repeated (text, empty thinking, text); concatenated by type.
 * magistral-*-2506 and raw model output: a string with ``<think>…</think>`` or ``[THINK]…[/THINK]``;
@@ -174,9 +175,13 @@ class StreamAssembler:
 
     def feed_message(self, message: dict[str, Any]) -> list[tuple[DeltaKind, str]]:
         out: list[tuple[DeltaKind, str]] = []
+        # vLLM's ``reasoning`` and the older ``reasoning_content`` are both read; a server that sends both
+        # with the same text (for clients of either name) gives it once.
+        said: list[str] = []
         for name in _REASONING_FIELDS:
             text = message.get(name)
-            if isinstance(text, str) and text:
+            if isinstance(text, str) and text and text not in said:
+                said.append(text)
                 self._field_trace.append(text)
                 out.append(("trace", text))
         content = message.get("content")

@@ -33,6 +33,13 @@ def signoffs_for(review: Review, item_id: str | None, sha256: str | None) -> lis
     ]
 
 
+def grounding_words(grounding: dict | None) -> str:
+    """What grounding checked, in the words `docket ask` prints (docs/reasoning.md); older findings
+    without a label show their verdict."""
+    grounding = grounding or {}
+    return grounding.get("label") or grounding.get("verdict") or "n/a"
+
+
 def reviewed_verdict(review: Review, cell: Cell) -> str:
     """The verdict after sign-off: the last override that names a verdict wins."""
     for s in reversed(signoffs_for(review, cell.item_id, cell.doc_sha256)):
@@ -97,7 +104,7 @@ def to_csv(review: Review) -> str:
             review.id, f["document"]["name"], cell.doc_sha256, cell.item_id, f["item_title"], f["severity"],
             cell.verdict, reviewed_verdict(review, cell), f["confidence"], f["basis"],
             " | ".join(f"p.{c['page']}: {c['quote']}" for c in f.get("citations", [])),
-            (f.get("grounding") or {}).get("verdict", ""), cell.audit_seq,
+            grounding_words(f.get("grounding")), cell.audit_seq,
             " | ".join(f"{s.decision} by {s.actor}: {s.note}" for s in signoffs_for(review, cell.item_id, cell.doc_sha256)),
         ])
     for doc in review.documents:
@@ -139,7 +146,7 @@ def to_markdown(review: Review) -> str:
             f"### {_md(f['document']['name'])} · {f['item_title']} ({f['severity']})",
             "",
             f"**{VERDICT_LABELS[cell.verdict]}** (confidence {f['confidence']}): {_md(f['basis'])}. "
-            f"Audit entry #{cell.audit_seq}; grounding: {(f.get('grounding') or {}).get('verdict', 'n/a')}.",
+            f"Audit entry #{cell.audit_seq}; grounding: {_md(grounding_words(f.get('grounding')))}.",
         ]
         if f.get("rationale"):
             lines += ["", "> " + _md(f["rationale"]).replace("\n", "\n> ")]
@@ -229,7 +236,7 @@ def _html_cell(review: Review, cell: Cell) -> str:
         f'<td class="cell" data-item="{_h(cell.item_id)}" data-verdict="{_h(cell.verdict)}">'
         f'<details><summary style="background:{VERDICT_COLOURS[final]}">{_h(label)}</summary>'
         f'<p><b>{_h(f["item_title"])}</b>: {_h(f["basis"])}</p>'
-        f'<p>confidence {_h(f["confidence"])} · grounding {_h(grounding.get("verdict", "n/a"))} · audit entry #{cell.audit_seq}</p>'
+        f'<p>confidence {_h(f["confidence"])} · grounding: {_h(grounding_words(grounding))} · audit entry #{cell.audit_seq}</p>'
         + (f"<ul>{problems}</ul>" if problems else "")
         + (f'<p class="answer">{_h(f["rationale"])}</p>' if f.get("rationale") else "")
         + citations

@@ -83,9 +83,12 @@ def judge(record: AnswerRecord, reasoner: str) -> Judgement:
     if record.status in ("error", "incomplete"):
         reason = record.error or "the model ran out of tokens before answering"
         return Judgement("needs-review", f"no answer ({record.status}): {reason}", "", 0.0)
+    if record.status == "withheld" or record.withheld_answer:
+        # Failed grounding: never a verdict from it, whatever it says; a person reads it.
+        label = record.grounding.get("label") or "it failed grounding"
+        return Judgement("needs-review", f"the answer was withheld, {label}", record.withheld_answer or "", 0.0,
+                         record.grounding, cell_citations(record.withheld_answer or "", evidence))
     if record.status == "refused":
-        if record.withheld_answer:
-            return Judgement("needs-review", "the answer was withheld as ungrounded", record.withheld_answer, 0.0)
         basis = "no passage of the document addresses this item"
         return Judgement("not-addressed", basis, record.answer, reading)
     if reasoner != "magistral":
@@ -101,13 +104,18 @@ def judge(record: AnswerRecord, reasoner: str) -> Judgement:
     verdict, rationale = parse_verdict(record.answer)
     sent = record.call.parameters.get("sources_sent")
     shown = [e for e in evidence if sent is None or e.label in sent]
-    report = check_grounding(rationale, shown).to_dict() if rationale else {"verdict": "ungrounded", "claims": 0}
+    report = (
+        check_grounding(rationale, shown, question=record.question).to_dict()
+        if rationale else {"verdict": "ungrounded", "claims": 0, "label": "not supported: no answer beside the verdict"}
+    )
     citations = cell_citations(rationale, shown)
     confidence = _support(report) * _reading_confidence(_cited(shown, citations))
     if verdict is None:
         return Judgement("needs-review", "the model gave no verdict in the expected form", rationale, 0.0, report, citations)
     if report.get("verdict") != "grounded" or not citations:
-        problems = "; ".join(p["detail"] for p in report.get("problems", [])[:2]) or "it cites no source"
+        problems = "; ".join(p["detail"] for p in report.get("problems", [])[:2]) or (
+            "it cites no source" if not citations else report.get("label", "")
+        )
         return Judgement(
             "needs-review", f"the model said {VERDICT_LABELS[verdict]}, but its answer is not grounded: {problems}",
             rationale, confidence, report, citations,

@@ -1,0 +1,285 @@
+"""What kind of answer a question asks for, and whether an answer's text contains one.
+
+A small, ordered rule set over the question's words (docs/reasoning.md "Addresses the question"
+lists it). Grounding uses it to tell an answer that is verbatim but beside the point (a page footer,
+a filing's certification, a table header) from one that answers; the offline answerer can use the
+same rules to look for the wanted kind in its evidence.
+
+Kinds: ``amount``, ``date``, ``duration``, ``jurisdiction``, ``party``, ``yes_no_clause``, ``list``,
+and ``unspecified`` when no rule matches (then nothing is checked and the report says so).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+AnswerKind = Literal["amount", "date", "duration", "jurisdiction", "party", "yes_no_clause", "list", "unspecified"]
+
+# How the kind is named in a sentence: "it does not state a duration".
+KIND_WORDS: dict[str, str] = {
+    "amount": "an amount",
+    "date": "a date",
+    "duration": "a duration",
+    "jurisdiction": "a governing law or jurisdiction",
+    "party": "a party",
+    "yes_no_clause": "a clause that says whether",
+    "list": "a list",
+    "unspecified": "an answer of a known kind",
+}
+
+
+@dataclass(frozen=True)
+class _Rule:
+    kind: AnswerKind
+    pattern: re.Pattern[str]
+    says: str  # the rule in words, for docs and the report
+
+
+def _rule(kind: AnswerKind, pattern: str, says: str) -> _Rule:
+    return _Rule(kind, re.compile(pattern, re.IGNORECASE), says)
+
+
+# First match wins. Rules on how the question starts come first: "How much notice" is a duration
+# although "how much" usually asks for an amount, "Is there a cap" asks whether a clause exists
+# although "cap" usually asks for an amount.
+QUESTION_RULES: tuple[_Rule, ...] = (
+    _rule("duration", r"^(?:how long|how much (?:notice|time)|for how long|how many (?:business |calendar )?(?:days|weeks|months|years))\b",
+          "starts 'how long', 'how much notice/time', 'how many days/weeks/months/years'"),
+    _rule("date", r"^(?:when|(?:on|by|as of) what date|what date|which date|on which date)\b", "starts 'when', 'what date', 'on what date'"),
+    _rule("amount", r"^how (?:much|many)\b", "starts 'how much' or 'how many' (other than days, weeks, ...)"),
+    _rule("party", r"^(?:who|whom|whose|which (?:party|parties|company|entity|companies|entities))\b", "starts 'who', 'which party'"),
+    _rule("list", r"^(?:list|name all|enumerate|identify all)\b", "starts 'list', 'name all', 'enumerate'"),
+    _rule("yes_no_clause", r"^(?:is|are|does|do|did|can|could|may|must|shall|should|will|would|has|have|was|were|whether)\b",
+          "starts 'is/are/does/do/can/may/must/shall/will/has/have/was/were' (a yes/no question about a clause)"),
+    _rule("jurisdiction", r"\b(?:governing law|governed by|law (?:governs|that governs|applies)|whose laws?|which (?:state|country|jurisdiction)(?:'s|/country's)?\s*(?:laws?)?|which (?:laws?|courts?)|jurisdiction|venue|choice of law)\b",
+          "mentions 'governing law', 'which law', 'which state/country', 'jurisdiction', 'venue'"),
+    _rule("date", r"\b(?:what is the (?:effective |agreement |expiration |termination |closing )?date|date (?:of|when|on which)|(?:effective|expiration|agreement|closing) date)\b",
+          "mentions 'what is the date', 'date of', 'effective/expiration date'"),
+    _rule("duration", r"\b(?:notice period|period of notice|how long|duration|(?:initial |renewal )?term\b(?! sheet)|length of|warranty period|cure period|lock-?up period)",
+          "mentions 'notice period', 'duration', 'term', 'length of'"),
+    _rule("amount", r"\b(?:amount|revenue|revenues|sales|income|expenditure|expenditures|capex|cost|costs|price|fee|fees|payment|royalt(?:y|ies)|"
+          r"cash flow|earnings|eps|margin|ratio|rate|percentage|percent|dividend|debt|assets|liabilities|equity|value|total|cap|budget|salary|compensation|"
+          r"turnover|growth|profit|loss|spend(?:ing)?|balance|ppne|pp&e|ebitda|cash|inventor(?:y|ies)|expenses?|capital|net \w+)\b",
+          "mentions an amount word: amount, revenue, expenditure, cost, price, fee, margin, ratio, rate, ..."),
+    _rule("party", r"\b(?:parties|party|counterparty|licensor|licensee|signator(?:y|ies)|name of the (?:company|entity))\b", "mentions 'party', 'parties', 'licensor', ..."),
+    _rule("list", r"^(?:what|which) (?:are|were) the\b|\bwhich \w+(?: \w+)? (?:are|were)\b", "starts 'what are the' or 'which ... are'"),
+)
+
+# A question often starts with where to look ("In the NETGEAR DISTRIBUTOR AGREEMENT (NETGEAR): ...",
+# "Using the cash flow statement, answer ...: how much ..."): the rules read what follows the last colon
+# of such a lead-in, and the whole question when there is none.
+_LEAD_IN = re.compile(r"^[^?]{0,300}:\s+(?=\S)")
+_POLITE = re.compile(r"^(?:please|kindly|tell me|can you tell me|could you tell me)\s+", re.IGNORECASE)
+
+
+def _question_core(question: str) -> str:
+    text = " ".join(question.split())
+    # The question proper is the sentence with the question mark; instructions around it are dropped.
+    sentences = re.split(r"(?<=[?.!])\s+", text)
+    asked = [s for s in sentences if s.endswith("?")]
+    core = asked[0] if asked else text
+    lead = _LEAD_IN.match(core)
+    if lead and not core[: lead.end()].rstrip().endswith("?"):
+        core = core[lead.end():]
+    return _POLITE.sub("", core.strip())
+
+
+def answer_kind(question: str) -> AnswerKind:
+    """The kind of answer ``question`` asks for (the first rule of ``QUESTION_RULES`` that matches)."""
+    return kind_rule(question)[0]
+
+
+def kind_rule(question: str) -> tuple[AnswerKind, str]:
+    """The kind and the rule that decided it, in words (for the record)."""
+    core = _question_core(question)
+    for rule in QUESTION_RULES:
+        if rule.pattern.search(core):
+            return rule.kind, rule.says
+    return "unspecified", "no rule matched"
+
+
+# -- what an answer of each kind looks like --------------------------------------------------------
+
+_NUMBER_WORDS = (
+    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand "
+    "a an several"
+).split()
+_COUNT = r"(?:\d+(?:[.,]\d+)?|(?:" + "|".join(_NUMBER_WORDS) + r")(?:[\s-](?:" + "|".join(_NUMBER_WORDS) + r"))*)"
+_TIME_UNIT = r"(?:business |calendar |working )?(?:days?|weeks?|months?|years?|quarters?|hours?)"
+_DURATION = re.compile(
+    _COUNT + r"(?:\s*\(\s*\d+\s*\))?\s*[-\s]?" + _TIME_UNIT + r"\b"
+    r"|\b(?:perpetual(?:ly)?|indefinite(?:ly)?|in perpetuity|until terminated|annual(?:ly)?|month-to-month|year-to-year)\b",
+    re.IGNORECASE,
+)
+_MONTH = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+_DATE = re.compile(
+    r"\b" + _MONTH + r"\.?\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{4}\b"
+    r"|\b\d{1,2}(?:st|nd|rd|th)?\s+(?:day\s+of\s+)?" + _MONTH + r",?\s+\d{4}\b"
+    r"|\b\d{4}-\d{2}-\d{2}\b|\b\d{1,2}[/.]\d{1,2}[/.]\d{2,4}\b"
+    r"|\b" + _MONTH + r",?\s+\d{4}\b"
+    r"|\b(?:19|20)\d{2}\b"
+    r"|\b(?:effective date|date (?:of|hereof)|upon (?:execution|signing)|date first (?:written|above))\b",
+    re.IGNORECASE,
+)
+_CURRENCY = r"(?:[$€£¥₹]|\b(?:usd|eur|gbp|chf|jpy|us\$|rmb|cad|aud)\b)"
+_AMOUNT = re.compile(
+    _CURRENCY + r"\s?\(?-?\d"
+    r"|\d(?:[\d,.]*\d)?\s?(?:%|percent\b|per cent\b|basis points\b|bps\b|(?:thousand|million|billion|trillion|mn|bn|k)\b|"
+    r"(?:dollars|euros|pounds|cents|shares|units|times)\b|x\b)"
+    r"|\b(?:" + "|".join(_NUMBER_WORDS) + r")\s+(?:dollars|euros|pounds|percent|per cent)\b"
+    r"|(?<![\w.,])\(?\d{1,3}(?:,\d{3})+(?:\.\d+)?\)?"  # a table cell: 1,577 or (1,577)
+    r"|(?<![\w.,])\d+\.\d+\b",  # a ratio or a rate: 24.26, 0.67
+    re.IGNORECASE,
+)
+# A number that names where something is, not how much: "page 12", "Section 4.2", "Form 10-K".
+_REFERENCE_NUMBER = re.compile(
+    r"\b(?:page|p\.|pp\.|section|sections|§|article|clause|exhibit|schedule|item|note|form|rule|part|annex|appendix)\s*\d[\d.\-a-z]*",
+    re.IGNORECASE,
+)
+_US_STATES = (
+    "Alabama Alaska Arizona Arkansas California Colorado Connecticut Delaware Florida Georgia Hawaii Idaho "
+    "Illinois Indiana Iowa Kansas Kentucky Louisiana Maine Maryland Massachusetts Michigan Minnesota "
+    "Mississippi Missouri Montana Nebraska Nevada Ohio Oklahoma Oregon Pennsylvania Tennessee Texas Utah "
+    "Vermont Virginia Washington Wisconsin Wyoming"
+).split() + [
+    "New Hampshire", "New Jersey", "New Mexico", "New York", "North Carolina", "North Dakota", "Rhode Island",
+    "South Carolina", "South Dakota", "West Virginia", "District of Columbia", "Puerto Rico",
+]
+_COUNTRIES = (
+    "England Wales Scotland Ireland France Germany Italy Spain Portugal Netherlands Belgium Luxembourg "
+    "Switzerland Austria Sweden Norway Denmark Finland Poland Greece Canada Mexico Brazil Argentina Chile "
+    "China Japan Korea India Singapore Australia Israel Bermuda Cayman Ontario Quebec Alberta Taiwan Malaysia "
+    "Russia Turkey Thailand Indonesia Philippines Vietnam Cyprus Malta Liechtenstein Jersey Guernsey"
+).split() + [
+    "United States", "United Kingdom", "Hong Kong", "New Zealand", "South Africa", "British Columbia",
+    "British Virgin Islands", "Cayman Islands", "Isle of Man", "European Union", "U.S.A", "USA", "U.K.",
+]
+_PLACE = re.compile(r"\b(?:" + "|".join(re.escape(n) for n in sorted(_US_STATES + _COUNTRIES, key=len, reverse=True)) + r")\b")
+_JURISDICTION = re.compile(
+    r"\blaws? of (?:the )?[A-Z]\w+|\bcourts? (?:of|in|located in|sitting in) (?:the )?[A-Z]\w+|\b(?:federal|state) law\b",
+)
+_CORPORATE = re.compile(
+    r"\b[A-Z][\w&.,'-]*(?:\s+[A-Z][\w&.,'-]*)*,?\s+(?:Inc|Incorporated|LLC|L\.L\.C|Ltd|Limited|Corp|Corporation|Co|Company|"
+    r"LLP|LP|L\.P|PLC|plc|GmbH|AG|S\.A|SA|N\.A|B\.V|N\.V|S\.p\.A|Pty|AB|AS|Trust|Bank|Group|Holdings)\b\.?"
+)
+_DEFINED_TERM = re.compile(r"[“\"(]\s*(?:the\s+)?[“\"]?[A-Z][\w-]*(?:\s+[A-Z][\w-]*){0,3}[”\"]\s*\)?")
+_NAME_RUN = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+(?:\s+(?:of\s+|and\s+|&\s+)?[A-Z][a-z]+)+\b")
+_ROLE = re.compile(
+    r"\b(?:the\s+)?(?:Company|Consultant|Distributor|Licensor|Licensee|Supplier|Customer|Client|Vendor|Buyer|Seller|"
+    r"Purchaser|Contractor|Provider|Reseller|Franchisor|Franchisee|Partner|Employer|Employee|Executive|Agent|Manufacturer|"
+    r"Sponsor|Affiliate|Developer|Publisher|Lender|Borrower|Landlord|Tenant|Parties)\b"
+)
+_CLAUSE_WORDS = re.compile(
+    r"\b(?:shall|may|must|will|agrees?|agreed|entitled|right|rights|obligat\w+|required?|requires|prohibit\w*|permit\w*|"
+    r"restrict\w*|not|no|neither|nor|exclusive\w*|covenants?|warrants?|grants?|granted|consent|waive\w*|liable|liability|"
+    r"terminat\w+|yes|none)\b",
+    re.IGNORECASE,
+)
+_LIST_SEPARATORS = re.compile(r"[;,]|\band\b|\bor\b|\n|\(\s*(?:[a-h]|i{1,3}|iv|v)\s*\)", re.IGNORECASE)
+
+
+# Capitalised runs that name a part of a document, not a party: "Consulting Agreement", "Table of Contents".
+_DOCUMENT_WORDS = frozenset(
+    "agreement contract amendment addendum page exhibit section article schedule annex appendix table contents "
+    "form report statement statements notes item part confidential treatment request index signature signatures "
+    "title name date effective term terms consulting distributor strategic alliance services annual quarterly".split()
+)
+
+
+class _Found:
+    def __init__(self, text: str) -> None:
+        self._text = text
+
+    def group(self, _: int = 0) -> str:
+        return self._text
+
+
+def _person_name(text: str) -> _Found | None:
+    """A run of capitalised words that is a name (not only document words like "Consulting Agreement")."""
+    for match in _NAME_RUN.finditer(text):
+        words = [w.casefold() for w in re.findall(r"[A-Za-z]+", match.group(0)) if w not in ("of", "and")]
+        if any(w not in _DOCUMENT_WORDS for w in words):
+            return _Found(match.group(0))
+    return None
+
+
+def _without_references(text: str) -> str:
+    return _REFERENCE_NUMBER.sub(" ", text)
+
+
+# Words of a yes/no question that do not say what it is about.
+_QUESTION_STOPWORDS = frozenset(
+    "the a an is are does do did can could may must shall should will would has have was were whether there any "
+    "this that these those contract agreement document party parties counterparty one other either each such "
+    "of to for in on by with from or and as at be been being it its their his her under upon including includes "
+    "include contain contains clause provision provide providing provides based data certain some all also than "
+    "which what who when where how if not no into out about after before during ends end".split()
+)
+
+
+def _stem(word: str) -> str:
+    return word.casefold()[:5]
+
+
+def topic_words(question: str) -> set[str]:
+    """The question's content words (as 5-letter stems): what a yes/no question is about."""
+    core = _question_core(question)
+    return {_stem(w) for w in re.findall(r"[^\W\d_]{3,}", core) if w.casefold() not in _QUESTION_STOPWORDS}
+
+
+@dataclass(frozen=True)
+class KindCheck:
+    """Whether an answer has the kind of answer its question asks for."""
+
+    kind: AnswerKind
+    rule: str  # the question rule that decided the kind
+    found: str | None  # the piece of the answer that is of that kind
+    addresses: bool | None  # None: the kind is unspecified, so it was not checked
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "rule": self.rule, "found": self.found, "addresses": self.addresses}
+
+
+def check_kind(question: str, answer: str) -> KindCheck:
+    """Does ``answer`` contain the kind of answer ``question`` asks for? A yes/no question about a
+    clause is answered by a clause (shall, may, must, not, ...) that shares a content word with it."""
+    kind, rule = kind_rule(question)
+    if kind == "unspecified":
+        return KindCheck(kind, rule, None, None)
+    found = kind_found(kind, answer)
+    if found is not None and kind == "yes_no_clause":
+        topic = topic_words(question)
+        said = {_stem(w) for w in re.findall(r"[^\W\d_]{3,}", answer)}
+        if topic and not topic & said:
+            found = None
+    return KindCheck(kind, rule, found, found is not None)
+
+
+def kind_found(kind: AnswerKind, text: str) -> str | None:
+    """The first piece of ``text`` that is an answer of ``kind`` ("30 days", "State of California",
+    "$1,577 million"), or None. ``unspecified`` finds nothing: nothing was asked of a known kind."""
+    plain = " ".join(text.translate(_TYPOGRAPHY).split())
+    if kind == "duration":
+        found = _DURATION.search(plain)
+    elif kind == "date":
+        found = _DATE.search(plain) or _DURATION.search(plain)  # "five years after the Effective Date"
+    elif kind == "amount":
+        found = _AMOUNT.search(_without_references(plain))
+    elif kind == "jurisdiction":
+        found = _PLACE.search(plain) or _JURISDICTION.search(plain)
+    elif kind == "party":
+        found = _CORPORATE.search(plain) or _DEFINED_TERM.search(plain) or _ROLE.search(plain) or _person_name(plain)
+    elif kind == "yes_no_clause":
+        found = _CLAUSE_WORDS.search(plain)
+    elif kind == "list":
+        items = [p for p in _LIST_SEPARATORS.split(plain) if p and re.search(r"[^\W\d_]{2,}", p)]
+        return plain[:80] if len(items) >= 2 else None
+    else:
+        return None
+    return found.group(0).strip() if found else None
+
+
+_TYPOGRAPHY = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'", "–": "-", "—": "-", "\u00a0": " "})

@@ -1,0 +1,108 @@
+"""The offline answerer answers: the value of the wanted kind first, then the verbatim quote it comes
+from; boilerplate (footers, legends, signature blocks) never quoted; a refusal that says what it
+looked for. On the real sample contracts (CUAD, CC BY 4.0) and the packaged encoder."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import pymupdf
+import pytest
+from typer.testing import CliRunner
+
+from conftest import DRIVEN, DUOS, NETGEAR
+from pipeline.cli import app
+from pipeline.extractive import ExtractiveReasoner, boilerplate_passage, boilerplate_sentence
+from pipeline.reasoning import Evidence
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "contracts"
+runner = CliRunner()
+
+
+def ask(question: str, doc: str) -> dict:
+    result = runner.invoke(app, ["ask", question, "-c", "samples", "--doc", doc, "--json"])
+    assert result.exit_code in (0, 1), result.output
+    return json.loads(result.stdout)
+
+
+def _first_line(record: dict) -> str:
+    return record["answer"].splitlines()[0]
+
+
+def _quoted_lines(record: dict) -> list[str]:
+    return [line for line in record["answer"].splitlines() if line.startswith('"')]
+
+
+def test_governing_law_answers_with_the_jurisdiction_first_then_its_quote(samples_copy: Path) -> None:
+    record = ask("Which state's law governs the agreement?", NETGEAR)
+    assert record["status"] == "answered"
+    assert re.fullmatch(r"(?:the )?State of California \[S\d+\]", _first_line(record)), record["answer"]
+    label = _first_line(record).rsplit("[", 1)[1].rstrip("]")
+    quote = _quoted_lines(record)[0]
+    assert quote.endswith(f"[{label}]") and "laws of the State of California" in quote
+    source = next(e for e in record["evidence"] if e["label"] == label)
+    assert " ".join(quote.rsplit(" [", 1)[0].strip('"').split()) in " ".join(source["text"].split())
+
+
+def test_notice_period_answers_with_the_duration_first(samples_copy: Path) -> None:
+    record = ask("What notice period is required to terminate renewal?", DUOS)
+    assert record["status"] == "answered"
+    assert _first_line(record).startswith("ninety (90) days"), record["answer"]
+    assert "ninety (90) days" in _quoted_lines(record)[0]
+
+
+def test_a_refusal_says_what_kind_of_answer_it_looked_for(samples_copy: Path) -> None:
+    record = ask("How long is the warranty period for returned products?", DRIVEN)
+    assert record["status"] == "refused", record["answer"]
+    assert record["answer"].startswith("Not found in the documents.")
+    assert re.search(r"No duration found in the \d+ sources for 'How long is the warranty period", record["answer"])
+
+
+def _page_evidence(name: str, pages: list[int]) -> list[Evidence]:
+    document = pymupdf.open(SAMPLES / name)
+    return [
+        Evidence(label=f"S{i}", rank=i, chunk_id=i, doc_sha256=name, doc_name=name, page=page, char_start=0,
+                 char_end=len(text), text=text, score=1.0, method="pymupdf")
+        for i, (page, text) in enumerate(((p, document[p - 1].get_text()) for p in pages), start=1)
+    ]
+
+
+@pytest.fixture(scope="module")
+def reasoner(ingested_samples: Path):
+    from pipeline.app import Docket
+    from pipeline.settings import load_settings
+
+    # The packaged encoder's question path (ONNX), as `docket ask` uses it.
+    return ExtractiveReasoner(Docket(load_settings(home=ingested_samples, actor="test")).store.encoder.encode_for_question)
+
+
+def test_footers_legends_and_signature_blocks_are_never_quoted(reasoner) -> None:
+    # NETGEAR pages 7 and 8 carry the running footer "INGRAM NETGEAR Distributor Agreement 10 083096"
+    # and the confidential-treatment legend; DRIVEN's page 7 is its signature page.
+    evidence = _page_evidence(NETGEAR, [1, 7, 8]) + [replace(_page_evidence(DRIVEN, [7])[0], label="S4")]
+    for question in (
+        "Who executed the agreement, and who signed it by its authorized representative?",
+        "How much notice will NETGEAR give of changes to the discount schedule?",
+        "Which portions were omitted and filed separately with the Securities and Exchange Commission?",
+    ):
+        out = reasoner.answer(question, evidence)
+        for line in out.answer.splitlines():
+            assert "Distributor Agreement 10" not in line and "Portions denoted" not in line, (question, line)
+            assert "/s/" not in line and "By:" not in line, (question, line)
+    notice = reasoner.answer("How much notice will NETGEAR give of changes to the discount schedule?", evidence)
+    assert notice.answer.splitlines()[0].startswith("thirty (30) days notice"), notice.answer
+
+
+def test_the_boilerplate_classifier_on_real_text() -> None:
+    driven = _page_evidence(DRIVEN, [7])[0].text
+    signature = " ".join(driven[driven.index("IN WITNESS"):].split())
+    assert boilerplate_sentence(signature) == "a signature block"
+    toc = "TABLE OF CONTENTS\n1. Definitions ........ 1\n2. Term ........ 3\n3. Payment ........ 4\n"
+    assert boilerplate_passage(toc) == "a table of contents"
+    cert = "CERTIFICATION PURSUANT TO SECTION 302 OF THE SARBANES-OXLEY ACT\nI have reviewed this annual report on Form 10-K."
+    assert boilerplate_passage(cert) == "a certification"
+    governing = " ".join(_page_evidence(NETGEAR, [6])[0].text.split())
+    assert boilerplate_passage(governing) is None
