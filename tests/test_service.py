@@ -140,6 +140,41 @@ def test_sixteen_concurrent_clients_record_contiguous_entries_with_their_actors(
     assert server.alive()
 
 
+# -- reviews -------------------------------------------------------------------------------------------------
+CHECKLIST = """name: notice
+title: Notice check
+items:
+  - id: termination
+    title: Termination notice
+    question: "How much notice ends the agreement?"
+    requirement: The agreement can be ended on written notice.
+"""
+
+
+def test_review_runs_as_a_job_then_grid_cell_sign_off_and_report(server) -> None:
+    with server.client("reviewer") as reviewer:
+        started = reviewer.post("/reviews", json={"checklist_yaml": CHECKLIST, "collection": COLLECTION, "documents": ["1"]})
+        assert started.status_code == 202, started.text
+        job = wait_job(reviewer, started.json()["job"]["id"])
+        assert job["status"] == "done" and job["done"] == job["total"] == 1, job
+        review_id = job["result"]["review_id"]
+        grid = reviewer.get(f"/reviews/{review_id}").json()
+        assert grid["summary"]["cells"] == 1 and grid["review"]["created_by"] == "token:reviewer"
+        cell = reviewer.get(f"/reviews/{review_id}/cells/termination/1")
+        assert cell.status_code == 200 and cell.json()["audit_seq"] >= 1
+        signed = reviewer.post(f"/reviews/{review_id}/sign-off", json={"decision": "accept", "note": "checked the clause"})
+        assert signed.status_code == 200, signed.text
+        seq = signed.json()["signed_off"]["audit_seq"]
+        report = reviewer.get(f"/reviews/{review_id}/report", params={"format": "csv"})
+        assert report.status_code == 200 and report.headers["content-type"].startswith("text/csv")
+        assert reviewer.get(f"/reviews/{review_id}/cells/termination/999").status_code == 404
+    with server.client("auditor") as auditor:
+        assert auditor.get(f"/audit/entries/{seq}").json()["actor"] == "token:reviewer"
+    with server.client("reviewer-nogrant") as outsider:
+        assert outsider.get(f"/reviews/{review_id}").status_code == 404
+        assert review_id not in {r["id"] for r in outsider.get("/reviews").json()["reviews"]}
+
+
 # -- tokens and sessions ---------------------------------------------------------------------------------------
 def test_token_revocation_and_expiry(server) -> None:
     from sqlalchemy import create_engine, text
