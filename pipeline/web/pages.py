@@ -34,7 +34,7 @@ TRACE_LABELS = {
     "thinking": "The model's reasoning (its own words; not checked against the documents)",
     "program-steps": "The program's steps (how the extractive answerer chose its passages)",
 }
-ROLE_HOME = {"reader": "/ask", "reviewer": "/ask", "auditor": "/audit", "admin": "/documents"}
+ROLE_HOME = {"reader": "/ask", "reviewer": "/reviews", "auditor": "/audit", "admin": "/documents"}
 
 
 class LoginNeeded(Exception):
@@ -85,7 +85,8 @@ def render(request: Request, template: str, who: Visitor | None, status: int = 2
     if who is not None:
         p = who.principal
         nav = [(label, href) for label, href, action in (
-            ("Ask", "/ask", "ask"), ("Documents", "/documents", "list_documents"), ("Audit", "/audit", "read_audit"),
+            ("Ask", "/ask", "ask"), ("Documents", "/documents", "list_documents"), ("Reviews", "/reviews", "read_review"),
+            ("Audit", "/audit", "read_audit"),
         ) if may(state, p, action)]
     return templates.TemplateResponse(request, template, {"who": who, "nav": nav, **context}, status_code=status)
 
@@ -109,7 +110,7 @@ def html_page(handler):
                 who = visitor(request) if request.method == "GET" else None
             except (LoginNeeded, ApiError):
                 pass
-            titles = {404: "Not found", 403: "Not allowed", 429: "Too many requests", 413: "Too large"}
+            titles = {404: "Not found", 403: "Not allowed", 409: "Refused", 429: "Too many requests", 413: "Too large"}
             template = "fragment_error.html" if request.headers.get("HX-Request") else "error.html"
             response = render(request, template, who, status=exc.status, title=titles.get(exc.status, "Error"),
                               message=exc.message)
@@ -375,3 +376,144 @@ def audit_entry(request: Request, seq: int):
     return render(request, "entry.html", who, entry=entry, payload=payload, answer=answer,
                   trace_label=TRACE_LABELS.get(payload.get("trace_format", "none")),
                   grounding_words=(payload.get("grounding") or {}).get("label"))
+
+
+# -- reviews ----------------------------------------------------------------------------------------------
+CHECKLISTS = ("commercial-contract", "10k-filing")
+SEVERITIES = ("critical", "high", "medium", "low")
+
+
+def _unresolved(review) -> list[str]:
+    """The cells a whole-review accept would sign off unseen: still "needs human review" after sign-offs,
+    with no sign-off of its own, its row or its column, and the cells not run yet."""
+    from pipeline.review.reports import reviewed_verdict, signoffs_for
+
+    open_cells = []
+    for item in review.checklist["items"]:
+        for doc in review.ready_documents:
+            cell = review.cells.get((item["id"], doc.sha256))
+            if cell is None:
+                open_cells.append(f"{item['id']} x {doc.name} (not run)")
+                continue
+            covered = [s for s in signoffs_for(review, cell.item_id, cell.doc_sha256)
+                       if s.item_id is not None or s.doc_sha256 is not None]
+            if reviewed_verdict(review, cell) == "needs-review" and not covered:
+                open_cells.append(f"{item['id']} x {doc.name}")
+    return open_cells
+
+
+@router.get("/reviews", response_class=HTMLResponse)
+@html_page
+def reviews_page(request: Request):
+    from pipeline.service.routes.reviews import list_reviews
+
+    who = visitor(request)
+    state = _state(request)
+    require(state, who.principal, "read_review")
+    listed = list_reviews(principal=who.principal, state=state)["reviews"]
+    can_run = may(state, who.principal, "run_review")
+    return render(request, "reviews.html", who, reviews=listed, can_run=can_run, checklists=CHECKLISTS,
+                  collections=_collections(state, who.principal, "run_review") if can_run else [],
+                  default=state.settings.collection)
+
+
+@router.post("/reviews", response_class=HTMLResponse)
+@html_page
+def review_start(request: Request, checklist: Annotated[str, Form(max_length=80)] = "",
+                 collection: Annotated[str, Form(max_length=200)] = "", csrf_token: Annotated[str, Form()] = ""):
+    from pipeline.service.routes.reviews import ReviewRequest, start_review
+
+    who = visitor(request, csrf_token)
+    state = _state(request)
+    require(state, who.principal, "run_review")
+    job = start_review(body=ReviewRequest(checklist=checklist or None, collection=collection or None),
+                       principal=who.principal, state=state)["job"]
+    return render(request, "fragment_job.html", who, job=job)
+
+
+def _review_view(state: ServiceState, principal: Principal, review_id: str):
+    from pipeline.review.reports import reviewed_verdict
+    from pipeline.service.routes.reviews import visible_review
+
+    review = visible_review(state, principal, review_id)
+    grid = {(c.item_id, c.doc_sha256): {"verdict": reviewed_verdict(review, c), "cell": c} for c in review.cells.values()}
+    by_severity: dict[str, dict[str, int]] = {}
+    for item in review.checklist["items"]:
+        row = by_severity.setdefault(item.get("severity", "medium"), {})
+        for doc in review.ready_documents:
+            found = grid.get((item["id"], doc.sha256))
+            verdict = found["verdict"] if found else "not run"
+            row[verdict] = row.get(verdict, 0) + 1
+    return review, grid, by_severity
+
+
+@router.get("/reviews/{review_id}", response_class=HTMLResponse)
+@html_page
+def review_page(request: Request, review_id: str, show: str = "all"):
+    who = visitor(request)
+    require(_state(request), who.principal, "read_review")
+    return _render_review(request, who, review_id, show, None)
+
+
+def _render_review(request: Request, who: Visitor, review_id: str, show: str, message: str | None, status: int = 200):
+    from pipeline.review.verdicts import VERDICT_LABELS
+
+    state = _state(request)
+    review, grid, by_severity = _review_view(state, who.principal, review_id)
+    return render(request, "review.html", who, status=status, review=review, grid=grid, by_severity=by_severity,
+                  show=show, labels=VERDICT_LABELS, severities=[s for s in SEVERITIES if s in by_severity] +
+                  [s for s in by_severity if s not in SEVERITIES], unresolved=_unresolved(review),
+                  can_sign=identity.can(state, who.principal, "sign_off", review.collection), message=message)
+
+
+@router.get("/reviews/{review_id}/cells/{item}/{doc}", response_class=HTMLResponse)
+@html_page
+def review_cell(request: Request, review_id: str, item: str, doc: str):
+    from pipeline.review.verdicts import VERDICT_LABELS, VERDICTS
+    from pipeline.service.routes.reviews import show_cell, visible_review
+
+    who = visitor(request)
+    state = _state(request)
+    require(state, who.principal, "read_review")
+    cell = show_cell(review_id=review_id, item=item, doc=doc, principal=who.principal, state=state)
+    review = visible_review(state, who.principal, review_id)
+    evidence = (cell.get("answer_record") or {}).get("evidence", [])
+    return render(request, "cell.html", who, review=review, cell=cell, evidence=evidence, labels=VERDICT_LABELS,
+                  verdicts=VERDICTS, trace_label=TRACE_LABELS.get(cell.get("trace_format", "none")),
+                  can_sign=identity.can(state, who.principal, "sign_off", review.collection))
+
+
+@router.post("/reviews/{review_id}/sign-off", response_class=HTMLResponse)
+@html_page
+def review_sign_off(request: Request, review_id: str, decision: Annotated[str, Form(max_length=20)] = "accept",
+                    note: Annotated[str, Form(max_length=4000)] = "", item: Annotated[str, Form(max_length=200)] = "",
+                    doc: Annotated[str, Form(max_length=300)] = "", verdict: Annotated[str, Form(max_length=40)] = "",
+                    acknowledge: Annotated[str, Form(max_length=10)] = "", csrf_token: Annotated[str, Form()] = ""):
+    """One cell's sign-off, or the whole review's: refused while cells are unresolved unless the reviewer
+    ticks the acknowledgement, which is then recorded in the sign-off's note (and so in the audit log)."""
+    from pipeline.service.routes.reviews import SignOffRequest, sign_off_review, visible_review
+
+    who = visitor(request, csrf_token)
+    state = _state(request)
+    require(state, who.principal, "sign_off")
+    review = visible_review(state, who.principal, review_id, "sign_off")
+    whole = not item and not doc
+    if not note.strip():
+        raise ApiError(400, "bad_request", "Say why in the note: it goes into the audit log with the decision.")
+    if whole and decision == "accept":
+        unresolved = _unresolved(review)
+        if unresolved and acknowledge != "yes":
+            message = (f"Not signed off: {len(unresolved)} cells are unresolved ({', '.join(unresolved[:5])}"
+                       f"{', …' if len(unresolved) > 5 else ''}). Resolve them, or tick the acknowledgement that you "
+                       "accept the review with them open.")
+            return _render_review(request, who, review_id, "all", message, status=409)
+        if unresolved:
+            note = f"[acknowledged {len(unresolved)} unresolved cells: {', '.join(unresolved)}] {note.strip()}"
+    try:
+        body = SignOffRequest(decision=decision, note=note.strip(), item=item or None, doc=doc or None,
+                              verdict=verdict or None)
+    except ValidationError:
+        raise ApiError(400, "bad_request", "decision must be accept or override, with a note") from None
+    sign_off_review(review_id=review_id, body=body, principal=who.principal, state=state)
+    target = f"/reviews/{quote(review_id)}" + (f"/cells/{quote(item)}/{quote(doc)}" if not whole else "")
+    return RedirectResponse(target, status_code=303)
