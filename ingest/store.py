@@ -17,6 +17,7 @@ bytes that are not UTF-8 escaped), and any failure of one file, expected or not,
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import logging
 import os
 import time
@@ -24,6 +25,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -60,6 +62,17 @@ class FileResult:
     ocr_pages: int = 0
     error: str | None = None  # one line, for outcome == "failed"
     warnings: list[str] = field(default_factory=list)  # what the PDF readers complained of (first few)
+
+
+# The texts BM25 indexes, named in its saved copy's manifest (see DocumentStore._rebuild_lexical): the
+# layout, and the source of ingest/structure.py, whose document_label turns a file name into words.
+LEXICAL_LAYOUT = "document_label(name)\\ncontext\\ntext/1"
+
+
+@lru_cache(maxsize=1)
+def lexical_recipe() -> str:
+    structure = Path(__file__).with_name("structure.py").read_bytes()
+    return f"{LEXICAL_LAYOUT} structure.py:{hashlib.sha256(structure).hexdigest()}"
 
 
 @dataclass(frozen=True)
@@ -447,18 +460,36 @@ class DocumentStore:
         index.save(self.index_dir, self.encoder.model_id, generation)
 
     def lexical(self) -> LexicalIndex:
+        """BM25 over the live chunks at the registry's generation: held in memory, else loaded from the
+        copy saved beside the FAISS index at that generation, else rebuilt from the registry and saved
+        (an ingest or removal bumps the generation, so a saved copy of older chunks is never used)."""
         generation = self.generation()
         if self._lexical is None or self._lexical[0] != generation:
-            with self.sessions() as session:
-                rows = session.execute(
-                    _live_chunks(select(ChunkRow.id, Document.name, ChunkRow.context, ChunkRow.text)).join(
-                        Document, Document.id == DocumentVersion.document_id
-                    )
-                ).all()
-            # BM25 also reads the document's name (as words): questions name the company or the contract.
-            texts = [f"{document_label(name)}\n{context}\n{text}" for _, name, context, text in rows]
-            self._lexical = (generation, LexicalIndex.build([r[0] for r in rows], texts))
+            index = LexicalIndex.load(self.index_dir, generation, lexical_recipe())
+            if index is None:
+                index = self._rebuild_lexical(generation)
+            self._lexical = (generation, index)
         return self._lexical[1]
+
+    def _rebuild_lexical(self, generation: int) -> LexicalIndex:
+        log.info("rebuilding the BM25 index from the registry (generation %d)", generation)
+        with self.sessions() as session:
+            rows = session.execute(
+                _live_chunks(select(ChunkRow.id, Document.name, ChunkRow.context, ChunkRow.text)).join(
+                    Document, Document.id == DocumentVersion.document_id
+                )
+            ).all()
+        # BM25 also reads the document's name (as words): questions name the company or the contract.
+        # (LEXICAL_LAYOUT names this layout: change one, change the other.)
+        texts = [f"{document_label(name)}\n{context}\n{text}" for _, name, context, text in rows]
+        index = LexicalIndex.build([r[0] for r in rows], texts)
+        # Saved only if no ingest committed while the rows were read: the copy must be the generation's.
+        if self.generation() == generation:
+            try:
+                index.save(self.index_dir, generation, lexical_recipe())
+            except OSError as exc:  # a read-only workspace still answers, rebuilding in each process
+                log.warning("could not save the BM25 index in %s: %s", self.index_dir, exc)
+        return index
 
     # -- documents ----------------------------------------------------------------------------------
     def documents(
@@ -563,6 +594,16 @@ class DocumentStore:
             if document_ids:
                 query = query.where(Document.id.in_(document_ids))
             return list(session.execute(query).scalars())
+
+    def live_collections(self, document_ids: list[int] | None = None) -> list[str]:
+        """The collections that have live chunks (of these documents, if given), sorted."""
+        with self.sessions() as session:
+            query = _live_chunks(select(Document.collection).distinct().select_from(ChunkRow)).join(
+                Document, Document.id == DocumentVersion.document_id
+            )
+            if document_ids:
+                query = query.where(Document.id.in_(document_ids))
+            return sorted(session.execute(query).scalars())
 
     def count_live_chunks(self) -> int:
         with self.sessions() as session:
