@@ -283,3 +283,75 @@ def kind_found(kind: AnswerKind, text: str) -> str | None:
 
 
 _TYPOGRAPHY = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'", "–": "-", "—": "-", "\u00a0": " "})
+
+
+# == The offline answerer's value spans (helper K, issue 17 "The offline answerer answers") ========
+# What the extractive answerer puts first: the answer of the wanted kind as the source writes it,
+# a little wider than ``kind_found`` ("30 days' prior written notice", "State of California",
+# "$1,577 million"), always a substring of the text given (so it can be checked against the page).
+
+_AMOUNT_SPAN = re.compile(
+    r"(?:" + _CURRENCY + r")\s?\(?-?\d[\d,]*(?:\.\d+)?\)?(?:\s?(?:thousand|million|billion|trillion|mn|bn)\b)?"
+    r"|\(?-?\d[\d,]*(?:\.\d+)?\)?\s?(?:%|percent\b|per cent\b|basis points\b|(?:thousand|million|billion|trillion)\b(?:\s+(?:dollars|euros|pounds))?)",
+    re.IGNORECASE,
+)
+_NOTICE_TAIL = re.compile(
+    r"(?:['’]s?)?(?:\s+(?:prior|advance|previous))?(?:\s+(?:written|express|advance))*\s+(?:notice|notification)\b",
+    re.IGNORECASE,
+)
+_STATE_OF = re.compile(
+    r"\b(?:the\s+)?(?:State|Commonwealth|Province|Republic|Kingdom|Federal Republic|People's Republic)\s+of\s+(?:the\s+)?"
+    r"(?:" + "|".join(re.escape(n) for n in sorted(_US_STATES + _COUNTRIES, key=len, reverse=True)) + r")\b"
+)
+_GOVERNED_BY = re.compile(r"\b(?:govern\w*|constru\w*|interpret\w*|laws?\s+of|choice of law)\b", re.IGNORECASE)
+
+
+def question_core(question: str) -> str:
+    """The question proper, without a lead-in ("In the X AGREEMENT: ...") or instructions around it."""
+    return _question_core(question)
+
+
+def value_span(kind: AnswerKind, text: str) -> str | None:
+    """The answer of ``kind`` in ``text`` as written there (whitespace folded), or None."""
+    plain = " ".join(text.split())
+    if kind == "duration":
+        found = _DURATION.search(plain)
+        if not found:
+            return None
+        end = found.end()
+        tail = _NOTICE_TAIL.match(plain, end)
+        return plain[found.start(): tail.end() if tail else end].strip()
+    if kind == "jurisdiction":
+        # The place named in a governing-law phrase comes before a place in an address.
+        governed = _GOVERNED_BY.search(plain)
+        scope = plain[governed.start():] if governed else plain
+        for pattern in (_STATE_OF, _PLACE, _JURISDICTION):
+            found = pattern.search(scope) or pattern.search(plain)
+            if found:
+                return found.group(0).strip()
+        return None
+    if kind == "amount":
+        bare = _without_references(plain)
+        found = _AMOUNT_SPAN.search(bare) or _AMOUNT.search(bare)
+        if not found:
+            return None
+        span = found.group(0).strip()
+        return span if span in plain else None
+    if kind in ("date", "party"):
+        found = kind_found(kind, plain)
+        return found if found and found in plain else None
+    return None
+
+
+def value_spans(kind: AnswerKind, text: str) -> list[tuple[int, str]]:
+    """Every answer of ``kind`` in ``text`` (whitespace folded) with its offset there: a sentence may
+    name several durations ("three (3) years ... ninety (90) days before the end"); the answerer picks."""
+    plain = " ".join(text.split())
+    if kind == "duration":
+        out = []
+        for found in _DURATION.finditer(plain):
+            tail = _NOTICE_TAIL.match(plain, found.end())
+            out.append((found.start(), plain[found.start(): tail.end() if tail else found.end()].strip()))
+        return out
+    one = value_span(kind, plain)
+    return [(plain.find(one), one)] if one else []

@@ -51,6 +51,53 @@ class AppliesTo(_Strict):
         return not self.names or any(fnmatch.fnmatch(name.casefold(), p.casefold()) for p in self.names)
 
 
+RuleKind = Literal["jurisdiction_in", "min_duration_days", "max_duration_days", "amount_present", "clause_present", "clause_absent"]
+
+
+class _RuleFieldError(ValueError):
+    def __init__(self, field: str, message: str, hint: str):
+        self.field, self.message, self.hint = field, message, hint
+        super().__init__(message)
+
+
+class Rule(_Strict):
+    """A machine-checkable form of an item's requirement, checked against the value the answerer
+    extracted (``verdicts.rule_judgement``): the verdict is then the rule's, not a model's.
+
+    - ``jurisdiction_in``: the governing law named is one of ``allowed``;
+    - ``min_duration_days`` / ``max_duration_days``: the duration named is at least / at most ``value`` days;
+    - ``amount_present``: the answer names an amount (a cap, a fee);
+    - ``clause_present`` / ``clause_absent``: a passage addressing the item was found / was not found.
+    """
+
+    kind: RuleKind
+    allowed: list[str] = Field(default_factory=list)
+    value: int | None = None  # whole days (audit payloads hold no floats)
+
+    @model_validator(mode="after")
+    def _fields_fit_kind(self) -> Rule:
+        if self.kind == "jurisdiction_in" and not [a for a in self.allowed if a.strip()]:
+            raise _RuleFieldError("allowed", "a jurisdiction_in rule needs the allowed jurisdictions", "list them, e.g. allowed: [New York, Delaware]")
+        if self.kind != "jurisdiction_in" and self.allowed:
+            raise _RuleFieldError("allowed", f"a {self.kind} rule takes no allowed list", "remove it")
+        if self.kind in ("min_duration_days", "max_duration_days"):
+            if self.value is None or self.value <= 0:
+                raise _RuleFieldError("value", f"a {self.kind} rule needs a number of days above 0", "give it, e.g. value: 30")
+        elif self.value is not None:
+            raise _RuleFieldError("value", f"a {self.kind} rule takes no value", "remove it")
+        return self
+
+    def describe(self) -> str:
+        if self.kind == "jurisdiction_in":
+            return "governing law is one of " + ", ".join(self.allowed)
+        if self.kind == "min_duration_days":
+            return f"at least {self.value:g} days"
+        if self.kind == "max_duration_days":
+            return f"at most {self.value:g} days"
+        return {"amount_present": "an amount is stated", "clause_present": "the clause is present",
+                "clause_absent": "the clause is absent"}[self.kind]
+
+
 class ChecklistItem(_Strict):
     id: str = Field(pattern=_ID_PATTERN)
     title: str = Field(min_length=1, max_length=200)
@@ -58,6 +105,7 @@ class ChecklistItem(_Strict):
     requirement: str = Field(min_length=5, description="What a compliant document says, in plain words.")
     severity: Severity = "medium"
     applies_to: AppliesTo = Field(default_factory=AppliesTo)
+    rule: Rule | None = Field(default=None, description="A machine-checkable form of the requirement (optional).")
 
 
 class Checklist(_Strict):
@@ -89,7 +137,11 @@ class Checklist(_Strict):
 
     def fingerprint(self) -> str:
         """SHA-256 of the checklist's content (not its comments or layout): what a review ran."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        content = self.model_dump(mode="json")
+        for item in content["items"]:
+            if item.get("rule") is None:
+                item.pop("rule", None)  # an item without a rule fingerprints as it did before rules existed
+        blob = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -147,6 +199,12 @@ def _describe(exc: ValidationError, root: yaml.Node | None, source: str) -> str:
     if isinstance(cause, _DuplicateId):
         loc = ("items", cause.index, "id")
         message, hint = f"duplicate item id {cause.item_id!r}", "give every item its own id"
+    elif isinstance(cause, _RuleFieldError):
+        loc = loc + (cause.field,)
+        message, hint = cause.message, cause.hint
+        line = _line_of(root, loc, missing=True) if cause.field not in _keys_at(root, loc[:-1]) else _line_of(root, loc, missing=False)
+        field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+        return f"checklist {source} line {line}, field '{field}': {message}; {hint}"
     else:
         message, hint = error["msg"], _HINTS.get(error["type"], "fix the value")
         if error["type"] == "string_pattern_mismatch":
@@ -179,6 +237,13 @@ def _line_of(root: yaml.Node | None, loc: tuple[Any, ...], *, missing: bool) -> 
             break
         node = child
     return (node.start_mark.line + 1) if node is not None else 1
+
+
+def _keys_at(root: yaml.Node | None, loc: tuple[Any, ...]) -> set[str]:
+    node = root
+    for part in loc:
+        node = _child(node, part)
+    return {key.value for key, _ in node.value} if isinstance(node, yaml.MappingNode) else set()
 
 
 def _child(node: yaml.Node | None, part: Any) -> yaml.Node | None:

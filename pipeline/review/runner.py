@@ -271,7 +271,7 @@ def evaluate_cell(docket: Docket, review: Review, item: ChecklistItem, doc: Revi
     if other:
         error = f"{doc.name} changed during the review (now {other[0][:12]}); start a new review"
         return _finding(base, Judgement("needs-review", error, "", 0.0), failed=True, error=error)
-    judgement = judge(record, review.reasoner)
+    judgement = judge(record, review.reasoner, item)
     failed = record.status in ("error", "incomplete")
     return _finding(
         base, judgement, failed=failed, error=record.error,

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pipeline.grounding import check_grounding, cited_labels
 from pipeline.reasoning import Evidence
 from pipeline.records import AnswerRecord
-from pipeline.review.checklist import ChecklistItem
+from pipeline.review.checklist import ChecklistItem, Rule
 
 Verdict = Literal["compliant", "non-compliant", "not-addressed", "needs-review"]
 VERDICTS: tuple[Verdict, ...] = ("compliant", "non-compliant", "not-addressed", "needs-review")
@@ -77,8 +77,12 @@ def parse_verdict(answer: str) -> tuple[Verdict | None, str]:
     return _MODEL_VERDICTS.get(value), rationale
 
 
-def judge(record: AnswerRecord, reasoner: str) -> Judgement:
+def judge(record: AnswerRecord, reasoner: str, item: ChecklistItem | None = None) -> Judgement:
     evidence = [_evidence(e) for e in record.evidence]
+    if item is not None and item.rule is not None and reasoner != "magistral":
+        by_rule = rule_judgement(item.rule, record, evidence, item.title)
+        if by_rule is not None:
+            return by_rule
     reading = _reading_confidence(evidence)
     if record.status in ("error", "incomplete"):
         reason = record.error or "the model ran out of tokens before answering"
@@ -175,3 +179,98 @@ def _evidence(e) -> Evidence:
         page=e.page, char_start=e.char_start, char_end=e.char_end, text=e.text, score=e.score,
         method=e.method, confidence=e.confidence,
     )
+
+
+# -- verdicts decided by a checklist rule on the extracted value (issue 17) --------------------------
+
+_RULE_VALUE_KIND = {"jurisdiction_in": "jurisdiction", "min_duration_days": "duration", "max_duration_days": "duration",
+                    "amount_present": "amount"}
+_DAYS_PER = {"day": 1, "week": 7, "month": 30, "quarter": 91, "year": 365, "hour": 1 / 24}
+_WORD_NUMBERS = {w: i for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty".split())} | {"thirty": 30, "forty": 40, "forty-five": 45, "fifty": 50,
+                                                     "sixty": 60, "ninety": 90, "a": 1, "an": 1, "one hundred twenty": 120}
+
+
+def duration_days(text: str) -> float | None:
+    """Days in a duration as written ("thirty (30) days", "one (1) year", "90 days"); None if unreadable."""
+    match = re.search(r"(?:(\d+(?:\.\d+)?)|([a-z]+(?:[- ][a-z]+)?))\s*(?:\(\s*(\d+)\s*\))?\s*[- ]?(?:business |calendar |working )?"
+                      r"(day|week|month|quarter|year|hour)s?\b", text.casefold())
+    if not match:
+        return None
+    digits, words, bracketed, unit = match.groups()
+    number = float(bracketed or digits) if (bracketed or digits) else _WORD_NUMBERS.get(words or "")
+    if number is None and words:
+        number = _WORD_NUMBERS.get(words.split("-")[-1].split()[-1])
+    return None if number is None else number * _DAYS_PER[unit]
+
+
+def extracted_value(kind: str, answer: str) -> tuple[str | None, str | None]:
+    """The value of ``kind`` the answer states (its first line, as the extractive answerer writes it,
+    else the first quote holding one) and the label it cites."""
+    from pipeline.answer_kinds import value_span
+
+    for line in answer.splitlines():
+        labels = _LABEL.findall(line)
+        text = re.sub(r"\[\s*S\d+(?:\s*[,;]\s*S\d+)*\s*\]", " ", line).strip().strip('"“”')
+        value = value_span(kind, text)
+        if value:
+            return value, labels[0] if labels else None
+    return None, None
+
+
+_GENERIC_TITLE_WORDS = frozenset("anti non most cap uncapped rights right term clause period notice of on the and for".split())
+
+
+def _names_item(title: str, answer: str) -> bool:
+    """The answer names what the item is about: a content word of the item's title (as a 5-letter stem)."""
+    stems = {w.casefold()[:5] for w in re.findall(r"[^\W\d_]{3,}", title) if w.casefold() not in _GENERIC_TITLE_WORDS}
+    said = {w.casefold()[:5] for w in re.findall(r"[^\W\d_]{3,}", answer)}
+    return not stems or bool(stems & said)
+
+
+def _around(quote: str, value: str, width: int = 90) -> str:
+    """The part of a long quote around the value it gives (ellipses mark what was cut)."""
+    at = quote.find(value)
+    if len(quote) <= 2 * width or at < 0:
+        return quote if len(quote) <= 2 * width else quote[: 2 * width] + " …"
+    start, end = max(0, at - width), min(len(quote), at + len(value) + width)
+    return ("… " if start else "") + quote[start:end] + (" …" if end < len(quote) else "")
+
+
+def rule_judgement(rule: Rule, record: AnswerRecord, evidence: list[Evidence], title: str = "") -> Judgement | None:
+    """Compliant or non-compliant as the rule decides on the extracted value, or None when the rule
+    cannot decide (no value of its kind in the answer, an unreadable duration): a person judges then."""
+    if record.status not in ("answered", "refused") or record.withheld_answer:
+        return None
+    answered = record.status == "answered"
+    citations = cell_citations(record.answer, evidence) if answered else []
+    reading = _reading_confidence(_cited(evidence, citations)) if citations else _reading_confidence(evidence)
+    said = f"rule '{rule.kind}' ({rule.describe()})"
+    if rule.kind in ("clause_present", "clause_absent"):
+        if answered and not _names_item(title, record.answer):
+            return None  # a quote that never names the item's subject is not that clause: a person reads it
+        compliant = answered == (rule.kind == "clause_present")
+        found = "a passage addressing it was found and quoted" if answered else "no passage of the document addresses it"
+        return Judgement("compliant" if compliant else "non-compliant",
+                         f"decided by the {said}, not by a model: {found}", record.answer, reading,
+                         record.grounding, citations)
+    if not answered:
+        return None  # nothing extracted: "not addressed" as before
+    value, label = extracted_value(_RULE_VALUE_KIND[rule.kind], record.answer)
+    if value is None:
+        return None
+    if rule.kind == "jurisdiction_in":
+        compliant = any(a.casefold() in value.casefold() for a in rule.allowed)
+    elif rule.kind == "amount_present":
+        compliant = True
+    else:
+        days = duration_days(value)
+        if days is None:
+            return None
+        compliant = days >= rule.value if rule.kind == "min_duration_days" else days <= rule.value
+    quote = _around(next((c["quote"] for c in citations if c["label"] == label and c["quoted"]), ""), value)
+    basis = (f"decided by the {said} on the extracted value '{value}'" + (f" [{label}]" if label else "")
+             + (f' from "{quote}"' if quote else "") + ", not by a model")
+    return Judgement("compliant" if compliant else "non-compliant", basis, record.answer,
+                     _support(record.grounding) * reading if record.grounding else reading, record.grounding, citations)
