@@ -72,7 +72,39 @@ def run_demo(state, console: Console, fresh: bool = False) -> int:
     docket_ = _docket_command()
     console.print(f"\nNext: `{docket_} audit list`, `{docket_} audit show SEQ`, `{docket_} docs list` "
                   f"(with DOCKET_HOME={settings.home}).")
+    _web_app_logins(docket, console, docket_, settings.home)
     return 0 if report.ok and not failures else 1
+
+
+def _web_app_logins(docket, console: Console, docket_: str, home: Path) -> None:
+    """Demo users for the web app (a reader of the samples, an auditor), with fresh random passwords
+    printed once: this workspace is the demo's own, never a user's real one."""
+    import secrets
+
+    from pipeline.identity.actors import os_identity
+    from pipeline.identity.models import identity_sessions
+    from pipeline.identity.users import add_user, get_user, grant
+
+    console.rule("[bold]4. The web app")
+    logins = []
+    with identity_sessions(docket).begin() as session:
+        for name, role in (("demo", "reader"), ("demo-auditor", "auditor")):
+            try:
+                get_user(session, name)
+                logins.append((name, role, None))  # made by an earlier run, which printed its password
+                continue
+            except LookupError:  # not yet made
+                pass
+            password = secrets.token_urlsafe(12)
+            add_user(session, docket.audit, os_identity(), name, role, password)
+            if role == "reader":
+                grant(session, docket.audit, os_identity(), name, "samples")
+            logins.append((name, role, password))
+    console.print(f"Start it with `DOCKET_HOME={escape(str(home))} {docket_} serve`, then open http://127.0.0.1:8000/ "
+                  "and log in as:", soft_wrap=True, highlight=False)
+    for name, role, password in logins:
+        shown = password or "(the password an earlier run printed; `make demo` starts afresh with new ones)"
+        console.print(f"  {name:<13} {role:<8} password: {escape(shown)}")
 
 
 def _docket_command() -> str:
