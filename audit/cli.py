@@ -70,15 +70,54 @@ def _print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False))
 
 
+ABOUT_WIDTH = 60  # characters of an entry's question or subject shown in a table
+
+
+def entry_about(event_type: str, payload: Any) -> str:
+    """What an entry is about, in a few words from its payload: an answer's question, a review finding's
+    item and document, a document event's file name, a decision's target seq. Empty when the payload is
+    redacted or names none of these (the full payload is one `audit show SEQ` away)."""
+    if not isinstance(payload, dict):
+        return ""
+
+    def text(key: str) -> str:
+        value = payload.get(key)
+        return " ".join(str(value).split()) if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
+
+    document = payload.get("document")
+    document_name = document.get("name") if isinstance(document, dict) else None
+    parts: list[str]
+    if text("question"):
+        parts = [text("question")]
+    elif text("item_id"):  # review findings and sign-offs
+        parts = [text("item_id"), str(document_name or ""), text("decision")]
+    elif event_type in ("sign_off", "rejection", "correction", "redaction") and text("seq"):
+        parts = [f"#{text('seq')}", text("note") or text("reason")]
+    elif text("name"):  # document events, identity events
+        parts = [text("name")]
+    elif text("review_id"):
+        parts = [f"review {text('review_id')}"]
+    elif text("command"):  # the log's own read events
+        parts = [text("command")]
+    else:
+        parts = [text("action")]
+    about = " · ".join(p for p in parts if p)
+    return about if len(about) <= ABOUT_WIDTH else about[: ABOUT_WIDTH - 1] + "…"
+
+
 def _entry_table(rows: Iterator[Entry], limit: int) -> tuple[Table, int]:
-    table = Table("seq", "time (UTC)", "type", "actor", "status", "request", "subjects")
+    table = Table("seq", "time (UTC)", "type", "actor", "status")
+    table.add_column("about", min_width=24)  # what an entry is about gets the room; ids are prefixes
+    table.add_column("request")
+    table.add_column("subjects")
     count = 0
     for entry in islice(rows, limit or None):
         subjects = ", ".join(s[:16] for s in entry.subjects)
         status = entry.status or ""
         if entry.redaction is not None:
             status = f"{status} (redacted)".strip()
-        table.add_row(str(entry.seq), entry.time[:19], entry.event_type, entry.actor, status, entry.request_id or "", subjects)
+        table.add_row(str(entry.seq), entry.time[:19], entry.event_type, entry.actor, status,
+                      entry_about(entry.event_type, entry.payload), (entry.request_id or "")[:12], subjects)
         count += 1
     return table, count
 

@@ -30,7 +30,8 @@ NO_MATCH = "No documents match {what}; `docket docs list` shows each document's 
 
 @dataclass
 class AskOptions:
-    collection: str | None = None
+    collection: str | None = None  # None: the setting `collection`, unless every_collection
+    every_collection: bool = False  # search every collection (the CLI's ask without -c); the record's collection is None
     documents: list[str] = field(default_factory=list)  # document refs (id, name, SHA-256 prefix)
     doc_types: list[str] = field(default_factory=list)  # any of these document types
     since: date | None = None  # documents dated on or after
@@ -75,7 +76,7 @@ def to_evidence(hits: list[ChunkHit]) -> list[Evidence]:
 def ask(docket: Docket, question: str, options: AskOptions | None = None) -> AnswerRecord:
     options = options or AskOptions()
     s = docket.settings
-    collection = options.collection or s.collection
+    collection = None if options.every_collection and not options.collection else options.collection or s.collection
     allow_ungrounded = s.grounding.allow_ungrounded if options.allow_ungrounded is None else options.allow_ungrounded
     top_k = options.top_k or s.retrieval.top_k
     request_id = uuid.uuid4().hex
@@ -106,9 +107,10 @@ def ask(docket: Docket, question: str, options: AskOptions | None = None) -> Ans
             if not document_ids:
                 raise LookupError(NO_MATCH.format(what=describe_filter(options, collection)))
         if not docket.store.live_chunk_ids(collection, document_ids or None):
-            where = f" in collection {collection!r}" if not options.documents else " for the given --doc"
+            in_collection = f" in collection {collection!r}" if collection else ""
+            where = in_collection if not options.documents else " for the given --doc"
             if options.allowed_documents is not None and not options.documents:
-                where = f" that you may read in collection {collection!r}"
+                where = f" that you may read{in_collection}"
             output = ReasonerOutput(status="error", answer="", error=NO_DOCUMENTS.format(where=where))
         else:
             hits = docket.store.search(

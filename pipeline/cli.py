@@ -19,12 +19,24 @@ from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
-from typer.core import TyperGroup
+from typer.core import TyperGroup, TyperOption
 
 # Settings (pydantic), the store (SQLAlchemy, FAISS) and the sub-apps are imported by the commands that
 # use them, not here: `docket --help` should cost Python, typer and rich, and nothing else.
 if TYPE_CHECKING:
     from pipeline.settings import DocketSettings
+
+
+_option_type = TyperOption.display_type_rich
+
+
+def _flag_type(self: TyperOption, ctx) -> str | None:
+    """No type for a flag in --help: typer (0.29) shows ``<bool>`` beside ``--json`` as if it took a value.
+    Set on the class, so the sub-apps mounted in docket (audit, review, eval, users) render alike."""
+    return None if self.is_flag and not self.count else _option_type(self, ctx)
+
+
+TyperOption.display_type_rich = _flag_type
 
 
 class LazyGroup(TyperGroup):
@@ -228,22 +240,52 @@ def ask(
     as_json: JsonFlag = False,
 ) -> None:
     """Answer a question from the ingested documents, citing [S#] sources; the answer is logged for audit."""
+    if not question.strip():  # before the workspace is opened: nothing to search, nothing to log
+        fail('the question is empty; ask one, e.g. docket ask "Which law governs the agreement?"', 2)
     from pipeline.ask import AskOptions
     from pipeline.ask import ask as run_ask
 
     options = AskOptions(
-        collection=collection, documents=doc or [], top_k=top_k, strict=strict, doc_types=doc_type or [],
+        collection=collection, every_collection=collection is None,  # without -c: every collection
+        documents=doc or [], top_k=top_k, strict=strict, doc_types=doc_type or [],
         since=parse_day(since, "--since"), until=parse_day(until, "--until"),
     )
     if stream and not as_json:
         options.on_delta = _live_printer(show_trace)
     record = run_ask(state.docket(), question, options)
+    searched = _collections_searched(collection, doc or [])
     if as_json:
-        print_json(record.model_dump(mode="json"))
+        print_json({**record.model_dump(mode="json"), "collections_searched": searched})
     else:
+        if collection is None:  # the user did not choose: say where the answer was looked for
+            console.print(f"[dim]searched {_collections_phrase(searched)}[/]", highlight=False, soft_wrap=True)
         _print_answer(record, show_trace=show_trace and not stream, streamed=stream)
     if record.status in ("error", "incomplete"):
         raise typer.Exit(1)
+
+
+def _collections_searched(collection: str | None, doc_refs: list[str]) -> list[str]:
+    """The collections an ask looked in: the one given with -c, else every collection with documents
+    (those of the --doc documents, when given)."""
+    if collection is not None:
+        return [collection]
+    store = state.docket().store
+    document_ids = []
+    for ref in doc_refs:
+        try:
+            document_ids.append(store.resolve(ref).id)
+        except LookupError:  # the ask has already reported it
+            pass
+    if doc_refs and not document_ids:
+        return []
+    return store.live_collections(document_ids or None)
+
+
+def _collections_phrase(names: list[str]) -> str:
+    if not names:
+        return "every collection (none has documents yet)"
+    quoted = ", ".join(repr(n) for n in names)
+    return f"collection {quoted}" if len(names) == 1 else f"{len(names)} collections: {quoted}"
 
 
 @app.command()

@@ -48,17 +48,21 @@ def run_demo(state, console: Console, fresh: bool = False) -> int:
     prepare_home(settings.home, fresh)
     docket = state.docket()
     console.rule("[bold]1. Ingest the sample contracts (CUAD, CC BY 4.0)")
-    console.print(f"workspace: {settings.home}")
+    # Lines that hold a file name or path are not wrapped by rich (soft_wrap): at 80 columns, or piped,
+    # rich would break a long name where the width ends, mid-word; the terminal wraps them whole.
+    console.print(f"workspace: {escape(str(settings.home))}", soft_wrap=True, highlight=False)
     report = ingest_documents(docket, [SAMPLES], "samples")  # each contract added is an audit event
     for result in report.results:
-        console.print(f"  {result.outcome:<11} {Path(result.path).name}  ({result.pages} pages, {result.chunks} chunks)")
+        console.print(f"  {result.outcome:<11} {escape(Path(result.path).name)}  ({result.pages} pages, {result.chunks} chunks)",
+                      soft_wrap=True, highlight=False)
     if report.failed:
         return 1
 
     console.rule(f"[bold]2. Ask ({settings.reasoner} answerer)")
     failures = 0
     for question, doc in QUESTIONS:
-        console.print(f"\n[bold cyan]Q:[/] {escape(question)}" + (f"  [dim](--doc {doc})[/]" if doc else ""))
+        console.print(f"\n[bold cyan]Q:[/] {escape(question)}" + (f"  [dim](--doc {doc})[/]" if doc else ""),
+                      soft_wrap=True, highlight=False)
         record = ask(docket, question, AskOptions(collection="samples", documents=[doc] if doc else []))
         _print_answer(record, show_trace=True)
         failures += record.status in ("error", "incomplete")
@@ -66,12 +70,13 @@ def run_demo(state, console: Console, fresh: bool = False) -> int:
     console.rule("[bold]3. Verify the audit log")
     report = docket.audit.verify()
     if report.ok:
-        console.print(f"[green]OK[/]: {report.size} entries, Merkle root {report.root}")
+        console.print(f"[green]OK[/]: {report.size} entries, Merkle root {report.root}", soft_wrap=True)
     else:
         console.print(f"[red]FAILED[/]: {escape(report.problem)}")  # the problem names its seq
     docket_ = _docket_command()
-    console.print(f"\nNext: `{docket_} audit list`, `{docket_} audit show SEQ`, `{docket_} docs list` "
-                  f"(with DOCKET_HOME={settings.home}).")
+    console.print(f"\nNext: `{docket_} ask \"{escape(QUESTIONS[0][0])}\"` (every collection unless -c), "
+                  f"`{docket_} audit list`, `{docket_} audit show SEQ`, `{docket_} docs list` "
+                  f"(with DOCKET_HOME={escape(str(settings.home))}).", soft_wrap=True, highlight=False)
     _web_app_logins(docket, console, docket_, settings.home)
     return 0 if report.ok and not failures else 1
 
