@@ -64,7 +64,8 @@ def test_a_question_the_contracts_do_not_answer_is_refused_and_logged(samples_co
     out = invoke("ask", "What is the interest rate on the revolving credit facility?", "-c", "samples", "--json")
     record = json.loads(out.stdout)
     assert record["status"] == "refused"
-    assert record["answer"] == "Not found in the documents."
+    # The refusal says what it looked for (issue 17): the kind of answer and how many sources.
+    assert record["answer"].startswith("Not found in the documents. No amount found in the 5 sources")
     assert audit_entry(record["audit_seq"])["payload"]["status"] == "refused"
 
 

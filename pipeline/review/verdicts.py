@@ -2,7 +2,8 @@
 
 The rules are deliberately conservative. The extractive answerer only finds (or does not find)
 evidence, so it never says "compliant" or "non-compliant" on its own: evidence found means a person
-must judge it. Magistral is asked for a verdict line in a fixed form; a verdict it gives is kept only
+must judge it, unless the checklist item carries a machine-checkable ``rule`` that decides on the
+value extracted (``rule_judgement``: the cell then says the rule decided it, with the value and quote). Magistral is asked for a verdict line in a fixed form; a verdict it gives is kept only
 when it parses and the reasoning beside it is grounded in the cited sources. Anything else falls
 back to "needs human review", with the reason written down.
 """
