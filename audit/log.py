@@ -55,7 +55,8 @@ from audit.records import (
     parse_time,
     utc_now,
 )
-from audit.schema import add_signed_heads, create_schema, entries, head, payloads, redactions, signed_heads, subjects
+from audit.migrations import AUDIT as AUDIT_MIGRATIONS
+from audit.schema import entries, head, payloads, redactions, signed_heads, subjects
 from audit.verify_bundle import (
     CHECKPOINT_FORMAT,
     GENESIS_HASH,
@@ -266,7 +267,7 @@ class AuditLog:
         cls, url: str, keys_dir: Path | None = None, checkpoint_every: int | None = None, *, create: bool = True,
         witness: Path | None = None, witness_command: Sequence[str] | None = None,
         trusted_keys: Sequence[str | Path] = (), sign_heads: bool = True,
-        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT, auto_upgrade: bool | None = None,
     ) -> AuditLog:
         """Open (and by default create) the log at a SQLAlchemy URL; `create=False` for read-only tools.
 
@@ -278,6 +279,9 @@ class AuditLog:
         own. `sign_heads=False` only for measuring what signing costs (bench/audit_bench.py).
         `lock_timeout`: seconds a writer waits for another writer's lock before an AuditError that
         names the database and, where the database can tell, who holds the lock.
+        `auto_upgrade`: bring a log made by an older Docket to the current schema on open (None: yes
+        on SQLite; on PostgreSQL an AuditError names `docket db upgrade` instead). A new log is made
+        at the current schema either way.
         """
         if checkpoint_every is not None and checkpoint_every < 1:
             raise AuditError(f"checkpoint_every must be at least 1, not {checkpoint_every}")
@@ -298,21 +302,23 @@ class AuditLog:
                     # Concurrent openers of a fresh database would race on CREATE TABLE.
                     conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext(current_schema()))")
                 # The schema is created in one transaction, so the head row means all of it exists.
-                if not inspect(conn).has_table("audit_head"):
-                    if not create:
-                        raise AuditError(f"no audit log in {_display_url(url)} (check --db / the audit_url setting)")
-                    create_schema(conn)
+                fresh = not inspect(conn).has_table("audit_head")
+                if fresh and not create:
+                    raise AuditError(f"no audit log in {_display_url(url)} (check --db / the audit_url setting)")
+                if AUDIT_MIGRATIONS.current(conn) != AUDIT_MIGRATIONS.head:
+                    # New, or made before migrations or before the newest one: the migrations add
+                    # tables and triggers only (audit/migrations/), never touching an entry.
+                    if conn.dialect.name == "postgresql" and not create:
+                        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext(current_schema()))")
+                    allowed = (conn.dialect.name != "postgresql") if auto_upgrade is None else auto_upgrade
+                    AUDIT_MIGRATIONS.ensure(conn, auto_upgrade=allowed, fresh=fresh, where=_display_url(url))
+                if fresh:
                     conn.execute(
                         insert(head).values(
                             id=1, log_id=uuid.uuid4().hex, size=0, head_hash=GENESIS_HASH,
                             frontier="[]", checkpoint_size=0, key_id=None,
                         )
                     )
-                elif not inspect(conn).has_table(signed_heads.name):
-                    # A log from before signed heads: add their table (the upgrade); the next append signs one.
-                    if conn.dialect.name == "postgresql" and not create:
-                        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext(current_schema()))")
-                    add_signed_heads(conn)
         except DBAPIError as error:
             if _is_lock_timeout(error):
                 lock_error = log._lock_timeout_error()

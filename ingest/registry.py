@@ -8,7 +8,6 @@ generation it was built at, which is how a stale index (after a crash) is notice
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -25,8 +24,6 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
-    inspect,
-    text,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
@@ -147,44 +144,21 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-log = logging.getLogger(__name__)
+def open_registry(url: str, auto_upgrade: bool | None = None) -> sessionmaker:
+    """The registry's session factory, its schema brought to head by the migrations (pipeline/migrations/).
 
-
-def add_missing_columns(engine: Engine) -> list[str]:
-    """Add the nullable columns a workspace made by an older Docket lacks; returns "table.column" of each.
-
-    ``create_all`` makes missing tables but never alters existing ones. Every column added since the
-    first release is nullable, so ``ALTER TABLE ... ADD COLUMN`` (both SQLite and PostgreSQL) is enough.
+    `auto_upgrade` None: a SQLite workspace upgrades itself, a PostgreSQL database that is behind
+    raises a MigrationError naming `docket db upgrade` (pipeline.migrations.auto_upgrade_default).
     """
-    added = []
-    with engine.begin() as conn:
-        present = inspect(conn)
-        for table in Base.metadata.sorted_tables:
-            have = {c["name"] for c in present.get_columns(table.name)}
-            for column in table.columns:
-                if column.name in have:
-                    continue
-                if not column.nullable:
-                    raise RuntimeError(f"registry table {table.name} lacks the required column {column.name}")
-                kind = column.type.compile(dialect=engine.dialect)
-                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}'))
-                for index in table.indexes:
-                    if [c.name for c in index.columns] == [column.name]:
-                        index.create(conn, checkfirst=True)
-                added.append(f"{table.name}.{column.name}")
-    if added:
-        log.info("registry upgraded: added %s", ", ".join(added))
-    return added
-
-
-def open_registry(url: str) -> sessionmaker:
     if url.startswith("sqlite:///"):
         from pathlib import Path
 
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = make_engine(url)
-    Base.metadata.create_all(engine)
-    add_missing_columns(engine)
+    # The registry database also holds pipeline's review and identity tables: one set of migrations, in pipeline/.
+    from pipeline.migrations import upgrade_registry
+
+    upgrade_registry(engine, auto_upgrade)
     factory = sessionmaker(engine, expire_on_commit=False)
     with factory.begin() as session:
         if session.get(IndexState, 1) is None:

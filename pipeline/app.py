@@ -53,6 +53,11 @@ class Docket:
     def store(self) -> DocumentStore:
         s = self.settings
         private_workspace(s.home)
+        from pipeline.migrations import upgrade_registry_url
+
+        # Before the store opens it: the store's own open checks with the default (a shared PostgreSQL
+        # registry is upgraded only when migrations.auto_upgrade says so).
+        upgrade_registry_url(s.resolved_registry_url, s.migrations.auto_upgrade)
         store = DocumentStore(s.resolved_registry_url, s.index_dir, s.embedding, s.chunking, s.ocr, s.ingest)
         private_workspace(s.home)  # the registry database it may just have created
         return store
@@ -65,6 +70,7 @@ class Docket:
         log = SecretMaskingAuditLog.open(
             self.settings.resolved_audit_url, keys_dir=self.settings.keys_dir, lock_timeout=audit.lock_timeout,
             witness=audit.witness, witness_command=audit.witness_command, trusted_keys=audit.trusted_keys,
+            auto_upgrade=self.settings.migrations.auto_upgrade,
         )
         return log.with_secrets(self.settings.known_secrets())
 

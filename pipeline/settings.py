@@ -154,6 +154,17 @@ class ServiceSettings(_Section):
     )
 
 
+class MigrationSettings(_Section):
+    """How a workspace made by an older Docket is brought to this one's schema (docs/architecture.md, "Migrations")."""
+
+    auto_upgrade: bool | None = Field(
+        None,
+        description="Upgrade the registry and audit databases when they open. Unset: yes for SQLite, no for "
+        "PostgreSQL, which other clients may share (opening says to run `docket db upgrade`). A new database "
+        "is created at the current schema either way.",
+    )
+
+
 class DocketSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="DOCKET_", env_nested_delimiter="__", extra="forbid", validate_default=True
@@ -176,6 +187,7 @@ class DocketSettings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     grounding: GroundingSettings = GroundingSettings()
     audit: AuditSettings = AuditSettings()
+    migrations: MigrationSettings = MigrationSettings()
     service: ServiceSettings = ServiceSettings()
 
     @field_validator("home", mode="after")

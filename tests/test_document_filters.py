@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, inspect, text
 from typer.testing import CliRunner
 
 from conftest import DRIVEN, DUOS, NETGEAR, SAMPLES
-from ingest.registry import add_missing_columns, open_registry
+from ingest.registry import open_registry
 from pipeline.cli import app
 from test_audit_support import pg_schema_url
 
@@ -110,9 +110,11 @@ def test_review_runs_over_the_documents_the_filter_admits(tagged: Path):
 
 
 def _drop_tag_columns(conn) -> None:
+    """Make the registry one from before the tags (and so before migrations: no version table)."""
     for statement in (
         "DROP INDEX ix_documents_doc_type", "DROP INDEX ix_documents_doc_date",
         "ALTER TABLE documents DROP COLUMN doc_type", "ALTER TABLE documents DROP COLUMN doc_date",
+        "DROP TABLE docket_alembic_version",
     ):
         conn.execute(text(statement))
 
@@ -130,13 +132,14 @@ def test_a_registry_from_before_the_tags_gains_them_and_keeps_its_rows(backend: 
             _drop_tag_columns(conn)
         assert "doc_type" not in {c["name"] for c in inspect(engine).get_columns("documents")}
 
-        open_registry(url)  # what every Docket command does first
+        open_registry(url, auto_upgrade=True)  # what every Docket command does first (PostgreSQL: when allowed)
         columns = {c["name"] for c in inspect(engine).get_columns("documents")}
         assert {"doc_type", "doc_date"} <= columns
         assert {i["name"] for i in inspect(engine).get_indexes("documents")} >= {"ix_documents_doc_type", "ix_documents_doc_date"}
         with engine.connect() as conn:
             assert conn.execute(text("SELECT name, doc_type FROM documents")).all() == [("x.pdf", None)]
-        assert add_missing_columns(engine) == []  # idempotent
+        open_registry(url)  # idempotent: at head now, nothing to add
+        assert {c["name"] for c in inspect(engine).get_columns("documents")} == columns
         engine.dispose()
     finally:
         next(urls, None)  # lets the PostgreSQL schema be dropped

@@ -1,13 +1,12 @@
 """The identity tables (users, API tokens, grants, browser sessions), in the registry's database.
 
 They have a declarative base of their own, so the registry's schema code never needs to know of them,
-and ``create_identity_tables`` is the one place they are made (issue 14 moves every schema to Alembic).
+and the registry's migrations make them (pipeline/migrations/versions/0003_identity_tables.py).
 Times are naive UTC, as in the registry.
 """
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime
 
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
@@ -80,17 +79,11 @@ class BrowserSessionRow(IdentityBase):
     ended_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
-_made: dict[int, Engine] = {}  # engines whose identity tables exist (the engine kept, so its id stays its own)
-_made_lock = threading.Lock()
-
-
 def create_identity_tables(engine: Engine) -> None:
-    """Create the identity tables that are missing (once per engine and process)."""
-    with _made_lock:
-        if _made.get(id(engine)) is engine:
-            return
-        IdentityBase.metadata.create_all(engine)
-        _made[id(engine)] = engine
+    """Bring the registry database to head, identity tables included (the migrations remember each engine)."""
+    from pipeline.migrations import upgrade_registry
+
+    upgrade_registry(engine)
 
 
 def identity_sessions(docket) -> sessionmaker:

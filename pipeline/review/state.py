@@ -173,8 +173,10 @@ class Review:
 
 class ReviewState:
     def __init__(self, url: str):
+        from pipeline.migrations import upgrade_registry
+
         self.engine: Engine = make_engine(url)
-        metadata.create_all(self.engine)
+        upgrade_registry(self.engine)  # the review tables are the registry migrations' too (pipeline/migrations/)
 
     def close(self) -> None:
         self.engine.dispose()

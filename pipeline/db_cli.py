@@ -1,0 +1,100 @@
+"""``docket db``: where the workspace's databases stand against this Docket's migrations, and upgrading them.
+
+Both databases: the registry (documents, review state, identity; pipeline/migrations/) and the audit
+log (audit/migrations/). ``--sql`` prints the SQL instead of running it, for a database administrator
+who applies changes to a shared PostgreSQL database by hand.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Callable
+
+import typer
+from sqlalchemy import create_engine, inspect
+
+
+def _environments(settings) -> list[tuple[Any, str]]:
+    from audit.migrations import AUDIT
+    from pipeline.migrations import REGISTRY
+
+    return [(REGISTRY, settings.resolved_registry_url), (AUDIT, settings.resolved_audit_url)]
+
+
+def _display(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _status(env, url: str) -> dict[str, Any]:
+    if url.startswith("sqlite:///") and not _sqlite_exists(url):
+        return {"database": env.name, "url": _display(url), "revision": None, "head": env.head, "state": "absent"}
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            current = env.current(conn)
+            made = inspect(conn).has_table("audit_head" if env.name == "audit" else "documents")
+    finally:
+        engine.dispose()
+    if current == env.head:
+        state = "at head"
+    elif current is None:
+        state = "made before migrations: upgrade" if made else "empty: created on first use"
+    elif current in env.known_revisions():
+        state = "behind: upgrade"
+    else:
+        state = "ahead: made by a newer Docket"
+    return {"database": env.name, "url": _display(url), "revision": current, "head": env.head, "state": state}
+
+
+def _sqlite_exists(url: str) -> bool:
+    from pathlib import Path
+
+    return Path(url.removeprefix("sqlite:///")).is_file()
+
+
+def make_db_app(settings: Callable[[], Any]) -> typer.Typer:
+    app = typer.Typer(help="Show and upgrade the schema of the workspace's databases (registry and audit log).", no_args_is_help=True)
+
+    @app.command("status")
+    def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+        """Each database's revision against this Docket's newest; exit 1 when one needs `docket db upgrade`."""
+        rows = [_status(env, url) for env, url in _environments(settings())]
+        if as_json:
+            import json
+
+            typer.echo(json.dumps(rows, indent=2))
+        else:
+            for row in rows:
+                typer.echo(f"{row['database']:<9} {row['revision'] or '-':<6} head {row['head']:<6} {row['state']}  ({row['url']})")
+        if any(row["state"] in ("behind: upgrade", "made before migrations: upgrade", "ahead: made by a newer Docket") for row in rows):
+            raise typer.Exit(1)
+
+    @app.command("upgrade")
+    def upgrade(
+        sql: Annotated[bool, typer.Option("--sql", help="Print the SQL that would upgrade each database; change nothing.")] = False,
+    ) -> None:
+        """Bring the registry and the audit log to this Docket's schema (tables, indexes and triggers only)."""
+        s = settings()
+        if sql:
+            for env, url in _environments(s):
+                row = _status(env, url)
+                if row["state"] == "at head":
+                    typer.echo(f"-- {env.name}: at head ({env.head}), nothing to run")
+                    continue
+                if row["state"].startswith("made before migrations"):
+                    # Its first revisions look at what exists before creating it, which printed SQL cannot.
+                    typer.echo(f"-- {env.name} ({row['url']}) was made before migrations: run `docket db upgrade`")
+                    continue
+                typer.echo(f"-- {env.name} ({row['url']}): from {row['revision'] or 'nothing'} to {env.head}")
+                typer.echo(env.upgrade_sql(url, row["revision"]))
+            return
+        from audit.log import AuditLog
+        from pipeline.migrations import upgrade_registry_url
+
+        upgrade_registry_url(s.resolved_registry_url, auto_upgrade=True)
+        AuditLog.open(s.resolved_audit_url, keys_dir=s.keys_dir, auto_upgrade=True).close()
+        for env, url in _environments(s):
+            typer.echo(f"{env.name}: at {_status(env, url)['revision']} ({_display(url)})")
+
+    return app

@@ -1,0 +1,16 @@
+"""Alembic's environment for the registry database (documents, review state, identity); run by pipeline.migrations (the connection comes in cfg.attributes)."""
+
+from alembic import context
+
+config = context.config
+version_table = config.get_main_option("version_table")
+
+if context.is_offline_mode():
+    context.configure(url=config.get_main_option("sqlalchemy.url"), literal_binds=True, version_table=version_table)
+    with context.begin_transaction():
+        context.run_migrations()
+else:
+    # Inside the caller's transaction (open_registry): Alembic joins it.
+    context.configure(connection=config.attributes["connection"], version_table=version_table)
+    with context.begin_transaction():
+        context.run_migrations()
