@@ -25,7 +25,8 @@ AXE = Path(__file__).with_name("vendor") / "axe.min.js"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 QUESTION = "How much notice must a party give to terminate the agreement without cause?"
-PASSWORDS = {"alice": "alice-password-123", "bob": "bob-password-1234", "audrey": "audrey-password-123"}
+PASSWORDS = {"alice": "alice-password-123", "bob": "bob-password-1234", "audrey": "audrey-password-123",
+             "rita": "rita-password-1234"}
 
 playwright_sync = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)")
 if not CHROMIUM.is_file():
@@ -43,10 +44,11 @@ def docket(home: Path, *args: str, stdin: str | None = None) -> str:
 def server(tmp_path_factory: pytest.TempPathFactory):
     base = tmp_path_factory.mktemp("web")
     home = copy_workspace(ingested_template(base), base / "home")
-    # alice reads the collection, bob is a reader granted nothing, audrey audits.
-    for name, role in (("alice", "reader"), ("bob", "reader"), ("audrey", "auditor")):
+    # alice reads the collection, bob is a reader granted nothing, audrey audits, rita reviews the collection.
+    for name, role in (("alice", "reader"), ("bob", "reader"), ("audrey", "auditor"), ("rita", "reviewer")):
         docket(home, "users", "add", name, "--role", role, "--password-stdin", stdin=PASSWORDS[name] + "\n")
     docket(home, "users", "grant", "alice", "--collection", COLLECTION)
+    docket(home, "users", "grant", "rita", "--collection", COLLECTION)
     token = next(w for w in docket(home, "users", "token", "alice", "--expires", "1d").split() if w.startswith("dkt_"))
     running = start_server(home, base / "serve.log")
     running.tokens["alice"] = token
@@ -174,6 +176,81 @@ def test_document_outside_the_grant_is_not_found(browser, server) -> None:
     page.goto("/documents")
     assert page.locator("table.documents tbody tr").inner_text() == "No documents yet."
     assert_accessible(page, "not found")
+    # A form posted with the session cookie but without its CSRF token (as another site would) is refused.
+    forged = page.request.post(server.base_url + "/ask", form={"question": QUESTION, "collection": COLLECTION})
+    assert forged.status == 403 and "CSRF" in forged.text()
+    page.get_by_role("button", name="Log out").click()
+    page.wait_for_url("**/login")
+    page.goto("/documents")
+    assert "/login" in page.url  # the session has ended
+    page.context.close()
+
+
+def test_review_grid_cell_sign_off_and_the_refused_whole_review(browser, server, shots: Path) -> None:
+    page = log_in(browser, server, "rita")
+    assert page.url.endswith("/reviews")
+    page.get_by_label("Checklist").select_option("commercial-contract")
+    page.get_by_role("button", name="Start").click()
+    page.locator("#review-progress .job-done").wait_for(timeout=300_000)
+    page.locator("#review-progress a", has_text="open review").click()
+    page.wait_for_load_state("networkidle")
+    review_url = page.url
+    grid = page.locator("table.grid")
+    items = grid.locator("thead th").count() - 1
+    assert items >= 10 and grid.locator("tbody tr").count() == 1
+    assert "New York or Delaware" in grid.locator("thead").inner_text()  # each item's requirement is on the grid
+    summary = page.locator("table.summary")
+    counted = sum(int(t) for t in summary.locator("tbody td").all_inner_texts())
+    assert counted == items  # the summary by severity and verdict covers every cell
+    header = grid.locator("thead th").nth(1)
+    assert header.evaluate("h => getComputedStyle(h).position") == "sticky"
+    assert_accessible(page, "review")
+    page.screenshot(path=str(shots / "review.png"))
+
+    # The whole review cannot be accepted while cells are open, unless the reviewer acknowledges them.
+    unresolved = int(page.locator("section.summary p").first.inner_text().split()[0])
+    assert unresolved >= 1, "the sample review has cells that need a human"
+    page.get_by_label("Note (goes into the audit log)").fill("Reviewed with the deal team")
+    page.get_by_role("button", name="Accept the review").click()
+    refused = page.locator("#sign-off-message")
+    assert refused.inner_text().startswith(f"Not signed off: {unresolved} cells are unresolved")
+    assert "whole review accepted" not in page.locator("section.summary").inner_text()
+
+    # One open cell: its evidence on the page, then a sign-off that resolves it.
+    page.goto(review_url + "?show=open")
+    open_cell = page.locator("td.verdict-needs-review a").first
+    open_cell.click()
+    page.wait_for_load_state("networkidle")
+    assert page.locator("dd.verdict-needs-review").count() == 1
+    assert_accessible(page, "cell")
+    page.screenshot(path=str(shots / "cell.png"), full_page=True)
+    cell_url = page.url
+    if page.locator("a.citation").count():
+        page.locator("a.citation").first.click()
+        page.wait_for_load_state("networkidle")
+        assert page.locator(".highlight").count() >= 1
+        page.goto(cell_url)
+    page.get_by_label("Decision").select_option("override")
+    page.get_by_label("Verdict (for an override)").select_option("not-addressed")
+    page.get_by_label("Note (goes into the audit log)").fill("The contract is silent on this; checked by hand")
+    page.get_by_role("button", name="Sign off this cell").click()
+    page.wait_for_load_state("networkidle")
+    assert page.locator("dd.verdict-not-addressed").count() == 1 and "override" in page.locator("main ul").inner_text()
+
+    page.get_by_role("link", name="Back to review").click()
+    left = int(page.locator("section.summary p").first.inner_text().split()[0])
+    assert left == unresolved - 1
+    page.get_by_label("Note (goes into the audit log)").fill("Accepted with the open items listed")
+    page.get_by_label("I accept the review with its").check()
+    page.get_by_role("button", name="Accept the review").click()
+    page.wait_for_load_state("networkidle")
+    assert "whole review accepted by session:rita" in page.locator("section.summary").inner_text()
+    # The acknowledgement is in the audit log with the sign-off.
+    with httpx.Client(base_url=server.base_url + "/api/v1", timeout=60) as api:
+        found = api.post("/login", json={"name": "audrey", "password": PASSWORDS["audrey"]})
+        entries = api.get("/audit/entries", params={"type": "sign_off"}).json()["entries"]
+    assert any(f"acknowledged {left} unresolved cells" in (e["payload"] or {}).get("note", "") for e in entries), entries
+    assert found.status_code == 200
     page.context.close()
 
 
