@@ -176,3 +176,31 @@ def test_a_shared_postgres_database_is_upgraded_only_when_told():
         AuditLog.open(url).close()
     finally:
         next(urls, None)
+
+
+@pytest.mark.postgres
+def test_the_setting_migrations_auto_upgrade_lets_a_docket_upgrade_a_shared_database(home: Path, monkeypatch):
+    from pipeline.app import Docket
+    from pipeline.settings import load_settings
+
+    urls = pg_schema_url()
+    url = next(urls)
+    try:
+        _make_old_postgres(url)
+        refused = Docket(load_settings(registry_url=url, audit_url=url))
+        with pytest.raises(MigrationError, match="docket db upgrade"):
+            refused.store
+        with pytest.raises(MigrationError, match="docket db upgrade"):
+            refused.audit
+        monkeypatch.setenv("DOCKET_MIGRATIONS__AUTO_UPGRADE", "true")
+        allowed = Docket(load_settings(registry_url=url, audit_url=url))
+        assert allowed.settings.migrations.auto_upgrade is True
+        allowed.store
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT version_num FROM docket_alembic_version")).scalar() == REGISTRY.head
+        engine.dispose()
+        assert allowed.audit.verify().ok
+        allowed.audit.close()
+    finally:
+        next(urls, None)
