@@ -2,7 +2,7 @@
 
 Every command that prints data takes ``--json`` (stable keys, see docs/cli.md). Exit codes:
 0 success; 1 the command ran but something failed (a file not ingested, an ask that errored or was
-cut short); 2 bad usage or configuration; 130 interrupted.
+cut short, an answer withheld because it failed grounding); 2 bad usage or configuration; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -232,23 +232,31 @@ def ask(
     doc: Annotated[list[str] | None, typer.Option("--doc", "-d", help="Restrict to a document (id, file name or SHA-256 prefix); repeatable.")] = None,
     top_k: Annotated[int | None, typer.Option("--top-k", "-k", min=1, max=100, help="Evidence passages to use.")] = None,
     show_trace: Annotated[bool, typer.Option("--show-trace", help="Print the reasoning trace.")] = False,
-    stream: Annotated[bool, typer.Option("--stream", help="Show the trace and answer live as they arrive.")] = False,
-    strict: Annotated[bool | None, typer.Option("--strict/--no-strict", help="Refuse an answer that is not fully grounded.")] = None,
+    stream: Annotated[bool, typer.Option("--stream", help="Show the trace live as it arrives; the answer once it is checked.")] = False,
+    allow_ungrounded: Annotated[bool, typer.Option("--allow-ungrounded", help="Show an answer that fails grounding as an answer (flagged) instead of withholding it; exit 0.")] = False,
+    show_withheld: Annotated[bool, typer.Option("--show-withheld", help="Also print a withheld answer, marked as withheld and why.")] = False,
+    strict: Annotated[bool | None, typer.Option("--strict/--no-strict", hidden=True, help="No longer needed: an answer that fails grounding is withheld by default.")] = None,
     doc_type: TypeFilterOpt = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Answer a question from the ingested documents, citing [S#] sources; the answer is logged for audit."""
+    """Answer a question from the ingested documents, citing [S#] sources; the answer is logged for audit.
+
+    An answer that fails grounding is withheld (exit 1) unless --allow-ungrounded."""
     if not question.strip():  # before the workspace is opened: nothing to search, nothing to log
         fail('the question is empty; ask one, e.g. docket ask "Which law governs the agreement?"', 2)
     from pipeline.ask import AskOptions
     from pipeline.ask import ask as run_ask
 
+    if strict is False:
+        fail("--no-strict is gone: an answer that fails grounding is withheld by default; "
+             "use --allow-ungrounded (or grounding.allow_ungrounded) to show it anyway", 2)
     options = AskOptions(
         collection=collection, every_collection=collection is None,  # without -c: every collection
-        documents=doc or [], top_k=top_k, strict=strict, doc_types=doc_type or [],
+        documents=doc or [], top_k=top_k, doc_types=doc_type or [],
         since=parse_day(since, "--since"), until=parse_day(until, "--until"),
+        allow_ungrounded=True if allow_ungrounded else None,
     )
     if stream and not as_json:
         options.on_delta = _live_printer(show_trace)
@@ -259,8 +267,8 @@ def ask(
     else:
         if collection is None:  # the user did not choose: say where the answer was looked for
             console.print(f"[dim]searched {_collections_phrase(searched)}[/]", highlight=False, soft_wrap=True)
-        _print_answer(record, show_trace=show_trace and not stream, streamed=stream)
-    if record.status in ("error", "incomplete"):
+        _print_answer(record, show_trace=show_trace and not stream, streamed=stream, show_withheld=show_withheld)
+    if record.status in ("error", "incomplete", "withheld"):
         raise typer.Exit(1)
 
 
@@ -293,6 +301,8 @@ def chat(
     collection: CollectionOpt = None,
     doc: Annotated[list[str] | None, typer.Option("--doc", "-d", help="Restrict to a document; repeatable.")] = None,
     show_trace: Annotated[bool, typer.Option("--show-trace", help="Print each reasoning trace.")] = False,
+    allow_ungrounded: Annotated[bool, typer.Option("--allow-ungrounded", help="Show answers that fail grounding (flagged) instead of withholding them.")] = False,
+    show_withheld: Annotated[bool, typer.Option("--show-withheld", help="Also print withheld answers, marked as withheld and why.")] = False,
     doc_type: TypeFilterOpt = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
@@ -312,9 +322,10 @@ def chat(
             break
         if not question:
             break
-        record = run_ask(state.docket(), question, AskOptions(**scope, history=list(history)))
-        _print_answer(record, show_trace=show_trace)
-        if record.status == "answered":
+        record = run_ask(state.docket(), question, AskOptions(
+            **scope, history=list(history), allow_ungrounded=True if allow_ungrounded else None))
+        _print_answer(record, show_trace=show_trace, show_withheld=show_withheld)
+        if record.status == "answered":  # a withheld answer is not history the model builds on
             history.append(ChatTurn(question=question, answer=record.answer))
 
 
@@ -322,7 +333,9 @@ def _live_printer(show_trace: bool):
     started: set[str] = set()
 
     def on_delta(kind: str, text: str) -> None:
-        if kind == "trace" and not show_trace:
+        # Only the trace is shown live: the answer is printed once grounding has checked it, so an
+        # answer that is then withheld never reaches the screen as if it were one.
+        if kind != "trace" or not show_trace:
             return
         if kind not in started:
             started.add(kind)
@@ -332,10 +345,10 @@ def _live_printer(show_trace: bool):
     return on_delta
 
 
-_STATUS_STYLE = {"answered": "green", "refused": "yellow", "incomplete": "red", "error": "red"}
+_STATUS_STYLE = {"answered": "green", "withheld": "red", "refused": "yellow", "incomplete": "red", "error": "red"}
 
 
-def _print_answer(record, *, show_trace: bool, streamed: bool = False) -> None:
+def _print_answer(record, *, show_trace: bool, streamed: bool = False, show_withheld: bool = False) -> None:
     if streamed:
         console.print()
     if record.status == "error":
@@ -347,11 +360,17 @@ def _print_answer(record, *, show_trace: bool, streamed: bool = False) -> None:
         console.print(Panel(escape(record.trace), title=title, border_style="dim"))
     if record.notice:
         console.print(f"[italic]{escape(record.notice)}[/]")
-    if not streamed or record.status != "answered":
-        console.print(escape(record.answer), highlight=False)
+    console.print(escape(record.answer), highlight=False)
+    if record.status == "withheld":
+        if show_withheld and record.withheld_answer:
+            console.print(Panel(escape(record.withheld_answer), border_style="red",
+                                title="Withheld answer: NOT supported by its sources, shown because of --show-withheld"))
+        else:
+            console.print("[dim]--show-withheld prints it, marked as withheld; --allow-ungrounded shows such answers as answers.[/]")
     style = _STATUS_STYLE.get(record.status, "white")
-    verdict = record.grounding.get("verdict", "not-applicable")
-    console.print(f"[{style}]{record.status}[/] · grounding: {verdict} · audit entry #{record.audit_seq}")
+    # The same words as the JSON record's grounding.label (docs/reasoning.md defines them).
+    label = record.grounding.get("label") or "not checked (no answer)"
+    console.print(f"[{style}]{record.status}[/] · {escape(label)} · audit entry #{record.audit_seq}", highlight=False)
     for problem in record.grounding.get("problems", []):
         console.print(f"  [yellow]![/] {escape(problem['kind'])}: {escape(problem['detail'])}", highlight=False)
     for flag in record.flags:
@@ -608,6 +627,16 @@ def main() -> None:
     except _migration_error() as exc:  # a database behind or ahead of this Docket: the message names the command
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    except Exception as exc:
+        # A command that writes the audit log (ask, review, ...) found it locked by another writer for
+        # audit.lock_timeout: one line and exit 1 (busy, retry), not a traceback. audit/ is imported
+        # lazily for start-up time; an AuditLockTimeout means it already is.
+        from audit.errors import AuditLockTimeout
+
+        if not isinstance(exc, AuditLockTimeout):
+            raise
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(1)
     except KeyboardInterrupt:  # before typer is running
         _say_interrupted()
         sys.exit(INTERRUPTED)

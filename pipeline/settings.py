@@ -62,7 +62,9 @@ class RetrievalSettings(_Section):
 class LLMSettings(_Section):
     provider: Literal["mistral", "openai-compatible"] = "mistral"
     base_url: str | None = Field(None, description="Defaults to Mistral's API for provider 'mistral'.")
-    model: str = "magistral-medium-2509"
+    # Mistral's successor to the retired/deprecated Magistral API models, named as in Mistral's docs (not checked
+    # against a live GET /v1/models here: no key). A 404 lists the models the endpoint offers (pipeline/llm/client.py).
+    model: str = "mistral-medium-3-5"
     api_key: SecretStr | None = None
     temperature: float = Field(0.7, ge=0, le=2)
     top_p: float = Field(0.95, gt=0, le=1)
@@ -76,6 +78,12 @@ class LLMSettings(_Section):
         "auto",
         description="How the system prompt is sent: 'chunks' (Magistral's list form), 'text' (one string, for "
         "servers that take only strings), 'auto' (chunks, then text once if the server refuses them).",
+    )
+    reasoning_effort: Literal["none", "low", "medium", "high"] | None = Field(
+        None,
+        description="Sent as reasoning_effort to models that take it: on provider 'mistral' every model but the "
+        "magistral-* ones (Mistral Medium 3.5, Small 4: 'high' returns thinking chunks, 'none' none); on "
+        "'openai-compatible' only when set (the OpenAI field; vLLM passes it to the chat template). Unset: never sent.",
     )
     prompt_mode: str | None = Field(
         None, description="Provider 'mistral' only: sent as prompt_mode (e.g. 'reasoning'); unset leaves the API's default."
@@ -92,7 +100,15 @@ class LLMSettings(_Section):
 
 
 class GroundingSettings(_Section):
-    strict: bool = False
+    allow_ungrounded: bool = Field(
+        False,
+        description="Show an answer that fails grounding (a citation, quote or number not in its sources, or no "
+        "answer of the kind the question asks for) as an answer, flagged. Off (the default): it is withheld, kept in "
+        "the record, and `docket ask` exits 1.",
+    )
+    strict: bool | None = Field(
+        None, description="No longer used: withholding an answer that fails grounding is the default (see allow_ungrounded)."
+    )
     low_confidence_threshold: float = Field(0.6, ge=0, le=1)
 
 
