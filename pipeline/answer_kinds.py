@@ -5,7 +5,7 @@ lists it). Grounding uses it to tell an answer that is verbatim but beside the p
 a filing's certification, a table header) from one that answers; the offline answerer can use the
 same rules to look for the wanted kind in its evidence.
 
-Kinds: ``amount``, ``date``, ``duration``, ``jurisdiction``, ``party``, ``yes_no_clause``, ``list``,
+Kinds: ``amount``, ``percentage`` (a rate: "6.5%", "LIBOR plus 2%"), ``date``, ``duration``, ``jurisdiction``, ``party``, ``yes_no_clause``, ``list``,
 and ``unspecified`` when no rule matches (then nothing is checked and the report says so).
 """
 
@@ -15,11 +15,12 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-AnswerKind = Literal["amount", "date", "duration", "jurisdiction", "party", "yes_no_clause", "list", "unspecified"]
+AnswerKind = Literal["amount", "percentage", "date", "duration", "jurisdiction", "party", "yes_no_clause", "list", "unspecified"]
 
 # How the kind is named in a sentence: "it does not state a duration".
 KIND_WORDS: dict[str, str] = {
     "amount": "an amount",
+    "percentage": "a percentage or rate",
     "date": "a date",
     "duration": "a duration",
     "jurisdiction": "a governing law or jurisdiction",
@@ -59,6 +60,10 @@ QUESTION_RULES: tuple[_Rule, ...] = (
           "mentions 'what is the date', 'date of', 'effective/expiration date'"),
     _rule("duration", r"\b(?:notice period|period of notice|how long|duration|(?:initial |renewal )?term\b(?! sheet)|length of|warranty period|cure period|lock-?up period)",
           "mentions 'notice period', 'duration', 'term', 'length of'"),
+    # A rate is asked for as a rate: "the interest rate" is not answered by "a consulting rate of $18,000".
+    _rule("percentage", r"\b(?:interest rate|rate of interest|interest (?:is|accrues|shall accrue)|percentage|percent|per cent|"
+          r"(?:tax|growth|discount|royalty|commission|default|annual|effective|margin) rate|apr|basis points)\b",
+          "mentions 'interest rate', 'percentage', 'percent', 'tax/growth/royalty/... rate'"),
     _rule("amount", r"\b(?:amount|revenue|revenues|sales|income|expenditure|expenditures|capex|cost|costs|price|fee|fees|payment|royalt(?:y|ies)|"
           r"cash flow|earnings|eps|margin|ratio|rate|percentage|percent|dividend|debt|assets|liabilities|equity|value|total|cap|budget|salary|compensation|"
           r"turnover|growth|profit|loss|spend(?:ing)?|balance|ppne|pp&e|ebitda|cash|inventor(?:y|ies)|expenses?|capital|net \w+)\b",
@@ -132,6 +137,12 @@ _AMOUNT = re.compile(
     r"|\b(?:" + "|".join(_NUMBER_WORDS) + r")\s+(?:dollars|euros|pounds|percent|per cent)\b"
     r"|(?<![\w.,])\(?\d{1,3}(?:,\d{3})+(?:\.\d+)?\)?"  # a table cell: 1,577 or (1,577)
     r"|(?<![\w.,])\d+\.\d+\b",  # a ratio or a rate: 24.26, 0.67
+    re.IGNORECASE,
+)
+_PERCENT = re.compile(
+    r"\(?-?\d(?:[\d,.]*\d)?\)?\s?(?:%|percent\b|per cent\b|basis points\b|bps\b)"
+    r"|\b(?:" + "|".join(_NUMBER_WORDS) + r")(?:[\s-]\w+)?\s+(?:percent|per cent)\b"
+    r"|\b(?:prime|libor|sofr|euribor|base)(?:\s+rate)?\s*(?:plus|\+)\s*\d",
     re.IGNORECASE,
 )
 # A number that names where something is, not how much: "page 12", "Section 4.2", "Form 10-K".
@@ -268,6 +279,8 @@ def kind_found(kind: AnswerKind, text: str) -> str | None:
         found = _DATE.search(plain) or _DURATION.search(plain)  # "five years after the Effective Date"
     elif kind == "amount":
         found = _AMOUNT.search(_without_references(plain))
+    elif kind == "percentage":
+        found = _PERCENT.search(_without_references(plain))
     elif kind == "jurisdiction":
         found = _PLACE.search(plain) or _JURISDICTION.search(plain)
     elif kind == "party":
@@ -337,7 +350,7 @@ def value_span(kind: AnswerKind, text: str) -> str | None:
             return None
         span = found.group(0).strip()
         return span if span in plain else None
-    if kind in ("date", "party"):
+    if kind in ("date", "party", "percentage"):
         found = kind_found(kind, plain)
         return found if found and found in plain else None
     return None

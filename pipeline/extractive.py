@@ -34,7 +34,7 @@ _QUESTION_WORDS = frozenset(
 )
 _MIN_SENTENCE_WORDS = 6  # shorter "sentences" are headings and fragments, not answers
 # Kinds whose answer is a value the answerer can put first; the others are answered by quoting.
-VALUE_KINDS = frozenset({"amount", "date", "duration", "jurisdiction", "party"})
+VALUE_KINDS = frozenset({"amount", "percentage", "date", "duration", "jurisdiction", "party"})
 _HEADING_BOOST = 0.12  # added, times the share of the question's words in the heading in force
 
 
