@@ -65,7 +65,7 @@ def test_a_question_the_contracts_do_not_answer_is_refused_and_logged(samples_co
     record = json.loads(out.stdout)
     assert record["status"] == "refused"
     # The refusal says what it looked for (issue 17): the kind of answer and how many sources.
-    assert record["answer"].startswith("Not found in the documents. No amount found in the 5 sources")
+    assert record["answer"].startswith("Not found in the documents. No percentage found in the 5 sources")
     assert audit_entry(record["audit_seq"])["payload"]["status"] == "refused"
 
 
