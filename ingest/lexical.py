@@ -30,9 +30,7 @@ import hashlib
 import io
 import json
 import logging
-import os
 import re
-import tempfile
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 import Stemmer
+
+from ingest.files import atomic_write
 
 INDEX_FILE = "bm25.npz"
 MANIFEST_FILE = "bm25.json"
@@ -93,19 +93,6 @@ def tokenize(text: str) -> list[str]:
 def tokenizer_digest() -> str:
     """SHA-256 of this module's source: a saved index was tokenised by exactly this code, or is rebuilt."""
     return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass
@@ -197,8 +184,8 @@ class LexicalIndex:
             "terms": len(terms),
             "index_sha256": hashlib.sha256(blob).hexdigest(),
         }
-        _atomic_write(directory / INDEX_FILE, blob)
-        _atomic_write(directory / MANIFEST_FILE, json.dumps(manifest, indent=2).encode())
+        atomic_write(directory / INDEX_FILE, blob)
+        atomic_write(directory / MANIFEST_FILE, json.dumps(manifest, indent=2).encode())
 
     @classmethod
     def load(cls, directory: Path, generation: int, recipe: str) -> LexicalIndex | None:

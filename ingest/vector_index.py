@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,6 +23,8 @@ from typing import Literal
 
 import faiss
 import numpy as np
+
+from ingest.files import atomic_write
 
 INDEX_FILE = "faiss.index"
 MANIFEST_FILE = "manifest.json"
@@ -85,19 +85,6 @@ class Manifest:
     index_sha256: str
     faiss_version: str = faiss.__version__
     index_type: str = "flat"
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class VectorIndex:
@@ -175,8 +162,8 @@ class VectorIndex:
         )
         self.generation = generation
         # Index first, manifest last: a manifest never describes an index that is not on disk.
-        _atomic_write(directory / INDEX_FILE, blob)
-        _atomic_write(directory / MANIFEST_FILE, json.dumps(asdict(manifest), indent=2).encode())
+        atomic_write(directory / INDEX_FILE, blob)
+        atomic_write(directory / MANIFEST_FILE, json.dumps(asdict(manifest), indent=2).encode())
         return manifest
 
     @classmethod
