@@ -145,20 +145,20 @@ def make_engine(url: str) -> Engine:
 
 
 def open_registry(url: str, auto_upgrade: bool | None = None) -> sessionmaker:
-    """The registry's session factory, its schema brought to head by the migrations (pipeline/migrations/).
+    """The registry's session factory, ingest's tables brought to head by ingest's migrations (ingest/migrations/).
 
     `auto_upgrade` None: a SQLite workspace upgrades itself, a PostgreSQL database that is behind
-    raises a MigrationError naming `docket db upgrade` (pipeline.migrations.auto_upgrade_default).
+    raises a MigrationError naming `docket db upgrade` (ingest.migrations.auto_upgrade_default).
+    The review and identity tables in the same database are pipeline's to migrate (pipeline.migrations).
     """
     if url.startswith("sqlite:///"):
         from pathlib import Path
 
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = make_engine(url)
-    # The registry database also holds pipeline's review and identity tables: one set of migrations, in pipeline/.
-    from pipeline.migrations import upgrade_registry
+    from ingest.migrations import upgrade_ingest
 
-    upgrade_registry(engine, auto_upgrade)
+    upgrade_ingest(engine, auto_upgrade)
     factory = sessionmaker(engine, expire_on_commit=False)
     with factory.begin() as session:
         if session.get(IndexState, 1) is None:

@@ -1,8 +1,9 @@
 """``docket db``: where the workspace's databases stand against this Docket's migrations, and upgrading them.
 
-Both databases: the registry (documents, review state, identity; pipeline/migrations/) and the audit
-log (audit/migrations/). ``--sql`` prints the SQL instead of running it, for a database administrator
-who applies changes to a shared PostgreSQL database by hand.
+Both databases, three environments: the registry's document tables (ingest/migrations/) and its review
+and identity tables (pipeline/migrations/), and the audit log (audit/migrations/). ``--sql`` prints
+the SQL instead of running it, for a database administrator who applies changes to a shared
+PostgreSQL database by hand.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ import typer
 from sqlalchemy import create_engine, inspect
 
 
-def _environments(settings) -> list[tuple[Any, str]]:
+def _environments(settings) -> list[tuple[Any, tuple[str, ...], str]]:
+    """(environment, the tables that say a database already has its schema, the database's URL), in upgrade order."""
     from audit.migrations import AUDIT
-    from pipeline.migrations import REGISTRY
+    from pipeline.migrations import REGISTRY_MIGRATIONS
 
-    return [(REGISTRY, settings.resolved_registry_url), (AUDIT, settings.resolved_audit_url)]
+    registry = [(m.environment, m.tables, settings.resolved_registry_url) for m in REGISTRY_MIGRATIONS]
+    return [*registry, (AUDIT, ("audit_head",), settings.resolved_audit_url)]
 
 
 def _display(url: str) -> str:
@@ -26,18 +29,23 @@ def _display(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def _status(env, url: str) -> dict[str, Any]:
+def _status(env, tables: tuple[str, ...], url: str) -> dict[str, Any]:
     if url.startswith("sqlite:///") and not _sqlite_exists(url):
         return {"database": env.name, "url": _display(url), "revision": None, "head": env.head, "state": "absent"}
+    from ingest.migrations import LEGACY_VERSION_TABLE, legacy_revision
+
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
             current = env.current(conn)
-            made = inspect(conn).has_table("audit_head" if env.name == "audit" else "documents")
+            made = any(inspect(conn).has_table(table) for table in tables)
+            legacy = legacy_revision(conn) if env.name != "audit" else None
     finally:
         engine.dispose()
     if current == env.head:
         state = "at head"
+    elif current is None and legacy is not None:
+        state = f"stamped {legacy} in {LEGACY_VERSION_TABLE}: upgrade"
     elif current is None:
         state = "made before migrations: upgrade" if made else "empty: created on first use"
     elif current in env.known_revisions():
@@ -59,15 +67,15 @@ def make_db_app(settings: Callable[[], Any]) -> typer.Typer:
     @app.command("status")
     def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
         """Each database's revision against this Docket's newest; exit 1 when one needs `docket db upgrade`."""
-        rows = [_status(env, url) for env, url in _environments(settings())]
+        rows = [_status(env, tables, url) for env, tables, url in _environments(settings())]
         if as_json:
             import json
 
             typer.echo(json.dumps(rows, indent=2))
         else:
             for row in rows:
-                typer.echo(f"{row['database']:<9} {row['revision'] or '-':<6} head {row['head']:<6} {row['state']}  ({row['url']})")
-        if any(row["state"] in ("behind: upgrade", "made before migrations: upgrade", "ahead: made by a newer Docket") for row in rows):
+                typer.echo(f"{row['database']:<28} {row['revision'] or '-':<6} head {row['head']:<6} {row['state']}  ({row['url']})")
+        if any(row["state"].endswith(": upgrade") or row["state"].startswith("ahead") for row in rows):
             raise typer.Exit(1)
 
     @app.command("upgrade")
@@ -77,13 +85,14 @@ def make_db_app(settings: Callable[[], Any]) -> typer.Typer:
         """Bring the registry and the audit log to this Docket's schema (tables, indexes and triggers only)."""
         s = settings()
         if sql:
-            for env, url in _environments(s):
-                row = _status(env, url)
+            for env, tables, url in _environments(s):
+                row = _status(env, tables, url)
                 if row["state"] == "at head":
                     typer.echo(f"-- {env.name}: at head ({env.head}), nothing to run")
                     continue
-                if row["state"].startswith("made before migrations"):
-                    # Its first revisions look at what exists before creating it, which printed SQL cannot.
+                if row["state"].startswith(("made before migrations", "stamped")):
+                    # Made before migrations: its first revisions look at what exists before creating it. Stamped in
+                    # the old version table: that is read and dropped on the way. Neither is SQL to print.
                     typer.echo(f"-- {env.name} ({row['url']}) was made before migrations: run `docket db upgrade`")
                     continue
                 typer.echo(f"-- {env.name} ({row['url']}): from {row['revision'] or 'nothing'} to {env.head}")
@@ -94,7 +103,7 @@ def make_db_app(settings: Callable[[], Any]) -> typer.Typer:
 
         upgrade_registry_url(s.resolved_registry_url, auto_upgrade=True)
         AuditLog.open(s.resolved_audit_url, keys_dir=s.keys_dir, auto_upgrade=True).close()
-        for env, url in _environments(s):
-            typer.echo(f"{env.name}: at {_status(env, url)['revision']} ({_display(url)})")
+        for env, tables, url in _environments(s):
+            typer.echo(f"{env.name}: at {_status(env, tables, url)['revision']} ({_display(url)})")
 
     return app

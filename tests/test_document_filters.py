@@ -114,7 +114,7 @@ def _drop_tag_columns(conn) -> None:
     for statement in (
         "DROP INDEX ix_documents_doc_type", "DROP INDEX ix_documents_doc_date",
         "ALTER TABLE documents DROP COLUMN doc_type", "ALTER TABLE documents DROP COLUMN doc_date",
-        "DROP TABLE docket_alembic_version",
+        "DROP TABLE ingest_alembic_version",
     ):
         conn.execute(text(statement))
 

@@ -14,14 +14,15 @@ from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 from typer.testing import CliRunner
 
 from audit.log import AuditLog
 from audit.migrations import AUDIT, MigrationError
+from ingest.migrations import INGEST
 from ingest.registry import open_registry
 from pipeline.cli import app, main
-from pipeline.migrations import REGISTRY, upgrade_registry_url
+from pipeline.migrations import PIPELINE, upgrade_registry_url
 from test_audit_support import pg_schema_url
 
 FIXTURE = Path(__file__).parent / "fixtures" / "workspace_3aea598"
@@ -62,7 +63,7 @@ def old_workspace(home: Path) -> Path:
     return home
 
 
-@pytest.mark.parametrize("env", [REGISTRY, AUDIT], ids=lambda env: env.name)
+@pytest.mark.parametrize("env", [INGEST, PIPELINE, AUDIT], ids=lambda env: env.version_table)
 def test_each_runner_names_its_script_directorys_head(env):
     assert ScriptDirectory.from_config(env.config()).get_current_head() == env.head
 
@@ -89,7 +90,7 @@ def test_an_old_workspace_upgrades_on_open_and_asks_reviews_and_verifies(old_wor
     assert len(before) == 7
     assert "audit_signed_heads" not in tables(old_workspace / "audit.db")
     status = invoke("db", "status", code=1).output
-    assert status.count("made before migrations") == 2, status
+    assert status.count("made before migrations") == 3, status  # the registry's two environments and the log
 
     asked = invoke("ask", "Which state's law governs the agreement?", "-c", "samples", "--json").stdout
     assert "California" in asked
@@ -102,10 +103,10 @@ def test_an_old_workspace_upgrades_on_open_and_asks_reviews_and_verifies(old_wor
     after = leaf_hashes(old_workspace / "audit.db")
     assert after[: len(before)] == before  # the upgrade rewrote no entry
     assert len(after) > len(before)
-    assert {"users", "api_tokens", "docket_alembic_version"} <= tables(old_workspace / "registry.db")
+    assert {"users", "api_tokens", "ingest_alembic_version", "pipeline_alembic_version"} <= tables(old_workspace / "registry.db")
     assert "audit_signed_heads" in tables(old_workspace / "audit.db")
     status = invoke("db", "status").output
-    assert status.count("at head") == 2, status
+    assert status.count("at head") == 3, status
     # the old review is still there beside the new one
     assert len(invoke("review", "list", "--json").stdout.split('"id"')) - 1 >= 2
 
@@ -113,15 +114,17 @@ def test_an_old_workspace_upgrades_on_open_and_asks_reviews_and_verifies(old_wor
 def test_a_new_workspace_is_made_at_head(home: Path):
     invoke("db", "upgrade")
     status = invoke("db", "status", "--json").stdout
-    assert status.count('"state": "at head"') == 2, status
+    assert status.count('"state": "at head"') == 3, status
     with sqlite3.connect(home / "registry.db") as conn:
-        assert conn.execute("SELECT version_num FROM docket_alembic_version").fetchall() == [(REGISTRY.head,)]
+        assert conn.execute("SELECT version_num FROM ingest_alembic_version").fetchall() == [(INGEST.head,)]
+        assert conn.execute("SELECT version_num FROM pipeline_alembic_version").fetchall() == [(PIPELINE.head,)]
+    assert "docket_alembic_version" not in tables(home / "registry.db")
 
 
 def test_a_database_from_a_newer_docket_is_refused_with_what_to_do(old_workspace: Path, monkeypatch, capsys):
     invoke("db", "upgrade")
     with sqlite3.connect(old_workspace / "registry.db") as conn:
-        conn.execute("UPDATE docket_alembic_version SET version_num = '9999'")
+        conn.execute("UPDATE ingest_alembic_version SET version_num = '9999'")
     monkeypatch.setattr(sys, "argv", ["docket", "ask", "Which state's law governs the agreement?", "-c", "samples"])
     with pytest.raises(SystemExit) as exit_:
         main()  # the entry point: its error handling, not the test runner's
@@ -130,16 +133,102 @@ def test_a_database_from_a_newer_docket_is_refused_with_what_to_do(old_workspace
     assert "revision 9999" in error and "upgrade Docket" in error and "Traceback" not in error
 
 
+def _stamp_as_before_the_split(conn, revision: str, drop: tuple[str, ...] = ()) -> None:
+    """Make a registry at head one that the single registry environment (dcd0ea4 until ingest got its own)
+    stamped at `revision`: its one version table, as Alembic creates it, and none of the new ones."""
+    for table in ("ingest_alembic_version", "pipeline_alembic_version", *drop):
+        conn.execute(text(f"DROP TABLE {table}"))
+    conn.execute(text("CREATE TABLE docket_alembic_version (version_num VARCHAR(32) NOT NULL, "
+                      "CONSTRAINT docket_alembic_version_pkc PRIMARY KEY (version_num))"))
+    conn.execute(text("INSERT INTO docket_alembic_version (version_num) VALUES (:v)"), {"v": revision})
+
+
+def _version(engine, table: str) -> str | None:
+    with engine.connect() as conn:
+        if not inspect(engine).has_table(table):
+            return None
+        return conn.execute(text(f"SELECT version_num FROM {table}")).scalar()
+
+
+IDENTITY_TABLES = ("browser_sessions", "api_tokens", "access_grants", "users")
+
+
+@pytest.mark.parametrize(
+    ("legacy", "ingest_at", "pipeline_at", "drop"),
+    [("0002", "i0002", "p0001", IDENTITY_TABLES), ("0003", "i0002", "p0002", ())],
+)
+def test_a_registry_stamped_before_the_split_gets_each_environments_revision(
+    tmp_path: Path, legacy: str, ingest_at: str, pipeline_at: str, drop: tuple[str, ...]
+):
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    upgrade_registry_url(url)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO documents (collection, source_key, name, created_at) "
+                          "VALUES ('old', '/x.pdf', 'x.pdf', CURRENT_TIMESTAMP)"))
+        _stamp_as_before_the_split(conn, legacy, drop)
+
+    open_registry(url)  # ingest alone: takes its own revision, leaves the old table to pipeline's
+    assert _version(engine, "ingest_alembic_version") == ingest_at
+    assert _version(engine, "pipeline_alembic_version") is None
+    assert _version(engine, "docket_alembic_version") == legacy
+
+    # Both (what every Docket command does): pipeline's is read off the old table, upgraded, the old table dropped.
+    assert upgrade_registry_url(url)
+    assert _version(engine, "ingest_alembic_version") == INGEST.head
+    assert _version(engine, "pipeline_alembic_version") == PIPELINE.head
+    assert not inspect(engine).has_table("docket_alembic_version")
+    assert all(inspect(engine).has_table(table) for table in IDENTITY_TABLES)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT name FROM documents")).all() == [("x.pdf",)]
+    engine.dispose()
+
+
+def test_db_status_names_the_old_version_table_and_db_upgrade_replaces_it(home: Path):
+    invoke("db", "upgrade")
+    engine = create_engine(f"sqlite:///{home / 'registry.db'}")
+    with engine.begin() as conn:
+        _stamp_as_before_the_split(conn, "0003")
+    engine.dispose()
+    status = invoke("db", "status", code=1).output
+    assert status.count("stamped 0003 in docket_alembic_version: upgrade") == 2, status
+    invoke("db", "upgrade")
+    status = invoke("db", "status").output
+    assert status.count("at head") == 3, status
+    assert "docket_alembic_version" not in tables(home / "registry.db")
+
+
+@pytest.mark.postgres
+def test_a_shared_postgres_registry_stamped_before_the_split_waits_to_be_told():
+    urls = pg_schema_url()
+    url = next(urls)
+    try:
+        upgrade_registry_url(url)
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            _stamp_as_before_the_split(conn, "0003")
+        with pytest.raises(MigrationError, match=r"revision 0003 in docket_alembic_version.*run `docket db upgrade`"):
+            upgrade_registry_url(url)
+        assert _version(engine, "docket_alembic_version") == "0003"  # the refusal changed nothing
+        assert upgrade_registry_url(url, auto_upgrade=True)
+        assert _version(engine, "ingest_alembic_version") == INGEST.head
+        assert _version(engine, "pipeline_alembic_version") == PIPELINE.head
+        assert not inspect(engine).has_table("docket_alembic_version")
+        engine.dispose()
+    finally:
+        next(urls, None)
+
+
 def _make_old_postgres(url: str) -> list[tuple]:
     """A PostgreSQL registry and audit log as Docket made them before migrations: no version rows, no signed heads."""
-    open_registry(url)
+    upgrade_registry_url(url)
     log = AuditLog.open(url, sign_heads=False)
     log.append("test_event", actor="tester", subjects=["doc:1"], payload={"n": 1})
     log.close()
     engine = create_engine(url)
     with engine.begin() as conn:
         for statement in (
-            "DROP TABLE docket_alembic_version", "DROP TABLE audit_alembic_version",
+            "DROP TABLE ingest_alembic_version", "DROP TABLE pipeline_alembic_version", "DROP TABLE audit_alembic_version",
             "DROP TABLE audit_signed_heads", "DROP TABLE browser_sessions", "DROP TABLE api_tokens",
             "DROP TABLE access_grants", "DROP TABLE users",
         ):
@@ -168,7 +257,8 @@ def test_a_shared_postgres_database_is_upgraded_only_when_told():
         with engine.connect() as conn:
             assert conn.execute(text("SELECT seq, prev_hash, leaf_hash FROM audit_entries ORDER BY seq")).all() == before
             assert conn.execute(text("SELECT version_num FROM audit_alembic_version")).scalar() == AUDIT.head
-            assert conn.execute(text("SELECT version_num FROM docket_alembic_version")).scalar() == REGISTRY.head
+            assert conn.execute(text("SELECT version_num FROM ingest_alembic_version")).scalar() == INGEST.head
+            assert conn.execute(text("SELECT version_num FROM pipeline_alembic_version")).scalar() == PIPELINE.head
             with pytest.raises(Exception, match="append-only"):
                 conn.execute(text("TRUNCATE audit_signed_heads"))  # a statement trigger: fires on an empty table too
         engine.dispose()
@@ -198,7 +288,8 @@ def test_the_setting_migrations_auto_upgrade_lets_a_docket_upgrade_a_shared_data
         allowed.store
         engine = create_engine(url)
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM docket_alembic_version")).scalar() == REGISTRY.head
+            assert conn.execute(text("SELECT version_num FROM ingest_alembic_version")).scalar() == INGEST.head
+            assert conn.execute(text("SELECT version_num FROM pipeline_alembic_version")).scalar() == PIPELINE.head
         engine.dispose()
         assert allowed.audit.verify().ok
         allowed.audit.close()

@@ -1,7 +1,7 @@
 """The identity tables (users, API tokens, grants, browser sessions), in the registry's database.
 
 They have a declarative base of their own, so the registry's schema code never needs to know of them,
-and the registry's migrations make them (pipeline/migrations/versions/0003_identity_tables.py).
+and pipeline's registry migrations make them (pipeline/migrations/versions/p0002_identity_tables.py).
 Times are naive UTC, as in the registry.
 """
 

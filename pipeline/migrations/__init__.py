@@ -1,62 +1,51 @@
-"""Schema migrations (Alembic) of the registry database: documents, review state and identity tables.
+"""Schema migrations (Alembic) of pipeline's tables in the registry database: review state and identity.
 
-They share one environment (this directory, version table ``docket_alembic_version``) because they
-share one database. The audit log has its own (audit/migrations/). ``upgrade_registry`` is what
-every open of the registry or the review state calls; docs/architecture.md ("Migrations") says how to
-add a revision.
+The registry database has two environments (ingest/migrations/ says why): ingest's document tables
+(``ingest_alembic_version``) and these (this directory, ``pipeline_alembic_version``). The audit log
+has its own (audit/migrations/). ``upgrade_registry`` brings both registry environments to head,
+ingest's first; it is what the composition root (pipeline.app), the review state and the identity
+tables run on open. docs/architecture.md ("Migrations") says how to add a revision.
 """
 
 from __future__ import annotations
 
-import threading
-import weakref
 from pathlib import Path
 
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine
 
 from audit.migrations import MigrationEnvironment, MigrationError
+from ingest.migrations import INGEST_MIGRATIONS, RegistryMigrations, auto_upgrade_default, ensure_at_head
 
-__all__ = ["REGISTRY", "MigrationError", "auto_upgrade_default", "upgrade_registry", "upgrade_registry_url"]
+__all__ = [
+    "PIPELINE", "PIPELINE_MIGRATIONS", "REGISTRY_MIGRATIONS", "MigrationError", "auto_upgrade_default",
+    "upgrade_registry", "upgrade_registry_url",
+]
 
-REGISTRY = MigrationEnvironment(
-    name="registry",
+PIPELINE = MigrationEnvironment(
+    name="registry (review, identity)",
     script_location=Path(__file__).parent,
-    version_table="docket_alembic_version",
-    head="0003",
+    version_table="pipeline_alembic_version",
+    head="p0002",
     upgrade_command="docket db upgrade",
 )
 
-_at_head: weakref.WeakSet[Engine] = weakref.WeakSet()  # engines already brought to head in this process
-_lock = threading.Lock()
+PIPELINE_MIGRATIONS = RegistryMigrations(
+    environment=PIPELINE,
+    tables=(
+        "review_runs", "review_documents", "review_cells", "review_signoffs",
+        "users", "api_tokens", "access_grants", "browser_sessions",
+    ),
+    # 0001 made the review tables (with ingest's), 0002 was ingest's alone, 0003 made the identity tables.
+    from_legacy={"0001": "p0001", "0002": "p0001", "0003": "p0002"},
+)
 
-
-def auto_upgrade_default(url: str) -> bool:
-    """A workspace's own SQLite file upgrades itself; a shared PostgreSQL database waits for `docket db upgrade`.
-
-    Other clients of a shared database may still run the older Docket, so its upgrade is the
-    operator's decision; a new, empty database is created at head either way.
-    """
-    return not url.startswith("postgresql")
+# Every environment of the registry database, in the order they run.
+REGISTRY_MIGRATIONS = (INGEST_MIGRATIONS, PIPELINE_MIGRATIONS)
 
 
 def upgrade_registry(engine: Engine, auto_upgrade: bool | None = None) -> bool:
-    """Bring the registry database to head (see MigrationEnvironment.ensure); returns True when a migration ran."""
-    with _lock:
-        if engine in _at_head:
-            return False
-        allowed = auto_upgrade_default(engine.url.drivername) if auto_upgrade is None else auto_upgrade
-        with engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                # Concurrent openers of one database would race on CREATE TABLE; the lock ends with the transaction.
-                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.docket_registry'))")
-            fresh = not inspect(conn).has_table("documents") and not inspect(conn).has_table("review_runs")
-            ran = REGISTRY.ensure(conn, auto_upgrade=allowed, fresh=fresh, where=_display(engine))
-        _at_head.add(engine)
-        return ran
-
-
-def _display(engine: Engine) -> str:
-    return engine.url.render_as_string(hide_password=True)
+    """Bring the registry database to head, ingest's tables then pipeline's; returns True when a migration ran."""
+    return ensure_at_head(engine, REGISTRY_MIGRATIONS, auto_upgrade, retire_legacy=True)
 
 
 def upgrade_registry_url(url: str, auto_upgrade: bool | None = None) -> bool:

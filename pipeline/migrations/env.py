@@ -1,4 +1,4 @@
-"""Alembic's environment for the registry database (documents, review state, identity); run by pipeline.migrations (the connection comes in cfg.attributes)."""
+"""Alembic's environment for pipeline's tables of the registry (review state, identity); run by pipeline.migrations (the connection comes in cfg.attributes)."""
 
 from alembic import context
 
@@ -10,7 +10,7 @@ if context.is_offline_mode():
     with context.begin_transaction():
         context.run_migrations()
 else:
-    # Inside the caller's transaction (open_registry): Alembic joins it.
+    # Inside the caller's transaction (ingest.migrations.ensure_at_head): Alembic joins it.
     context.configure(connection=config.attributes["connection"], version_table=version_table)
     with context.begin_transaction():
         context.run_migrations()

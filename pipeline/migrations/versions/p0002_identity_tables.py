@@ -1,17 +1,18 @@
 """The identity tables of the service (users, API tokens, access grants, browser sessions).
 
 Registries that ran the service before migrations have them already (pipeline/identity made them
-on first use); each is created only where missing.
+on first use); each is created only where missing. Until pipeline's environment had only its own
+tables this was revision 0003 of pipeline/migrations/.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: p0002
+Revises: p0001
 """
 
 import sqlalchemy as sa
 from alembic import context, op
 
-revision = "0003"
-down_revision = "0002"
+revision = "p0002"
+down_revision = "p0001"
 branch_labels = None
 depends_on = None
 

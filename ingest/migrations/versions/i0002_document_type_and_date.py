@@ -1,17 +1,18 @@
 """Document type and date (``docket docs tag``, ``--type``/``--date`` at ingest): two nullable columns.
 
 Registries made after the columns appeared but before migrations have them already; they are added
-only where missing, with their indexes.
+only where missing, with their indexes. Until ingest had its own environment this was revision 0002
+of pipeline/migrations/.
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: i0002
+Revises: i0001
 """
 
 import sqlalchemy as sa
 from alembic import context, op
 
-revision = "0002"
-down_revision = "0001"
+revision = "i0002"
+down_revision = "i0001"
 branch_labels = None
 depends_on = None
 

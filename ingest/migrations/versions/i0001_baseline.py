@@ -1,17 +1,17 @@
-"""Baseline: the registry and review-state tables as Docket made them before migrations.
+"""Baseline: ingest's tables of the registry (documents, versions, pages, chunks, index state) as Docket made them before migrations.
 
-A database made before migrations has some or all of these tables already (the review tables only
-appear once a review has run), so each table and index is created only where it is missing. The
-document type and date columns came later (0002).
+A database made before migrations has these tables already, so each table and index is created only
+where it is missing. The document type and date columns came later (i0002). Until ingest had its own
+environment this was revision 0001 of pipeline/migrations/ (with the review tables, now pipeline's p0001).
 
-Revision ID: 0001
+Revision ID: i0001
 Revises:
 """
 
 import sqlalchemy as sa
 from alembic import context, op
 
-revision = "0001"
+revision = "i0001"
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -48,64 +48,6 @@ def upgrade() -> None:
     sa.Column('generation', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
-    create_table('review_cells',
-    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
-    sa.Column('review_id', sa.String(length=32), nullable=True),
-    sa.Column('item_id', sa.String(length=64), nullable=True),
-    sa.Column('doc_sha256', sa.String(length=64), nullable=True),
-    sa.Column('verdict', sa.String(length=20), nullable=True),
-    sa.Column('failed', sa.Integer(), nullable=True),
-    sa.Column('confidence', sa.Float(), nullable=True),
-    sa.Column('audit_seq', sa.Integer(), nullable=True),
-    sa.Column('finding', sa.JSON(), nullable=True),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('review_id', 'item_id', 'doc_sha256', name='uq_review_cell')
-    )
-    create_index('ix_review_cells_review_id', 'review_cells', ['review_id'], unique=False)
-    create_table('review_documents',
-    sa.Column('review_id', sa.String(length=32), nullable=False),
-    sa.Column('position', sa.Integer(), nullable=False),
-    sa.Column('document_id', sa.Integer(), nullable=True),
-    sa.Column('name', sa.Text(), nullable=True),
-    sa.Column('sha256', sa.String(length=64), nullable=True),
-    sa.Column('version', sa.Integer(), nullable=True),
-    sa.Column('status', sa.String(length=20), nullable=True),
-    sa.Column('error', sa.Text(), nullable=True),
-    sa.PrimaryKeyConstraint('review_id', 'position')
-    )
-    create_table('review_runs',
-    sa.Column('id', sa.String(length=32), nullable=False),
-    sa.Column('resume_key', sa.String(length=64), nullable=True),
-    sa.Column('checklist_name', sa.String(length=64), nullable=True),
-    sa.Column('checklist_sha256', sa.String(length=64), nullable=True),
-    sa.Column('checklist', sa.JSON(), nullable=True),
-    sa.Column('collection', sa.String(length=200), nullable=True),
-    sa.Column('reasoner', sa.String(length=40), nullable=True),
-    sa.Column('model', sa.String(length=200), nullable=True),
-    sa.Column('config_hash', sa.String(length=64), nullable=True),
-    sa.Column('index_generation', sa.Integer(), nullable=True),
-    sa.Column('created_at', sa.String(length=32), nullable=True),
-    sa.Column('created_by', sa.String(length=200), nullable=True),
-    sa.Column('started_seq', sa.Integer(), nullable=True),
-    sa.Column('completed_at', sa.String(length=32), nullable=True),
-    sa.Column('checkpoint', sa.JSON(), nullable=True),
-    sa.PrimaryKeyConstraint('id')
-    )
-    create_index('ix_review_runs_resume_key', 'review_runs', ['resume_key'], unique=False)
-    create_table('review_signoffs',
-    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
-    sa.Column('review_id', sa.String(length=32), nullable=True),
-    sa.Column('item_id', sa.String(length=64), nullable=True),
-    sa.Column('doc_sha256', sa.String(length=64), nullable=True),
-    sa.Column('decision', sa.String(length=20), nullable=True),
-    sa.Column('verdict', sa.String(length=20), nullable=True),
-    sa.Column('note', sa.Text(), nullable=True),
-    sa.Column('actor', sa.String(length=200), nullable=True),
-    sa.Column('time', sa.String(length=32), nullable=True),
-    sa.Column('audit_seq', sa.Integer(), nullable=True),
-    sa.PrimaryKeyConstraint('id')
-    )
-    create_index('ix_review_signoffs_review_id', 'review_signoffs', ['review_id'], unique=False)
     create_table('document_versions',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('document_id', sa.Integer(), nullable=False),
