@@ -13,7 +13,6 @@ import importlib
 import itertools
 import json
 import logging
-import multiprocessing
 import os
 import re
 import subprocess
@@ -21,18 +20,15 @@ import threading
 import uuid
 import weakref
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Connection, Engine, LargeBinary, Select, String, and_, cast, create_engine, event, exists, func, insert, inspect,
     select, text, update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
@@ -78,6 +74,11 @@ from audit.verify_bundle import (
     payload_commitment,
     verify_rows,
 )
+
+# Imported where used: appending (every `docket ask`) needs neither verify's worker pool nor
+# PostgreSQL's dialect on a SQLite log.
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 _EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _log = logging.getLogger("audit")
@@ -1218,6 +1219,9 @@ def _range_pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
         return
     # fork starts a worker in milliseconds but is only safe while this process runs one thread (a lock
     # held by another thread would stay locked in the child); spawn is safe everywhere.
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     method = "fork" if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods() else "spawn"
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
     try:
@@ -1270,6 +1274,8 @@ PG_VERIFY_SETTINGS = (
 
 
 def _sql(query: Select[Any], postgres: bool) -> str:
+    from sqlalchemy.dialects import postgresql, sqlite
+
     dialect = postgresql.dialect() if postgres else sqlite.dialect()
     return str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
 
@@ -1390,6 +1396,8 @@ def _chained_subject_match(subject: str, postgres: bool) -> Any:
     covers, so an entry cannot leave this filter without failing verify (docs/audit.md, *Derived tables*).
     """
     if postgres:
+        from sqlalchemy.dialects.postgresql import JSONB
+
         return cast(entries.c.subjects, JSONB).has_key(subject)  # `?`: a top-level string element
     named = func.json_each(entries.c.subjects).table_valued("value", "type").alias("named")
     return exists(select(named.c.value).where(named.c.type == "text", named.c.value == subject))
