@@ -23,9 +23,12 @@ With ``--ablations`` the hybrid mode is also run without each document signal (s
 contract openings, document names) and without page pooling, one at a time and all together, in the
 same run (see ``ingest.retrieval.document_signals``).
 
-With ``--answers`` the configured reasoner answers each question from the hybrid top-k, and the report
-adds refusal precision/recall on unanswerable questions and citation validity (the grounding check of
-``pipeline.grounding`` on exactly the evidence shown).
+With ``--answers`` each question is asked as a user asks it (``pipeline.ask.ask``, fail-closed, nothing
+recorded) and the report adds the answer measures of issue 17 (CUAD first-quote overlap per category,
+refusal precision/recall, FinanceBench gold number, citation validity); with ``--review CHECKLIST`` the
+checklist's cells over the questions' documents, their offline verdict coverage and agreement with
+CUAD's annotation. Both are scored in ``pipeline.answer_eval``. ``--part K/N`` keeps the questions of one
+part of the documents, to tune on one part and check on another.
 """
 
 from __future__ import annotations
@@ -84,6 +87,7 @@ class EvalQuestion(BaseModel):
     pdf_path: str
     txt_path: str | None = None
     evidence: list[_Evidence] = []
+    meta: dict[str, Any] = {}  # CUAD: cuad_category, cuad_answer_column; FinanceBench: question_type, ...
 
     def gold_pages(self) -> set[tuple[str, int]]:
         """(pdf_path, 1-based page) of every gold evidence page."""
@@ -231,7 +235,8 @@ class ModeReport:
     per_question: list[QuestionResult] = field(default_factory=list)
 
 
-def _gold_text(q: EvalQuestion, root: Path) -> list[str]:
+def gold_texts(q: EvalQuestion, root: Path) -> list[str]:
+    """The gold clause texts of a question: CUAD's span of its plain-text file, else the evidence text."""
     texts = []
     for ev in q.evidence:
         gold = ev.text
@@ -257,7 +262,7 @@ def score_question(
             dcg += 1 / math.log2(rank + 1)
     ideal = sum(1 / math.log2(r + 1) for r in range(1, min(len(gold), DEPTH) + 1))
     # Span recall is for clause-level gold (CUAD's character spans); a gold *page* text is not a span.
-    texts = _gold_text(q, root) if any(ev.txt_char_span for ev in q.evidence) else []
+    texts = gold_texts(q, root) if any(ev.txt_char_span for ev in q.evidence) else []
     span = None
     if texts:
         gold_docs = {ev.pdf_path for ev in q.evidence}
@@ -338,99 +343,55 @@ def evaluate_retrieval(
     return reports
 
 
-@dataclass
-class AnswerReport:
-    reasoner: str
-    questions: int
-    answered: int
-    refused: int
-    errors: int
-    unanswerable: int
-    refusal_precision: float | None  # of the refusals, the share on unanswerable questions
-    refusal_recall: float | None  # of the unanswerable questions, the share refused
-    citation_validity: float | None  # of the answers, the share the grounding check calls grounded
-    cites_gold_page: float | None  # of answers to answerable questions, the share citing a gold page
-
-
-def evaluate_answers(docket, questions: list[EvalQuestion], doc_ids: dict[str, int], scope: str, options: RetrievalOptions) -> AnswerReport:
-    """Answer each question with the configured reasoner over the hybrid top-k; nothing is audited."""
-    from pipeline.ask import to_evidence
-    from pipeline.grounding import check_grounding
-
-    doc_paths = {doc_id: pdf for pdf, doc_id in doc_ids.items()}
-    top_k = docket.settings.retrieval.top_k
-    outcomes = []
-    for q in questions:
-        filters: dict[str, Any] = {"document_ids": [doc_ids[q.pdf_path]]} if scope == "doc" else {"collection": q.dataset}
-        hits = docket.store.search(q.question, top_k, mode="hybrid", options=options, **filters)
-        evidence = to_evidence(hits)
-        output = docket.reasoner.answer(q.question, evidence)
-        grounded = cites_gold = None
-        if output.status == "answered":
-            grounded = check_grounding(output.answer, evidence).verdict == "grounded"
-            cited = {(doc_paths.get(h.document_id), h.page) for h, e in zip(hits, evidence, strict=True) if e.label in output.citations}
-            cites_gold = bool(cited & q.gold_pages()) if q.answerable and q.gold_pages() else None
-        outcomes.append((q, output.status, grounded, cites_gold))
-    refused = [o for o in outcomes if o[1] == "refused"]
-    answered = [o for o in outcomes if o[1] == "answered"]
-    unanswerable = [o for o in outcomes if not o[0].answerable]
-    gold_cites = [o[3] for o in answered if o[3] is not None]
-
-    def share(part: int, whole: int) -> float | None:
-        return part / whole if whole else None
-
-    return AnswerReport(
-        reasoner=docket.settings.reasoner,
-        questions=len(outcomes),
-        answered=len(answered),
-        refused=len(refused),
-        errors=sum(o[1] in ("error", "incomplete") for o in outcomes),
-        unanswerable=len(unanswerable),
-        refusal_precision=share(sum(not o[0].answerable for o in refused), len(refused)),
-        refusal_recall=share(sum(o[1] == "refused" for o in unanswerable), len(unanswerable)),
-        citation_validity=share(sum(bool(o[2]) for o in answered), len(answered)),
-        cites_gold_page=share(sum(gold_cites), len(gold_cites)),
-    )
-
-
 # -- reports -------------------------------------------------------------------------------------------
-def report_dict(meta: dict[str, Any], modes: list[ModeReport], answers: AnswerReport | None) -> dict[str, Any]:
-    return {"meta": meta, "retrieval": [asdict(m) for m in modes], "answers": asdict(answers) if answers else None}
+def report_dict(meta: dict[str, Any], modes: list[ModeReport], answers=None, review=None) -> dict[str, Any]:
+    """The JSON report; ``answers`` and ``review`` are pipeline.answer_eval's reports (or None)."""
+    return {"meta": meta, "retrieval": [asdict(m) for m in modes], "answers": asdict(answers) if answers else None,
+            "review": asdict(review) if review else None}
 
 
 def _fmt(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
 
 
-def render_markdown(meta: dict[str, Any], modes: list[ModeReport], answers: AnswerReport | None) -> str:
+def render_markdown(meta: dict[str, Any], modes: list[ModeReport], answers=None, review=None) -> str:
     lines = [
-        f"# Retrieval eval: {meta['questions_file']} (scope: {meta['scope']})",
+        f"# Eval: {meta['questions_file']} (scope: {meta['scope']}{', part ' + meta['part'] if meta.get('part') else ''})",
         "",
         f"{meta['questions_run']} of {meta['questions_in_file']} questions run, {meta['scored_questions']} with gold pages; "
         f"{meta['documents']} documents, "
         f"{meta['chunks']} chunks; embedding model {meta['embedding_model']}.",
-        "",
-        "| mode | R@1 | R@3 | R@5 | R@10 | MRR@10 | nDCG@10 | span R@5 | span R@10 | p50 ms | p95 ms |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    if modes:
+        lines += [
+            "",
+            "| mode | R@1 | R@3 | R@5 | R@10 | MRR@10 | nDCG@10 | span R@5 | span R@10 | p50 ms | p95 ms |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
     for m in modes:
         span = m.span_recall or {}
         lines.append(
             f"| {m.mode} | {' | '.join(_fmt(m.recall[k]) for k in RECALL_AT)} | {_fmt(m.mrr)} | {_fmt(m.ndcg)} | "
             f"{_fmt(span.get(5))} | {_fmt(span.get(10))} | {m.latency_p50_ms:.1f} | {m.latency_p95_ms:.1f} |"
         )
-    if answers:
-        lines += [
-            "",
-            f"Answers ({answers.reasoner}): {answers.answered} answered, {answers.refused} refused, {answers.errors} errors "
-            f"of {answers.questions}; {answers.unanswerable} unanswerable.",
-            "",
-            "| refusal precision | refusal recall | citation validity | answer cites a gold page |",
-            "|---|---|---|---|",
-            f"| {_fmt(answers.refusal_precision)} | {_fmt(answers.refusal_recall)} | "
-            f"{_fmt(answers.citation_validity)} | {_fmt(answers.cites_gold_page)} |",
-        ]
+    if answers or review:
+        from pipeline.answer_eval import render_answers, render_review
+
+        lines += render_answers(answers) if answers else []
+        lines += render_review(review) if review else []
     return "\n".join(lines) + "\n"
+
+
+def questions_of_part(questions: list[EvalQuestion], part: str) -> list[EvalQuestion]:
+    """``K/N``: the questions of the K-th of every N documents (sorted by pdf_path), so a part holds
+    whole contracts and another part is documents it never saw."""
+    found = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", part)
+    if not found or not 1 <= int(found[1]) <= int(found[2]):
+        raise EvalError(f"--part {part}: expected K/N with 1 <= K <= N, e.g. 1/2")
+    k, n = int(found[1]), int(found[2])
+    order = sorted({q.pdf_path for q in questions})
+    keep = {pdf for i, pdf in enumerate(order) if i % n == k - 1}
+    return [q for q in questions if q.pdf_path in keep]
 
 
 # -- the command ---------------------------------------------------------------------------------------
@@ -440,7 +401,10 @@ def eval_command(
     scope: Annotated[str, typer.Option("--scope", help="doc: search each question's own document; corpus: all documents of its dataset.")] = "doc",
     config: Annotated[str | None, typer.Option("--config", help="YAML config file or preset (retrieval, embedding, chunking, reasoner).")] = None,
     workspace: Annotated[Path | None, typer.Option("--workspace", help="Scratch workspace (default: the platform cache dir, keyed by the settings that decide chunks and the questions' documents).")] = None,
-    answers: Annotated[bool, typer.Option("--answers", help="Also answer with the configured reasoner: refusal and citation metrics.")] = False,
+    answers: Annotated[bool, typer.Option("--answers", help="Also answer with the configured reasoner: CUAD first-quote overlap per category, refusal precision/recall, FinanceBench gold number, citation validity.")] = False,
+    review: Annotated[str | None, typer.Option("--review", help="Also run this checklist (name or YAML) on the questions' documents: offline verdict coverage and agreement with CUAD's annotation.")] = None,
+    part: Annotated[str | None, typer.Option("--part", help="K/N: only the questions of every N-th document (sorted by path), starting at the K-th; for tuning on one part and checking on another.")] = None,
+    retrieval: Annotated[bool, typer.Option("--retrieval/--no-retrieval", help="Measure retrieval (on by default; off to time answers alone).")] = True,
     ablations: Annotated[bool, typer.Option("--ablations", help="Also run hybrid without each document signal and without page pooling.")] = False,
     no_ingest: Annotated[bool, typer.Option("--no-ingest", help="Ingest nothing; score only questions whose documents are already in the workspace.")] = False,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the report here (.md or .json).")] = None,
@@ -469,11 +433,29 @@ def eval_command(
         )
         asked = len(questions)
         questions = [q for q in questions if q.pdf_path in doc_ids and all(ev.pdf_path in doc_ids for ev in q.evidence)]
+        questions = questions_of_part(questions, part) if part else questions
         if not questions:
             raise EvalError(f"{questions_file}: none of the questions' documents is in the workspace {home}; drop --no-ingest")
+        checklist = None
+        if review:
+            from pipeline.review.checklist import ChecklistError, load_checklist
+
+            try:
+                checklist = load_checklist(review)
+            except ChecklistError as exc:
+                raise EvalError(str(exc)) from None
         options = RetrievalOptions.from_settings(settings.retrieval)
-        modes = evaluate_retrieval(docket.store, questions, doc_ids, root, scope, options, ablations=ablations)
-        answer_report = evaluate_answers(docket, questions, doc_ids, scope, options) if answers else None
+        modes = evaluate_retrieval(docket.store, questions, doc_ids, root, scope, options, ablations=ablations) if retrieval else []
+        answer_report = review_report = None
+        if answers or checklist:
+            from pipeline import answer_eval
+
+            if answers:
+                answer_report = answer_eval.evaluate_answers(docket, questions, doc_ids, root, scope)
+            if checklist:
+                used = {q.pdf_path for q in questions}
+                review_report = answer_eval.evaluate_review(
+                    docket, checklist, questions, {p: i for p, i in doc_ids.items() if p in used}, root)
     except (EvalError, ConfigError) as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
@@ -482,7 +464,8 @@ def eval_command(
         "questions_in_file": asked,
         "questions_run": len(questions),
         "scope": scope,
-        "scored_questions": modes[0].questions,
+        "part": part,
+        "scored_questions": modes[0].questions if modes else None,
         "documents": len(doc_ids),
         "chunks": docket.store.count_live_chunks(),
         "embedding_model": docket.store.encoder.model_id,
@@ -490,8 +473,8 @@ def eval_command(
         "config_hash": settings.config_hash(),
         "workspace": str(home),
     }
-    markdown = render_markdown(meta, modes, answer_report)
-    data = report_dict(meta, modes, answer_report)
+    markdown = render_markdown(meta, modes, answer_report, review_report)
+    data = report_dict(meta, modes, answer_report, review_report)
     if output:
         output.write_text(json.dumps(data, indent=2) if output.suffix == ".json" else markdown, encoding="utf-8")
     typer.echo(json.dumps(data, indent=2) if as_json else markdown)

@@ -84,7 +84,9 @@ def test_eval_reports_all_modes_and_answer_metrics(tiny_questions: Path, samples
     assert modes["hybrid"]["span_questions"] == 3 and modes["hybrid"]["span_recall"]["10"] > 0.9
     answers = report["answers"]
     assert answers["questions"] == 4 and answers["unanswerable"] == 1
-    assert answers["answered"] + answers["refused"] + answers["errors"] == 4
+    assert answers["answered"] + answers["withheld"] + answers["refused"] + answers["errors"] == 4
+    # The three clause questions (no CUAD category, no numeric gold) are asked but not quote-scored.
+    assert answers["quote_questions"] == 0 and answers["number_questions"] == 0
     assert "| hybrid |" in out.read_text()
 
 
