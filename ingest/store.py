@@ -20,6 +20,7 @@ import fcntl
 import hashlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
@@ -202,7 +203,13 @@ class DocumentStore:
         self.encoder = Encoder(embedding or EmbeddingSettings())
         self.chunking = chunking or ChunkingSettings()
         self.ocr = ocr or OcrSettings()
+        # The FAISS index searches read. It is never changed once published: an update builds a copy and
+        # swaps it in (_update_index), so a search holding the old one (the service's asks run beside an
+        # upload's ingest) reads a whole index. The condition guards the swap and lets a search wait for
+        # this process's writer instead of rebuilding the index the writer is about to publish.
         self._vectors: VectorIndex | None = None
+        self._vectors_changed = threading.Condition()
+        self._writer_thread: int | None = None  # the thread inside _writer_lock, if any
         self._lexical: tuple[int, LexicalIndex] | None = None  # (generation, index)
         self._allowed_cache: dict[tuple, list[int]] = {}
         self._encoder_ready = False
@@ -408,10 +415,15 @@ class DocumentStore:
         with open(self.index_dir / ".lock", "w") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
-                self._vectors = None  # another process may have written since we last looked
+                with self._vectors_changed:
+                    self._writer_thread = threading.get_ident()
+                    self._vectors = None  # another process may have written since we last looked
                 self.vectors()  # load (or rebuild) now, so each file below updates it incrementally
                 yield
             finally:
+                with self._vectors_changed:
+                    self._writer_thread = None
+                    self._vectors_changed.notify_all()
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def generation(self) -> int:
@@ -419,14 +431,28 @@ class DocumentStore:
             return session.get(IndexState, 1).generation
 
     def vectors(self) -> VectorIndex:
-        generation = self.generation()
-        if self._vectors is not None and self._vectors.generation == generation:
-            return self._vectors
-        loaded = VectorIndex.load(self.index_dir, self.encoder.model_id, self.encoder.dimension, generation)
-        if loaded is None:
-            loaded = self._rebuild_vectors(generation)
-        self._vectors = loaded
-        return loaded
+        """The FAISS index at the registry's generation; the caller may search it for as long as it likes."""
+        current = self._vectors  # read once: another thread may swap it
+        if current is not None and current.generation == self.generation():
+            return current
+        with self._vectors_changed:
+            waited_until = time.monotonic() + WRITER_WAIT_S
+            while True:
+                generation, current = self.generation(), self._vectors
+                if current is not None and current.generation == generation:
+                    return current
+                # This process's ingest has committed a generation and will swap in its index next: wait
+                # for it, rather than rebuild from the registry what it is about to publish.
+                left = waited_until - time.monotonic()
+                if self._writer_thread in (None, threading.get_ident()) or left <= 0:
+                    break
+                self._vectors_changed.wait(left)
+            loaded = VectorIndex.load(self.index_dir, self.encoder.model_id, self.encoder.dimension, generation)
+            if loaded is None:
+                loaded = self._rebuild_vectors(generation)
+            self._vectors = loaded
+            self._vectors_changed.notify_all()
+            return loaded
 
     def _rebuild_vectors(self, generation: int) -> VectorIndex:
         log.info("rebuilding the FAISS index from the registry (generation %d)", generation)
@@ -448,16 +474,22 @@ class DocumentStore:
 
     def _update_index(self, new_ids: np.ndarray, new_vectors: np.ndarray, retired_ids: list[int]) -> None:
         generation = self.generation()
-        index = self._vectors
-        stale = index is None or index.generation != generation - 1
-        # Removal from HNSW, or growth past the flat limit: rebuild, choosing the type for the new size.
-        if stale or (retired_ids and not index.can_remove) or index_kind_for(index.count + len(new_ids)) != index.kind:
-            self._vectors = None
-            self.vectors()  # loads (or rebuilds) at the registry's current generation
-            return
-        index.remove(retired_ids)
-        index.add(new_ids, new_vectors)
-        index.save(self.index_dir, self.encoder.model_id, generation)
+        with self._vectors_changed:
+            index = self._vectors
+            stale = index is None or index.generation != generation - 1
+            # Removal from HNSW, or growth past the flat limit: rebuild, choosing the type for the new size.
+            if stale or (retired_ids and not index.can_remove) or index_kind_for(index.count + len(new_ids)) != index.kind:
+                self._vectors = None
+            else:
+                # Changed on a copy, published whole (see __init__): a search may be reading `index` now.
+                updated = index.copy()
+                updated.remove(retired_ids)
+                updated.add(new_ids, new_vectors)
+                updated.save(self.index_dir, self.encoder.model_id, generation)
+                self._vectors = updated
+                self._vectors_changed.notify_all()
+                return
+        self.vectors()  # loads (or rebuilds) at the registry's current generation
 
     def lexical(self) -> LexicalIndex:
         """BM25 over the live chunks at the registry's generation: held in memory, else loaded from the
@@ -752,6 +784,9 @@ def _embedding_text(chunk: Chunk) -> str:
     return f"{chunk.context}\n{chunk.text}" if chunk.context else chunk.text
 
 
+# Seconds a search waits for this process's ingest to publish the index of the generation it committed
+# (a save of the index file), before rebuilding that index itself.
+WRITER_WAIT_S = 30.0
 ENCODE_GROUP_TEXTS = 512  # about this many texts per Encoder.encode call (see ingest.embedding.encode_groups)
 
 

@@ -102,6 +102,12 @@ class VectorIndex:
         if len(ids):
             self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids.astype(np.int64))
 
+    def copy(self) -> VectorIndex:
+        """A separate index with the same vectors: what the store changes instead of the one searches read."""
+        twin = VectorIndex(self.dimension, self.generation, self.kind)
+        twin.index = faiss.clone_index(self.index)
+        return twin
+
     @property
     def can_remove(self) -> bool:
         return self.kind == "flat"
