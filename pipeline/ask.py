@@ -21,6 +21,7 @@ from pipeline.app import Docket, software_version
 from pipeline.grounding import check_grounding
 from pipeline.reasoning import ChatTurn, Evidence, ReasonerOutput
 from pipeline.records import AnswerRecord, CallRecord, EvidenceRecord
+from pipeline.replay.snapshots import PAYLOAD_VERSION, commit_snapshots, corpus_snapshot, settings_sha256
 
 WITHHELD = "Answer withheld: {label}."
 ALLOWED_UNGROUNDED = "shown although {label} (grounding.allow_ungrounded is on)"
@@ -89,6 +90,8 @@ def ask(docket: Docket, question: str, options: AskOptions | None = None) -> Ans
         "embedding_backend": s.embedding.backend,
         "index_generation": docket.store.generation(),
     }
+    corpus = corpus_snapshot(docket.store)  # the live versions searched, committed for replay (pipeline/replay)
+    searched: list[int] | None = None  # the documents the search is restricted to, as the store is given them
 
     evidence: list[Evidence] = []
     try:
@@ -106,6 +109,7 @@ def ask(docket: Docket, question: str, options: AskOptions | None = None) -> Ans
             document_ids = docket.store.matching_document_ids(where)
             if not document_ids:
                 raise LookupError(NO_MATCH.format(what=describe_filter(options, collection)))
+        searched = sorted(document_ids) if document_ids else None
         if not docket.store.live_chunk_ids(collection, document_ids or None):
             in_collection = f" in collection {collection!r}" if collection else ""
             where = in_collection if not options.documents else " for the given --doc"
@@ -128,6 +132,11 @@ def ask(docket: Docket, question: str, options: AskOptions | None = None) -> Ans
 
     record = _record(docket, question, options, collection, retrieval, evidence, output, allow_ungrounded,
                      request_id, created_at)
+    record.payload_version, record.corpus, record.searched_document_ids = PAYLOAD_VERSION, corpus.reference(), searched
+    record.settings_sha256 = settings_sha256(s)
+    # The settings and corpus the record names by hash go into the log first (once each), also for a review
+    # cell, whose finding entry carries this record.
+    commit_snapshots(docket.audit, s.actor, s, corpus, request_id)
     if not options.record:
         return record
     appended = docket.audit.append(
@@ -233,3 +242,8 @@ def _record(docket, question, options, collection, retrieval, evidence, output, 
         software_version=software_version(),
         config_hash=s.config_hash(),
     )
+
+
+# A replay (pipeline/replay) builds the record of a replayed answer with the very same function, so its
+# grounding, flags and withholding are decided as they were for the original.
+answer_record = _record

@@ -551,8 +551,9 @@ def _mounted(mount: Callable[[typer.Typer], None], name: str):
 
 def _load_audit():
     from audit.cli import make_app
+    from pipeline.replay.cli import add_replay_command  # `audit replay` needs the rest of Docket; audit/ does not
 
-    return _mounted(lambda holder: holder.add_typer(make_app(_audit_context), name="audit", help=AUDIT_HELP), "audit")
+    return _mounted(lambda holder: holder.add_typer(add_replay_command(make_app(_audit_context), state.docket), name="audit", help=AUDIT_HELP), "audit")
 
 
 def _load_review():

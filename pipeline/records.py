@@ -70,6 +70,15 @@ class AnswerRecord(BaseModel):
     error: str | None = None
     software_version: str
     config_hash: str
+    # What a replay needs besides the fields above (pipeline/replay, docs/replay.md). The payload format: 1
+    # (the default, so a payload from before has it when read back) had none of the fields below; 2, set by ask,
+    # adds the settings (settings_sha256: the `settings` audit entry holding them, the actor left out), the
+    # live corpus the search ran over (a reference to its `corpus` audit entry) and the documents the search
+    # was restricted to.
+    payload_version: int = 1
+    settings_sha256: str | None = None
+    corpus: dict[str, Any] = Field(default_factory=dict)  # {"sha256", "generation", "versions", "chunks"}
+    searched_document_ids: list[int] | None = None  # None: not restricted to documents (every live one)
     audit_seq: int | None = None  # filled in after the entry is appended; not part of the entry
 
     def audit_payload(self) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Replay a recorded answer on its frozen index, or on today's, and say what changed (docs/replay.md)."""

@@ -1,0 +1,143 @@
+"""`docket audit replay SEQ [--against current]`: the command, mounted on the audit sub-app by pipeline/cli.py.
+
+audit/ imports nothing of Docket, so the command is added from here to the group ``audit.cli.make_app``
+builds. Exit codes: 0 the replay is identical; 1 it is not (evidence or answer changed, something a frozen
+replay needs is missing, or there was nothing to replay); 2 the entry cannot be replayed at all (no such
+entry, not an answer) or the settings are bad.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+if TYPE_CHECKING:
+    from pipeline.app import Docket
+    from pipeline.replay.runner import ReplayReport
+
+_out = Console(highlight=False, soft_wrap=True)
+_err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def add_replay_command(app: typer.Typer, get_docket: Callable[[], Docket]) -> typer.Typer:
+    """Add `replay` to the `audit` group ``app`` (returned, for mounting in one expression)."""
+
+    @app.command("replay")
+    def replay(
+        seq: Annotated[int, typer.Argument(help="The answer entry (or review finding) to replay.")],
+        against: Annotated[str, typer.Option(
+            "--against", help="frozen: the index, settings and model of the entry's time; current: today's.")] = "frozen",
+        as_json: Annotated[bool, typer.Option("--json", help="Print the replay report as JSON.")] = False,
+    ) -> None:
+        """Replay an answer on its frozen index (or --against current) and show what changed; the replay is logged."""
+        if against not in ("frozen", "current"):
+            _err.print(f"[bold red]error:[/] --against {escape(against)}: expected frozen or current")
+            raise typer.Exit(2)
+        report = run_replay(get_docket, seq, against)
+        if as_json:
+            typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False, default=str))
+        else:
+            print_report(report, _out)
+        raise typer.Exit(0 if report.outcome == "identical" else 1)
+
+    return app
+
+
+def run_replay(get_docket: Callable[[], Docket], seq: int, against: str) -> ReplayReport:
+    """The replay, with every expected failure as one line on stderr and exit 2."""
+    from audit import AuditError
+    from pipeline.replay.recorded import ReplayError
+    from pipeline.replay.runner import replay_entry
+    from pipeline.replay.snapshots import SnapshotError
+    from pipeline.settings import ConfigError
+
+    try:
+        return replay_entry(get_docket(), seq, against)  # type: ignore[arg-type]
+    except (ReplayError, AuditError, ConfigError, SnapshotError) as exc:
+        _err.print(f"[bold red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+
+
+_OUTCOME_STYLE = {"identical": "green", "evidence-changed": "yellow", "answer-changed": "yellow",
+                  "incomplete": "red", "nothing-to-replay": "yellow"}
+
+
+def print_report(report: ReplayReport, out: Console) -> None:
+    data = report.to_dict()
+    recorded = data["replays"]
+    where = "its frozen index" if report.against == "frozen" else "today's corpus and settings"
+    out.print(f"Replay of entry #{recorded['seq']} ({recorded['event_type']} by {escape(recorded['actor'])} at "
+              f"{recorded['time'][:19]}) on {where}")
+    if data["question"]:
+        out.print(f"question: {escape(data['question'])}")
+    if data["index"]:
+        out.print(f"index: {escape(data['index'])}")
+    if recorded["settings_source"]:
+        out.print(f"settings: {escape(recorded['settings_source'])}")
+    for item in data["missing"]:
+        out.print(f"[red]missing[/] {item['what']}: {escape(item['detail'])}")
+    if data["missing"]:
+        out.print("[red]nothing was substituted: the replay did not run[/]")
+    for note in data["notes"]:
+        out.print(f"[dim]note: {escape(note)}[/]")
+    if report.evidence is not None:
+        _print_evidence(report, out)
+    for text in data["texts"]:
+        if text["same"]:
+            out.print(f"{text['field']}: same")
+        else:
+            out.print(f"{text['field']}: [yellow]changed[/]")
+            out.print("  " + _render(text["diff"]))
+    if data["verdict"]:
+        v = data["verdict"]
+        same = "same" if v["recorded"] == v["replayed"] else "[yellow]changed[/]"
+        out.print(f"verdict: {v['recorded']} -> {v['replayed']} ({same})")
+    _print_changes(data["changes"], out)
+    if data["seed"] is not None:
+        out.print(f"seed: {data['seed']} (the recorded one)")
+    style = _OUTCOME_STYLE.get(report.outcome, "white")
+    logged = f" · replay entry #{report.audit_seq}" if report.audit_seq else ""
+    out.print(f"outcome: [{style}]{report.outcome}[/]{logged}")
+
+
+def _print_evidence(report: ReplayReport, out: Console) -> None:
+    evidence = report.evidence
+    if evidence.same:
+        out.print(f"evidence: same at all {len(evidence.rows)} ranks (chunk ids, document and text hashes; scores "
+                  f"within {evidence.to_dict()['tolerance']}, largest difference {evidence.max_score_delta:.3g})")
+        return
+    out.print("evidence: [yellow]changed[/]")
+    for row in evidence.rows:
+        a, b = row.recorded, row.replayed
+        mark = "same" if row.same else "[yellow]differs[/]"
+        left = f"chunk {a['chunk_id']} {escape(a['doc_name'])} p.{a['page']} {a['text_sha256'][:12]} {a['score']:.4f}" if a else "-"
+        right = f"chunk {b['chunk_id']} {escape(b['doc_name'])} p.{b['page']} {b['text_sha256'][:12]} {b['score']:.4f}" if b else "-"
+        out.print(f"  S{row.rank}: {left} -> {right} {mark}")
+
+
+def _render(diff: list[list[str]]) -> str:
+    parts = []
+    for op, text in diff:
+        if op == "=":
+            parts.append(escape(text))
+        elif op == "-":
+            parts.append(f"[red][-{escape(text)}-][/]")
+        else:
+            parts.append(f"[green]{{+{escape(text)}+}}[/]")
+    return "".join(parts)
+
+
+def _print_changes(changes: dict[str, Any], out: Console) -> None:
+    for version in changes.get("versions") or []:
+        scope = "" if version["searched"] else " (outside the searched documents)"
+        out.print(f"changed document: {escape(version['describe'])}{scope}")
+    for setting in changes.get("settings") or []:
+        out.print(f"changed setting: {setting['key']}: {escape(json.dumps(setting['recorded']))} -> "
+                  f"{escape(json.dumps(setting['current']))}")
+    for model in changes.get("models") or []:
+        out.print(f"changed {model['what']}: {escape(str(model['recorded']))} -> {escape(str(model['replayed']))}")
