@@ -575,6 +575,12 @@ def _load_db():
     return _mounted(lambda holder: holder.add_typer(make_db_app(state.settings), name="db"), "db")
 
 
+def _load_models():
+    from pipeline.llm.models_cli import make_models_app
+
+    return _mounted(lambda holder: holder.add_typer(make_models_app(state.settings), name="models"), "models")
+
+
 def _load_eval():
     from pipeline.evaluation import eval_command
 
@@ -589,6 +595,7 @@ LAZY_COMMANDS: dict[str, tuple[Callable[[], Any], str]] = {
     "review": (_load_review, "Run a checklist over documents, show and report the findings, diff reviews, sign off."),
     "users": (_load_users, "Add, list and disable service users; grant collections and documents; issue and revoke API tokens."),
     "db": (_load_db, "Show and upgrade the schema of the workspace's databases (registry and audit log)."),
+    "models": (_load_models, "Check the configured LLM model against the models the endpoint offers (GET /v1/models)."),
     "eval": (_load_eval, "Measure retrieval on questions with gold pages: R@k, MRR, nDCG, span recall, latency; dense, BM25 and hybrid."),
 }
 

@@ -227,9 +227,10 @@ class MagistralReasoner:
                 deprecated[card["id"]] = str(card["deprecation"]) + (f", replaced by {replacement}" if replacement else "")
         return ModelList(ids, deprecated)
 
-    def check_model(self) -> str:
-        """One line: is ``llm.model`` among the models the endpoint lists (and not deprecated)?"""
-        models = self.available_models()
+    def check_model(self, models: ModelList | None = None) -> str:
+        """One line: is ``llm.model`` among the models the endpoint lists (and not deprecated)?
+        ``models``: a list already read (``docket models check`` prints it too), else it is asked for."""
+        models = models if models is not None else self.available_models()
         model = self.settings.model
         if models.error:
             return f"model '{model}' not checked: {models.describe()}"
