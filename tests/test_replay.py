@@ -241,3 +241,96 @@ def test_bad_replay_requests_are_one_line_and_exit_2(deals: Path):
     assert "only answer entries and review findings" in invoke("audit", "replay", "1", code=2).stderr
     assert "no entry with seq 999" in invoke("audit", "replay", "999", code=2).stderr
     assert "expected frozen or current" in invoke("audit", "replay", "1", "--against", "yesterday", code=2).stderr
+
+
+FIXTURE = Path(__file__).parent / "fixtures" / "workspace_3aea598"
+FORMAT_2_FIELDS = ("payload_version", "settings_sha256", "corpus", "searched_document_ids")
+
+
+def test_a_format_1_payload_replays_from_its_own_fields_and_the_document_events(deals: Path):
+    from pipeline.app import Docket
+    from pipeline.settings import load_settings
+
+    original = ask_json(QUESTION, "-c", "deals", "--doc", "alpha.pdf")
+    # The same answer as a Docket from before replay wrote it: without the format 2 fields.
+    docket = Docket(load_settings())
+    stored = docket.audit.get(original["audit_seq"])
+    old = {k: v for k, v in stored.payload.items() if k not in FORMAT_2_FIELDS}
+    seq = docket.audit.append("answer", old, actor=stored.actor, subjects=list(stored.subjects), status=stored.status).seq
+    pdf(deals / "alpha.pdf", ALPHA_V2)
+    invoke("ingest", str(deals / "alpha.pdf"), "-c", "deals")
+
+    frozen = replay_json(seq, code=0)
+    assert frozen["replays"]["payload_version"] == 1 and frozen["outcome"] == "identical"
+    assert "derived from the document events" in frozen["replays"]["corpus_source"]
+    assert "payload format 1 stored no settings" in frozen["replays"]["settings_source"]
+    assert any("--doc refs were resolved today" in note for note in frozen["notes"])
+    assert frozen["record"]["answer"] == original["answer"]
+    assert [r["replayed"]["chunk_id"] for r in frozen["evidence"]["rows"]] == [e["chunk_id"] for e in original["evidence"]]
+
+
+def test_a_log_written_before_replay_still_verifies_shows_and_says_what_it_cannot_replay(home: Path):
+    import shutil
+
+    shutil.copytree(FIXTURE, home)
+    assert invoke("audit", "verify").stdout.startswith("OK")
+    assert entry(1)["payload"]["question"] == QUESTION
+    frozen = replay_json(1, code=1)
+    assert frozen["outcome"] == "incomplete" and frozen["replays"]["payload_version"] == 1
+    assert [m["what"] for m in frozen["missing"]] == ["corpus"]
+    assert "no document event before #1 made live" in frozen["missing"][0]["detail"]
+    current = replay_json(1, "--against", "current", code=None)
+    assert current["outcome"] in ("identical", "evidence-changed", "answer-changed")
+    assert current["changes"]["versions"] is None and "payload format 1" in current["changes"]["settings_compared"]
+    assert invoke("audit", "verify").stdout.startswith("OK")
+
+
+CHECKLIST = """name: replay-check
+title: Replay check
+version: 1
+items:
+  - id: governing-law
+    title: Governing law
+    question: Which state's law governs the agreement?
+    requirement: The agreement is governed by the laws of the State of New York or Delaware.
+    severity: high
+    rule: {kind: jurisdiction_in, allowed: [New York, Delaware]}
+  - id: termination-notice
+    title: Termination notice
+    question: How much prior written notice does termination require?
+    requirement: Termination requires written notice of at least 60 days.
+    severity: medium
+    rule: {kind: min_duration_days, value: 60}
+"""
+
+
+def test_a_review_cell_replays_and_a_whole_review_replays_into_a_new_review(deals: Path, tmp_path: Path):
+    checklist = tmp_path / "replay-check.yaml"
+    checklist.write_text(CHECKLIST)
+    run = json.loads(invoke("review", "run", str(checklist), "-c", "deals", "--doc", "alpha.pdf", "--doc", "beta.pdf",
+                            "--json", code=None).stdout)
+    review_id = run["review_id"]
+    pdf(deals / "alpha.pdf", ALPHA_V2)  # the reviewed document changes after the review
+    invoke("ingest", str(deals / "alpha.pdf"), "-c", "deals")
+
+    cell = json.loads(invoke("review", "replay", review_id, "--item", "governing-law", "--doc", "alpha.pdf",
+                             "--json", code=0).stdout)
+    assert cell["outcome"] == "identical" and cell["replays"]["event_type"] == "review_finding"
+    assert cell["verdict"]["recorded"] == cell["verdict"]["replayed"] == "compliant"  # New York, on the frozen index
+    today = json.loads(invoke("review", "replay", review_id, "--item", "governing-law", "--doc", "alpha.pdf",
+                              "--against", "current", "--json", code=1).stdout)
+    assert today["verdict"]["replayed"] == "non-compliant" and "Texas" in today["record"]["answer"]
+    assert [v["name"] for v in today["changes"]["versions"]] == ["alpha.pdf"]
+
+    whole = json.loads(invoke("review", "replay", review_id, "--all", "--json", code=0).stdout)
+    assert whole["replays_review"] == review_id and whole["outcomes"] == {"identical": 4}
+    diff = json.loads(invoke("review", "diff", review_id, whole["review_id"], "--json").stdout)
+    assert diff["counts"] == {"same": 4, "changed": 0, "only-a": 0, "only-b": 0}
+    started = json.loads(invoke("audit", "list", "--type", "review_started", "--subject", f"review:{whole['review_id']}",
+                                "--json").stdout)
+    assert started[0]["payload"]["replays_review"] == review_id
+
+    assert "no such item" in invoke("review", "replay", review_id, "--item", "nope", "--doc", "alpha.pdf", code=2).stderr
+    assert "reviewed no such document" in invoke("review", "replay", review_id, "--item", "governing-law", "--doc",
+                                                 "gamma.pdf", code=2).stderr
+    assert "--item ITEM and --doc DOC" in invoke("review", "replay", review_id, code=2).stderr

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -36,8 +36,7 @@ def add_replay_command(app: typer.Typer, get_docket: Callable[[], Docket]) -> ty
     ) -> None:
         """Replay an answer on its frozen index (or --against current) and show what changed; the replay is logged."""
         if against not in ("frozen", "current"):
-            _err.print(f"[bold red]error:[/] --against {escape(against)}: expected frozen or current")
-            raise typer.Exit(2)
+            _fail(f"--against {against}: expected frozen or current")
         report = run_replay(get_docket, seq, against)
         if as_json:
             typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False, default=str))
@@ -48,19 +47,76 @@ def add_replay_command(app: typer.Typer, get_docket: Callable[[], Docket]) -> ty
     return app
 
 
-def run_replay(get_docket: Callable[[], Docket], seq: int, against: str) -> ReplayReport:
-    """The replay, with every expected failure as one line on stderr and exit 2."""
+def add_review_replay_command(app: typer.Typer, get_docket: Callable[[], Docket]) -> typer.Typer:
+    """Add `replay` to the `review` group ``app``: one cell, or a whole review into a new one."""
+
+    @app.command("replay")
+    def replay(
+        review_id: Annotated[str, typer.Argument(help="Review id (or a unique prefix of it).")],
+        item: Annotated[str | None, typer.Option("--item", help="The cell's checklist item.")] = None,
+        doc: Annotated[str | None, typer.Option("--doc", help="The cell's document: name, id or SHA-256 prefix.")] = None,
+        all_cells: Annotated[bool, typer.Option(
+            "--all", help="Replay every cell, frozen, into a new review (then `docket review diff OLD NEW`).")] = False,
+        against: Annotated[str, typer.Option(
+            "--against", help="One cell: frozen (its time's index, settings, model) or current (today's).")] = "frozen",
+        as_json: Annotated[bool, typer.Option("--json", help="Print the replay report as JSON.")] = False,
+    ) -> None:
+        """Replay a review cell (--item and --doc) on its frozen index, or every cell into a new review (--all)."""
+        from pipeline.replay.review import replay_cell, replay_review
+
+        if against not in ("frozen", "current"):
+            _fail(f"--against {against}: expected frozen or current")
+        if all_cells == bool(item or doc) or (not all_cells and not (item and doc)):
+            _fail("give --item ITEM and --doc DOC for one cell, or --all for every cell")
+        if all_cells and against != "frozen":
+            _fail("--all replays frozen; to review today's corpus run `docket review run CHECKLIST --new`, then "
+                  "`docket review diff`")
+        docket = get_docket()
+        if all_cells:
+            result = _guarded(lambda: replay_review(docket, review_id))
+            if as_json:
+                typer.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False, default=str))
+            else:
+                counts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(result.outcomes().items()))
+                _out.print(f"review {result.new.id} replays review {result.old.id}: {len(result.reports)} cells ({counts})")
+                _out.print(f"compare them: docket review diff {result.old.id} {result.new.id}")
+            identical = all(report.outcome == "identical" for _, report in result.reports)
+            raise typer.Exit(0 if identical else 1)
+        report = _guarded(lambda: replay_cell(docket, review_id, item, doc, against))  # type: ignore[arg-type]
+        if as_json:
+            typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False, default=str))
+        else:
+            print_report(report, _out)
+        raise typer.Exit(0 if report.outcome == "identical" else 1)
+
+    return app
+
+
+def _fail(message: str) -> NoReturn:
+    _err.print(f"[bold red]error:[/] {escape(message)}")
+    raise typer.Exit(2)
+
+
+def _guarded(run: Callable[[], Any]) -> Any:
+    """``run()``, with every expected failure as one line on stderr and exit 2."""
     from audit import AuditError
     from pipeline.replay.recorded import ReplayError
-    from pipeline.replay.runner import replay_entry
     from pipeline.replay.snapshots import SnapshotError
     from pipeline.settings import ConfigError
 
     try:
-        return replay_entry(get_docket(), seq, against)  # type: ignore[arg-type]
+        return run()
     except (ReplayError, AuditError, ConfigError, SnapshotError) as exc:
-        _err.print(f"[bold red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(2) from None
+        _fail(str(exc))
+    except LookupError as exc:
+        _fail(str(exc).strip("'\""))
+
+
+def run_replay(get_docket: Callable[[], Docket], seq: int, against: str) -> ReplayReport:
+    """The replay, with every expected failure as one line on stderr and exit 2."""
+    from pipeline.replay.runner import replay_entry
+
+    return _guarded(lambda: replay_entry(get_docket(), seq, against))  # type: ignore[arg-type]
 
 
 _OUTCOME_STYLE = {"identical": "green", "evidence-changed": "yellow", "answer-changed": "yellow",

@@ -99,6 +99,11 @@ def replay_entry(docket: Docket, seq: int, against: Against = "frozen", *,
     ``allowed_documents``: what the caller may read, for a replay against today (the service passes the
     user's grants); a frozen replay searches what the original searched. ``record``: append the replay entry."""
     recorded = read_recorded(docket, seq)
+    if against == "current":
+        # Today's replay needs only the entry itself; what is missing of its time limits what can be said
+        # about the changes, not the replay.
+        recorded.notes += [f"not known of the entry's time: {m.detail}" for m in recorded.missing if m.what != "entry"]
+        recorded.missing = [m for m in recorded.missing if m.what == "entry"]
     report = ReplayReport(recorded, against)
     if not recorded.missing:
         original = recorded.payload

@@ -259,7 +259,9 @@ def make_review_app(get_docket: Callable[[], Docket]) -> typer.Typer:
             return
         _out.print(f"signed off ({record.decision}) as audit entry #{record.audit_seq}")
 
-    return app
+    from pipeline.replay.cli import add_review_replay_command  # `review replay`: pipeline/replay/ (docs/replay.md)
+
+    return add_review_replay_command(app, get_docket)
 
 
 def _load(get_docket: Callable[[], Docket], ref: str):
