@@ -11,7 +11,8 @@ lists the program's own steps (what it compared and what it chose), labelled as 
 from __future__ import annotations
 
 import re
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -36,6 +37,9 @@ _MIN_SENTENCE_WORDS = 6  # shorter "sentences" are headings and fragments, not a
 # Kinds whose answer is a value the answerer can put first; the others are answered by quoting.
 VALUE_KINDS = frozenset({"amount", "percentage", "date", "duration", "jurisdiction", "party"})
 _HEADING_BOOST = 0.12  # added, times the share of the question's words in the heading in force
+# Sentence vectors an answerer keeps (384 floats each, about 6 MiB): a warm service is asked about the
+# same contracts again and again, and embedding the evidence's sentences is most of an answer's time.
+SENTENCE_CACHE_SIZE = 4096
 
 
 # -- boilerplate: passages and lines that cannot answer a content question ----------------------------
@@ -152,6 +156,12 @@ class ExtractiveReasoner:
         relative_cutoff: float = 0.85,
     ):
         self.embed = embed
+        # A vector may be reused only if it does not depend on the texts it was batched with: true of the
+        # fp32 encoder (the default question session), not of int8, whose activations are scaled per batch.
+        encoder = getattr(embed, "__self__", None)
+        self._reuse_vectors = encoder is not None and getattr(encoder, "_int8", True) is False
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._vectors_lock = threading.Lock()  # one answerer serves the service's concurrent asks
         self.min_score = min_score
         self.min_value_score = min_value_score  # a sentence holding the wanted kind of answer needs less
         self.max_quotes = max_quotes
@@ -239,7 +249,7 @@ class ExtractiveReasoner:
                     sentences.append((ev, sentence))
         if not sentences:
             return [], skipped
-        vectors = self.embed([core] + [s for _, s in sentences])
+        vectors = self._embed([core] + [s for _, s in sentences])
         cosines = vectors[1:] @ vectors[0]
         terms = {t for t in tokenize(core) if t not in _QUESTION_WORDS}
         out = []
@@ -250,6 +260,24 @@ class ExtractiveReasoner:
             value = _nearest_value(kind, sentence, terms) if kind in VALUE_KINDS else None
             out.append(_Candidate(ev.label, sentence, float(cosine), overlap, heading, value))
         return out, skipped
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        """``embed(texts)``, the vectors of texts met before taken from the cache where they may be reused."""
+        if not self._reuse_vectors:
+            return self.embed(texts)
+        with self._vectors_lock:
+            known = {t: self._vectors[t] for t in texts if t in self._vectors}
+            for t in known:
+                self._vectors.move_to_end(t)
+        todo = list(dict.fromkeys(t for t in texts if t not in known))
+        if todo:
+            fresh = dict(zip(todo, self.embed(todo), strict=True))
+            with self._vectors_lock:
+                self._vectors.update(fresh)
+                while len(self._vectors) > SENTENCE_CACHE_SIZE:
+                    self._vectors.popitem(last=False)
+            known.update(fresh)
+        return np.stack([known[t] for t in texts])
 
     def _output(self, status, answer, steps, on_delta, citations=None) -> ReasonerOutput:
         trace = "\n".join(steps)
