@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from pipeline.service import identity_adapter as identity
-from pipeline.service.deps import allowed, service
+from pipeline.service.deps import allowed, current_principal, service
 from pipeline.service.errors import ApiError, bad_request, not_found
 from pipeline.service.state import Principal, ServiceState
 
@@ -168,6 +168,49 @@ def annotate_entry(seq: Seq, body: Annotation, principal: Principal = Depends(al
     except AuditError as exc:
         raise _audit_error(exc) from None
     return {"seq": appended.seq, "leaf_hash": appended.leaf_hash, "time": appended.time}
+
+
+class ReplayRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    against: Literal["frozen", "current"] = Field(
+        "frozen", description="frozen: the entry's own index, settings and model; current: today's corpus and settings."
+    )
+
+
+@router.post("/entries/{seq}/replay", summary="Replay an answer (or review finding) and show what changed; logged")
+def replay_entry(seq: Seq, body: ReplayRequest, principal: Principal = Depends(current_principal),
+                 state: ServiceState = Depends(service)):
+    """Who may replay (docs/replay.md): an auditor (or the owner), any entry they may see, frozen or against
+    today; and the actor of the entry itself, if their role may ask, while every document it names is still
+    granted to them, against today only within their grants. Anyone else: 403, recorded."""
+    from audit import AuditError
+    from pipeline.replay.recorded import ReplayError
+    from pipeline.replay.runner import replay_entry as replay
+    from pipeline.replay.snapshots import SnapshotError
+
+    log = state.docket.audit
+    try:
+        entry = log.get(seq)
+    except AuditError as exc:
+        raise _audit_error(exc) from None
+    if identity.can(state, principal, "read_audit"):
+        action, limits = "read_audit", None
+    elif entry.actor == principal.actor and identity.can(state, principal, "ask"):
+        action, limits = "ask", identity.allowed_documents(state, principal, action="ask")
+    else:
+        identity.record_denied(state, principal, "replay_audit", detail=f"seq {seq}")
+        raise ApiError(403, "forbidden", "a replay is for an auditor, or for the user whose answer it is")
+    if not Visibility(state, principal, action).sees(entry):
+        identity.record_denied(state, principal, action, detail=f"replay of seq {seq}")
+        raise not_found("entry", seq)
+    try:
+        report = replay(state.docket_for(principal), seq, body.against, allowed_documents=limits)
+    except (ReplayError, SnapshotError) as exc:
+        raise bad_request(str(exc), "not_replayable") from None
+    except AuditError as exc:
+        raise _audit_error(exc) from None
+    return report.to_dict()
 
 
 @router.get("/verify", summary="Check the whole log: OK with size and root, or the first bad seq and why")
