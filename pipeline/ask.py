@@ -10,6 +10,7 @@ cannot take it, the caller gets an error, never an unrecorded answer.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,6 +52,9 @@ class AskOptions:
     # search is restricted to them before ranking, so top-k stays complete; a --doc outside them is
     # "no such document", so its name does not leak.
     allowed_documents: frozenset[int] | None = None
+    # When given, the wall seconds of each stage (retrieval, answerer, grounding, audit) are added to it:
+    # the service's Server-Timing header. Not in the record: they differ between runs of the same ask.
+    timings: dict[str, float] | None = None
 
 
 def to_evidence(hits: list[ChunkHit]) -> list[Evidence]:
@@ -81,6 +85,7 @@ def ask(docket: Docket, question: str, options: AskOptions | None = None) -> Ans
     allow_ungrounded = s.grounding.allow_ungrounded if options.allow_ungrounded is None else options.allow_ungrounded
     top_k = options.top_k or s.retrieval.top_k
     request_id = uuid.uuid4().hex
+    mark, stage = time.perf_counter(), "retrieval"  # the stage the time until the next lap is spent on
     created_at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     retrieval_options = RetrievalOptions.from_settings(s.retrieval)
     retrieval = {
@@ -126,12 +131,15 @@ def ask(docket: Docket, question: str, options: AskOptions | None = None) -> Ans
                 options=retrieval_options,
             )
             evidence = to_evidence(hits)
+            mark, stage = _lap(options, "retrieval", mark), "answerer"
             output = docket.reasoner.answer(question, evidence, options.history or None, options.on_delta)
     except LookupError as exc:  # a --doc that names no document, a filter that admits none
         output = ReasonerOutput(status="error", answer="", error=str(exc).strip("'\""))
 
+    mark = _lap(options, stage, mark)
     record = _record(docket, question, options, collection, retrieval, evidence, output, allow_ungrounded,
                      request_id, created_at)
+    mark = _lap(options, "grounding", mark)
     record.payload_version, record.corpus, record.searched_document_ids = PAYLOAD_VERSION, corpus.reference(), searched
     record.settings_sha256 = settings_sha256(s)
     # The settings and corpus the record names by hash go into the log first (once each), also for a review
@@ -148,7 +156,16 @@ def ask(docket: Docket, question: str, options: AskOptions | None = None) -> Ans
         status=record.status,
     )
     record.audit_seq = appended.seq
+    _lap(options, "audit", mark)  # the snapshots' check and the answer's entry
     return record
+
+
+def _lap(options: AskOptions, stage: str, since: float) -> float:
+    """Add the time since ``since`` to ``stage`` in ``options.timings`` (if kept); now."""
+    now = time.perf_counter()
+    if options.timings is not None:
+        options.timings[stage] = options.timings.get(stage, 0.0) + now - since
+    return now
 
 
 def filter_fields(options: AskOptions) -> dict:

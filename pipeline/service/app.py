@@ -7,10 +7,12 @@ One process, one ``Docket``: the encoder, the indexes and the audit log are load
 
 from __future__ import annotations
 
+import time
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, HTTPException
 
+from pipeline.service.deps import ARRIVED
 from pipeline.service.errors import error_response, install_error_handlers
 from pipeline.service.routes import ask, audit, auth, documents, reviews, users
 from pipeline.service.state import ServiceState
@@ -64,6 +66,19 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
+class RequestClock:
+    """Stamps each request with its arrival (``time.perf_counter()`` under ``deps.ARRIVED`` in its scope),
+    outermost, so a route's Server-Timing header counts from there (routes/ask.py)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            scope[ARRIVED] = time.perf_counter()
+        await self.app(scope, receive, send)
+
+
 def create_app(settings: DocketSettings, *, warm: bool = True) -> FastAPI:
     """The application over one ``Docket`` built from ``settings`` (opened, and warmed, at start-up)."""
     from pipeline.app import software_version
@@ -93,6 +108,7 @@ def create_app(settings: DocketSettings, *, warm: bool = True) -> FastAPI:
 
     install_web_app(app)
     app.add_middleware(BodyLimit, settings=settings)
+    app.add_middleware(RequestClock)  # added last: the outermost
     return app
 
 

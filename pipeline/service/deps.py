@@ -18,9 +18,11 @@ from pipeline.service.state import Principal, ServiceState
 SESSION_COOKIE = "docket_session"
 CSRF_HEADER = "X-CSRF-Token"
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+ARRIVED = "docket.arrived"  # the request scope's key for its arrival time (app.RequestClock), for Server-Timing
 
 
-def service(request: Request) -> ServiceState:
+async def service(request: Request) -> ServiceState:
+    # async: FastAPI runs a sync dependency on its thread pool, a hand-off per request for a lookup.
     return request.app.state.service
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
+import time
 from datetime import date
 from typing import Annotated, Any
 
@@ -18,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from pipeline.service import identity_adapter as identity
-from pipeline.service.deps import allowed, service
+from pipeline.service.deps import ARRIVED, allowed, service
 from pipeline.service.errors import not_found
 from pipeline.service.state import Principal, ServiceState
 
@@ -110,11 +111,31 @@ def ask_question(body: AskRequest, request: Request, principal: Principal = Depe
                  state: ServiceState = Depends(service)):
     from pipeline.ask import ask
 
+    began = time.perf_counter()
     docket, options = _prepare(state, principal, body)
     if "text/event-stream" in request.headers.get("accept", ""):
         return _stream(state, docket, body.question, options)
+    options.timings = {}
+    prepared = time.perf_counter()
     record = ask(docket, body.question, options)
-    return JSONResponse(answer_json(state, record))
+    asked = time.perf_counter()
+    response = JSONResponse(answer_json(state, record))
+    done = time.perf_counter()
+    arrived = request.scope.get(ARRIVED, began)
+    response.headers["Server-Timing"] = server_timing({
+        "auth": began - arrived, "prepare": prepared - began, **options.timings,
+        "ask": asked - prepared, "serialize": done - asked, "total": done - arrived,
+    })
+    return response
+
+
+def server_timing(stages: dict[str, float]) -> str:
+    """A Server-Timing header (W3C) of stage wall times in ms: where the server spent an ask's time.
+
+    auth: from the request's arrival to the route (body, token, role check); prepare: the caller's
+    grants; retrieval, answerer, grounding, audit: pipeline.ask's stages (``AskOptions.timings``), ask
+    being all of it; serialize: the record and its page boxes as JSON; total: arrival to response."""
+    return ", ".join(f"{name};dur={seconds * 1000:.1f}" for name, seconds in stages.items())
 
 
 @router.post("/ask/stream", summary="The same ask, as Server-Sent Events: delta events, then the answer")
