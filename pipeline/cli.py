@@ -227,7 +227,7 @@ def ingest(
 # -- ask / chat -----------------------------------------------------------------------------------------
 @app.command()
 def ask(
-    question: Annotated[str, typer.Argument(help="The question, in any language.")],
+    question: Annotated[str | None, typer.Argument(help="The question, in any language (or --questions FILE).")] = None,
     collection: CollectionOpt = None,
     doc: Annotated[list[str] | None, typer.Option("--doc", "-d", help="Restrict to a document (id, file name or SHA-256 prefix); repeatable.")] = None,
     top_k: Annotated[int | None, typer.Option("--top-k", "-k", min=1, max=100, help="Evidence passages to use.")] = None,
@@ -240,11 +240,20 @@ def ask(
     since: SinceOpt = None,
     until: UntilOpt = None,
     as_json: JsonFlag = False,
+    questions: Annotated[Path | None, typer.Option("--questions", help="Answer every question of a .jsonl or .csv file (fields id, question, collection, doc), one audit entry each; on Ray with compute.engine: ray.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="With --questions: write the answers to this .jsonl or .csv file (default: JSON lines on stdout).")] = None,
 ) -> None:
     """Answer a question from the ingested documents, citing [S#] sources; the answer is logged for audit.
 
     An answer that fails grounding is withheld (exit 1) unless --allow-ungrounded."""
-    if not question.strip():  # before the workspace is opened: nothing to search, nothing to log
+    if questions is not None or output is not None:  # many questions: pipeline/compute/batch_cli.py
+        from pipeline.compute.batch_cli import ask_batch_command
+
+        raise typer.Exit(ask_batch_command(
+            state.docket, question, questions, output, collection=collection, documents=doc, top_k=top_k,
+            allow_ungrounded=allow_ungrounded, doc_types=doc_type, since=since, until=until, as_json=as_json,
+        ))
+    if question is None or not question.strip():  # before the workspace is opened: nothing to search, nothing to log
         fail('the question is empty; ask one, e.g. docket ask "Which law governs the agreement?"', 2)
     from pipeline.ask import AskOptions
     from pipeline.ask import ask as run_ask

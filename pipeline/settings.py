@@ -181,6 +181,33 @@ class MigrationSettings(_Section):
     )
 
 
+class ComputeSettings(_Section):
+    """Where ingest, question batches and reviews run: this process, or a Ray cluster (docs/scale.md)."""
+
+    engine: Literal["local", "ray"] = Field(
+        "local", description="'ray': fan ingest, `ask --questions` and review cells out to a Ray cluster "
+        "(pip install 'docket[ray]'); 'local': this process, as always.",
+    )
+    address: str | None = Field(
+        None, description="The Ray cluster to join: 'auto' (the one `ray start` runs on this host), host:port of "
+        "its head, or ray://host:10001. Unset: a private local Ray is started for the command and stopped after.",
+    )
+    namespace: str = Field("docket", description="Ray namespace of Docket's named actors (the LLM slots).")
+    actors: int | None = Field(
+        None, ge=1, description="Encoder actors at ingest, question and review-cell workers; unset: one per node.",
+    )
+    max_in_flight: int | None = Field(
+        None, ge=1, description="Documents, questions or cells submitted and not yet recorded; unset: 4 per CPU.",
+    )
+    task_retries: int = Field(
+        3, ge=0, description="Times Docket resubmits a task whose worker or node died, before the file, question "
+        "or cell is reported failed (results are recorded by the driver only, so a retry duplicates nothing).",
+    )
+    object_store_mb: int | None = Field(
+        None, ge=75, description="Object store of the private local Ray (address unset); unset: Ray's default.",
+    )
+
+
 class DocketSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="DOCKET_", env_nested_delimiter="__", extra="forbid", validate_default=True
@@ -205,6 +232,7 @@ class DocketSettings(BaseSettings):
     audit: AuditSettings = AuditSettings()
     migrations: MigrationSettings = MigrationSettings()
     service: ServiceSettings = ServiceSettings()
+    compute: ComputeSettings = ComputeSettings()
 
     @field_validator("home", mode="after")
     @classmethod
@@ -277,7 +305,11 @@ class DocketSettings(BaseSettings):
 
     def config_hash(self) -> str:
         """SHA-256 of the public settings, recorded with every answer so a run can be matched to its config."""
-        blob = json.dumps(self.public_dict(), sort_keys=True, separators=(",", ":"), default=str)
+        data = self.public_dict()
+        # Where the work ran is not what it computed: the engines give equal results (tests/test_ray*.py),
+        # so an answer's hash is the same locally and on Ray.
+        data.pop("compute", None)
+        blob = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(blob.encode()).hexdigest()
 
 
