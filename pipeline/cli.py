@@ -1,18 +1,17 @@
 """The `docket` command line.
 
-Every command that prints data takes ``--json`` (stable keys, see docs/cli.md). Exit codes:
-0 success; 1 the command ran but something failed (a file not ingested, an ask that errored or was
-cut short, an answer withheld because it failed grounding); 2 bad usage or configuration; 130 interrupted.
+Every command that prints data takes ``--json`` (stable keys, see docs/cli.md). Errors, ``--json``
+printing and the exit codes (0 done, 1 failed, 2 bad usage or input, 130 interrupted) are
+``pipeline.cli_plumbing``'s, shared with the sub-apps.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -20,6 +19,11 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from typer.core import TyperGroup, TyperOption
+
+from pipeline.cli_answers import print_answer
+from pipeline.cli_plumbing import (
+    FAILED, INTERRUPTED, USAGE, JsonFlag, err_console, error_message, exit_code_for, fail, parse_day, print_json, say_error,
+)
 
 # Settings (pydantic), the store (SQLAlchemy, FAISS) and the sub-apps are imported by the commands that
 # use them, not here: `docket --help` should cost Python, typer and rich, and nothing else.
@@ -81,9 +85,7 @@ app.add_typer(docs_app, name="docs")
 app.add_typer(config_app, name="config")
 
 console = Console()
-err_console = Console(stderr=True)
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON (stable keys) instead of a table.")]
 CollectionOpt = Annotated[str | None, typer.Option("--collection", "-c", help="Collection (default from config).")]
 TypeFilterOpt = Annotated[list[str] | None, typer.Option("--type", "-t", help="Only documents of this type (as tagged); repeatable.")]
 SinceOpt = Annotated[str | None, typer.Option("--since", help="Only documents dated on or after this day (YYYY-MM-DD).")]
@@ -110,7 +112,7 @@ class _State:
             # DOCKET_ACTOR or a config file's `actor`, which anyone can set (docs/audit.md, "Who the actor is").
             problem = untrusted_actor_problem()
             if problem:
-                fail(problem, 2)
+                fail(problem, USAGE)
             self._docket = Docket(load_settings(self.config, home=self.home, actor=os_identity().actor))
         return self._docket
 
@@ -118,33 +120,12 @@ class _State:
 state = _State()
 
 
-def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def parse_day(value: str | None, flag: str):
-    """``value`` as a date, or a one-line usage error naming ``flag``."""
-    from datetime import date
-
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        fail(f"{flag} {value}: expected a date as YYYY-MM-DD, e.g. 2022-12-31", 2)
-
-
 def document_tags(doc_type: str | None, doc_date: str | None):
     from ingest.store import DocumentTags
 
     if doc_type is not None and not doc_type.strip():
-        fail("--type: give a non-empty document type, e.g. 10-K or NDA", 2)
+        fail("--type: give a non-empty document type, e.g. 10-K or NDA", USAGE)
     return DocumentTags(doc_type.strip() if doc_type else None, parse_day(doc_date, "--date"))
-
-
-def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 @app.callback()
@@ -187,14 +168,14 @@ def ingest(
     docket = state.docket()
     if ocr is not None:
         if ocr not in ("auto", "always", "never"):
-            fail(f"--ocr {ocr}: expected auto, always or never", 2)
+            fail(f"--ocr {ocr}: expected auto, always or never", USAGE)
         docket.settings.ocr.mode = ocr
     if describe_figures:
         docket.settings.ocr.describe_figures = True
     collection = collection or docket.settings.collection
     files = list(iter_input_files(paths))
     if not files:
-        fail("no PDF or image files found in " + ", ".join(map(display_path, paths)), 1)
+        fail("no PDF or image files found in " + ", ".join(map(display_path, paths)), FAILED)
     with Progress(
         TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
         console=err_console, disable=as_json or not err_console.is_terminal,
@@ -209,7 +190,7 @@ def ingest(
         try:  # each document added or changed is an audit event (pipeline/documents.py)
             report = ingest_documents(docket, files, collection, on_file=on_file, tags=tags)
         except UnrecordedChange as exc:
-            fail(str(exc), 1)
+            fail(str(exc), FAILED)
     summary = report.summary()
     if as_json:
         print_json({"collection": collection, "summary": summary, "files": [r.__dict__ for r in report.results]})
@@ -221,7 +202,7 @@ def ingest(
             f"in collection {collection!r}."
         )
     if report.failed:
-        raise typer.Exit(1)
+        raise typer.Exit(FAILED)
 
 
 # -- ask / chat -----------------------------------------------------------------------------------------
@@ -276,7 +257,7 @@ def ask(
     else:
         if collection is None:  # the user did not choose: say where the answer was looked for
             console.print(f"[dim]searched {_collections_phrase(searched)}[/]", highlight=False, soft_wrap=True)
-        _print_answer(record, show_trace=show_trace and not stream, streamed=stream, show_withheld=show_withheld)
+        print_answer(console, record, show_trace=show_trace and not stream, streamed=stream, show_withheld=show_withheld)
     if record.status in ("error", "incomplete", "withheld"):
         raise typer.Exit(1)
 
@@ -333,7 +314,7 @@ def chat(
             break
         record = run_ask(state.docket(), question, AskOptions(
             **scope, history=list(history), allow_ungrounded=True if allow_ungrounded else None))
-        _print_answer(record, show_trace=show_trace, show_withheld=show_withheld)
+        print_answer(console, record, show_trace=show_trace, show_withheld=show_withheld)
         if record.status == "answered":  # a withheld answer is not history the model builds on
             history.append(ChatTurn(question=question, answer=record.answer))
 
@@ -352,45 +333,6 @@ def _live_printer(show_trace: bool):
         console.out(text, end="", highlight=False, style="dim" if kind == "trace" else None)
 
     return on_delta
-
-
-_STATUS_STYLE = {"answered": "green", "withheld": "red", "refused": "yellow", "incomplete": "red", "error": "red"}
-
-
-def _print_answer(record, *, show_trace: bool, streamed: bool = False, show_withheld: bool = False) -> None:
-    if streamed:
-        console.print()
-    if record.status == "error":
-        err_console.print(f"[bold red]error:[/] {escape(record.error or 'the ask failed')}", highlight=False, soft_wrap=True)
-        console.print(f"[dim]audit entry #{record.audit_seq}[/]")
-        return
-    if show_trace and record.trace:
-        title = "Program steps (not a model's reasoning)" if record.trace_format == "program-steps" else "Model reasoning trace"
-        console.print(Panel(escape(record.trace), title=title, border_style="dim"))
-    if record.notice:
-        console.print(f"[italic]{escape(record.notice)}[/]")
-    console.print(escape(record.answer), highlight=False)
-    if record.status == "withheld":
-        if show_withheld and record.withheld_answer:
-            console.print(Panel(escape(record.withheld_answer), border_style="red",
-                                title="Withheld answer: NOT supported by its sources, shown because of --show-withheld"))
-        else:
-            console.print("[dim]--show-withheld prints it, marked as withheld; --allow-ungrounded shows such answers as answers.[/]")
-    style = _STATUS_STYLE.get(record.status, "white")
-    # The same words as the JSON record's grounding.label (docs/reasoning.md defines them).
-    label = record.grounding.get("label") or "not checked (no answer)"
-    console.print(f"[{style}]{record.status}[/] · {escape(label)} · audit entry #{record.audit_seq}", highlight=False)
-    for problem in record.grounding.get("problems", []):
-        console.print(f"  [yellow]![/] {escape(problem['kind'])}: {escape(problem['detail'])}", highlight=False)
-    for flag in record.flags:
-        console.print(f"  [yellow]![/] {escape(flag)}", highlight=False)
-    cited = set(record.citations)
-    if record.evidence:
-        table = Table("", "document", "page", "retrieval score", "method", box=None, pad_edge=False)
-        for e in record.evidence:
-            if e.label in cited or not cited:
-                table.add_row(e.label, escape(e.doc_name), str(e.page), f"{e.score:.3f}", e.method)
-        console.print(table)
 
 
 # -- docs -----------------------------------------------------------------------------------------------
@@ -449,7 +391,7 @@ def docs_show(
     try:
         document = state.docket().store.resolve(doc, collection)
     except LookupError as exc:
-        fail(str(exc).strip("'\""), 1)
+        fail(error_message(exc), USAGE)
     data = _doc_summary(document)
     data["versions"] = [
         {"version": v.version, "sha256": v.sha256, "status": v.status, "pages": v.page_count,
@@ -486,12 +428,12 @@ def docs_tag(
 ) -> None:
     """Set a document's type and/or date, which `ask --type/--since/--until` filter on."""
     if doc_type is None and doc_date is None:
-        fail("docs tag: give --type and/or --date", 2)
+        fail("docs tag: give --type and/or --date", USAGE)
     tags = document_tags(doc_type, doc_date)
     try:
         document = state.docket().store.tag(doc, tags, collection)
     except LookupError as exc:
-        fail(str(exc).strip("'\""), 1)
+        fail(error_message(exc), USAGE)
     data = _doc_summary(document)
     if as_json:
         print_json({"tagged": {k: data[k] for k in ("id", "name", "type", "date")}})
@@ -511,9 +453,9 @@ def docs_remove(
     try:
         removed = remove_document(state.docket(), doc, collection)  # and its document_removed audit event
     except LookupError as exc:
-        fail(str(exc).strip("'\""), 1)
+        fail(error_message(exc), USAGE)
     except UnrecordedChange as exc:
-        fail(str(exc), 1)
+        fail(str(exc), FAILED)
     if as_json:
         print_json({"removed": {"id": removed.id, "name": removed.name}})
     else:
@@ -632,28 +574,18 @@ def demo(
     raise typer.Exit(run_demo(state, console, fresh=fresh))
 
 
-INTERRUPTED = 130  # the shell's code for a process stopped by SIGINT (128 + 2)
-
-
 def main() -> None:
     try:
         app()
-    except _config_error() as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except _migration_error() as exc:  # a database behind or ahead of this Docket: the message names the command
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        sys.exit(2)
     except Exception as exc:
-        # A command that writes the audit log (ask, review, ...) found it locked by another writer for
-        # audit.lock_timeout: one line and exit 1 (busy, retry), not a traceback. audit/ is imported
-        # lazily for start-up time; an AuditLockTimeout means it already is.
-        from audit.errors import AuditLockTimeout
-
-        if not isinstance(exc, AuditLockTimeout):
+        # A user error that no command turned into its line (a setting, a database a migration must
+        # upgrade first, an audit log locked by another writer past audit.lock_timeout): one line and
+        # its exit code (cli_plumbing.USER_ERRORS), not a traceback. Anything else is a bug: raised.
+        code = exit_code_for(exc)
+        if code is None:
             raise
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        sys.exit(1)
+        say_error(str(exc))
+        sys.exit(code)
     except KeyboardInterrupt:  # before typer is running
         _say_interrupted()
         sys.exit(INTERRUPTED)
@@ -661,22 +593,6 @@ def main() -> None:
         if exit_.code == INTERRUPTED:  # typer turns Ctrl-C into this exit before the handler above sees it
             _say_interrupted()
         raise
-
-
-def _config_error() -> type[Exception]:
-    """pipeline.settings.ConfigError when settings were loaded (only then can it have been raised)."""
-    settings = sys.modules.get("pipeline.settings")
-    return settings.ConfigError if settings is not None else _NeverRaised
-
-
-def _migration_error() -> type[Exception]:
-    """audit.migrations.MigrationError when a database was opened (only then can it have been raised)."""
-    migrations = sys.modules.get("audit.migrations")
-    return migrations.MigrationError if migrations is not None else _NeverRaised
-
-
-class _NeverRaised(Exception):
-    pass
 
 
 def _say_interrupted() -> None:

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Callable
 import typer
 from sqlalchemy import create_engine, inspect
 
+from pipeline.cli_plumbing import FAILED, JsonFlag, print_json
+
 
 def _environments(settings) -> list[tuple[Any, tuple[str, ...], str]]:
     """(environment, the tables that say a database already has its schema, the database's URL), in upgrade order."""
@@ -65,18 +67,16 @@ def make_db_app(settings: Callable[[], Any]) -> typer.Typer:
     app = typer.Typer(help="Show and upgrade the schema of the workspace's databases (registry and audit log).", no_args_is_help=True)
 
     @app.command("status")
-    def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    def status(as_json: JsonFlag = False) -> None:
         """Each database's revision against this Docket's newest; exit 1 when one needs `docket db upgrade`."""
         rows = [_status(env, tables, url) for env, tables, url in _environments(settings())]
         if as_json:
-            import json
-
-            typer.echo(json.dumps(rows, indent=2))
+            print_json(rows)
         else:
             for row in rows:
                 typer.echo(f"{row['database']:<28} {row['revision'] or '-':<6} head {row['head']:<6} {row['state']}  ({row['url']})")
         if any(row["state"].endswith(": upgrade") or row["state"].startswith("ahead") for row in rows):
-            raise typer.Exit(1)
+            raise typer.Exit(FAILED)
 
     @app.command("upgrade")
     def upgrade(

@@ -14,6 +14,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
+from pipeline.cli_plumbing import USAGE, say_error
+
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "contracts"
 DEMO_MARKER = ".docket-demo"
 
@@ -31,9 +33,8 @@ def prepare_home(home: Path, fresh: bool) -> None:
     """--fresh empties the workspace, but only one the demo made (never a user's real workspace)."""
     if fresh and home.exists() and any(home.iterdir()):
         if not (home / DEMO_MARKER).exists():
-            print(f"error: --fresh would delete {home}, which the demo did not create; set DOCKET_HOME to an empty folder",
-                  file=sys.stderr)
-            raise SystemExit(2)  # bad usage, in the README's exit codes
+            say_error(f"--fresh would delete {home}, which the demo did not create; set DOCKET_HOME to an empty folder")
+            raise SystemExit(USAGE)
         shutil.rmtree(home)
     home.mkdir(parents=True, exist_ok=True)
     (home / DEMO_MARKER).touch()
@@ -41,7 +42,7 @@ def prepare_home(home: Path, fresh: bool) -> None:
 
 def run_demo(state, console: Console, fresh: bool = False) -> int:
     from pipeline.ask import AskOptions, ask
-    from pipeline.cli import _print_answer
+    from pipeline.cli_answers import print_answer
     from pipeline.documents import ingest_documents
 
     settings = state.settings()
@@ -64,7 +65,7 @@ def run_demo(state, console: Console, fresh: bool = False) -> int:
         console.print(f"\n[bold cyan]Q:[/] {escape(question)}" + (f"  [dim](--doc {doc})[/]" if doc else ""),
                       soft_wrap=True, highlight=False)
         record = ask(docket, question, AskOptions(collection="samples", documents=[doc] if doc else []))
-        _print_answer(record, show_trace=True)
+        print_answer(console, record, show_trace=True)
         failures += record.status in ("error", "incomplete")
 
     console.rule("[bold]3. Verify the audit log")

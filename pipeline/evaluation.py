@@ -457,8 +457,9 @@ def eval_command(
                 review_report = answer_eval.evaluate_review(
                     docket, checklist, questions, {p: i for p, i in doc_ids.items() if p in used}, root)
     except (EvalError, ConfigError) as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        from pipeline.cli_plumbing import USAGE, fail
+
+        fail(str(exc), USAGE)
     meta = {
         "questions_file": str(questions_file),
         "questions_in_file": asked,

@@ -6,55 +6,28 @@ administer it; that is how the first admin is made. Every change is an audit eve
 
 from __future__ import annotations
 
-import functools
-import json
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from pipeline.cli_plumbing import JsonFlag, print_json, user_errors
 from pipeline.identity.actors import USER_ROLES, Identity, IdentityError
 
 _out = Console(highlight=False, soft_wrap=True)
 _err = Console(stderr=True, highlight=False, soft_wrap=True)
-_F = TypeVar("_F", bound=Callable[..., Any])
 
 USERS_HELP = "Add, list and disable service users; grant collections and documents; issue and revoke API tokens."
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 Name = Annotated[str, typer.Argument(help="User name.")]
 CollectionOpt = Annotated[str, typer.Option("--collection", "-c", help="Collection the grant is on.")]
 DocumentOpt = Annotated[
     str | None, typer.Option("--document", "--doc", help="Only this document of the collection (id, file name or SHA-256 prefix).")
 ]
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    _err.print(f"[bold red]error:[/] {escape(message)}")
-    return typer.Exit(code)
-
-
-def _user_errors(command: _F) -> _F:
-    """Bad input (a name, a role, an unknown user, document or token) is one line and exit 2."""
-
-    @functools.wraps(command)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except IdentityError as exc:
-            raise _fail(str(exc)) from None
-        except LookupError as exc:
-            raise _fail(str(exc).strip("'\"")) from None
-
-    return run  # type: ignore[return-value]
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -86,7 +59,7 @@ def make_users_app(get_docket: Callable[[], Any], get_identity: Callable[[], Ide
         return get_docket().store.resolve(ref, collection).id
 
     @app.command("add")
-    @_user_errors
+    @user_errors
     def add(
         name: Name,
         role: Annotated[str, typer.Option("--role", help=f"One of {', '.join(USER_ROLES)}.")],
@@ -107,12 +80,12 @@ def make_users_app(get_docket: Callable[[], Any], get_identity: Callable[[], Ide
         with sessions().begin() as session:
             user = add_user(session, docket.audit, get_identity(), name, role, password)
         if as_json:
-            _print_json(asdict(user))
+            print_json(asdict(user))
         else:
             _out.print(f"Added {escape(user.name)} ({user.role}). Grant collections with `docket users grant {escape(user.name)} -c COLLECTION`.")
 
     @app.command("list")
-    @_user_errors
+    @user_errors
     def list_(as_json: JsonFlag = False) -> None:
         """Users, their roles, grants and active tokens."""
         from pipeline.identity.tokens import list_tokens
@@ -126,7 +99,7 @@ def make_users_app(get_docket: Callable[[], Any], get_identity: Callable[[], Ide
                 for u in users
             ]
         if as_json:
-            _print_json(rows)
+            print_json(rows)
             return
         table = Table("name", "role", "state", "grants", "tokens", "created")
         for r in rows:
@@ -136,7 +109,7 @@ def make_users_app(get_docket: Callable[[], Any], get_identity: Callable[[], Ide
         _out.print(table)
 
     @app.command("disable")
-    @_user_errors
+    @user_errors
     def disable(name: Name, as_json: JsonFlag = False) -> None:
         """Refuse the user from now on: password, tokens and browser sessions stop working."""
         from pipeline.identity.users import disable_user
@@ -145,12 +118,12 @@ def make_users_app(get_docket: Callable[[], Any], get_identity: Callable[[], Ide
         with sessions().begin() as session:
             user = disable_user(session, docket.audit, get_identity(), name)
         if as_json:
-            _print_json(asdict(user))
+            print_json(asdict(user))
         else:
             _out.print(f"Disabled {escape(user.name)}.")
 
     @app.command("grant")
-    @_user_errors
+    @user_errors
     def grant_(name: Name, collection: CollectionOpt, document: DocumentOpt = None, as_json: JsonFlag = False) -> None:
         """Let a user read a collection, or one document of it (and, as a reviewer, review it)."""
         from pipeline.identity.users import grant
@@ -160,13 +133,13 @@ def make_users_app(get_docket: Callable[[], Any], get_identity: Callable[[], Ide
         with sessions().begin() as session:
             made = grant(session, docket.audit, get_identity(), name, collection, doc_id)
         if as_json:
-            _print_json(asdict(made))
+            print_json(asdict(made))
         else:
             what = f"document {made.document_id} of {made.collection}" if made.document_id is not None else f"collection {made.collection}"
             _out.print(f"Granted {escape(what)} to {escape(name)}.")
 
     @app.command("revoke")
-    @_user_errors
+    @user_errors
     def revoke_(name: Name, collection: CollectionOpt, document: DocumentOpt = None, as_json: JsonFlag = False) -> None:
         """Take back a grant (the same --collection and --document it was given with)."""
         from pipeline.identity.users import revoke
@@ -176,13 +149,13 @@ def make_users_app(get_docket: Callable[[], Any], get_identity: Callable[[], Ide
         with sessions().begin() as session:
             taken = revoke(session, docket.audit, get_identity(), name, collection, doc_id)
         if as_json:
-            _print_json(asdict(taken))
+            print_json(asdict(taken))
         else:
             what = f"document {taken.document_id} of {taken.collection}" if taken.document_id is not None else f"collection {taken.collection}"
             _out.print(f"Revoked {escape(what)} from {escape(name)}.")
 
     @app.command("token")
-    @_user_errors
+    @user_errors
     def token(
         name: Name,
         expires: Annotated[str, typer.Option("--expires", help="Lifetime: 30d, 12h, 90m, 2w, or 'never'.")] = "30d",
@@ -196,7 +169,7 @@ def make_users_app(get_docket: Callable[[], Any], get_identity: Callable[[], Ide
         with sessions().begin() as session:
             issued = issue_token(session, docket.audit, get_identity(), name, lifetime)
         if as_json:
-            _print_json({"token": issued.token, **asdict(issued.info)})
+            print_json({"token": issued.token, **asdict(issued.info)})
             return
         typer.echo(issued.token)
         until = f"until {issued.info.expires_at}" if issued.info.expires_at else "with no expiry"
@@ -204,7 +177,7 @@ def make_users_app(get_docket: Callable[[], Any], get_identity: Callable[[], Ide
                    "send it as 'Authorization: Bearer TOKEN'.")
 
     @app.command("tokens")
-    @_user_errors
+    @user_errors
     def tokens(name: Name, as_json: JsonFlag = False) -> None:
         """A user's tokens (ids, expiry, state, last use); never the tokens themselves."""
         from pipeline.identity.tokens import list_tokens
@@ -212,7 +185,7 @@ def make_users_app(get_docket: Callable[[], Any], get_identity: Callable[[], Ide
         with sessions()() as session:
             found = list_tokens(session, name)
         if as_json:
-            _print_json([{**asdict(t), "state": t.state} for t in found])
+            print_json([{**asdict(t), "state": t.state} for t in found])
             return
         table = Table("token id", "state", "created", "expires", "last used")
         for t in found:
@@ -220,7 +193,7 @@ def make_users_app(get_docket: Callable[[], Any], get_identity: Callable[[], Ide
         _out.print(table)
 
     @app.command("revoke-token")
-    @_user_errors
+    @user_errors
     def revoke_token_(token_id: Annotated[str, typer.Argument(help="The token's id (`docket users tokens NAME`).")],
                       as_json: JsonFlag = False) -> None:
         """Revoke an API token: it is refused from now on."""
@@ -230,7 +203,7 @@ def make_users_app(get_docket: Callable[[], Any], get_identity: Callable[[], Ide
         with sessions().begin() as session:
             info = revoke_token(session, docket.audit, get_identity(), token_id)
         if as_json:
-            _print_json({**asdict(info), "state": info.state})
+            print_json({**asdict(info), "state": info.state})
         else:
             _out.print(f"Revoked token {info.token_id} of {escape(info.user)}.")
 

@@ -8,14 +8,15 @@ is present. Exit codes: 0 the model is offered and not deprecated; 1 it is not o
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 
-CANNOT_CHECK = 2
-NOT_OFFERED = 1
+from pipeline.cli_plumbing import FAILED, USAGE, JsonFlag, print_json, say_error
+
+CANNOT_CHECK = USAGE
+NOT_OFFERED = FAILED
 
 
 def model_report(llm) -> dict[str, Any]:
@@ -45,11 +46,11 @@ def make_models_app(settings: Callable[[], Any]) -> typer.Typer:
     app = typer.Typer(help="Check the configured LLM model against the models the endpoint offers (GET /v1/models).", no_args_is_help=True)
 
     @app.command("check")
-    def check(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    def check(as_json: JsonFlag = False) -> None:
         """List the endpoint's models (GET /v1/models) and say whether llm.model is offered; exit 2 when it cannot be checked."""
         report = model_report(settings().llm)
         if as_json:
-            typer.echo(json.dumps(report, indent=2))
+            print_json(report)
         else:
             typer.echo(f"endpoint: {report['base_url']} (provider {report['provider']})")
             typer.echo(f"model used: {report['model']} (llm.model / DOCKET_LLM_MODEL)")
@@ -59,7 +60,7 @@ def make_models_app(settings: Callable[[], Any]) -> typer.Typer:
                 for name, when in sorted(report["deprecated_models"].items()):
                     typer.echo(f"deprecated: {name} ({when})")
         if not report["checked"]:
-            typer.echo(f"cannot check: {report['line']}", err=True)
+            say_error(f"cannot check: {report['line']}")
             raise typer.Exit(CANNOT_CHECK)
         if not as_json:
             typer.echo(report["line"])

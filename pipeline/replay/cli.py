@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+
+from pipeline.cli_plumbing import FAILED, OK, USAGE, fail, print_json, user_errors
 
 if TYPE_CHECKING:
     from pipeline.app import Docket
     from pipeline.replay.runner import ReplayReport
 
 _out = Console(highlight=False, soft_wrap=True)
-_err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def add_replay_command(app: typer.Typer, get_docket: Callable[[], Docket]) -> typer.Typer:
@@ -36,13 +37,13 @@ def add_replay_command(app: typer.Typer, get_docket: Callable[[], Docket]) -> ty
     ) -> None:
         """Replay an answer on its frozen index (or --against current) and show what changed; the replay is logged."""
         if against not in ("frozen", "current"):
-            _fail(f"--against {against}: expected frozen or current")
+            fail(f"--against {against}: expected frozen or current", USAGE)
         report = run_replay(get_docket, seq, against)
         if as_json:
-            typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False, default=str))
+            print_json(report.to_dict())
         else:
             print_report(report, _out)
-        raise typer.Exit(0 if report.outcome == "identical" else 1)
+        raise typer.Exit(OK if report.outcome == "identical" else FAILED)
 
     return app
 
@@ -65,51 +66,37 @@ def add_review_replay_command(app: typer.Typer, get_docket: Callable[[], Docket]
         from pipeline.replay.review import replay_cell, replay_review
 
         if against not in ("frozen", "current"):
-            _fail(f"--against {against}: expected frozen or current")
+            fail(f"--against {against}: expected frozen or current", USAGE)
         if all_cells == bool(item or doc) or (not all_cells and not (item and doc)):
-            _fail("give --item ITEM and --doc DOC for one cell, or --all for every cell")
+            fail("give --item ITEM and --doc DOC for one cell, or --all for every cell", USAGE)
         if all_cells and against != "frozen":
-            _fail("--all replays frozen; to review today's corpus run `docket review run CHECKLIST --new`, then "
-                  "`docket review diff`")
+            fail("--all replays frozen; to review today's corpus run `docket review run CHECKLIST --new`, then "
+                 "`docket review diff`", USAGE)
         docket = get_docket()
         if all_cells:
             result = _guarded(lambda: replay_review(docket, review_id))
             if as_json:
-                typer.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False, default=str))
+                print_json(result.to_dict())
             else:
                 counts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(result.outcomes().items()))
                 _out.print(f"review {result.new.id} replays review {result.old.id}: {len(result.reports)} cells ({counts})")
                 _out.print(f"compare them: docket review diff {result.old.id} {result.new.id}")
             identical = all(report.outcome == "identical" for _, report in result.reports)
-            raise typer.Exit(0 if identical else 1)
+            raise typer.Exit(OK if identical else FAILED)
         report = _guarded(lambda: replay_cell(docket, review_id, item, doc, against))  # type: ignore[arg-type]
         if as_json:
-            typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False, default=str))
+            print_json(report.to_dict())
         else:
             print_report(report, _out)
-        raise typer.Exit(0 if report.outcome == "identical" else 1)
+        raise typer.Exit(OK if report.outcome == "identical" else FAILED)
 
     return app
 
 
-def _fail(message: str) -> NoReturn:
-    _err.print(f"[bold red]error:[/] {escape(message)}")
-    raise typer.Exit(2)
-
-
 def _guarded(run: Callable[[], Any]) -> Any:
-    """``run()``, with every expected failure as one line on stderr and exit 2."""
-    from audit import AuditError
-    from pipeline.replay.recorded import ReplayError
-    from pipeline.replay.snapshots import SnapshotError
-    from pipeline.settings import ConfigError
-
-    try:
-        return run()
-    except (ReplayError, AuditError, ConfigError, SnapshotError) as exc:
-        _fail(str(exc))
-    except LookupError as exc:
-        _fail(str(exc).strip("'\""))
+    """``run()``, with every expected failure (cli_plumbing.USER_ERRORS: a replay or snapshot error, an
+    audit or settings error, a name that matches nothing) as one line on stderr and its exit code."""
+    return user_errors(run)()
 
 
 def run_replay(get_docket: Callable[[], Docket], seq: int, against: str) -> ReplayReport:

@@ -6,13 +6,11 @@ The lead's CLI mounts it with ``app.add_typer(make_review_app(state.docket), nam
 
 from __future__ import annotations
 
-import functools
 from dataclasses import asdict
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -21,22 +19,19 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from typer.core import TyperGroup
 
-from audit import AuditError
 from pipeline.app import Docket
-from pipeline.review.checklist import ChecklistError, load_checklist
+from pipeline.cli_plumbing import INTERRUPTED, JsonFlag, parse_day, print_json, user_errors
+from pipeline.review.checklist import load_checklist
 from pipeline.review.diff import diff_reviews
 from pipeline.review.reports import FORMATS, VERDICT_COLOURS, render, reviewed_verdict, summary
 from pipeline.review.runner import ReviewError, ReviewInterrupted, RunHooks, review_state, run_review
 from pipeline.review.signoff import sign_off
 from pipeline.review.verdicts import VERDICT_LABELS
-from pipeline.settings import ConfigError
 
 _out = Console(highlight=False, soft_wrap=True)
 _err = Console(stderr=True, highlight=False, soft_wrap=True)
-_F = TypeVar("_F", bound=Callable[..., Any])
 _SYMBOLS = {"compliant": "✔", "non-compliant": "✘", "not-addressed": "∅", "needs-review": "?"}
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 ReviewId = Annotated[str, typer.Argument(help="Review id (or a unique prefix of it).")]
 
 
@@ -49,26 +44,6 @@ class _RunByDefault(TyperGroup):
         return super().parse_args(ctx, args)
 
 
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    _err.print(f"[bold red]error:[/] {escape(message)}")
-    return typer.Exit(code)
-
-
-def _user_errors(command: _F) -> _F:
-    """A user error becomes one line on stderr, never a traceback."""
-
-    @functools.wraps(command)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except (ChecklistError, ReviewError, AuditError, ConfigError) as exc:
-            raise _fail(str(exc), 2) from None
-        except LookupError as exc:
-            raise _fail(str(exc).strip("'\""), 2) from None
-
-    return run  # type: ignore[return-value]
-
-
 def make_review_app(get_docket: Callable[[], Docket]) -> typer.Typer:
     """The `review` command group; ``get_docket`` is called when a command runs."""
     app = typer.Typer(
@@ -79,7 +54,6 @@ def make_review_app(get_docket: Callable[[], Docket]) -> typer.Typer:
     def _filtered_documents(docket, collection, refs, doc_types, since, until) -> list[str]:
         """The ids of the documents (of ``refs``, or of the collection) that the type/date filter admits."""
         from ingest.store import DocumentFilter
-        from pipeline.cli import parse_day
 
         collection = collection or docket.settings.collection
         try:
@@ -94,7 +68,7 @@ def make_review_app(get_docket: Callable[[], Docket]) -> typer.Typer:
         return [str(i) for i in matched]
 
     @app.command("run")
-    @_user_errors
+    @user_errors
     def run(
         checklist: Annotated[str, typer.Argument(help="Checklist YAML file, or a shipped one: commercial-contract, 10k-filing.")],
         collection: Annotated[str | None, typer.Option("--collection", "-c", help="Review every document of this collection.")] = None,
@@ -140,11 +114,11 @@ def make_review_app(get_docket: Callable[[], Docket]) -> typer.Typer:
                                      new=new, concurrency=concurrency, hooks=RunHooks(on_plan, on_cell))
         except ReviewInterrupted as stop:
             _err.print(f"[yellow]interrupted:[/] {stop}")
-            raise typer.Exit(130) from None
+            raise typer.Exit(INTERRUPTED) from None
         review = outcome.review
         if as_json:
-            _print_json({"review_id": review.id, "ran": outcome.ran, "restored": outcome.restored,
-                         "resumed": outcome.resumed, "summary": summary(review)})
+            print_json({"review_id": review.id, "ran": outcome.ran, "restored": outcome.restored,
+                        "resumed": outcome.resumed, "summary": summary(review)})
         else:
             _print_matrix(review)
             info = summary(review)
@@ -155,7 +129,7 @@ def make_review_app(get_docket: Callable[[], Docket]) -> typer.Typer:
             raise typer.Exit(1)
 
     @app.command("validate")
-    @_user_errors
+    @user_errors
     def validate(
         checklist: Annotated[str, typer.Argument(help="Checklist YAML file or shipped name.")],
         as_json: JsonFlag = False,
@@ -163,13 +137,13 @@ def make_review_app(get_docket: Callable[[], Docket]) -> typer.Typer:
         """Check a checklist file without running it."""
         loaded = load_checklist(checklist)
         if as_json:
-            _print_json({"valid": True, "name": loaded.name, "title": loaded.title, "version": loaded.version,
-                         "items": [item.id for item in loaded.items]})
+            print_json({"valid": True, "name": loaded.name, "title": loaded.title, "version": loaded.version,
+                        "items": [item.id for item in loaded.items]})
             return
         _out.print(f"{loaded.name}: {len(loaded.items)} items, valid")
 
     @app.command("list")
-    @_user_errors
+    @user_errors
     def list_reviews(as_json: JsonFlag = False) -> None:
         """The reviews in this workspace."""
         state = review_state(get_docket())
@@ -178,7 +152,7 @@ def make_review_app(get_docket: Callable[[], Docket]) -> typer.Typer:
         finally:
             state.close()
         if as_json:
-            _print_json({"reviews": rows})
+            print_json({"reviews": rows})
             return
         table = Table("id", "checklist", "collection", "reasoner", "cells", "started", "completed")
         for r in rows:
@@ -187,7 +161,7 @@ def make_review_app(get_docket: Callable[[], Docket]) -> typer.Typer:
         _out.print(table)
 
     @app.command("show")
-    @_user_errors
+    @user_errors
     def show(review_id: ReviewId, as_json: JsonFlag = False) -> None:
         """The review's matrix: documents × items, one verdict a cell."""
         review = _load(get_docket, review_id)
@@ -197,7 +171,7 @@ def make_review_app(get_docket: Callable[[], Docket]) -> typer.Typer:
         _print_matrix(review)
 
     @app.command("report")
-    @_user_errors
+    @user_errors
     def report(
         review_id: ReviewId,
         fmt: Annotated[str, typer.Option("--format", "-f", help="md, html, csv or json.")] = "html",
@@ -215,7 +189,7 @@ def make_review_app(get_docket: Callable[[], Docket]) -> typer.Typer:
         _err.print(f"wrote {output}")
 
     @app.command("diff")
-    @_user_errors
+    @user_errors
     def diff(
         a: Annotated[str, typer.Argument(help="The earlier review.")],
         b: Annotated[str, typer.Argument(help="The later review.")],
@@ -225,7 +199,7 @@ def make_review_app(get_docket: Callable[[], Docket]) -> typer.Typer:
         """Compare two reviews cell by cell."""
         result = diff_reviews(_load(get_docket, a), _load(get_docket, b))
         if as_json:
-            _print_json(result.to_dict())
+            print_json(result.to_dict())
             return
         ctx = result.context
         for side in ("a", "b"):
@@ -242,7 +216,7 @@ def make_review_app(get_docket: Callable[[], Docket]) -> typer.Typer:
         _out.print(", ".join(f"{n} {k}" for k, n in result.counts().items()))
 
     @app.command("sign-off")
-    @_user_errors
+    @user_errors
     def sign_off_command(
         review_id: ReviewId,
         decision: Annotated[str, typer.Option("--decision", help="accept or override.")],
@@ -255,7 +229,7 @@ def make_review_app(get_docket: Callable[[], Docket]) -> typer.Typer:
         """Accept or override findings; appended to the audit log and shown in reports."""
         record = sign_off(get_docket(), review_id, decision, note, item=item, doc=doc, verdict=verdict)
         if as_json:
-            _print_json({"signed_off": asdict(record)})
+            print_json({"signed_off": asdict(record)})
             return
         _out.print(f"signed off ({record.decision}) as audit entry #{record.audit_seq}")
 
@@ -299,7 +273,3 @@ def _print_matrix(review) -> None:
     for d in review.documents:
         if d.status == "failed":
             _out.print(f"[red]not reviewed:[/] {escape(d.name)}: {escape(d.error or '')}")
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
