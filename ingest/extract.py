@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -44,12 +44,14 @@ def sha256_file(path: Path) -> tuple[str, int]:
 
 
 def read_document(
-    path: Path, ocr: OcrSettings, limits: IngestSettings | None = None, deadline: Deadline | None = None
+    path: Path, ocr: OcrSettings, limits: IngestSettings | None = None, deadline: Deadline | None = None,
+    read_ocr_pages: Callable[..., list[PageText]] | None = None,
 ) -> ExtractedDocument:
     """Extract every page of ``path``; raise IngestError for anything that cannot be ingested.
 
     ``deadline`` (default: one of ``limits.document_timeout_s`` from now) is checked between pages, so the
-    caller can start it earlier and keep checking it in its own steps."""
+    caller can start it earlier and keep checking it in its own steps. ``read_ocr_pages`` reads a PDF's
+    pages that need OCR, called as ``ingest.ocr.ocr_pdf_pages`` (the default) is: on Ray, one task a page."""
     limits = limits or IngestSettings()
     deadline = deadline or Deadline(limits.document_timeout_s)
     name = display_path(path)
@@ -78,7 +80,7 @@ def read_document(
             name, "not a PDF (no %PDF- header)", f"Docket reads PDF, PNG, JPEG and TIFF; convert it first"
         )
     warnings = ReaderWarnings()
-    pages, title = _read_pdf(path, ocr, limits, deadline, warnings)
+    pages, title = _read_pdf(path, ocr, limits, deadline, warnings, read_ocr_pages)
     if warnings.lines:
         log.info("%s: the PDF readers reported: %s", name, "; ".join(warnings.lines))
     title = display_path(title) if title else display_path(path.stem)
@@ -174,7 +176,8 @@ def _open_pymupdf(pymupdf, path: Path, data: bytes | None):
 
 
 def _read_pdf(
-    path: Path, ocr: OcrSettings, limits: IngestSettings, deadline: Deadline, warnings: ReaderWarnings
+    path: Path, ocr: OcrSettings, limits: IngestSettings, deadline: Deadline, warnings: ReaderWarnings,
+    read_ocr_pages: Callable[..., list[PageText]] | None = None,
 ) -> tuple[list[PageText], str | None]:
     pymupdf = _quiet_pymupdf()
     pymupdf.TOOLS.reset_mupdf_warnings()
@@ -246,6 +249,7 @@ def _read_pdf(
     if routes:
         from ingest.ocr import ocr_pdf_pages
 
+        read_ocr_pages = read_ocr_pages or ocr_pdf_pages
         if data is not None:
             raise IngestError(
                 name, f"{len(routes)} of its pages need OCR, which opens the PDF by its file name, and the name is not UTF-8",
@@ -256,7 +260,7 @@ def _read_pdf(
         def between(done: int) -> None:
             deadline.check(name, f"stopped in OCR after {done} of the {len(numbers)} pages that need it")
 
-        for read in ocr_pdf_pages(path, numbers, ocr, routes=routes, between=between):
+        for read in read_ocr_pages(path, numbers, ocr, routes=routes, between=between):
             read.notes.insert(0, reasons[read.number])
             pages[read.number - 1] = read
     return pages, title

@@ -246,6 +246,24 @@ class DocumentStore:
     def _ingest_file(self, path: Path, collection: str, tags: DocumentTags) -> FileResult:
         name = display_path(path)
         deadline = Deadline(self.limits.document_timeout_s)
+        _, unchanged = self.find_unchanged(path, collection, tags)
+        if unchanged is not None:
+            return unchanged
+
+        extracted = read_document(path, self.ocr, self.limits, deadline)
+        deadline.check(name, "stopped after reading its pages, before chunking")
+        deadline.extend(self._ready_encoder())
+        chunks = self._chunk(extracted)
+        deadline.check(name, "stopped after chunking, before embedding")
+        vectors = self._embed(chunks, lambda done: deadline.check(name, f"stopped after embedding {done} of {len(chunks)} chunks"))
+        deadline.check(name, "stopped after embedding, before storing")  # the last check: the commit is never cut
+        return self.commit_version(path, collection, extracted, chunks, vectors, tags)
+
+    def find_unchanged(self, path: Path, collection: str, tags: DocumentTags) -> tuple[str, FileResult | None]:
+        """Hash ``path``: (its SHA-256, the "unchanged" result when those bytes are the current version of a
+        document in ``collection``, the document re-tagged; else None). Ingest's first step, also the Ray
+        driver's (pipeline/compute/ingest.py), which must skip the same files."""
+        name = display_path(path)
         try:
             sha256, _ = sha256_file(path)
         except FileNotFoundError as exc:
@@ -263,21 +281,22 @@ class DocumentStore:
             ).scalar_one_or_none()
             if existing is not None:
                 tags.apply(existing.document)  # re-ingesting with --type/--date re-tags
-                return FileResult(name, "unchanged", sha256, existing.document_id, existing.version)
+                return sha256, FileResult(name, "unchanged", sha256, existing.document_id, existing.version)
+        return sha256, None
 
-        extracted = read_document(path, self.ocr, self.limits, deadline)
-        deadline.check(name, "stopped after reading its pages, before chunking")
-        deadline.extend(self._ready_encoder())
-        chunks = self._chunk(extracted)
-        deadline.check(name, "stopped after chunking, before embedding")
-        vectors = self._embed(chunks, lambda done: deadline.check(name, f"stopped after embedding {done} of {len(chunks)} chunks"))
-        deadline.check(name, "stopped after embedding, before storing")  # the last check: the commit is never cut
+    def commit_version(
+        self, path: Path, collection: str, extracted: ExtractedDocument, chunks: list[Chunk], vectors: np.ndarray,
+        tags: DocumentTags,
+    ) -> FileResult:
+        """Store a prepared version (its pages, chunks and their vectors) in ONE transaction, then update the
+        FAISS index; the caller holds ``writer_lock``. Ingest's last step, wherever the first ran."""
+        name = display_path(path)
         document, version, chunk_ids, retired_ids = self._commit(path, collection, extracted, chunks, vectors, tags)
         self._update_index(chunk_ids, vectors, retired_ids)
         return FileResult(
             name,
             "new-version" if version.version > 1 else "added",
-            sha256,
+            extracted.sha256,
             document.id,
             version.version,
             pages=len(extracted.pages),
@@ -297,8 +316,7 @@ class DocumentStore:
         return time.monotonic() - started
 
     def _chunk(self, extracted: ExtractedDocument) -> list[Chunk]:
-        # The encoder's two special tokens ([CLS], [SEP]) count against its max sequence length.
-        return chunk_document(extracted, self.encoder.token_offsets, self.chunking, self.encoder.max_tokens - 2)
+        return chunk_for_encoder(extracted, self.encoder, self.chunking)
 
     def _embed(self, chunks: list[Chunk], between: Callable[[int], None] | None = None) -> np.ndarray:
         """Vectors for ``chunks``; a chunk already encoded by the same model is not encoded again.
@@ -306,6 +324,20 @@ class DocumentStore:
         The vector is of context + text, so a stored vector is reused only when both are the same.
         ``between(chunks_done)`` is called before each encoder group (the deadline's check)."""
         vectors = np.zeros((len(chunks), self.encoder.dimension), dtype=np.float32)
+        known = self.stored_vectors(chunks)
+        keys = [(c.text_sha256, c.context) for c in chunks]
+        todo = [i for i, key in enumerate(keys) if key not in known]
+        for i, key in enumerate(keys):
+            if key in known:
+                vectors[i] = np.frombuffer(known[key], dtype=np.float32)
+        if todo:
+            texts = [_embedding_text(chunks[i]) for i in todo]
+            vectors[todo] = encode_texts(self.encoder, texts, between, done=len(chunks) - len(todo))
+        return vectors
+
+    def stored_vectors(self, chunks: list[Chunk]) -> dict[tuple[str, str], bytes]:
+        """(text SHA-256, context) -> the vector the registry holds for it from this encoder, of the chunks
+        whose text is stored already: those are not encoded again."""
         hashes = sorted({c.text_sha256 for c in chunks})
         known: dict[tuple[str, str], bytes] = {}
         with self.sessions() as session:
@@ -317,21 +349,7 @@ class DocumentStore:
                     )
                 )
                 known.update({(h, context): blob for h, context, blob in rows})
-        keys = [(c.text_sha256, c.context) for c in chunks]
-        todo = [i for i, key in enumerate(keys) if key not in known]
-        for i, key in enumerate(keys):
-            if key in known:
-                vectors[i] = np.frombuffer(known[key], dtype=np.float32)
-        if todo:
-            texts = [_embedding_text(chunks[i]) for i in todo]
-            done = len(chunks) - len(todo)
-            for group in encode_groups(self.encoder, texts, ENCODE_GROUP_TEXTS):
-                if between:
-                    between(done)
-                rows = [todo[i] for i in group]
-                vectors[rows] = self.encoder.encode([texts[i] for i in group])
-                done += len(group)
-        return vectors
+        return known
 
     def _commit(
         self, path: Path, collection: str, extracted: ExtractedDocument, chunks: list[Chunk], vectors: np.ndarray,
@@ -425,6 +443,8 @@ class DocumentStore:
                     self._writer_thread = None
                     self._vectors_changed.notify_all()
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+    writer_lock = _writer_lock  # the Ray driver holds it for its run, as ingest() does
 
     def generation(self) -> int:
         with self.sessions() as session:
@@ -788,6 +808,28 @@ def _embedding_text(chunk: Chunk) -> str:
 # (a save of the index file), before rebuilding that index itself.
 WRITER_WAIT_S = 30.0
 ENCODE_GROUP_TEXTS = 512  # about this many texts per Encoder.encode call (see ingest.embedding.encode_groups)
+embedding_text = _embedding_text  # what a chunk's vector is of (public for the Ray encoder actors)
+
+
+def chunk_for_encoder(extracted: ExtractedDocument, encoder: Encoder, chunking: ChunkingSettings) -> list[Chunk]:
+    """The chunks of a document for this encoder (only its tokenizer is loaded)."""
+    # The encoder's two special tokens ([CLS], [SEP]) count against its max sequence length.
+    return chunk_document(extracted, encoder.token_offsets, chunking, encoder.max_tokens - 2)
+
+
+def encode_texts(
+    encoder: Encoder, texts: list[str], between: Callable[[int], None] | None = None, done: int = 0
+) -> np.ndarray:
+    """Vectors of ``texts`` in ingest's groups and batches. A vector depends on the texts batched with it
+    (to the last bit in fp32, by more in int8), so every engine encodes a document's texts through here:
+    the same texts, the same vectors. ``between(done)`` is called before each group, ``done`` counting up."""
+    vectors = np.zeros((len(texts), encoder.dimension), dtype=np.float32)
+    for group in encode_groups(encoder, texts, ENCODE_GROUP_TEXTS):
+        if between:
+            between(done)
+        vectors[group] = encoder.encode([texts[i] for i in group])
+        done += len(group)
+    return vectors
 
 
 def _matching(query, where: DocumentFilter):
