@@ -3,6 +3,8 @@ may replay what, and the replay report and entry it makes."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from service_server import COLLECTION, add_users, copy_workspace, ingested_template, start_server
@@ -57,3 +59,24 @@ def test_an_auditor_and_the_answers_own_user_replay_it_and_others_are_refused(se
         denied = auditor.get("/audit/entries", params={"type": "access_denied", "limit": 1000}).json()["entries"]
         assert any(e["payload"].get("action") == "replay_audit" for e in denied)
     assert server.alive()
+
+
+def test_the_web_entry_page_replays_an_answer_and_shows_the_report(server) -> None:
+    import httpx
+
+    with server.client("reader") as reader:
+        seq = reader.post("/ask", json={"question": QUESTION, "collection": COLLECTION}).json()["audit_seq"]
+    with httpx.Client(base_url=server.base_url, timeout=120) as browser:
+        login = browser.post("/login", data={"name": "auditor", "password": "auditor-password-123", "next": "/audit"})
+        assert login.status_code == 303, login.text
+        page = browser.get(f"/audit/{seq}")
+        assert page.status_code == 200 and f'action="/audit/{seq}/replay"' in page.text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        forged = browser.post(f"/audit/{seq}/replay", data={"against": "frozen", "csrf_token": "not-the-token"})
+        assert forged.status_code == 403
+        shown = browser.post(f"/audit/{seq}/replay", data={"against": "frozen", "csrf_token": csrf})
+        assert shown.status_code == 200, shown.text
+        assert '<strong class="outcome">identical</strong>' in shown.text and "recorded as <a href=\"/audit/" in shown.text
+        today = browser.post(f"/audit/{seq}/replay", data={"against": "current", "csrf_token": csrf},
+                             headers={"HX-Request": "true"})
+        assert today.status_code == 200 and "on today's corpus" in today.text

@@ -150,6 +150,9 @@ def _replay_frozen(docket: Docket, report: ReplayReport) -> None:
     if index is None:
         return
     report.index_source = f"{index.source}: {recorded.corpus_source}, {len(index.chunk_ids)} chunks"
+    if index.vectors.kind == "hnsw" and index.source != "live":
+        report.notes.append("above ingest.vector_index.FLAT_LIMIT chunks the dense index is HNSW, an approximate graph; "
+                            "the one rebuilt here is not the one the answer searched, so a rank may differ by its recall")
     from ingest.retrieval import RetrievalOptions
 
     question = original["question"]
@@ -164,6 +167,9 @@ def _replay_frozen(docket: Docket, report: ReplayReport) -> None:
     evidence = to_evidence(hits)
     reasoner = _reasoner(settings, original, encoder)
     call = original.get("call") or {}
+    if original.get("reasoner") == "magistral" and (call.get("parameters") or {}).get("seed") is None:
+        report.notes.append("the answer was recorded without a seed (llm.seed unset): the model is asked again without "
+                            "one, and may sample another answer")
     streamed = bool((call.get("parameters") or {}).get("stream"))
     output = reasoner.answer(question, evidence, None, (lambda kind, text: None) if streamed else None)
     report.prompt_rebuilt_same = getattr(reasoner, "rebuilt_same", None)
@@ -172,19 +178,28 @@ def _replay_frozen(docket: Docket, report: ReplayReport) -> None:
                             "messages were sent")
     options = _ask_options(original)
     allow = settings.grounding.allow_ungrounded or any(f.startswith("shown although") for f in original.get("flags") or [])
-    view = SimpleNamespace(settings=settings, reasoner=reasoner)  # what the record builder reads of a Docket
+    # What the record builder reads of a Docket: the replay's settings and reasoner, the workspace's registry.
+    view = SimpleNamespace(settings=settings, reasoner=reasoner, store=docket.store)
     replayed = answer_record(
         view, question, options, original.get("collection"),
         {**retrieval, "index_generation": recorded.corpus.generation}, evidence, output, allow,
         uuid.uuid4().hex, _now(),
     )
-    replayed.payload_version, replayed.corpus = original.get("payload_version") or 1, recorded.corpus.reference()
+    replayed.payload_version, replayed.corpus = _payload_version(), recorded.corpus.reference()
     replayed.searched_document_ids = recorded.searched_document_ids
     # The settings it replays (the replay's own actor aside, they are the recorded ones).
     replayed.config_hash = original.get("config_hash") or replayed.config_hash
     replayed.settings_sha256 = original.get("settings_sha256")
     report.replayed = replayed.audit_payload()
     report.changes = {"models": _model_changes(original, report.replayed)}
+
+
+def _payload_version() -> int:
+    """The format ask writes today: the replayed record is built by today's code (pipeline.records names
+    the format as ANSWER_PAYLOAD_VERSION once the record is typed; before that, ask wrote 2)."""
+    from pipeline import records
+
+    return getattr(records, "ANSWER_PAYLOAD_VERSION", 2)
 
 
 def recorded_retrieval(original: dict[str, Any]) -> dict[str, Any]:
