@@ -106,7 +106,7 @@ def test_running_it_again_redoes_nothing(reviewed) -> None:
 
 
 class _Cells(HTMLParser):
-    """The matrix cells and the evidence inside them, as the browser's DOM has them."""
+    """The findings (one a cell) and the evidence inside them, as the browser's DOM has them."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -115,7 +115,7 @@ class _Cells(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
-        if tag == "td" and "cell" in (a.get("class") or "").split():
+        if tag == "article" and "finding" in (a.get("class") or "").split():
             self.cells.append({"item": a["data-item"], "verdict": a["data-verdict"], "quotes": [], "pages": []})
         elif tag == "div" and a.get("class") == "citation":
             self.cells[-1]["pages"].append(int(a["data-page"]))
@@ -149,13 +149,16 @@ def test_html_report_renders_cells_and_evidence_in_a_real_browser(reviewed, tmp_
     assert any("laws of the State of Florida" in q for c in law for q in c["quotes"])
     law_pages = {p for c in law for p, q in zip(c["pages"], c["quotes"], strict=True) if "laws of the State of" in q}
     assert law_pages == {5, 6, 8}  # DUOS, DRIVEN, NETGEAR: each quote shown with its page
-    assert dom.count("<details>") >= 12 and 'class="trace"' in dom
+    assert dom.count('<td class="cell"') == 12 and 'class="trace"' in dom  # the grid has a cell for each finding
+    text = " ".join(dom.split())
+    assert text.index("Executive summary") < text.index("Findings by document") < text.index("The grid")
 
     shot = tmp_path / "review.png"
-    subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1600,900", page.as_uri()],
+    subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1600,9000", page.as_uri()],  # the whole report
                    capture_output=True, timeout=120, check=True)
     colours = {colour for _, colour in Image.open(shot).convert("RGB").getcolors(maxcolors=1 << 24)}
-    # The verdict colours are painted by the matrix cells (the legend is drawn translucent, so not by it).
+    # The verdict colours are painted by the summary's headings, the findings' labels and the grid's cells
+    # (the legend's swatches are drawn translucent, so not by them).
     for verdict in ("compliant", "non-compliant"):
         hex_colour = VERDICT_COLOURS[verdict].lstrip("#")
         assert tuple(int(hex_colour[i : i + 2], 16) for i in (0, 2, 4)) in colours
