@@ -227,12 +227,15 @@ _ABBREVIATIONS = {
 _LIST_MARKER = re.compile(r"^[ \t]*(?:[-*•]|\d{1,2}[.)]|#{1,6})[ \t]+", re.MULTILINE)
 _TRAILING_CITES = re.compile(r"(?:\s*\[\s*S\d+(?:\s*[,;]\s*S\d+)*\s*\])+[.;,]?")
 _OPENING_QUOTES, _CLOSING_QUOTES = "“«„", "”»"
+# Markdown emphasis around words (**30 days**, __Term__); a filing's redaction marks ([*****], [* ****])
+# and a form's blanks (______) are text, kept as written so a quote of them is still found on its page.
+_EMPHASIS = re.compile(r"(\*\*|__)(?=[^\W_])(.+?)(?<=[^\W_]|[.!?:)%])\1")
 
 
 def split_sentences(text: str) -> list[str]:
     """Sentences of an answer; never splits inside a double-quoted passage; trailing [S#] stay
     with the sentence they follow; list markers and markdown emphasis are dropped."""
-    text = _LIST_MARKER.sub("", text).replace("**", "").replace("__", "")
+    text = _EMPHASIS.sub(r"\2", _LIST_MARKER.sub("", text))
     sentences: list[str] = []
     # Quotes nest: the extractive answerer puts a sentence in straight quotes, and the sentence may
     # hold curly ones (“Term.”). Closing the inner quote must not end the outer one.

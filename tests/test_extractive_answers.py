@@ -106,3 +106,27 @@ def test_the_boilerplate_classifier_on_real_text() -> None:
     assert boilerplate_passage(cert) == "a certification"
     governing = " ".join(_page_evidence(NETGEAR, [6])[0].text.split())
     assert boilerplate_passage(governing) is None
+
+
+@pytest.mark.shared_eval
+def test_a_quote_holding_redaction_marks_is_found_on_its_page() -> None:
+    # SEC exhibits redact terms as [*****] / [* ****]; grounding took "**" for Markdown emphasis and
+    # dropped it from the answer only, so the extractive answerer's own verbatim quote was withheld.
+    from conftest import shared_eval_or_skip
+    from pipeline.grounding import check_grounding
+
+    pdf = shared_eval_or_skip() / "cuad" / "pdfs" / "ADAMSGOLFINC_03_21_2005-EX-10.17-ENDORSEMENT_AGREEMENT.pdf"
+    document = pymupdf.open(pdf)
+    page = next(i for i, p in enumerate(document, start=1) if "[*****]" in p.get_text())
+    text = document[page - 1].get_text()
+    evidence = [Evidence(label="S1", rank=1, chunk_id=1, doc_sha256="adams", doc_name=pdf.name, page=page, char_start=0,
+                         char_end=len(text), text=text, score=1.0, method="pymupdf")]
+    flat = " ".join(text.split())
+    sentence = re.search(r"[^.]*\[\*+[^.]*\.", flat).group(0).strip()
+    assert "**" in sentence
+    report = check_grounding(f'"{sentence}" [S1]', evidence)
+    assert report.supported, report.label
+    # A word of it changed is still caught.
+    assert not check_grounding(f'"{sentence.replace("[*", "[ten ", 1)}" [S1]', evidence).supported
+    # Emphasis around words is still dropped.
+    assert check_grounding(f'"**{sentence}**" [S1]', evidence).supported

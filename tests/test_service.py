@@ -162,14 +162,25 @@ def test_review_runs_as_a_job_then_grid_cell_sign_off_and_report(server) -> None
         assert grid["summary"]["cells"] == 1 and grid["review"]["created_by"] == "token:reviewer"
         cell = reviewer.get(f"/reviews/{review_id}/cells/termination/1")
         assert cell.status_code == 200 and cell.json()["audit_seq"] >= 1
-        signed = reviewer.post(f"/reviews/{review_id}/sign-off", json={"decision": "accept", "note": "checked the clause"})
+        # The one cell needs a person (the extractive answerer does not judge): accepting the whole review
+        # is refused until the reviewer acknowledges it open (pipeline/review/signoff.py's rule).
+        refused = reviewer.post(f"/reviews/{review_id}/sign-off", json={"decision": "accept", "note": "checked the clause"})
+        assert refused.status_code == 409, refused.text
+        message = refused.json()["error"]["message"]
+        assert message.startswith(f"review {review_id}: not signed off, 1 open item (termination x ") and \
+            '"acknowledge_open": 1' in message
+        signed = reviewer.post(f"/reviews/{review_id}/sign-off", json={"decision": "accept", "note": "checked the clause",
+                                                                        "acknowledge_open": 1})
         assert signed.status_code == 200, signed.text
+        assert signed.json()["acknowledged_open"] == 1
         seq = signed.json()["signed_off"]["audit_seq"]
         report = reviewer.get(f"/reviews/{review_id}/report", params={"format": "csv"})
         assert report.status_code == 200 and report.headers["content-type"].startswith("text/csv")
         assert reviewer.get(f"/reviews/{review_id}/cells/termination/999").status_code == 404
     with server.client("auditor") as auditor:
-        assert auditor.get(f"/audit/entries/{seq}").json()["actor"] == "token:reviewer"
+        entry = auditor.get(f"/audit/entries/{seq}").json()
+        assert entry["actor"] == "token:reviewer"
+        assert {k: entry["payload"]["acknowledged_open"][k] for k in ("count", "by")} == {"count": 1, "by": "token:reviewer"}
     with server.client("reviewer-nogrant") as outsider:
         assert outsider.get(f"/reviews/{review_id}").status_code == 404
         assert review_id not in {r["id"] for r in outsider.get("/reviews").json()["reviews"]}

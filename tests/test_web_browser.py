@@ -4,18 +4,27 @@ The workspace has one sample contract ingested; the users and grants are made wi
 exactly as an admin would. Each page is checked with axe-core (vendored in tests/vendor/) for
 serious or critical accessibility violations. With DOCKET_WEB_SCREENSHOTS=docs/web the screenshots
 are written there (docs/web.md), else into the test's temporary folder.
+
+The tests share one server and run in file order, as a day's work would: questions are asked, a
+review is run and signed off, a second contract is uploaded and reviewed on its own, then the
+auditor reads what all of that left in the log, and last tampers with it.
 """
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import sqlite3
 import subprocess
+import zipfile
 from pathlib import Path
 
 import httpx
+import pymupdf
 import pytest
 
+from conftest import DUOS, SAMPLES
 from service_server import COLLECTION, clean_env, copy_workspace, docket_command, ingested_template, start_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -26,7 +35,14 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-sync", "--no-first-run"]
 QUESTION = "How much notice must a party give to terminate the agreement without cause?"
 PASSWORDS = {"alice": "alice-password-123", "bob": "bob-password-1234", "audrey": "audrey-password-123",
-             "rita": "rita-password-1234"}
+             "rita": "rita-password-1234", "adam": "adam-password-1234"}
+# Snapshots of a job's progress element each time htmx swaps it in (what a person watching would see).
+WATCH_JOBS = """(target) => {
+  window.__jobs = [];
+  const seen = () => { for (const j of document.querySelectorAll(target + ' .job'))
+    window.__jobs.push({status: j.dataset.status, done: +j.dataset.done, total: +j.dataset.total}); };
+  new MutationObserver(seen).observe(document.querySelector(target), {childList: true, subtree: true});
+}"""
 
 playwright_sync = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)")
 if not CHROMIUM.is_file():
@@ -44,8 +60,10 @@ def docket(home: Path, *args: str, stdin: str | None = None) -> str:
 def server(tmp_path_factory: pytest.TempPathFactory):
     base = tmp_path_factory.mktemp("web")
     home = copy_workspace(ingested_template(base), base / "home")
-    # alice reads the collection, bob is a reader granted nothing, audrey audits, rita reviews the collection.
-    for name, role in (("alice", "reader"), ("bob", "reader"), ("audrey", "auditor"), ("rita", "reviewer")):
+    # alice reads the collection, bob is a reader granted nothing, audrey audits, rita reviews the collection,
+    # adam is an admin (uploads).
+    for name, role in (("alice", "reader"), ("bob", "reader"), ("audrey", "auditor"), ("rita", "reviewer"),
+                       ("adam", "admin")):
         docket(home, "users", "add", name, "--role", role, "--password-stdin", stdin=PASSWORDS[name] + "\n")
     docket(home, "users", "grant", "alice", "--collection", COLLECTION)
     docket(home, "users", "grant", "rita", "--collection", COLLECTION)
@@ -186,35 +204,63 @@ def test_document_outside_the_grant_is_not_found(browser, server) -> None:
     page.context.close()
 
 
+def watched_jobs(page) -> list[dict]:
+    return page.evaluate("() => window.__jobs")
+
+
+def assert_live(snapshots: list[dict], what: str) -> None:
+    """The progress was shown while the job ran (not only once it was done), and it only went forward."""
+    assert snapshots and snapshots[-1]["status"] == "done", (what, snapshots)
+    assert any(s["status"] in ("queued", "running") for s in snapshots), (what, snapshots)
+    done = [s["done"] for s in snapshots]
+    assert done == sorted(done), (what, snapshots)
+
+
 def test_review_grid_cell_sign_off_and_the_refused_whole_review(browser, server, shots: Path) -> None:
     page = log_in(browser, server, "rita")
     assert page.url.endswith("/reviews")
     page.get_by_label("Checklist").select_option("commercial-contract")
+    page.evaluate(WATCH_JOBS, "#review-progress")
     page.get_by_role("button", name="Start").click()
     page.locator("#review-progress .job-done").wait_for(timeout=300_000)
+    progress = watched_jobs(page)
+    assert_live(progress, "review")
+    # Cells were counted as they were recorded: some snapshot shows part of the review done.
+    assert any(0 < s["done"] < s["total"] for s in progress), progress
+    assert progress[-1]["done"] == progress[-1]["total"] >= 10
     page.locator("#review-progress a", has_text="open review").click()
     page.wait_for_load_state("networkidle")
     review_url = page.url
+    review_id = review_url.rstrip("/").split("/")[-1]
     grid = page.locator("table.grid")
     items = grid.locator("thead th").count() - 1
     assert items >= 10 and grid.locator("tbody tr").count() == 1
     assert "New York or Delaware" in grid.locator("thead").inner_text()  # each item's requirement is on the grid
     summary = page.locator("table.summary")
     counted = sum(int(t) for t in summary.locator("tbody td").all_inner_texts())
-    assert counted == items  # the summary by severity and verdict covers every cell
+    applicable = items - grid.locator("td.verdict-not-applicable").count()
+    assert counted == applicable  # the summary by severity and verdict covers every cell the checklist applies to
     header = grid.locator("thead th").nth(1)
     assert header.evaluate("h => getComputedStyle(h).position") == "sticky"
     assert_accessible(page, "review")
     page.screenshot(path=str(shots / "review.png"))
 
     # The whole review cannot be accepted while cells are open, unless the reviewer acknowledges them.
-    unresolved = int(page.locator("section.summary p").first.inner_text().split()[0])
+    unresolved = int(page.locator("section.summary p.open-count").inner_text().split()[0])
     assert unresolved >= 1, "the sample review has cells that need a human"
     page.get_by_label("Note (goes into the audit log)").fill("Reviewed with the deal team")
     page.get_by_role("button", name="Accept the review").click()
     refused = page.locator("#sign-off-message")
-    assert refused.inner_text().startswith(f"Not signed off: {unresolved} cells are unresolved")
+    assert refused.inner_text().startswith(f"Review {review_id}: not signed off, {unresolved} open items ("), refused.inner_text()
     assert "whole review accepted" not in page.locator("section.summary").inner_text()
+
+    # A cell's evidence marks the passages its answer cites (the API's cell has their labels).
+    cells = page.request.get(f"{server.base_url}/api/v1/reviews/{review_id}").json()["cells"]
+    citing = next(c for c in cells if c["citations"])
+    page.goto(f"{review_url}/cells/{citing['item_id']}/{citing['document']['sha256']}")
+    marked = [t.split("]")[0].lstrip("[") for t in page.locator("li.cited a.citation").all_inner_texts()]
+    assert sorted(marked) == sorted({c["label"] for c in citing["citations"]}), (marked, citing["citations"])
+    assert page.locator("li:not(.cited) .cited-mark").count() == 0
 
     # One open cell: its evidence on the page, then a sign-off that resolves it.
     page.goto(review_url + "?show=open")
@@ -235,22 +281,87 @@ def test_review_grid_cell_sign_off_and_the_refused_whole_review(browser, server,
     page.get_by_label("Note (goes into the audit log)").fill("The contract is silent on this; checked by hand")
     page.get_by_role("button", name="Sign off this cell").click()
     page.wait_for_load_state("networkidle")
-    assert page.locator("dd.verdict-not-addressed").count() == 1 and "override" in page.locator("main ul").inner_text()
+    assert page.locator("dd.verdict-not-addressed").count() == 1 and "override" in page.locator("main ul").last.inner_text()
 
     page.get_by_role("link", name="Back to review").click()
-    left = int(page.locator("section.summary p").first.inner_text().split()[0])
+    left = int(page.locator("section.summary p.open-count").inner_text().split()[0])
     assert left == unresolved - 1
     page.get_by_label("Note (goes into the audit log)").fill("Accepted with the open items listed")
     page.get_by_label("I accept the review with its").check()
     page.get_by_role("button", name="Accept the review").click()
     page.wait_for_load_state("networkidle")
     assert "whole review accepted by session:rita" in page.locator("section.summary").inner_text()
-    # The acknowledgement is in the audit log with the sign-off.
+    # The acknowledgement is in the audit log with the sign-off: how many, which, and who.
     with httpx.Client(base_url=server.base_url + "/api/v1", timeout=60) as api:
         found = api.post("/login", json={"name": "audrey", "password": PASSWORDS["audrey"]})
         entries = api.get("/audit/entries", params={"type": "sign_off"}).json()["entries"]
-    assert any(f"acknowledged {left} unresolved cells" in (e["payload"] or {}).get("note", "") for e in entries), entries
     assert found.status_code == 200
+    whole = [e for e in entries if (e["payload"] or {}).get("item_id") is None]
+    assert len(whole) == 1 and whole[0]["actor"] == "session:rita", entries
+    acknowledged = whole[0]["payload"]["acknowledged_open"]
+    assert (acknowledged["count"], acknowledged["by"], len(acknowledged["items"])) == (left, "session:rita", left)
+
+    # The report for a partner: the executive summary first, and it prints to PDF.
+    page.get_by_role("link", name="The report").click()
+    page.wait_for_load_state("networkidle")
+    assert page.locator("h2").first.inner_text() == "Executive summary"
+    assert_accessible(page, "report")
+    page.screenshot(path=str(shots / "report.png"))
+    pdf = pymupdf.open(stream=page.pdf(prefer_css_page_size=True), filetype="pdf")
+    pages = [" ".join(p.get_text().split()) for p in pdf]
+    findings = next(i for i, t in enumerate(pages) if "Findings by document" in t)
+    summary_text = " ".join(pages[:findings])
+    assert findings >= 1 and pages[findings].startswith("Findings by document")  # the summary has its own page(s)
+    assert summary_text.index("Executive summary") < summary_text.index("Open items") < summary_text.index("Sign-off")
+    assert f"{left} open items" in summary_text and "signed off by session:rita" in summary_text
+    assert "Accepted with the open items listed" in summary_text and "needs human review" in summary_text
+    assert not any("Print this page" in t for t in pages)  # the screen-only hint is not printed
+    assert pdf[0].rect.width < pdf[0].rect.height and pdf[-1].rect.width > pdf[-1].rect.height  # the grid: landscape
+    assert pages[-1].startswith("The grid") or "The grid" in pages[-2]
+    page.context.close()
+
+
+def test_upload_with_progress_then_review_a_selection(browser, server, shots: Path) -> None:
+    page = log_in(browser, server, "adam")
+    page.goto("/documents")
+    page.evaluate(WATCH_JOBS, "#upload-progress")
+    page.get_by_label("PDF or image").set_input_files(str(SAMPLES / DUOS))
+    page.get_by_label("Collection").fill(COLLECTION)
+    page.get_by_label("Type").fill("alliance agreement")
+    page.get_by_role("button", name="Upload").click()
+    page.locator("#upload-progress .job-done").wait_for(timeout=300_000)
+    assert page.locator("#upload-bar").evaluate("b => b.value") == 100  # every byte sent
+    assert_live(watched_jobs(page), "upload")
+    assert f"added: {DUOS}, 7 pages" in page.locator("#upload-progress").inner_text()
+    assert_accessible(page, "documents (admin)")
+    page.screenshot(path=str(shots / "upload.png"))
+    page.get_by_role("link", name="reload the list").click()
+    assert page.locator("table.documents tbody tr").count() == 2
+    page.context.close()
+
+    # A reviewer reviews only the new contract: a selection, not the collection.
+    page = log_in(browser, server, "rita")
+    page.locator("details.pick summary").click()
+    page.get_by_label(DUOS).check()
+    page.get_by_label("Checklist").select_option("commercial-contract")
+    assert_accessible(page, "reviews")
+    page.screenshot(path=str(shots / "reviews.png"))
+    page.evaluate(WATCH_JOBS, "#review-progress")
+    page.get_by_role("button", name="Start").click()
+    page.locator("#review-progress .job-done").wait_for(timeout=300_000)
+    assert_live(watched_jobs(page), "review of a selection")
+    page.locator("#review-progress a", has_text="open review").click()
+    page.wait_for_load_state("networkidle")
+    rows = page.locator("table.grid tbody th.docname").all_inner_texts()
+    assert rows == [DUOS]  # the collection holds two contracts; the review covers the one ticked
+    # A ticked id that is no document the reviewer may review is "not found", and nothing starts.
+    page.goto("/reviews")
+    token = json.loads(page.locator("body").get_attribute("hx-headers"))["X-CSRF-Token"]
+    before = len(page.request.get(f"{server.base_url}/api/v1/reviews").json()["reviews"])
+    forged = page.request.post(f"{server.base_url}/reviews", headers={"X-CSRF-Token": token},
+                               form={"checklist": "commercial-contract", "collection": COLLECTION, "documents": "999"})
+    assert forged.status == 404 and "document 999: no such document" in forged.text()
+    assert len(page.request.get(f"{server.base_url}/api/v1/reviews").json()["reviews"]) == before
     page.context.close()
 
 
@@ -273,12 +384,75 @@ def test_audit_verify_ok_then_names_the_tampered_seq(browser, server, shots: Pat
     assert page.locator("h1").inner_text().startswith(f"Audit entry {seq}")
     assert "session:alice" in page.locator("dl.facts").first.inner_text()
     assert "supported" in page.locator(".grounding").inner_text()
+    # Each piece of evidence with a thumbnail of its page, served to the auditor because this answer cites it.
+    thumbs = page.locator("img.thumbnail")
+    assert thumbs.count() == page.locator("li.evidence").count() >= 1
+    page.wait_for_function("() => [...document.querySelectorAll('img.thumbnail')].every(i => i.complete && i.naturalWidth > 0)")
+    src = thumbs.first.get_attribute("src")
+    assert page.request.get(server.base_url + src).status == 200
+    cited = {int(t.get_attribute("src").split("/pages/")[1].split("/")[0]) for t in thumbs.all()}
+    uncited = next(n for n in range(1, 8) if n not in cited)  # the contract has 7 pages
+    other = src.split("/pages/")[0] + f"/pages/{uncited}/" + src.split("/pages/")[1].split("/", 1)[1]
+    assert page.request.get(server.base_url + other).status == 404
+    assert "names no earlier entry" in page.locator("section.links").inner_text()
     assert_accessible(page, "entry")
     page.screenshot(path=str(shots / "entry.png"), full_page=True)
+
+    # The inclusion proof downloads as JSON, and it proves this entry's leaf under the log's root.
+    from audit.verify_bundle import verify_inclusion
+
+    with page.expect_download() as got:
+        page.get_by_role("link", name="Download its inclusion proof (JSON)").click()
+    proof = json.loads(Path(got.value.path()).read_text())
+    leaf = page.locator("details dl.facts dd code").first.text_content()
+    assert proof["seq"] == seq and proof["leaf_hash"] == leaf
+    assert verify_inclusion(seq - 1, proof["tree_size"], bytes.fromhex(leaf), [bytes.fromhex(h) for h in proof["path"]],
+                            bytes.fromhex(proof["root"]))
+
+    # What supersedes what: the reviewer's cell sign-off names the finding it signs off, and the finding
+    # names the sign-off that came after it.
+    page.goto("/audit?type=sign_off")
+    cell_sign_off = next(int(r.locator("td").first.inner_text()) for r in page.locator("table.entries tbody tr").all()
+                         if "override" in r.inner_text())
+    page.goto(f"/audit/{cell_sign_off}")
+    link = page.locator("ul.points-at a")
+    assert page.locator("ul.points-at").inner_text().startswith("This entry signs off the finding entry")
+    finding = int(link.inner_text().split()[-1])
+    link.click()
+    page.wait_for_load_state("networkidle")
+    assert page.locator("h1").inner_text().startswith(f"Audit entry {finding} review_finding")
+    later = page.locator("ul.pointed-at-by").inner_text()
+    assert f"Entry {cell_sign_off}, sign_off (override) by session:rita" in later and "signs off the finding this one" in later
+    assert_accessible(page, "entry links")
+    page.locator("section.links").scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "entry-links.png"))
+    for bad, status, words in (("abc", 400, "give the number of an entry"), ("999999", 404, "no entry with seq 999999")):
+        refused = page.request.get(f"{server.base_url}/audit/proof?seq={bad}")
+        assert refused.status == status and words in refused.text(), (bad, refused.status)
+
     # An auditor opens the page the logged answer cites, and no other.
+    page.goto(f"/audit/{seq}")
     page.locator("a.citation").first.click()
     assert page.locator(".highlight").count() >= 1
     assert page.goto("/documents/1/pages/1").status == 404
+
+    # A bundle of the filtered entries downloads as a zip that verifies under the log's key, and the export
+    # is itself in the log, by the auditor.
+    page.goto("/audit?type=answer")
+    with page.expect_download() as got:
+        page.get_by_role("link", name="Download a bundle").click()
+    bundle = Path(got.value.path())
+    unpacked = bundle.parent / "unpacked"
+    with zipfile.ZipFile(io.BytesIO(bundle.read_bytes())) as zf:
+        zf.extractall(unpacked)
+    from audit.verify_bundle import verify_bundle
+
+    checked = verify_bundle(unpacked / "bundle", trust=[str(k) for k in (server.home / "keys").glob("*.pub")])
+    assert checked.ok, checked.problems
+    exported = [json.loads(line) for line in (unpacked / "bundle" / "entries.jsonl").read_text().splitlines()]
+    assert exported and {e["event_type"] for e in exported} == {"answer"}
+    page.goto("/audit?type=export")
+    assert "session:audrey" in page.locator("table.entries tbody tr").last.inner_text()
 
     # Tamper, as someone with the database's files would: drop the triggers, edit one payload.
     conn = sqlite3.connect(server.home / "audit.db")

@@ -224,14 +224,23 @@ def make_review_app(get_docket: Callable[[], Docket]) -> typer.Typer:
         item: Annotated[str | None, typer.Option("--item", help="One checklist item (default: all).")] = None,
         doc: Annotated[str | None, typer.Option("--doc", help="One document: name, id or SHA-256 prefix (default: all).")] = None,
         verdict: Annotated[str | None, typer.Option("--verdict", help="With override: the reviewer's verdict.")] = None,
+        acknowledge_open: Annotated[int | None, typer.Option(
+            "--acknowledge-open", min=0, metavar="N",
+            help="Accept the whole review with its N open items (cells needing a human, not run, documents not "
+                 "reviewed) left open; N must be their number. Recorded in the audit entry.")] = None,
         as_json: JsonFlag = False,
     ) -> None:
-        """Accept or override findings; appended to the audit log and shown in reports."""
-        record = sign_off(get_docket(), review_id, decision, note, item=item, doc=doc, verdict=verdict)
+        """Accept or override findings; appended to the audit log and shown in reports.
+
+        Accepting the whole review is refused (exit 2) while it has open items, unless --acknowledge-open
+        gives their number."""
+        record = sign_off(get_docket(), review_id, decision, note, item=item, doc=doc, verdict=verdict,
+                          acknowledge_open=acknowledge_open)
         if as_json:
-            print_json({"signed_off": asdict(record)})
+            print_json({"signed_off": asdict(record), "acknowledged_open": acknowledge_open or 0})
             return
-        _out.print(f"signed off ({record.decision}) as audit entry #{record.audit_seq}")
+        _out.print(f"signed off ({record.decision}) as audit entry #{record.audit_seq}"
+                   + (f", with {acknowledge_open} open items acknowledged" if acknowledge_open else ""))
 
     from pipeline.replay.cli import add_review_replay_command  # `review replay`: pipeline/replay/ (docs/replay.md)
 

@@ -13,7 +13,7 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -344,8 +344,12 @@ def audit_page(request: Request, actor: str = "", type: str = "", since: str = "
     filters = _filters(since or None, until or None, actor or None, type or None, document or None, None, None)
     listed = _list(state, who.principal, "web list", filters, max(1, min(limit, 1000)))
     form = {"actor": actor, "type": type, "since": since, "until": until, "document": document}
+    # The bundle button exports what the filter shows (the API's names: the document is a subject).
+    bundle_query = urlencode({k: v for k, v in (("actor", actor), ("type", type), ("since", since), ("until", until),
+                                                ("subject", document)) if v})
     return render(request, "audit.html", who, entries=listed["entries"], up_to=listed["up_to"], form=form,
-                  can_verify=may(state, who.principal, "verify_audit"))
+                  can_verify=may(state, who.principal, "verify_audit"), bundle_query=bundle_query,
+                  can_export=may(state, who.principal, "export_audit"), can_prove=may(state, who.principal, "prove_audit"))
 
 
 @router.get("/audit/verify", response_class=HTMLResponse)
@@ -358,6 +362,73 @@ def audit_verify(request: Request):
     require(state, who.principal, "verify_audit")
     report = verify_log(principal=who.principal, state=state)
     return render(request, "fragment_verify.html", who, report=report)
+
+
+@router.get("/audit/proof")
+@html_page
+def audit_proof(request: Request, seq: str = ""):
+    """An entry's RFC 9162 inclusion proof (the API's ``prove_entry``) as a JSON file to keep."""
+    import json
+
+    from pipeline.service.routes.audit import MAX_SEQ, prove_entry
+
+    who = visitor(request)
+    state = _state(request)
+    require(state, who.principal, "prove_audit")
+    if not seq.strip().isdigit() or not 1 <= int(seq) <= MAX_SEQ:
+        raise ApiError(400, "bad_request", f"seq {seq!r}: give the number of an entry (the Seq column of the log)")
+    proof = prove_entry(seq=int(seq), size=None, principal=who.principal, state=state)
+    return Response(json.dumps(proof, indent=2) + "\n", media_type="application/json", headers={
+        "Content-Disposition": f'attachment; filename="docket-proof-seq-{int(seq)}.json"'})
+
+
+# What an entry's payload points at, in words: the links the writers already record.
+_LINKS = {
+    "supersedes": "supersedes the finding",  # a redone review cell (pipeline/review/runner.record_finding)
+    "finding_seq": "signs off the finding",  # a reviewer's sign-off on a cell (pipeline/review/signoff)
+}
+_SEQ_LINKS = {"sign_off": "approves", "rejection": "rejects", "correction": "corrects", "redaction": "redacts"}
+
+
+def _points_at(entry: dict[str, Any]) -> list[tuple[str, int]]:
+    """(what, seq) for each earlier entry this one names in its payload."""
+    payload = entry.get("payload") or {}
+    found = [(words, payload[key]) for key, words in _LINKS.items() if isinstance(payload.get(key), int)]
+    if entry["event_type"] in _SEQ_LINKS and isinstance(payload.get("seq"), int):  # AuditLog.annotate / redact
+        found.append((_SEQ_LINKS[entry["event_type"]], payload["seq"]))
+    return found
+
+
+def _pointed_at_by(state: ServiceState, principal: Principal, entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """The later entries that name this one: sign-offs, annotations and redactions (subject ``seq:N``), and a
+    redone finding's replacement (its ``supersedes``); reads are left out. The look-up is logged as a read."""
+    from audit import EntryFilter
+    from pipeline.service.routes.audit import Visibility
+
+    log = state.docket.audit
+    seq = entry["seq"]
+    visibility = Visibility(state, principal)
+    later = [e for e in log.filtered(EntryFilter(subject=f"seq:{seq}")) if e.event_type != "read"]
+    payload = entry.get("payload") or {}
+    if entry["event_type"] == "review_finding" and payload.get("review_id"):
+        later += [e for e in log.filtered(EntryFilter(event_type="review_finding", subject=f"review:{payload['review_id']}"))
+                  if (e.payload or {}).get("supersedes") == seq]
+    shown = sorted((e for e in later if e.seq > seq and visibility.sees(e)), key=lambda e: e.seq)
+    log.append("read", {"command": "web entry links", "seq": seq, "returned": len(shown),
+                        "seqs": [e.seq for e in shown]}, actor=principal.actor, subjects=(f"seq:{seq}",))
+    return [{"seq": e.seq, "event_type": e.event_type, "actor": e.actor, "time": e.time, "status": e.status,
+             "what": _points_at(e.to_dict())} for e in shown]
+
+
+def _thumbnail(evidence: dict[str, Any], seq: int) -> str:
+    """A small image of the cited page with the passage's boxes drawn: the API's page image route, which
+    lets an auditor see a page only when entry ``seq`` is an answer citing it."""
+    boxes = [",".join(str(v) for v in box[:4]) for box in (evidence.get("boxes") or [])[:50]]
+    query = urlencode([("zoom", THUMB_ZOOM), ("seq", seq), *(("box", b) for b in boxes)])
+    return f"/api/v1/documents/{quote(str(evidence.get('doc_sha256', '')))}/pages/{int(evidence.get('page', 1))}/image?{query}"
+
+
+THUMB_ZOOM = 0.3  # about 180 pixels across a letter page
 
 
 @router.get("/audit/{seq}", response_class=HTMLResponse)
@@ -373,50 +444,26 @@ def audit_entry(request: Request, seq: int):
     entry = show_entry(seq=seq, principal=who.principal, state=state)
     payload = entry.get("payload") or {}
     answer = entry["event_type"] == "answer"
-    return render(request, "entry.html", who, entry=entry, payload=payload, answer=answer,
+    thumbnails = {i: _thumbnail(e, seq) for i, e in enumerate(payload.get("evidence") or [])} if answer else {}
+    return render(request, "entry.html", who, entry=entry, payload=payload, answer=answer, thumbnails=thumbnails,
                   trace_label=TRACE_LABELS.get(payload.get("trace_format", "none")),
-                  grounding_words=(payload.get("grounding") or {}).get("label"))
-
-
-@router.post("/audit/{seq}/replay", response_class=HTMLResponse)
-@html_page
-def audit_replay(request: Request, seq: int, against: Annotated[str, Form(max_length=10)] = "frozen",
-                 csrf_token: Annotated[str, Form()] = ""):
-    """The entry replayed (the API's ``replay_entry``, its access rule too), its report as a fragment
-    under the entry (docs/replay.md)."""
-    from pipeline.service.routes.audit import ReplayRequest, replay_entry
-
-    who = visitor(request, csrf_token)
-    if against not in ("frozen", "current"):
-        raise ApiError(400, "bad_request", "Replay on its frozen index or on today's corpus (frozen or current).")
-    if not 1 <= seq <= 2**62:
-        raise not_found("entry", seq)
-    report = replay_entry(seq=seq, body=ReplayRequest(against=against), principal=who.principal, state=_state(request))
-    return render(request, "fragment_replay.html", who, report=report)
+                  grounding_words=(payload.get("grounding") or {}).get("label"),
+                  points_at=_points_at(entry), pointed_at_by=_pointed_at_by(state, who.principal, entry),
+                  can_prove=may(state, who.principal, "prove_audit"))
 
 
 # -- reviews ----------------------------------------------------------------------------------------------
 CHECKLISTS = ("commercial-contract", "10k-filing")
-SEVERITIES = ("critical", "high", "medium", "low")
 
 
-def _unresolved(review) -> list[str]:
-    """The cells a whole-review accept would sign off unseen: still "needs human review" after sign-offs,
-    with no sign-off of its own, its row or its column, and the cells not run yet."""
-    from pipeline.review.reports import reviewed_verdict, signoffs_for
-
-    open_cells = []
-    for item in review.checklist["items"]:
-        for doc in review.ready_documents:
-            cell = review.cells.get((item["id"], doc.sha256))
-            if cell is None:
-                open_cells.append(f"{item['id']} x {doc.name} (not run)")
-                continue
-            covered = [s for s in signoffs_for(review, cell.item_id, cell.doc_sha256)
-                       if s.item_id is not None or s.doc_sha256 is not None]
-            if reviewed_verdict(review, cell) == "needs-review" and not covered:
-                open_cells.append(f"{item['id']} x {doc.name}")
-    return open_cells
+def _reviewable(state: ServiceState, principal: Principal) -> dict[str, list]:
+    """The documents the principal may review, by collection (the start form's selection)."""
+    visible = identity.allowed_documents(state, principal, action="run_review")
+    by_collection: dict[str, list] = {}
+    for d in state.docket.store.documents():
+        if visible is None or d.id in visible:
+            by_collection.setdefault(d.collection, []).append(d)
+    return dict(sorted(by_collection.items()))
 
 
 @router.get("/reviews", response_class=HTMLResponse)
@@ -429,39 +476,50 @@ def reviews_page(request: Request):
     require(state, who.principal, "read_review")
     listed = list_reviews(principal=who.principal, state=state)["reviews"]
     can_run = may(state, who.principal, "run_review")
+    reviewable = _reviewable(state, who.principal) if can_run else {}
     return render(request, "reviews.html", who, reviews=listed, can_run=can_run, checklists=CHECKLISTS,
-                  collections=_collections(state, who.principal, "run_review") if can_run else [],
-                  default=state.settings.collection)
+                  collections=list(reviewable), reviewable=reviewable, default=state.settings.collection)
 
 
 @router.post("/reviews", response_class=HTMLResponse)
 @html_page
 def review_start(request: Request, checklist: Annotated[str, Form(max_length=80)] = "",
-                 collection: Annotated[str, Form(max_length=200)] = "", csrf_token: Annotated[str, Form()] = ""):
+                 collection: Annotated[str, Form(max_length=200)] = "",
+                 documents: Annotated[list[str] | None, Form(max_length=500)] = None,
+                 csrf_token: Annotated[str, Form()] = ""):
+    """A review of the whole collection picked, or of the documents ticked (then their collection)."""
+    from pipeline.service.routes.documents import visible_document
     from pipeline.service.routes.reviews import ReviewRequest, start_review
 
     who = visitor(request, csrf_token)
     state = _state(request)
     require(state, who.principal, "run_review")
-    job = start_review(body=ReviewRequest(checklist=checklist or None, collection=collection or None),
-                       principal=who.principal, state=state)["job"]
+    picked = [d for d in documents or [] if d.strip()]
+    if picked:
+        # Each ticked document must be one the visitor may review (404 otherwise, as the API answers),
+        # and a review covers one collection.
+        found = [visible_document(state, who.principal, ref, None, "run_review") for ref in picked]
+        collections = sorted({d.collection for d in found})
+        if len(collections) > 1:
+            raise ApiError(400, "bad_request", f"The ticked documents are in {len(collections)} collections "
+                           f"({', '.join(collections)}); a review covers one: tick documents of one collection.")
+        collection = collections[0]
+    try:
+        body = ReviewRequest(checklist=checklist or None, collection=collection or None, documents=picked)
+    except ValidationError:
+        raise ApiError(400, "bad_request", "Pick a checklist and a collection (or up to 500 documents).") from None
+    job = start_review(body=body, principal=who.principal, state=state)["job"]
     return render(request, "fragment_job.html", who, job=job)
 
 
 def _review_view(state: ServiceState, principal: Principal, review_id: str):
-    from pipeline.review.reports import reviewed_verdict
+    from pipeline.review.reports import counts_by_severity, reviewed_verdict
     from pipeline.service.routes.reviews import visible_review
 
     review = visible_review(state, principal, review_id)
     grid = {(c.item_id, c.doc_sha256): {"verdict": reviewed_verdict(review, c), "cell": c} for c in review.cells.values()}
-    by_severity: dict[str, dict[str, int]] = {}
-    for item in review.checklist["items"]:
-        row = by_severity.setdefault(item.get("severity", "medium"), {})
-        for doc in review.ready_documents:
-            found = grid.get((item["id"], doc.sha256))
-            verdict = found["verdict"] if found else "not run"
-            row[verdict] = row.get(verdict, 0) + 1
-    return review, grid, by_severity
+    expected = {(item_id, doc.sha256) for item_id, doc in review.expected_cells()}
+    return review, grid, counts_by_severity(review), expected
 
 
 @router.get("/reviews/{review_id}", response_class=HTMLResponse)
@@ -473,14 +531,29 @@ def review_page(request: Request, review_id: str, show: str = "all"):
 
 
 def _render_review(request: Request, who: Visitor, review_id: str, show: str, message: str | None, status: int = 200):
+    from pipeline.review.reports import NOT_RUN, open_items, whole_review_signoffs
     from pipeline.review.verdicts import VERDICT_LABELS
 
     state = _state(request)
-    review, grid, by_severity = _review_view(state, who.principal, review_id)
+    review, grid, by_severity, expected = _review_view(state, who.principal, review_id)
     return render(request, "review.html", who, status=status, review=review, grid=grid, by_severity=by_severity,
-                  show=show, labels=VERDICT_LABELS, severities=[s for s in SEVERITIES if s in by_severity] +
-                  [s for s in by_severity if s not in SEVERITIES], unresolved=_unresolved(review),
-                  can_sign=identity.can(state, who.principal, "sign_off", review.collection), message=message)
+                  expected=expected, show=show, labels=VERDICT_LABELS, not_run=NOT_RUN, open_items=open_items(review),
+                  whole=whole_review_signoffs(review), message=message,
+                  can_sign=identity.can(state, who.principal, "sign_off", review.collection))
+
+
+@router.get("/reviews/{review_id}/report", response_class=HTMLResponse)
+@html_page
+def review_report_page(request: Request, review_id: str):
+    """The review report (``pipeline/review/reports.to_html``, the same file the API downloads), shown
+    in the browser to read or print to PDF."""
+    from pipeline.review.reports import to_html
+    from pipeline.service.routes.reviews import visible_review
+
+    who = visitor(request)
+    state = _state(request)
+    require(state, who.principal, "read_review")
+    return HTMLResponse(to_html(visible_review(state, who.principal, review_id)))
 
 
 @router.get("/reviews/{review_id}/cells/{item}/{doc}", response_class=HTMLResponse)
@@ -495,8 +568,9 @@ def review_cell(request: Request, review_id: str, item: str, doc: str):
     cell = show_cell(review_id=review_id, item=item, doc=doc, principal=who.principal, state=state)
     review = visible_review(state, who.principal, review_id)
     evidence = (cell.get("answer_record") or {}).get("evidence", [])
-    return render(request, "cell.html", who, review=review, cell=cell, evidence=evidence, labels=VERDICT_LABELS,
-                  verdicts=VERDICTS, trace_label=TRACE_LABELS.get(cell.get("trace_format", "none")),
+    cited = {c.get("label") for c in cell.get("citations") or []}  # the sources the answer cites
+    return render(request, "cell.html", who, review=review, cell=cell, evidence=evidence, cited=cited,
+                  labels=VERDICT_LABELS, verdicts=VERDICTS, trace_label=TRACE_LABELS.get(cell.get("trace_format", "none")),
                   can_sign=identity.can(state, who.principal, "sign_off", review.collection))
 
 
@@ -505,32 +579,33 @@ def review_cell(request: Request, review_id: str, item: str, doc: str):
 def review_sign_off(request: Request, review_id: str, decision: Annotated[str, Form(max_length=20)] = "accept",
                     note: Annotated[str, Form(max_length=4000)] = "", item: Annotated[str, Form(max_length=200)] = "",
                     doc: Annotated[str, Form(max_length=300)] = "", verdict: Annotated[str, Form(max_length=40)] = "",
-                    acknowledge: Annotated[str, Form(max_length=10)] = "", csrf_token: Annotated[str, Form()] = ""):
-    """One cell's sign-off, or the whole review's: refused while cells are unresolved unless the reviewer
-    ticks the acknowledgement, which is then recorded in the sign-off's note (and so in the audit log)."""
-    from pipeline.service.routes.reviews import SignOffRequest, sign_off_review, visible_review
+                    acknowledge_open: Annotated[str, Form(max_length=10)] = "", csrf_token: Annotated[str, Form()] = ""):
+    """One cell's sign-off, or the whole review's, through ``signoff.sign_off`` (its rule: a whole-review
+    accept is refused while items are open, unless the tick box, whose value is their number, is ticked)."""
+    from pipeline.review.runner import ReviewError
+    from pipeline.review.signoff import SignOffRefused
+    from pipeline.service.routes.reviews import SignOffRequest, record_sign_off
 
     who = visitor(request, csrf_token)
     state = _state(request)
     require(state, who.principal, "sign_off")
-    review = visible_review(state, who.principal, review_id, "sign_off")
     whole = not item and not doc
     if not note.strip():
         raise ApiError(400, "bad_request", "Say why in the note: it goes into the audit log with the decision.")
-    if whole and decision == "accept":
-        unresolved = _unresolved(review)
-        if unresolved and acknowledge != "yes":
-            message = (f"Not signed off: {len(unresolved)} cells are unresolved ({', '.join(unresolved[:5])}"
-                       f"{', …' if len(unresolved) > 5 else ''}). Resolve them, or tick the acknowledgement that you "
-                       "accept the review with them open.")
-            return _render_review(request, who, review_id, "all", message, status=409)
-        if unresolved:
-            note = f"[acknowledged {len(unresolved)} unresolved cells: {', '.join(unresolved)}] {note.strip()}"
+    if acknowledge_open and not acknowledge_open.isdigit():
+        raise ApiError(400, "bad_request", "acknowledge_open: the number of open items, as the page shows it.")
     try:
         body = SignOffRequest(decision=decision, note=note.strip(), item=item or None, doc=doc or None,
-                              verdict=verdict or None)
+                              verdict=verdict or None, acknowledge_open=int(acknowledge_open) if acknowledge_open else None)
     except ValidationError:
         raise ApiError(400, "bad_request", "decision must be accept or override, with a note") from None
-    sign_off_review(review_id=review_id, body=body, principal=who.principal, state=state)
+    try:
+        record_sign_off(state, who.principal, review_id, body)
+    except SignOffRefused as exc:
+        n = len(exc.items)
+        message = exc.message(f"tick “I accept the review with its {n} open items left open”")
+        return _render_review(request, who, review_id, "all", message[0].upper() + message[1:], status=409)
+    except ReviewError as exc:
+        raise ApiError(400, "review", str(exc)) from None
     target = f"/reviews/{quote(review_id)}" + (f"/cells/{quote(item)}/{quote(doc)}" if not whole else "")
     return RedirectResponse(target, status_code=303)

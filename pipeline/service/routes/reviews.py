@@ -45,6 +45,9 @@ class SignOffRequest(BaseModel):
     item: str | None = Field(None, max_length=200)
     doc: str | None = Field(None, max_length=300)
     verdict: str | None = Field(None, max_length=40)
+    acknowledge_open: int | None = Field(
+        None, ge=0, le=10_000_000, description="Accept the whole review with this many open items left open "
+        "(it must be their number); recorded in the sign_off entry. Without it such an accept is refused (409).")
 
 
 def _review_errors(exc: Exception) -> ApiError:
@@ -171,21 +174,31 @@ def show_cell(review_id: str, item: str, doc: str, principal: Principal = Depend
             "signoffs": [s.__dict__ for s in signoffs_for(review, cell.item_id, cell.doc_sha256)]}
 
 
+def record_sign_off(state: ServiceState, principal: Principal, review_id: str, body: SignOffRequest):
+    """``signoff.sign_off`` as the principal, on a review they may sign off (the API's and the web page's);
+    raises its ``ReviewError`` or ``SignOffRefused``."""
+    from pipeline.review.signoff import sign_off
+
+    review = visible_review(state, principal, review_id, "sign_off")
+    return sign_off(state.docket_for(principal), review.id, body.decision, body.note, item=body.item,
+                    doc=body.doc, verdict=body.verdict, acknowledge_open=body.acknowledge_open)
+
+
 @router.post("/{review_id}/sign-off", summary="Accept or override findings; appended to the audit log")
 def sign_off_review(review_id: str, body: SignOffRequest, principal: Principal = Depends(allowed("sign_off")),
                     state: ServiceState = Depends(service)):
     from dataclasses import asdict
 
     from pipeline.review.runner import ReviewError
-    from pipeline.review.signoff import sign_off
+    from pipeline.review.signoff import SignOffRefused
 
-    review = visible_review(state, principal, review_id, "sign_off")
     try:
-        record = sign_off(state.docket_for(principal), review.id, body.decision, body.note, item=body.item,
-                          doc=body.doc, verdict=body.verdict)
+        record = record_sign_off(state, principal, review_id, body)
+    except SignOffRefused as exc:  # the review's state, not the request's form: 409, with the count to send
+        raise ApiError(409, "open_items", exc.message(f'send "acknowledge_open": {len(exc.items)}')) from None
     except ReviewError as exc:
         raise _review_errors(exc) from None
-    return {"signed_off": asdict(record)}
+    return {"signed_off": asdict(record), "acknowledged_open": body.acknowledge_open or 0}
 
 
 @router.get("/{review_id}/report", summary="The review as HTML, Markdown, CSV or JSON (a download)")
