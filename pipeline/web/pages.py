@@ -452,6 +452,23 @@ def audit_entry(request: Request, seq: int):
                   can_prove=may(state, who.principal, "prove_audit"))
 
 
+@router.post("/audit/{seq}/replay", response_class=HTMLResponse)
+@html_page
+def audit_replay(request: Request, seq: int, against: Annotated[str, Form(max_length=10)] = "frozen",
+                 csrf_token: Annotated[str, Form()] = ""):
+    """The entry replayed (the API's ``replay_entry``, its access rule too), its report as a fragment
+    under the entry (docs/replay.md)."""
+    from pipeline.service.routes.audit import ReplayRequest, replay_entry
+
+    who = visitor(request, csrf_token)
+    if against not in ("frozen", "current"):
+        raise ApiError(400, "bad_request", "Replay on its frozen index or on today's corpus (frozen or current).")
+    if not 1 <= seq <= 2**62:
+        raise not_found("entry", seq)
+    report = replay_entry(seq=seq, body=ReplayRequest(against=against), principal=who.principal, state=_state(request))
+    return render(request, "fragment_replay.html", who, report=report)
+
+
 # -- reviews ----------------------------------------------------------------------------------------------
 CHECKLISTS = ("commercial-contract", "10k-filing")
 
