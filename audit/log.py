@@ -262,6 +262,7 @@ class AuditLog:
         self._log_keys = _LogKeys()  # the keys the log announced, as of the last write transaction
         self._signing_key: tuple[str, Ed25519PrivateKey] | None = None  # signed a committed head last
         self._active_marker: tuple[tuple[int, int, int], str | None] | None = None  # ACTIVE's stat, its key id
+        self._writer = threading.Lock()  # this object's writers, one at a time (SQLite: see _one_writer)
 
     # -- opening ---------------------------------------------------------------------------------
     @classmethod
@@ -373,7 +374,7 @@ class AuditLog:
         """
         signed = signed_with = None
         try:
-            with self._connection(write=True) as conn, conn.begin():
+            with self._one_writer(), self._connection(write=True) as conn, conn.begin():
                 if conn.dialect.name == "postgresql":  # SQLite: the busy timeout set on connect
                     conn.exec_driver_sql(f"SET LOCAL lock_timeout = {max(1, round(self.lock_timeout * 1000))}")
                 row = conn.execute(select(head).where(head.c.id == 1).with_for_update()).one()
@@ -413,6 +414,23 @@ class AuditLog:
                     and KeyStore(self.keys_dir).has_private(signed["key_id"]):
                 self._signing_key = (signed["key_id"], signed_with)
             self._send_to_witness(signed)
+
+    @contextmanager
+    def _one_writer(self) -> Iterator[None]:
+        """On SQLite, this object's threads write one at a time, queued on a thread lock taken before SQLite's.
+
+        A writer waiting for SQLite's lock polls it, asleep up to 100 ms between tries (its busy handler), so
+        a dozen threads appending at once (the service's asks) spent most of an append asleep while the lock
+        stood free. Other processes still queue on SQLite's lock; PostgreSQL's row lock queues waiters itself."""
+        if self.engine.dialect.name != "sqlite":
+            yield
+            return
+        if not self._writer.acquire(timeout=self.lock_timeout):
+            raise self._lock_timeout_error()
+        try:
+            yield
+        finally:
+            self._writer.release()
 
     def _append_locked(
         self, conn: Connection, state: _Head, event_type: str, payload_json: str, *,
