@@ -161,15 +161,95 @@ def chunk_page(
     overlap = min(settings.overlap_tokens, budget // 2)
     token_starts = [start for start, _ in token_offsets(text)]
     units = _units(text, token_starts, budget)
+    # A table's region is chunked by rows below (each with its headers); its lines are not text units.
+    tables = [t for t in page.tables if 0 <= t.start < t.end <= len(text)]
+    if tables:
+        units = [u for u in units if not any(t.start <= u.start < t.end for t in tables)]
     chunks = []
-    for run in _runs_read_alike(units, page):
+    for run in _runs_apart(_runs_read_alike(units, page), [t.start for t in tables]):
         for first, last, tokens in _pack(run, budget, overlap):
             chunk = _make_chunk(page, doc_sha256, run[first].start, run[last - 1].end, tokens)
             if context_of:
                 context = _fit_context(context_of(chunk.char_start), token_offsets, max_model_tokens - tokens)
                 chunk = replace(chunk, context=context)
             chunks.append(chunk)
+    for table in tables:
+        parts = context_of(table.start) if context_of else []
+        chunks += _table_chunks(page, table, doc_sha256, token_offsets, token_starts, settings, max_model_tokens, parts)
+    chunks.sort(key=lambda c: c.char_start)
     return chunks
+
+
+# Tokens a table chunk's context may take: the statement's title, units, section row and the column
+# headers as a Markdown row (``| (Millions) | 2018 | 2017 | 2016 |``) together.
+TABLE_CONTEXT_TOKENS = 80
+
+
+def table_context(parts: list[str], table, section: str, token_offsets: TokenOffsets, limit: int) -> str:
+    """A table chunk's context: where it is ("3M Company and Subsidiaries; Consolidated Statement of Cash
+    Flows; (Millions) | Cash Flows from Investing Activities"), then on its own line the column headers
+    as a Markdown header row, so every block of rows reads as a small table (``ingest.tables.as_table``).
+    The header is kept whole when it fits in half the limit; the place is cut to what is left."""
+    header = table.header_markdown if any(table.columns) else ""
+    header_tokens = len(token_offsets(header)) if header else 0
+    if header_tokens > limit // 2:
+        header, header_tokens = "", 0
+    place = [p for p in parts if p] + [p for p in (table.title, table.units) if p]
+    where = _fit_context(place, token_offsets, max(0, limit - header_tokens - (2 if section else 0)))
+    if section:
+        where = _fit_context([where, section], token_offsets, max(0, limit - header_tokens))
+    return f"{where}\n{header}" if header else where
+
+
+def _table_chunks(
+    page: PageText, table, doc_sha256: str, token_offsets: TokenOffsets, token_starts: list[int],
+    settings: ChunkingSettings, max_model_tokens: int, parts: list[str],
+) -> list[Chunk]:
+    """Chunks of whole rows of one table, each with the table's title, units and column headers in its
+    context. A chunk ends before a section row ("Cash Flows from Investing Activities") once it is half
+    full, so a block of rows tends to be one section."""
+    def count(start: int, end: int) -> int:
+        return bisect_left(token_starts, end) - bisect_left(token_starts, start)
+
+    rows = [r for r in table.rows if 0 <= r.start < r.end]
+    limit = min(TABLE_CONTEXT_TOKENS, max_model_tokens // 3)
+    chunks: list[Chunk] = []
+    i = 0
+    while i < len(rows):
+        # A block that opens with its section row has its section in its text already.
+        section = "" if rows[i].is_section else rows[i].section
+        context = table_context(parts, table, section, token_offsets, limit)
+        budget = min(settings.max_tokens, max_model_tokens - len(token_offsets(context)))
+        j, tokens = i, 0
+        while j < len(rows):
+            n = count(rows[j].start, rows[j].end)
+            if j > i and (tokens + n > budget or (rows[j].is_section and tokens >= budget // 2)):
+                break
+            tokens += n
+            j += 1
+        start, end = rows[i].start, rows[j - 1].end
+        if tokens > budget:  # one row longer than the budget: cut on a token boundary
+            cut = bisect_left(token_starts, start) + budget
+            end = _strip(page.text, start, token_starts[cut] if cut < len(token_starts) else end)[1]
+            tokens = count(start, end)
+        chunks.append(replace(_make_chunk(page, doc_sha256, start, end, tokens), context=context))
+        i = j
+    return chunks
+
+
+def _runs_apart(runs: list[list[_Unit]], cuts: list[int]) -> list[list[_Unit]]:
+    """The runs split wherever a table lies between two units: text above a table and text below it
+    are never one chunk (the chunk's span would cover the table)."""
+    if not cuts:
+        return runs
+    out: list[list[_Unit]] = []
+    for run in runs:
+        out.append([])
+        for unit in run:
+            if out[-1] and any(out[-1][-1].end <= cut < unit.start for cut in cuts):
+                out.append([])
+            out[-1].append(unit)
+    return [run for run in out if run]
 
 
 def _runs_read_alike(units: list[_Unit], page: PageText) -> list[list[_Unit]]:
@@ -191,11 +271,14 @@ def chunk_document(
     document: ExtractedDocument, token_offsets: TokenOffsets, settings: ChunkingSettings, max_model_tokens: int
 ) -> list[Chunk]:
     """Chunks of every page, each with its context: page title and the headings in force."""
-    boilerplate = running_lines(document.pages)
+    # Headings, page titles and running lines are read from the text around the tables: a Markdown row
+    # in title case is not a heading.
+    views = [_without_tables(page) for page in document.pages]
+    boilerplate = running_lines(views)
     tracker = SectionTracker()  # headings carry over from page to page
     chunks: list[Chunk] = []
-    for page in document.pages:
-        structure = page_structure(page, boilerplate)
+    for page, view in zip(document.pages, views):
+        structure = page_structure(view, boilerplate)
         headings = list(structure.headings)
         heading_starts = [h.start for h in headings]
         # A page with its own title (a new statement, a new note) starts afresh; otherwise the sections
@@ -213,6 +296,17 @@ def chunk_document(
         for heading in headings:
             tracker.advance(heading)
     return chunks
+
+
+def _without_tables(page: PageText) -> PageText:
+    """The page with each table's region blanked (same length, so offsets hold)."""
+    if not page.tables:
+        return page
+    text = page.text
+    for table in page.tables:
+        if 0 <= table.start < table.end <= len(text):
+            text = text[: table.start] + re.sub(r"[^\n]", " ", text[table.start : table.end]) + text[table.end :]
+    return replace(page, text=text)
 
 
 def _make_chunk(page: PageText, doc_sha256: str, start: int, end: int, tokens: int) -> Chunk:

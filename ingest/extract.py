@@ -81,6 +81,9 @@ def read_document(
         )
     warnings = ReaderWarnings()
     pages, title = _read_pdf(path, ocr, limits, deadline, warnings, read_ocr_pages)
+    from ingest.tables import link_pages
+
+    link_pages(pages)  # a table continued on the next page without its header gets it from the page before
     if warnings.lines:
         log.info("%s: the PDF readers reported: %s", name, "; ".join(warnings.lines))
     title = display_path(title) if title else display_path(path.stem)
@@ -280,10 +283,23 @@ def _pymupdf_page(page, number: int) -> PageText:
     """Page text as its blocks in reading order, separated by blank lines; one span (with box) per block."""
     import pymupdf
 
+    from ingest.tables import page_tables
+
+    # One text page for the blocks and the words the tables are found from (MuPDF reads the page once).
+    textpage = page.get_textpage(flags=pymupdf.TEXTFLAGS_TEXT)
+    blocks = page.get_text("blocks", sort=True, textpage=textpage)
+    found = page_tables(page, textpage, blocks, number)
+    if found is not None:  # statements and other grids: their region of the text is Markdown (ingest.tables)
+        text, table_spans, tables = found
+        return PageText(
+            number=number, text=text, method="pymupdf", engine_version=f"PyMuPDF {pymupdf.VersionBind}",
+            spans=[TextSpan(s, e, box) for s, e, box in table_spans], width=page.rect.width,
+            height=page.rect.height, tables=tables,
+        )
     parts: list[str] = []
     spans: list[TextSpan] = []
     cursor = 0
-    for block in page.get_text("blocks", sort=True, flags=pymupdf.TEXTFLAGS_TEXT):
+    for block in blocks:
         x0, y0, x1, y1, text, _no, kind = block[:7]
         if kind != 0:  # image block
             continue

@@ -11,7 +11,7 @@ import time
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 # How a page's text was obtained. "pymupdf"/"pypdf" read a PDF's text layer; the others read pixels.
 ExtractionMethod = Literal["pymupdf", "pypdf", "tesseract", "magistral-vision", "mistral-ocr"]
@@ -50,6 +50,9 @@ class PageText:
     # Why this page was (or was not) OCRed: "text-layer", "no-text-layer", "unusable-text-layer", ...
     route: str = "text-layer"
     notes: list[str] = field(default_factory=list)  # e.g. "vision reader failed; fell back to tesseract"
+    # The page's tables (ingest.tables.TableRecord): cells with boxes, headers, title, units, periods,
+    # and where each table's Markdown sits in ``text``.
+    tables: list[Any] = field(default_factory=list)
 
 
 @dataclass

@@ -98,6 +98,8 @@ class PageRow(Base):
     notes: Mapped[list[Any]] = mapped_column(default=list)
     # [[start, end, x0, y0, x1, y1, confidence], ...]: blocks of a text layer, words of an OCR read.
     spans: Mapped[list[Any]] = mapped_column(default=list)
+    # The page's tables, ingest.tables.TableRecord.to_dict() each ([] before migration i0003).
+    tables: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
 
 
 class ChunkRow(Base):

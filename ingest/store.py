@@ -873,4 +873,5 @@ def _page_row(version_id: int, page: PageText) -> PageRow:
         height=page.height,
         notes=list(page.notes),
         spans=[[s.start, s.end, *s.box, s.confidence] for s in page.spans],
+        tables=[t.to_dict() for t in page.tables],  # ingest.tables.TableRecord.from_dict reads them back
     )

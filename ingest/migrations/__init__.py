@@ -49,7 +49,7 @@ INGEST = MigrationEnvironment(
     name="registry",
     script_location=Path(__file__).parent,
     version_table="ingest_alembic_version",
-    head="i0002",
+    head="i0003",
     upgrade_command="docket db upgrade",
 )
 
