@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime
 
 from ingest.retrieval import RetrievalOptions
 from ingest.store import ChunkHit, DocumentFilter
+from ingest.tables import tables_for_sources
 from pipeline.app import Docket, software_version
 from pipeline.grounding import check_grounding
 from pipeline.reasoning import ChatTurn, Evidence, ReasonerOutput
@@ -194,7 +195,8 @@ def _record(docket, question, options, collection, retrieval, evidence, output, 
         sent = output.parameters.get("sources_sent")
         shown = [e for e in evidence if e.label in sent] if sent is not None else evidence
         report = check_grounding(
-            output.answer, shown, low_confidence_threshold=threshold, question=options.kind_question or question
+            output.answer, shown, low_confidence_threshold=threshold, question=options.kind_question or question,
+            tables=tables_for_sources(docket.store.sessions, shown),  # a number's table cell and box (ingest.tables)
         )
         grounding = report.to_dict()
         flags = [

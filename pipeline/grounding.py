@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Literal
 
+from ingest.tables import CellMatch, TableRecord, as_table, match_number_to_cell
 from pipeline.answer_kinds import KIND_WORDS, KindCheck, check_kind
 from pipeline.reasoning import Evidence
 
@@ -90,6 +91,9 @@ class GroundingReport:
     kind: KindCheck = field(default_factory=lambda: KindCheck("unspecified", "no question given", None, None))
     quotes: int = 0  # quoted passages checked
     numbers: int = 0  # numbers and dates checked outside quotes
+    # Each number found in a cited source's table: its cell, row, column and box on the page (the
+    # evidence to show for it; ingest.tables.match_number_to_cell). Only when the tables were given.
+    cells: list[CellMatch] = field(default_factory=list)
 
     @property
     def possible_injection(self) -> bool:
@@ -161,6 +165,7 @@ class GroundingReport:
             "problems": [asdict(p) for p in self.problems],
             "low_confidence": [s.to_dict() for s in self.low_confidence],
             "unknown_citations": list(self.unknown_citations),
+            "cells": [c.to_dict() for c in self.cells],
             "possible_injection": self.possible_injection,
             "checks": self.checks,
             "answer_kind": self.kind.to_dict(),
@@ -514,19 +519,23 @@ class _Source:
 def _index(evidence: list[Evidence]) -> dict[str, _Source]:
     out = {}
     for item in evidence:
-        dates, _ = _dates(item.text)
+        # A table's rows are shown under their column headers (ingest.tables.as_table): "2018" is checked
+        # against what the reasoner read.
+        text = as_table(item.context, item.text) or item.text
+        dates, _ = _dates(text)
         out[item.label] = _Source(
             item,
-            _source_forms(item.text),
-            _numbers(item.text),
+            _source_forms(text),
+            _numbers(text),
             {d for readings, _ in dates for d in readings},
-            item.text.casefold(),
+            text.casefold(),
         )
     return out
 
 
 def _sentence_problems(
-    sentence: str, sources: dict[str, _Source], citations_required: bool, counted: dict[str, int] | None = None
+    sentence: str, sources: dict[str, _Source], citations_required: bool, counted: dict[str, int] | None = None,
+    tables: dict[str, list[TableRecord]] | None = None, cells: list[CellMatch] | None = None,
 ) -> list[tuple[ProblemKind, str]]:
     """The problems of one claim sentence; ``counted`` tallies the quotes and numbers checked."""
     counted = counted if counted is not None else {}
@@ -566,6 +575,14 @@ def _sentence_problems(
             continue
         if not _number_in(number, source_numbers):
             problems.append(("number_not_found", f"'{number.text.strip()}' not in {where}"))
+        elif tables and cells is not None:
+            # The table cell of a cited source that holds it: its box is the evidence shown for it.
+            scope_tables = [t for label in (known or list(sources)) for t in tables.get(label, [])]
+            cell = match_number_to_cell(
+                number.mantissa, scope_tables, value=number.value if number.scaled else None, label_hint=sentence
+            )
+            if cell is not None:
+                cells.append(cell)
     return problems
 
 
@@ -587,11 +604,13 @@ def check_grounding(
     citations_required: bool = True,
     low_confidence_threshold: float | None = None,
     question: str | None = None,
+    tables: dict[str, list[TableRecord]] | None = None,
 ) -> GroundingReport:
     """Check ``answer`` against exactly the evidence the reasoner was shown; given ``question``, also
     whether the answer has the kind of answer it asks for (``verdict`` is then ``grounded`` only if so)."""
     sources = _index(evidence)
     counted: dict[str, int] = {}
+    cells: list[CellMatch] = []  # with ``tables`` (label -> the tables of that source's rows): numbers' cells
     sentences = split_sentences(answer)
     problems: list[SentenceProblem] = []
     claims = failing = 0
@@ -606,7 +625,7 @@ def check_grounding(
                 problems.append(SentenceProblem(index, sentence, "unknown_source", detail))
             continue
         claims += 1
-        found = _sentence_problems(sentence, sources, citations_required, counted)
+        found = _sentence_problems(sentence, sources, citations_required, counted, tables, cells)
         failing += bool(found)
         problems += [SentenceProblem(index, sentence, kind, detail) for kind, detail in found]
     verdict: Verdict = "grounded" if not failing else "ungrounded" if failing == claims else "partly_grounded"
@@ -629,5 +648,5 @@ def check_grounding(
     )
     return GroundingReport(
         verdict, len(sentences), claims, claims - failing, citations, problems, low, unknown, kind,
-        counted.get("quotes", 0), counted.get("numbers", 0),
+        counted.get("quotes", 0), counted.get("numbers", 0), cells,
     )

@@ -9,6 +9,7 @@ FAISS.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pymupdf
@@ -19,8 +20,13 @@ from ingest.chunking import chunk_document
 from ingest.config import ChunkingSettings, EmbeddingSettings, OcrSettings
 from ingest.embedding import Encoder
 from ingest.extract import read_document
+from ingest.registry import PageRow
+from ingest.store import DocumentStore
 from ingest.structure import statement_kind
-from ingest.tables import as_table, match_number_to_cell
+from ingest.tables import TableRecord, as_table, match_number_to_cell, tables_for_sources
+from pipeline.grounding import check_grounding
+from pipeline.llm.prompt import render_source
+from pipeline.reasoning import Evidence
 
 UNITS = "(in millions, except per share data)"
 # (label, 2023, 2022); a label alone is a section row. Page 1 ends inside the liabilities; page 2 goes on
@@ -144,6 +150,34 @@ def test_a_table_split_across_two_pages_keeps_its_headers(statement_pdf: Path, e
     on_two = [c for c in chunks if c.page == 2 and "| Long-term debt |" in c.text]
     assert on_two and "Consolidated Balance Sheets" in on_two[0].context
     assert on_two[0].context.endswith(first.header_markdown)
+
+
+def test_a_number_in_an_answer_is_matched_to_its_cell_and_box(statement_pdf: Path, home: Path):
+    store = DocumentStore(f"sqlite:///{home / 'registry.db'}", home / "index", ocr=OcrSettings(mode="never"))
+    report = store.ingest([statement_pdf])
+    assert report.summary()["failed"] == 0
+    with store.sessions() as session:
+        stored = [TableRecord.from_dict(t) for row in session.query(PageRow).order_by(PageRow.number) for t in row.tables]
+    assert [t.page for t in stored] == [1, 2] and stored[1].continued_from == 1
+
+    hit = store.search("total assets on the balance sheet at December 31, 2023", 1)[0]
+    assert "| Total assets |" in hit.text
+    evidence = [Evidence("S1", 1, hit.chunk_id, hit.doc_sha256, hit.doc_name, hit.page, hit.char_start,
+                         hit.char_end, hit.text, hit.score, hit.method, hit.confidence, hit.context)]
+    tables = tables_for_sources(store.sessions, evidence)
+    answer = "Total assets were $9,876 million at December 31, 2023 [S1]."
+    grounding = check_grounding(answer, evidence, tables=tables)
+    assert grounding.verdict == "grounded"
+    (cell,) = grounding.cells
+    assert (cell.row_label, cell.column, cell.page) == ("Total assets", "December 31, 2023", 1)
+    assert words_in(statement_pdf, 1, cell.box) == ["$", "9,876"]  # the box shown is that cell on the page
+    assert grounding.to_dict()["cells"][0]["box"] == [round(v, 1) for v in cell.box]
+    # A figure in billions is the same cell in a table in millions; one not in the table is none.
+    assert match_number_to_cell("9.876", stored, value=Decimal("9876000000")).row_label == "Total assets"
+    assert match_number_to_cell("9,877", stored) is None
+    # The prompt shows the source as a table under its headers.
+    prompt_source = render_source(evidence[0])
+    assert "| (in millions, except per share data) | December 31, 2023 | December 31, 2022 |\n| --- |" in prompt_source
 
 
 # -- real filings -----------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Literal
 
+from ingest.tables import as_table, split_context
 from pipeline.grounding import REFUSAL_SENTENCE
 from pipeline.reasoning import ChatTurn, Evidence
 
@@ -129,10 +130,12 @@ def render_source(item: Evidence) -> str:
     attrs = {"id": item.label, "document": item.doc_name, "page": str(item.page), "extraction": item.method}
     if item.confidence is not None:
         attrs["ocr_confidence"] = f"{item.confidence:.2f}"
+    # A block of a table's rows goes as the small Markdown table it is: its column headers, then its rows.
+    table = as_table(item.context, item.text)
     if item.context:
-        attrs["section"] = item.context
+        attrs["section"] = split_context(item.context)[0] if table else item.context
     head = " ".join(f'{key}="{html.escape(neutralise(value), quote=True)}"' for key, value in attrs.items())
-    return f"<source {head}>\n{neutralise(item.text)}\n</source>"
+    return f"<source {head}>\n{neutralise(table or item.text)}\n</source>"
 
 
 def _user_message(question: str, sources: list[Evidence]) -> str:
