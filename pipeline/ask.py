@@ -22,8 +22,8 @@ from ingest.tables import tables_for_sources
 from pipeline.app import Docket, software_version
 from pipeline.grounding import check_grounding
 from pipeline.reasoning import ChatTurn, Evidence, ReasonerOutput
-from pipeline.records import AnswerRecord, CallRecord, EvidenceRecord
-from pipeline.replay.snapshots import PAYLOAD_VERSION, commit_snapshots, corpus_snapshot, settings_sha256
+from pipeline.records import ANSWER_PAYLOAD_VERSION, AnswerRecord, EvidenceRecord
+from pipeline.replay.snapshots import commit_snapshots, corpus_snapshot, settings_sha256
 
 WITHHELD = "Answer withheld: {label}."
 ALLOWED_UNGROUNDED = "shown although {label} (grounding.allow_ungrounded is on)"
@@ -141,7 +141,8 @@ def ask(docket: Docket, question: str, options: AskOptions | None = None) -> Ans
     record = _record(docket, question, options, collection, retrieval, evidence, output, allow_ungrounded,
                      request_id, created_at)
     mark = _lap(options, "grounding", mark)
-    record.payload_version, record.corpus, record.searched_document_ids = PAYLOAD_VERSION, corpus.reference(), searched
+    record.payload_version = ANSWER_PAYLOAD_VERSION
+    record.corpus, record.searched_document_ids = corpus.reference(), searched
     record.settings_sha256 = settings_sha256(s)
     # The settings and corpus the record names by hash go into the log first (once each), also for a review
     # cell, whose finding entry carries this record.
@@ -192,7 +193,7 @@ def _record(docket, question, options, collection, retrieval, evidence, output, 
     if output.status == "answered":
         # Ground against what the reasoner was actually shown: a source dropped for the token budget
         # cannot support a claim, even if the model cites its label.
-        sent = output.parameters.get("sources_sent")
+        sent = output.call.sources_sent
         shown = [e for e in evidence if e.label in sent] if sent is not None else evidence
         report = check_grounding(
             output.answer, shown, low_confidence_threshold=threshold, question=options.kind_question or question,
@@ -245,18 +246,7 @@ def _record(docket, question, options, collection, retrieval, evidence, output, 
         ],
         grounding=grounding,
         flags=flags,
-        call=CallRecord(
-            provider=output.provider,
-            base_url=output.base_url,
-            model_requested=output.model_requested,
-            model_returned=output.model_returned,
-            parameters=output.parameters,
-            messages=output.messages,
-            raw_response=output.raw_response,
-            finish_reason=output.finish_reason,
-            usage=output.usage,
-            latency_ms=output.latency_ms,
-        ),
+        call=output.call,
         error=output.error,
         software_version=software_version(),
         config_hash=s.config_hash(),

@@ -21,7 +21,7 @@ import numpy as np
 from ingest.chunking import sentence_spans
 from ingest.lexical import tokenize
 from pipeline.answer_kinds import KIND_WORDS, kind_rule, question_core, value_spans
-from pipeline.reasoning import ChatTurn, Evidence, ReasonerOutput
+from pipeline.reasoning import CallRecord, ChatTurn, Evidence, ReasonerOutput
 
 NOT_FOUND = "Not found in the documents."
 NOTICE = (
@@ -290,8 +290,10 @@ class ExtractiveReasoner:
             trace=trace,
             trace_format="program-steps",
             citations=citations or [],
-            provider="docket-extractive",
-            parameters={"min_score": self.min_score, "min_value_score": self.min_value_score, "max_quotes": self.max_quotes},
+            call=CallRecord(
+                provider="docket-extractive",
+                parameters={"min_score": self.min_score, "min_value_score": self.min_value_score, "max_quotes": self.max_quotes},
+            ),
         )
 
 

@@ -1,7 +1,8 @@
 """The contract between retrieval and the reasoners (extractive, Magistral).
 
 A reasoner takes a question and numbered evidence ([S1]..[Sn]) and returns a ``ReasonerOutput``:
-the answer text, the trace kept apart from it, and everything needed to replay or audit the call.
+the answer text, the trace kept apart from it, and the ``CallRecord``: everything needed to replay or
+audit the call, which the answer record keeps as it is.
 """
 
 from __future__ import annotations
@@ -48,6 +49,32 @@ class ChatTurn:
     answer: str
 
 
+@dataclass(frozen=True)
+class CallRecord:
+    """The answerer's call: what was sent, what came back, how. The answer record keeps it as it is.
+
+    Empty where it does not apply (the extractive answerer sends nothing over a network)."""
+
+    provider: str = "docket"
+    base_url: str | None = None
+    model_requested: str | None = None
+    model_returned: str | None = None
+    # What the model was asked with: temperature, top_p, seed, max_tokens, the request's fields as sent, ...
+    parameters: dict[str, Any] = field(default_factory=dict)
+    messages: list[dict[str, Any]] = field(default_factory=list)  # exactly what was sent
+    raw_response: Any = None  # JSON-able; the raw body (or assembled stream chunks)
+    finish_reason: str | None = None
+    usage: dict[str, Any] = field(default_factory=dict)
+    latency_ms: int | None = None
+    # The labels of the sources the prompt carried and of those left out for its token budget; None: every
+    # source was read (the extractive answerer). Grounding checks the answer against the sent ones only.
+    sources_sent: list[str] | None = None
+    sources_dropped: list[str] = field(default_factory=list)
+    # HTTP requests made for this answer, retries included, and the waits between them (ms); None: no request.
+    attempts: int | None = None
+    retry_waits_ms: list[int] = field(default_factory=list)
+
+
 @dataclass
 class ReasonerOutput:
     status: AnswerStatus
@@ -56,17 +83,7 @@ class ReasonerOutput:
     trace_format: TraceFormat = "none"
     # Labels the answer cites, in order of first appearance ("S1", "S3").
     citations: list[str] = field(default_factory=list)
-    # Call record (empty for the extractive answerer where it does not apply).
-    provider: str = "docket"
-    base_url: str | None = None
-    model_requested: str | None = None
-    model_returned: str | None = None
-    parameters: dict[str, Any] = field(default_factory=dict)  # temperature, top_p, seed, max_tokens
-    messages: list[dict[str, Any]] = field(default_factory=list)  # exactly what was sent
-    raw_response: Any = None  # JSON-able; the raw body (or assembled stream chunks)
-    finish_reason: str | None = None
-    usage: dict[str, Any] = field(default_factory=dict)
-    latency_ms: int | None = None
+    call: CallRecord = field(default_factory=CallRecord)
     error: str | None = None  # one line, when status == "error"
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
-from pipeline.reasoning import AnswerStatus, TraceFormat
+from pipeline.reasoning import AnswerStatus, CallRecord, TraceFormat
 
 
 class EvidenceRecord(BaseModel):
@@ -30,17 +30,13 @@ class EvidenceRecord(BaseModel):
     low_confidence: bool = False
 
 
-class CallRecord(BaseModel):
-    provider: str
-    base_url: str | None = None
-    model_requested: str | None = None
-    model_returned: str | None = None
-    parameters: dict[str, Any] = Field(default_factory=dict)
-    messages: list[dict[str, Any]] = Field(default_factory=list)
-    raw_response: Any = None
-    finish_reason: str | None = None
-    usage: dict[str, Any] = Field(default_factory=dict)
-    latency_ms: int | None = None
+# The answer payload's format, its ``payload_version``. 1: before replay (the field absent). 2: adds the
+# settings, corpus and searched documents a replay needs (see AnswerRecord). 3: the call's sources sent and
+# dropped, attempts and retry waits are fields of the call record (in 1 and 2 they rode in call.parameters;
+# AnswerRecord reads them from there).
+ANSWER_PAYLOAD_VERSION = 3
+# Moved out of call.parameters in format 3.
+_CALL_FIELDS_FROM_PARAMETERS = ("sources_sent", "sources_dropped", "attempts", "retry_waits_ms")
 
 
 class AnswerRecord(BaseModel):
@@ -80,6 +76,19 @@ class AnswerRecord(BaseModel):
     corpus: dict[str, Any] = Field(default_factory=dict)  # {"sha256", "generation", "versions", "chunks"}
     searched_document_ids: list[int] | None = None  # None: not restricted to documents (every live one)
     audit_seq: int | None = None  # filled in after the entry is appended; not part of the entry
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_older_formats(cls, data: Any) -> Any:
+        """A payload written before format 3 has the call's sources and attempts in call.parameters."""
+        if not isinstance(data, dict) or int(data.get("payload_version") or 1) >= 3:
+            return data
+        call = data.get("call")
+        if not isinstance(call, dict) or not isinstance(call.get("parameters"), dict):
+            return data
+        parameters = dict(call["parameters"])
+        moved = {name: parameters.pop(name) for name in _CALL_FIELDS_FROM_PARAMETERS if name in parameters}
+        return {**data, "call": {**call, **moved, "parameters": parameters}} if moved else data
 
     def audit_payload(self) -> dict[str, Any]:
         return floats_to_strings(self.model_dump(mode="json", exclude={"audit_seq"}))

@@ -90,26 +90,26 @@ def test_each_shape_answers_with_a_full_record(fake_llm, shape, stream):
     assert out.status == "answered"
     assert out.answer == ANSWER and out.trace == TRACE and out.trace_format == "thinking"
     assert out.citations == ["S1"]
-    assert out.provider == provider
-    assert out.base_url == fake_llm.base_url
-    assert out.model_requested == "magistral-medium-2509"
-    assert out.model_returned == reply.body["model"]
-    assert out.finish_reason == "stop"
-    assert out.usage == {"prompt_tokens": 812, "completion_tokens": 164, "total_tokens": 976}
-    assert out.latency_ms is not None and out.latency_ms >= 0
+    assert out.call.provider == provider
+    assert out.call.base_url == fake_llm.base_url
+    assert out.call.model_requested == "magistral-medium-2509"
+    assert out.call.model_returned == reply.body["model"]
+    assert out.call.finish_reason == "stop"
+    assert out.call.usage == {"prompt_tokens": 812, "completion_tokens": 164, "total_tokens": 976}
+    assert out.call.latency_ms is not None and out.call.latency_ms >= 0
     assert out.error is None
-    assert out.parameters["temperature"] == "0.7" and out.parameters["top_p"] == "0.95"
-    assert out.parameters["seed"] == 7 and out.parameters["max_tokens"] == 8192
-    assert out.parameters["stream"] is stream
-    assert out.parameters["sources_sent"] == ["S1", "S2"] and out.parameters["attempts"] == 1
+    assert out.call.parameters["temperature"] == "0.7" and out.call.parameters["top_p"] == "0.95"
+    assert out.call.parameters["seed"] == 7 and out.call.parameters["max_tokens"] == 8192
+    assert out.call.parameters["stream"] is stream
+    assert out.call.sources_sent == ["S1", "S2"] and out.call.attempts == 1
     (request,) = fake_llm.chat_requests
-    assert out.messages == request.body["messages"]  # exactly what was sent
+    assert out.call.messages == request.body["messages"]  # exactly what was sent
     if stream:
-        assert out.raw_response == {"stream": True, "chunks": reply.chunks}
+        assert out.call.raw_response == {"stream": True, "chunks": reply.chunks}
         assert "".join(t for k, t in live if k == "trace").strip() == TRACE
         assert "".join(t for k, t in live if k == "answer").strip() == ANSWER
     else:
-        assert out.raw_response == reply.body
+        assert out.call.raw_response == reply.body
     assert TEST_KEY not in json.dumps(asdict(out))
     assert request.headers["authorization"] == f"Bearer {TEST_KEY}"
 
@@ -125,7 +125,7 @@ def test_mistral_gets_only_fields_it_accepts(fake_llm, stream):
     assert body["random_seed"] == 7 and body["prompt_mode"] == "reasoning"
     assert body["max_tokens"] == 8192 and body["temperature"] == 0.7 and body["top_p"] == 0.95
     assert body["stream"] is stream
-    assert out.parameters["sent"]["random_seed"] == 7 and "seed" not in out.parameters["sent"]
+    assert out.call.parameters["sent"]["random_seed"] == 7 and "seed" not in out.call.parameters["sent"]
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
@@ -135,7 +135,7 @@ def test_openai_compatible_gets_seed_and_stream_usage(fake_llm, stream):
     body = fake_llm.chat_requests[0].body
     assert body["seed"] == 7 and "random_seed" not in body and "prompt_mode" not in body
     assert ("stream_options" in body) is stream
-    assert out.usage["total_tokens"] == 976  # streamed usage arrives in the include_usage chunk
+    assert out.call.usage["total_tokens"] == 976  # streamed usage arrives in the include_usage chunk
 
 
 def test_system_prompt_carries_the_thinking_template_and_rules(fake_llm):
@@ -158,8 +158,8 @@ def test_server_rejecting_list_content_gets_the_flattened_prompt_once(fake_llm):
     assert isinstance(first.body["messages"][0]["content"], list)
     flattened = second.body["messages"][0]["content"]
     assert isinstance(flattened, str) and "[THINK]" in flattened and "[/THINK]" in flattened
-    assert out.status == "answered" and out.parameters["system_format"] == "text"
-    assert out.messages == second.body["messages"]
+    assert out.status == "answered" and out.call.parameters["system_format"] == "text"
+    assert out.call.messages == second.body["messages"]
 
 
 def test_list_form_pinned_by_config_is_not_flattened(fake_llm):
@@ -176,7 +176,7 @@ def test_429_waits_as_retry_after_says_then_succeeds(fake_llm, stream):
     out = reasoner(fake_llm, sleep=waits).answer("q?", SOURCES, on_delta=(lambda k, t: None) if stream else None)
     assert out.status == "answered" and out.answer == ANSWER
     assert waits == [3.0]
-    assert out.parameters["attempts"] == 2 and out.parameters["retry_waits_ms"] == [3000]
+    assert out.call.attempts == 2 and out.call.retry_waits_ms == [3000]
     assert len(fake_llm.chat_requests) == 2
 
 
@@ -193,7 +193,7 @@ def test_500_then_success(fake_llm):
     fake_llm.script(server_error(500), server_error(503), vllm(TRACE, ANSWER))
     waits = Waits()
     out = reasoner(fake_llm, "openai-compatible", sleep=waits, retry_base_delay_s=0.1).answer("q?", SOURCES)
-    assert out.status == "answered" and waits == [0.1, 0.2] and out.parameters["attempts"] == 3
+    assert out.status == "answered" and waits == [0.1, 0.2] and out.call.attempts == 3
 
 
 def test_rate_limit_that_never_lifts_is_one_line_error(fake_llm):
@@ -201,7 +201,7 @@ def test_rate_limit_that_never_lifts_is_one_line_error(fake_llm):
     out = reasoner(fake_llm, max_retries=1).answer("q?", SOURCES)
     assert out.status == "error"
     assert out.error == f"rate limited by {fake_llm.base_url} (429) after 2 attempts: try later or lower llm.concurrency"
-    assert out.answer == "" and out.raw_response is None and out.parameters["attempts"] == 2
+    assert out.answer == "" and out.call.raw_response is None and out.call.attempts == 2
 
 
 @pytest.mark.parametrize(
@@ -223,9 +223,9 @@ def test_client_errors_are_one_line_and_not_retried(fake_llm, reply, must_say):
         assert words in out.error
     assert len(fake_llm.chat_requests) == 1
     # The record still says what was attempted.
-    assert out.provider == "mistral" and out.model_requested == "magistral-medium-2509"
-    assert out.messages == fake_llm.chat_requests[0].body["messages"]
-    assert out.model_returned is None and out.finish_reason is None and out.usage == {}
+    assert out.call.provider == "mistral" and out.call.model_requested == "magistral-medium-2509"
+    assert out.call.messages == fake_llm.chat_requests[0].body["messages"]
+    assert out.call.model_returned is None and out.call.finish_reason is None and out.call.usage == {}
 
 
 def test_error_event_inside_a_stream_is_an_error_not_an_answer(fake_llm):
@@ -263,8 +263,8 @@ def test_truncation_is_incomplete_never_an_answer(fake_llm, reply, stream):
     out = reasoner(fake_llm).answer("q?", SOURCES, on_delta=(lambda k, t: None) if stream else None)
     assert out.status == "incomplete"
     assert out.answer == "" and out.citations == []
-    assert out.trace == TRACE and out.finish_reason == "length"
-    assert out.raw_response is not None and out.error is None
+    assert out.trace == TRACE and out.call.finish_reason == "length"
+    assert out.call.raw_response is not None and out.error is None
 
 
 def test_refusal_sentence_is_status_refused(fake_llm):
@@ -283,7 +283,7 @@ def test_history_is_sent_without_traces(fake_llm):
     assert messages[1]["content"] == "What was capex in 2018?" and messages[2]["content"] == ANSWER
     assert "SECRET-TRACE-1" not in json.dumps(messages)
     assert messages[3]["content"].endswith("Question: And in 2017?")
-    assert second.parameters["history_turns_sent"] == 1
+    assert second.call.parameters["history_turns_sent"] == 1
 
 
 def test_sources_are_packed_by_score_into_the_budget(fake_llm):
@@ -295,9 +295,9 @@ def test_sources_are_packed_by_score_into_the_budget(fake_llm):
     ]
     out = reasoner(fake_llm, context_budget_tokens=2000).answer("q?", sources)
     user = fake_llm.chat_requests[0].body["messages"][-1]["content"]
-    assert out.parameters["sources_sent"] == ["S1", "S3"] and out.parameters["sources_dropped"] == ["S2"]
+    assert out.call.sources_sent == ["S1", "S3"] and out.call.sources_dropped == ["S2"]
     assert 'id="S1"' in user and 'id="S3"' in user and 'id="S2"' not in user
-    assert out.parameters["prompt_tokens_counted"] <= 2000
+    assert out.call.parameters["prompt_tokens_counted"] <= 2000
 
 
 def test_injected_instructions_reach_the_model_fenced_as_data(fake_llm):
@@ -351,4 +351,4 @@ def test_system_format_and_prompt_mode_come_from_the_config_file(fake_llm, tmp_p
     body = fake_llm.chat_requests[0].body
     assert isinstance(body["messages"][0]["content"], str) and "[THINK]" in body["messages"][0]["content"]
     assert body["prompt_mode"] == "reasoning"
-    assert out.parameters["system_format"] == "text"
+    assert out.call.parameters["system_format"] == "text"

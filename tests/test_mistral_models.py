@@ -64,7 +64,7 @@ def test_reasoning_effort_is_sent_only_where_it_is_taken(fake_llm, provider, mod
     out = reasoner(fake_llm, provider=provider, model=model, reasoning_effort=effort).answer("Capex 2018?", SOURCES)
     body = fake_llm.chat_requests[0].body
     assert body.get("reasoning_effort") == sent and ("reasoning_effort" in body) == (sent is not None)
-    assert out.parameters["sent"].get("reasoning_effort") == sent  # the record says what went on the wire
+    assert out.call.parameters["sent"].get("reasoning_effort") == sent  # the record says what went on the wire
 
 
 def test_a_bad_reasoning_effort_is_a_settings_error():
@@ -86,12 +86,12 @@ def test_mistral_medium_3_5_thinking_chunks_give_the_trace_and_the_answer(fake_l
         "Capex 2018?", SOURCES, on_delta=(lambda k, t: live.append((k, t))) if stream else None
     )
     assert (out.status, out.trace, out.answer, out.trace_format) == ("answered", TRACE, ANSWER, "thinking")
-    assert out.model_returned == "mistral-medium-3-5"
+    assert out.call.model_returned == "mistral-medium-3-5"
     if stream:
         kinds = [k for k, _ in live]
         assert kinds == sorted(kinds, key=lambda k: k != "trace")  # the trace first, then the answer
         assert "".join(t for k, t in live if k == "answer") == ANSWER
-        assert out.raw_response["stream"] is True
+        assert out.call.raw_response["stream"] is True
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])

@@ -104,7 +104,8 @@ def entry(seq: int) -> dict:
 def test_frozen_replay_is_identical_after_a_new_version_and_a_setting_change_and_current_says_why(deals: Path, monkeypatch):
     original = ask_json(QUESTION, "-c", "deals")
     assert original["status"] == "answered" and "New York" in original["answer"]
-    assert original["payload_version"] == 2 and original["settings_sha256"] and original["corpus"]["versions"] == 3
+    # Format 2 added what a replay needs (3 moved the call's sources and attempts into fields of their own).
+    assert original["payload_version"] >= 2 and original["settings_sha256"] and original["corpus"]["versions"] == 3
     cited = {e["doc_name"] for e in original["evidence"] if e["label"] in original["citations"]}
     assert "alpha.pdf" in cited
 

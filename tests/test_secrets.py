@@ -183,7 +183,7 @@ def test_a_key_in_the_base_url_stays_out_of_log_lines(fake_llm, caplog):
     with caplog.at_level(logging.DEBUG):
         out = MagistralReasoner(settings).answer("q?", EVIDENCE)
     # (the openai client appends the path after the query, so the fake answers 404: an error line)
-    assert query_key not in (out.error or "") and query_key not in json.dumps(out.raw_response)
+    assert query_key not in (out.error or "") and query_key not in json.dumps(out.call.raw_response)
     assert caplog.records, "httpx/openai logged nothing: the test checks nothing"
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert query_key not in text and TEST_KEY not in text

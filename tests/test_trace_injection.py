@@ -103,7 +103,7 @@ def test_the_client_keeps_the_whole_reply_as_the_answer(fake_llm, text, stream):
         "q?", EVIDENCE, on_delta=(lambda k, t: live.append((k, t))) if stream else None
     )
     assert (out.status, out.trace, out.trace_format, out.answer) == ("answered", "", "none", text)
-    assert out.parameters["template_opens_trace"] is False
+    assert out.call.parameters["template_opens_trace"] is False
     if stream:
         assert not [t for k, t in live if k == "trace"]
         assert "".join(t for k, t in live if k == "answer") == text
@@ -114,7 +114,7 @@ def test_the_client_honours_a_configured_template_that_opens_the_trace(fake_llm)
     settings = fake_llm.llm_settings("openai-compatible", max_retries=0, template_opens_trace=True)
     out = MagistralReasoner(settings).answer("q?", EVIDENCE)
     assert (out.trace, out.answer) == ("weigh S1", "Either party may terminate on thirty (30) days notice [S1].")
-    assert out.parameters["template_opens_trace"] is True
+    assert out.call.parameters["template_opens_trace"] is True
 
 
 def test_an_unknown_label_is_a_possible_injection_and_never_grounded():
@@ -154,7 +154,7 @@ def test_docket_ask_flags_a_label_never_sent_in_the_record_the_log_and_the_outpu
     withheld = runner.invoke(app, ["ask", QUESTION, "-c", "samples", "--doc", DRIVEN, "--json"])
     assert withheld.exit_code == 1, withheld.output
     record = json.loads(withheld.stdout)
-    sent = record["call"]["parameters"]["sources_sent"]
+    sent = record["call"]["sources_sent"]
     assert "S9" not in sent and record["status"] == "withheld" and "[S9]" in record["withheld_answer"]
     assert record["grounding"]["unknown_citations"] == ["S9"]
     assert record["grounding"]["possible_injection"] is True

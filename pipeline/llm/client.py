@@ -2,7 +2,8 @@
 
 One request per answer, streamed or not, retried on 429/5xx with exponential backoff that honours
 ``Retry-After``; every failure becomes one line naming the setting to change; every call is recorded
-whole in the ``ReasonerOutput`` (messages, parameters, raw response, usage, latency).
+whole in the ``ReasonerOutput``'s call record (messages, parameters, raw response, usage, latency,
+the sources sent and the attempts made).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import tenacity
 from pipeline.grounding import cited_labels, is_refusal
 from pipeline.llm.prompt import Prompt, SystemFormat, build_messages
 from pipeline.llm.shapes import Completion, DeltaKind, StreamAssembler, parse_completion
-from pipeline.reasoning import ChatTurn, Evidence, ReasonerOutput
+from pipeline.reasoning import CallRecord, ChatTurn, Evidence, ReasonerOutput
 from pipeline.secrets import LiveMasker, mask_known_secrets, mask_secrets_in_logs, mask_text, url_secrets, usable_secrets
 from pipeline.settings import LLMSettings
 
@@ -465,11 +466,7 @@ class MagistralReasoner:
             "context_budget_tokens": s.context_budget_tokens,
             "prompt_tokens_counted": prompt.prompt_tokens,
             "token_counter": prompt.token_counter,
-            "sources_sent": [e.label for e in prompt.sources_sent],
-            "sources_dropped": [e.label for e in prompt.sources_dropped],
             "history_turns_sent": prompt.history_turns_sent,
-            "attempts": call.attempts,
-            "retry_waits_ms": [round(w * 1000) for w in call.waits],
         }
         trace = completion.trace if completion else ""
         # An echoed key goes no further than this: the answer, trace, raw response and error are masked.
@@ -481,15 +478,21 @@ class MagistralReasoner:
             trace=trace,
             trace_format="thinking" if trace else "none",
             citations=cited_labels(answer),
-            provider=s.provider,
-            base_url=redact_base_url(self._base_url),
-            model_requested=s.model,
-            model_returned=completion.model if completion else None,
-            parameters=parameters,
-            messages=prompt.messages,
-            raw_response=raw,
-            finish_reason=completion.finish_reason if completion else None,
-            usage=dict(completion.usage) if completion else {},
-            latency_ms=round((time.monotonic() - started) * 1000),
+            call=CallRecord(
+                provider=s.provider,
+                base_url=redact_base_url(self._base_url),
+                model_requested=s.model,
+                model_returned=completion.model if completion else None,
+                parameters=parameters,
+                messages=prompt.messages,
+                raw_response=raw,
+                finish_reason=completion.finish_reason if completion else None,
+                usage=dict(completion.usage) if completion else {},
+                latency_ms=round((time.monotonic() - started) * 1000),
+                sources_sent=[e.label for e in prompt.sources_sent],
+                sources_dropped=[e.label for e in prompt.sources_dropped],
+                attempts=call.attempts,
+                retry_waits_ms=[round(w * 1000) for w in call.waits],
+            ),
             error=error,
         )

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 SETTINGS_EVENT = "settings"
 CORPUS_EVENT = "corpus"
-PAYLOAD_VERSION = 2  # of answer payloads that reference these snapshots; payloads without the field are 1
+# Answer payloads reference these snapshots from format 2 on (pipeline.records.ANSWER_PAYLOAD_VERSION).
 
 
 class SnapshotError(ValueError):

@@ -277,7 +277,7 @@ def evaluate_cell(docket: Docket, review: Review, item: ChecklistItem, doc: Revi
         base, judgement, failed=failed, error=record.error,
         answer=record.answer, trace=record.trace, trace_format=record.trace_format, answer_record=record.audit_payload(),
         status=record.status, index_generation=record.retrieval.get("index_generation"),
-        attempts=record.call.parameters.get("attempts"),
+        attempts=record.call.attempts,
     )
 
 

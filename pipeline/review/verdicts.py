@@ -107,7 +107,7 @@ def judge(record: AnswerRecord, reasoner: str, item: ChecklistItem | None = None
             citations,
         )
     verdict, rationale = parse_verdict(record.answer)
-    sent = record.call.parameters.get("sources_sent")
+    sent = record.call.sources_sent
     shown = [e for e in evidence if sent is None or e.label in sent]
     report = (
         check_grounding(rationale, shown, question=record.question).to_dict()
