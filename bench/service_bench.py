@@ -5,9 +5,15 @@ extractive answerer and with the fake LLM at a fixed latency per call, beside th
 
 The sample contracts (samples/contracts) are ingested into a temporary workspace; a reader granted
 their collection asks through `docket serve` (a real uvicorn process, one per answerer) with a bearer
-token, each ask a different question. The cold CLI runs `docket ask` as a new process on the same
-workspace (extractive: imports, model and index loads included). "Where the time goes" times one warm
-process's ask in parts (search, answerer, audit append), in this process, on the same workspace.
+token, cycling through eight questions. A row of N clients runs at least 4 x N asks after N untimed ones
+at the same concurrency (threads and connections started). The cold CLI runs `docket ask` as a new
+process on the same workspace (extractive: imports, model and index loads included).
+
+Where the time goes, three ways: each row's median of the server's own stages (the Server-Timing header
+of POST /ask: auth, prepare, retrieval, answerer, grounding, audit, serialize, total; "http" is the
+client's latency less the server's total); the server process's CPU per ask (/proc, user + system,
+all its threads); and the CPU of each stage of one warm ask in this process (``time.process_time``). On
+a machine shared with other work, wall times wait for a core: the load average is printed beside them.
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ QUESTIONS = [
     "Is there a limitation of liability?",
 ]
 GOALS = {"extractive_p50_ms": 300, "fake_llm_asks_per_s_16": 40}
+STAGES = ["auth", "prepare", "retrieval", "answerer", "grounding", "audit", "serialize", "total", "http"]
+ASKS_PER_CLIENT = 4  # a row of N clients runs at least this many asks per client: ramp-up is not the rate
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -71,10 +79,28 @@ def setup_workspace(home: Path) -> str:
     return token
 
 
-def run_clients(base_url: str, token: str, clients: int, asks: int) -> dict:
-    """``asks`` asks spread over ``clients`` threads, each with its own connection; latencies and rate."""
+def server_timing(header: str | None) -> dict[str, float]:
+    """The stages of a Server-Timing header (``name;dur=ms, ...``), in ms."""
+    stages = {}
+    for metric in (header or "").split(","):
+        name, _, rest = metric.strip().partition(";")
+        if rest.startswith("dur="):
+            stages[name] = float(rest.removeprefix("dur="))
+    return stages
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` and all its threads so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_clients(base_url: str, token: str, clients: int, asks: int, pid: int | None = None) -> dict:
+    """``asks`` asks spread over ``clients`` threads, each with its own connection: latencies, rate, the
+    median of each server stage, and (given the server's ``pid``) the server's CPU per ask."""
     latencies: list[float] = []
     model_ms: list[float] = []
+    stages: dict[str, list[float]] = {}
     lock = threading.Lock()
     counter = iter(range(asks))
 
@@ -86,11 +112,17 @@ def run_clients(base_url: str, token: str, clients: int, asks: int) -> dict:
                 elapsed = time.perf_counter() - started
                 response.raise_for_status()
                 record = response.json()
+                timing = server_timing(response.headers.get("server-timing"))
+                if "total" in timing:
+                    timing["http"] = elapsed * 1000 - timing["total"]
                 with lock:
                     latencies.append(elapsed)
+                    for name, ms in timing.items():
+                        stages.setdefault(name, []).append(ms)
                     if record["call"].get("latency_ms") is not None and record["reasoner"] == "magistral":
                         model_ms.append(record["call"]["latency_ms"])
 
+    cpu_before = process_cpu_s(pid) if pid else None
     started = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
         list(pool.map(client_loop, range(clients)))
@@ -99,6 +131,9 @@ def run_clients(base_url: str, token: str, clients: int, asks: int) -> dict:
         "clients": clients, "asks": len(latencies), "wall_s": round(wall, 2), "asks_per_s": round(len(latencies) / wall, 1),
         "p50_ms": round(statistics.median(latencies) * 1000), "p95_ms": round(percentile(latencies, 0.95) * 1000),
         "model_p50_ms": round(statistics.median(model_ms)) if model_ms else None,
+        "server_cpu_ms_per_ask": round((process_cpu_s(pid) - cpu_before) * 1000 / len(latencies), 1) if pid else None,
+        "stages_p50_ms": {k: round(statistics.median(v), 1) for k, v in stages.items()},
+        "load_1min": round(os.getloadavg()[0], 1),
     }
 
 
@@ -150,36 +185,52 @@ def cold_cli(home: Path, runs: int) -> list[float]:
     return times
 
 
-def parts_of_one_ask(home: Path, repeats: int = 8) -> dict[str, float]:
-    """Median ms of the parts of a warm in-process ask (extractive), timed by wrapping the store,
-    reasoner and audit log of one Docket."""
+def parts_of_one_ask(home: Path, env: dict[str, str], repeats: int = 8) -> dict[str, float]:
+    """Median CPU ms (``time.process_time``: every thread of this process) of the stages of a warm
+    in-process ask, by wrapping one Docket's search, reasoner, record (grounding) and audit append.
+    ``env``: the answerer's settings, as the server had them."""
+    import pipeline.ask as asking
     from pipeline.app import Docket
-    from pipeline.ask import AskOptions, ask
+    from pipeline.ask import AskOptions
     from pipeline.settings import load_settings
 
-    docket = Docket(load_settings(home=home, actor="bench"))
-    timings: dict[str, list[float]] = {"search": [], "answerer": [], "audit append": [], "whole ask": []}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    make_record = asking._record
+    try:
+        docket = Docket(load_settings(home=home, actor="bench"))
+        timings: dict[str, list[float]] = {"retrieval": [], "answerer": [], "grounding": [], "audit": [], "whole ask": []}
 
-    def timed(name, fn):
-        def run(*a, **kw):
-            t = time.perf_counter()
-            try:
-                return fn(*a, **kw)
-            finally:
-                timings[name].append((time.perf_counter() - t) * 1000)
-        return run
+        def timed(name, fn):
+            def run(*a, **kw):
+                t = time.process_time()
+                try:
+                    return fn(*a, **kw)
+                finally:
+                    timings[name].append((time.process_time() - t) * 1000)
+            return run
 
-    store, reasoner, audit = docket.store, docket.reasoner, docket.audit
-    store.search = timed("search", store.search)
-    reasoner.answer = timed("answerer", reasoner.answer)
-    audit.append = timed("audit append", audit.append)
-    ask(docket, QUESTIONS[0], AskOptions(collection=COLLECTION))  # warm
-    for key in timings:
-        timings[key].clear()
-    for n in range(repeats):
-        t = time.perf_counter()
-        ask(docket, QUESTIONS[n % len(QUESTIONS)], AskOptions(collection=COLLECTION))
-        timings["whole ask"].append((time.perf_counter() - t) * 1000)
+        store, reasoner, audit = docket.store, docket.reasoner, docket.audit
+        store.search = timed("retrieval", store.search)
+        reasoner.answer = timed("answerer", reasoner.answer)
+        audit.append = timed("audit", audit.append)
+        asking._record = timed("grounding", make_record)
+        for question in QUESTIONS:  # warm: imports, sessions, and the sentences the timed asks meet again
+            asking.ask(docket, question, AskOptions(collection=COLLECTION))
+        for key in timings:
+            timings[key].clear()
+        for n in range(repeats):
+            t = time.process_time()
+            asking.ask(docket, QUESTIONS[n % len(QUESTIONS)], AskOptions(collection=COLLECTION))
+            timings["whole ask"].append((time.process_time() - t) * 1000)
+        docket.audit.close()
+    finally:
+        asking._record = make_record
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     return {k: round(statistics.median(v), 1) for k, v in timings.items()}
 
 
@@ -200,7 +251,7 @@ def main() -> None:
 
     fake = LatencyServer()
     fake.start()
-    results: dict = {"latency_s": args.latency, "asks": args.asks}
+    results: dict = {"latency_s": args.latency, "asks": args.asks, "load_1min_start": round(os.getloadavg()[0], 1)}
     try:
         with tempfile.TemporaryDirectory(prefix="docket-service-bench-") as tmp:
             home = Path(tmp) / "home"
@@ -211,33 +262,63 @@ def main() -> None:
                              "DOCKET_LLM__BASE_URL": fake.base_url, "DOCKET_LLM__MAX_RETRIES": "0"},
             }
             for label, env in answerers.items():
-                process, base, ready_s = serve(home, env, Path(tmp) / f"serve-{label.replace(' ', '-')}.log")
+                log = Path(tmp) / f"serve-{label.replace(' ', '-')}.log"
+                process, base, ready_s = serve(home, env, log)
                 try:
                     print(f"{label}: server ready in {ready_s:.1f}s", flush=True)
-                    run_clients(base, token, 1, 3)  # untimed: first connections, caches
-                    results[label] = {"ready_s": round(ready_s, 1),
-                                      "runs": [run_clients(base, token, n, args.asks) for n in args.clients]}
+                    # Each question once, first thing: what an ask costs before the server has met its
+                    # evidence (the extractive answerer keeps the sentence vectors it computed).
+                    first = run_clients(base, token, 1, len(QUESTIONS), process.pid)
+                    runs = []
+                    for n in args.clients:
+                        run_clients(base, token, n, n)  # untimed: the row's threads and connections
+                        runs.append(run_clients(base, token, n, max(args.asks, ASKS_PER_CLIENT * n), process.pid))
+                        print(f"{label}, {n} clients: {runs[-1]}", flush=True)
+                    results[label] = {"ready_s": round(ready_s, 1), "first_asks": first, "runs": runs}
+                except httpx.HTTPStatusError:
+                    print(f"the server answered an error; the end of its log:\n{log.read_text(errors='replace')[-4000:]}")
+                    raise
                 finally:
                     process.terminate()
                     process.wait(timeout=30)
             cold = cold_cli(home, args.cold_runs)
             results["cold_cli_s"] = {"median": round(statistics.median(cold), 2), "min": round(min(cold), 2),
                                      "max": round(max(cold), 2)}
-            results["parts_ms"] = parts_of_one_ask(home)
+            results["parts_cpu_ms"] = {label: parts_of_one_ask(home, env) for label, env in answerers.items()}
     finally:
         fake.stop()
+    results["load_1min_end"] = round(os.getloadavg()[0], 1)
+    report(results, args)
 
-    print(f"\n{args.asks} asks per row; fake LLM {args.latency * 1000:.0f} ms per call; goals: extractive p50 < "
-          f"{GOALS['extractive_p50_ms']} ms, fake LLM >= {GOALS['fake_llm_asks_per_s_16']} asks/s at 16 clients")
-    print(f"{'answerer':<11} {'clients':>7} {'p50 ms':>7} {'p95 ms':>7} {'asks/s':>7} {'model p50 ms':>12}")
+
+def report(results: dict, args) -> None:
+    print(f"\nfake LLM {args.latency * 1000:.0f} ms per call; goals: extractive p50 < {GOALS['extractive_p50_ms']} ms, "
+          f"fake LLM >= {GOALS['fake_llm_asks_per_s_16']} asks/s at 16 clients; 1-minute load average "
+          f"{results['load_1min_start']} at the start, {results['load_1min_end']} at the end, on {os.cpu_count()} cores")
+    print(f"{'answerer':<11} {'row':<11} {'asks':>5} {'p50 ms':>7} {'p95 ms':>7} {'asks/s':>7} {'model p50':>9} "
+          f"{'server CPU ms/ask':>17} {'load':>5}")
+    rows = []
     for label in ("extractive", "fake LLM"):
-        for r in results[label]["runs"]:
-            print(f"{label:<11} {r['clients']:>7} {r['p50_ms']:>7} {r['p95_ms']:>7} {r['asks_per_s']:>7} "
-                  f"{r['model_p50_ms'] if r['model_p50_ms'] is not None else '-':>12}")
+        data = results[label]
+        rows += [(label, "first asks", data["first_asks"])] + [(label, f"{r['clients']} clients", r) for r in data["runs"]]
+    for label, row, r in rows:
+        model = r["model_p50_ms"] if r["model_p50_ms"] is not None else "-"
+        print(f"{label:<11} {row:<11} {r['asks']:>5} {r['p50_ms']:>7} {r['p95_ms']:>7} {r['asks_per_s']:>7} {model:>9} "
+              f"{r['server_cpu_ms_per_ask']:>17} {r['load_1min']:>5}")
+    print("\nwhere the time goes, in the server (median ms of each stage of its Server-Timing; http = latency - total):")
+    print(f"{'answerer':<11} {'row':<11} " + " ".join(f"{s:>9}" for s in STAGES))
+    for label, row, r in rows:
+        stages = r["stages_p50_ms"]
+        print(f"{label:<11} {row:<11} " + " ".join(f"{stages.get(s, '-'):>9}" for s in STAGES))
     c = results["cold_cli_s"]
-    print(f"cold CLI `docket ask` (new process, extractive): median {c['median']} s (min {c['min']}, max {c['max']})")
-    print("one warm ask in parts (extractive, in-process, median ms): "
-          + ", ".join(f"{k} {v}" for k, v in results["parts_ms"].items()))
+    print(f"\ncold CLI `docket ask` (new process, extractive): median {c['median']} s (min {c['min']}, max {c['max']})")
+    for label, parts in results["parts_cpu_ms"].items():
+        print(f"one warm ask in parts ({label}, in-process, median CPU ms): " + ", ".join(f"{k} {v}" for k, v in parts.items()))
+    busiest = results["fake LLM"]["runs"][-1]
+    if busiest["server_cpu_ms_per_ask"]:
+        print(f"fake LLM at {busiest['clients']} clients: {busiest['server_cpu_ms_per_ask']} ms of server CPU per ask, so "
+              f"one core serves at most {1000 / busiest['server_cpu_ms_per_ask']:.0f} asks/s and {os.cpu_count()} cores "
+              f"{os.cpu_count() * 1000 / busiest['server_cpu_ms_per_ask']:.0f} (the GIL keeps most of it on one)")
     print(json.dumps(results))
 
 
