@@ -183,27 +183,28 @@ def replay_entry(seq: Seq, body: ReplayRequest, principal: Principal = Depends(c
                  state: ServiceState = Depends(service)):
     """Who may replay (docs/replay.md): an auditor (or the owner), any entry they may see, frozen or against
     today; and the actor of the entry itself, if their role may ask, while every document it names is still
-    granted to them, against today only within their grants. Anyone else: 403, recorded."""
+    granted to them, against today only within their grants. A role that may do neither: 403; someone
+    else's entry, or one naming a document no longer granted: 404, as for no entry (its existence does not
+    leak). Both refusals are recorded."""
     from audit import AuditError
     from pipeline.replay.recorded import ReplayError
     from pipeline.replay.runner import replay_entry as replay
     from pipeline.replay.snapshots import SnapshotError
 
-    log = state.docket.audit
-    try:
-        entry = log.get(seq)
-    except AuditError as exc:
-        raise _audit_error(exc) from None
-    if identity.can(state, principal, "read_audit"):
-        action, limits = "read_audit", None
-    elif entry.actor == principal.actor and identity.can(state, principal, "ask"):
-        action, limits = "ask", identity.allowed_documents(state, principal, action="ask")
-    else:
+    auditor = identity.can(state, principal, "read_audit")
+    if not auditor and not identity.can(state, principal, "ask"):
         identity.record_denied(state, principal, "replay_audit", detail=f"seq {seq}")
         raise ApiError(403, "forbidden", "a replay is for an auditor, or for the user whose answer it is")
-    if not Visibility(state, principal, action).sees(entry):
-        identity.record_denied(state, principal, action, detail=f"replay of seq {seq}")
+    try:
+        entry = state.docket.audit.get(seq)
+    except AuditError as exc:
+        error = _audit_error(exc)  # the log's size is the auditor's to know
+        raise (not_found("entry", seq) if error.status == 404 and not auditor else error) from None
+    action = "read_audit" if auditor else "ask"
+    if not (auditor or entry.actor == principal.actor) or not Visibility(state, principal, action).sees(entry):
+        identity.record_denied(state, principal, "replay_audit", detail=f"seq {seq}")
         raise not_found("entry", seq)
+    limits = None if auditor else identity.allowed_documents(state, principal, action="ask")
     try:
         report = replay(state.docket_for(principal), seq, body.against, allowed_documents=limits)
     except (ReplayError, SnapshotError) as exc:
