@@ -82,7 +82,8 @@ _POLITE = re.compile(r"^(?:please|kindly|tell me|can you tell me|could you tell 
 def _question_core(question: str) -> str:
     text = " ".join(question.split())
     # The question proper is the sentence with the question mark; instructions around it are dropped.
-    sentences = re.split(r"(?<=[?.!])\s+", text)
+    # A new sentence starts with a capital: "a licensee (incl. sublicensor) and ..." is one question.
+    sentences = re.split(r"(?<=[?.!])\s+(?=[A-Z\"“(])", text)
     asked = [s for s in sentences if s.endswith("?")]
     core = asked[0] if asked else text
     lead = _LEAD_IN.match(core)
@@ -172,9 +173,12 @@ _PLACE = re.compile(r"\b(?:" + "|".join(re.escape(n) for n in sorted(_US_STATES 
 _JURISDICTION = re.compile(
     r"\blaws? of (?:the )?[A-Z]\w+|\bcourts? (?:of|in|located in|sitting in) (?:the )?[A-Z]\w+|\b(?:federal|state) law\b",
 )
+# A company name ending in its legal form, also in capitals ("VIVINT SOLAR, INC.") and with the small
+# words names hold ("Fruit of the Earth, Inc.").
 _CORPORATE = re.compile(
-    r"\b[A-Z][\w&.,'-]*(?:\s+[A-Z][\w&.,'-]*)*,?\s+(?:Inc|Incorporated|LLC|L\.L\.C|Ltd|Limited|Corp|Corporation|Co|Company|"
-    r"LLP|LP|L\.P|PLC|plc|GmbH|AG|S\.A|SA|N\.A|B\.V|N\.V|S\.p\.A|Pty|AB|AS|Trust|Bank|Group|Holdings)\b\.?"
+    r"\b[A-Z][\w&.,'-]*(?:\s+(?:(?:of|the|and|&|de|du|von)\s+)?[A-Z][\w&.,'-]*)*,?\s+(?:Inc|Incorporated|LLC|L\.L\.C|Ltd|Limited|Corp|Corporation|Co|Company|"
+    r"LLP|LP|L\.P|PLC|plc|GmbH|AG|S\.A|SA|N\.A|B\.V|N\.V|S\.p\.A|Pty|AB|AS|Trust|Bank|Group|Holdings|"
+    r"INC|INCORPORATED|LTD|LIMITED|CORP|CORPORATION|COMPANY|HOLDINGS|GROUP|TRUST|BANK)\b\.?"
 )
 _DEFINED_TERM = re.compile(r"[“\"(]\s*(?:the\s+)?[“\"]?[A-Z][\w-]*(?:\s+[A-Z][\w-]*){0,3}[”\"]\s*\)?")
 _NAME_RUN = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+(?:\s+(?:of\s+|and\s+|&\s+)?[A-Z][a-z]+)+\b")
@@ -366,5 +370,37 @@ def value_spans(kind: AnswerKind, text: str) -> list[tuple[int, str]]:
             tail = _NOTICE_TAIL.match(plain, found.end())
             out.append((found.start(), plain[found.start(): tail.end() if tail else found.end()].strip()))
         return out
+    if kind == "date":
+        return [(start, span) for start, span, _ in date_values(plain)]
     one = value_span(kind, plain)
     return [(plain.find(one), one)] if one else []
+
+
+# A calendar date as written: "July 1, 2018", "the 19th day of July 2018", "1 March 1996", "12/31/2020".
+_CALENDAR_DATE = re.compile(
+    r"\b" + _MONTH + r"\.?\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{4}\b"
+    r"|\b\d{1,2}(?:st|nd|rd|th)?\s+(?:day\s+of\s+)?" + _MONTH + r"\.?,?\s+\d{4}\b"
+    r"|\b\d{4}-\d{2}-\d{2}\b|\b\d{1,2}/\d{1,2}/\d{2,4}\b"
+    r"|\b" + _MONTH + r",?\s+\d{4}\b",
+    re.IGNORECASE,
+)
+# A date given by reference, for a date question that has no calendar date to read.
+_DATE_REFERENCE = re.compile(
+    r"\b(?:the\s+)?(?:date first (?:written|above written|set forth)(?: above)?|first date (?:above )?written(?: above)?|"
+    r"date of (?:this Agreement|execution|signature)|date hereof|last date of signature|upon (?:execution|signing))\b",
+    re.IGNORECASE,
+)
+
+
+def date_values(text: str) -> list[tuple[int, str, float]]:
+    """The dates a sentence gives, strongest first, as (offset, text, strength): calendar dates (1.0), a
+    period that fixes the date ("three (3) years from the Effective Date", 0.7), a date by reference
+    ("the date first written above", 0.5); only when there is none, a date it names ("the Effective Date", 0.2)."""
+    plain = " ".join(text.split())
+    out = [(m.start(), m.group(0), 1.0) for m in _CALENDAR_DATE.finditer(plain)]
+    out += [(m.start(), m.group(0).strip(), 0.7) for m in _DURATION.finditer(plain) if not any(s <= m.start() < s + len(t) for s, t, _ in out)]
+    out += [(m.start(), m.group(0).strip(), 0.5) for m in _DATE_REFERENCE.finditer(plain)]
+    if not out:  # last: a date named, not given ("on the Effective Date"), as the grounding check reads a date
+        named = kind_found("date", plain)
+        out = [(plain.find(named), named, 0.2)] if named and named in plain else []
+    return sorted(out, key=lambda v: (-v[2], v[0]))

@@ -20,7 +20,7 @@ import numpy as np
 
 from ingest.chunking import sentence_spans
 from ingest.lexical import tokenize
-from pipeline.answer_kinds import KIND_WORDS, kind_rule, question_core, value_spans
+from pipeline.answer_kinds import _CORPORATE, _DEFINED_TERM, KIND_WORDS, date_values, kind_rule, question_core, value_spans
 from pipeline.reasoning import CallRecord, ChatTurn, Evidence, ReasonerOutput
 
 NOT_FOUND = "Not found in the documents."
@@ -37,6 +37,21 @@ _MIN_SENTENCE_WORDS = 6  # shorter "sentences" are headings and fragments, not a
 # Kinds whose answer is a value the answerer can put first; the others are answered by quoting.
 VALUE_KINDS = frozenset({"amount", "percentage", "date", "duration", "jurisdiction", "party"})
 _HEADING_BOOST = 0.12  # added, times the share of the question's words in the heading in force
+# Where a contract says who its parties are and when it was made, whatever its wording: the preamble
+# ("... by and between A ("Seller") and B ("Buyer")") in its opening. A sentence with the structure a
+# question's kind of answer has gets _STRUCTURE_BOOST (times its strength); one on the first page
+# _OPENING_BOOST more, for the questions the opening answers (the parties, the date of the agreement).
+_STRUCTURE_BOOST = 0.25
+_OPENING_BOOST = 0.1
+_PREAMBLE = re.compile(r"\b(?:by and between|by and among|between|among|entered into by)\b", re.IGNORECASE)
+_PARTIES_QUESTION = re.compile(r"\bwho (?:are|were|is) the part|\bpart(?:y|ies)\b.{0,40}\b(?:signed|sign|entered|execut)", re.IGNORECASE)
+# (what a date question asks, the words of a sentence that give that date, whether the opening gives it)
+_DATE_ANCHORS = (
+    (re.compile(r"\beffective|\bcommenc|\bstart|\bbegin", re.IGNORECASE),
+     re.compile(r"\beffective\b|\bcommenc\w*|\bbegin\w*|\bstart\w*|\bcome into force\b", re.IGNORECASE), True),
+    (re.compile(r"\bdate of (?:this|the) (?:contract|agreement)|\bdated\b|\bsigned\b|\bexecuted\b|\bagreement date\b", re.IGNORECASE),
+     re.compile(r"\bdated\b|\bmade\b|\bentered into\b|\bexecuted\b|\bas of\b", re.IGNORECASE), True),
+)
 # Sentence vectors an answerer keeps (384 floats each, about 6 MiB): a warm service is asked about the
 # same contracts again and again, and embedding the evidence's sentences is most of an answer's time.
 SENTENCE_CACHE_SIZE = 4096
@@ -136,10 +151,13 @@ class _Candidate:
     overlap: float
     heading: float = 0.0  # share of the question's words in the heading in force
     value: str | None = None  # the answer of the wanted kind in this sentence
+    structure: float = 0.0  # 0..1: the sentence has the structure of the wanted answer (a preamble, a dated clause)
+    opening: bool = False  # on the document's first page, and the question is one the opening answers
 
     @property
     def score(self) -> float:
-        return 0.75 * self.cosine + 0.25 * self.overlap + _HEADING_BOOST * self.heading
+        return (0.75 * self.cosine + 0.25 * self.overlap + _HEADING_BOOST * self.heading
+                + _STRUCTURE_BOOST * self.structure + _OPENING_BOOST * self.opening)
 
 
 class ExtractiveReasoner:
@@ -208,8 +226,8 @@ class ExtractiveReasoner:
                       and c.sentence != top.sentence and c.value][: self.max_quotes - 1]
             steps.append(f"4. Answer {top.value!r} read from {top.label} with the kind's pattern; quoted its sentence"
                          + (f" and {len(others)} more." if others else "."))
-            lines = [f"{top.value} [{top.label}]", f'"{top.sentence}" [{top.label}]']
-            lines += [f'"{c.sentence}" [{c.label}]' for c in others]
+            lines = [f"{top.value} [{top.label}]", f"{_quote(top.sentence)} [{top.label}]"]
+            lines += [f"{_quote(c.sentence)} [{c.label}]" for c in others]
             return self._output("answered", "\n".join(lines), steps, on_delta,
                                 citations=_unique([top.label] + [c.label for c in others]))
         if best < self.min_score:
@@ -221,7 +239,7 @@ class ExtractiveReasoner:
         steps.append(
             f"4. Quoted {len(chosen)} sentence(s) scoring at least {max(self.min_score, best * self.relative_cutoff):.3f}."
         )
-        answer = "\n".join(f'"{c.sentence}" [{c.label}]' for c in chosen)
+        answer = "\n".join(f"{_quote(c.sentence)} [{c.label}]" for c in chosen)
         return self._output("answered", answer, steps, on_delta, citations=_unique(c.label for c in chosen))
 
     def _candidates(
@@ -252,13 +270,27 @@ class ExtractiveReasoner:
         vectors = self._embed([core] + [s for _, s in sentences])
         cosines = vectors[1:] @ vectors[0]
         terms = {t for t in tokenize(core) if t not in _QUESTION_WORDS}
+        parties = kind == "party" and bool(_PARTIES_QUESTION.search(core))
+        anchor = next((a for a in _DATE_ANCHORS if a[0].search(core)), None) if kind == "date" else None
         out = []
         for (ev, sentence), cosine in zip(sentences, cosines, strict=True):
             words = set(tokenize(sentence))
             overlap = len(terms & words) / len(terms) if terms else 0.0
             heading = len(terms & set(tokenize(ev.context))) / len(terms) if terms and ev.context else 0.0
             value = _nearest_value(kind, sentence, terms) if kind in VALUE_KINDS else None
-            out.append(_Candidate(ev.label, sentence, float(cosine), overlap, heading, value))
+            structure, opening = 0.0, False
+            if parties:
+                named = _party_names(sentence)
+                if _PREAMBLE.search(sentence) and len(named) >= 2:
+                    structure, value = 1.0, "; ".join(named)
+                opening = ev.page == 1
+            elif anchor is not None:
+                dates = date_values(sentence)
+                # A renewal gives the next term, not when this one ends or starts.
+                if dates and anchor[1].search(sentence) and not re.search(r"\brenew", sentence, re.IGNORECASE):
+                    structure = dates[0][2]
+                opening = anchor[2] and ev.page == 1
+            out.append(_Candidate(ev.label, sentence, float(cosine), overlap, heading, value, structure, opening))
         return out, skipped
 
     def _embed(self, texts: list[str]) -> np.ndarray:
@@ -297,10 +329,31 @@ class ExtractiveReasoner:
         )
 
 
+def _party_names(sentence: str) -> list[str]:
+    """The parties a preamble names: company names ("Driven Deliveries, Inc."), else the defined terms
+    they are given ("(the “Distributor”)"), each as written, in order."""
+    names = [m.group(0).strip(" ,") for m in _CORPORATE.finditer(sentence)]
+    if len(names) < 2:
+        names += [m.group(0).strip(" ()") for m in _DEFINED_TERM.finditer(sentence)]
+    return list(dict.fromkeys(n for n in names if n))[:4]
+
+
+def _quote(sentence: str) -> str:
+    """The sentence in double quotes: curly ones when it holds straight ones ("short"), so grounding
+    reads one quoted passage, not two."""
+    return f"“{sentence}”" if '"' in sentence else f'"{sentence}"'
+
+
 def _nearest_value(kind: str, sentence: str, terms: set[str]) -> str | None:
     """Of the values of ``kind`` in the sentence, the one with most of the question's words near it
-    (the 60 characters either side); the first on a tie."""
-    found = value_spans(kind, sentence)
+    (the 60 characters either side); the first on a tie. A date question takes the strongest date
+    first (a calendar date over a period over a date by reference, ``answer_kinds.date_values``)."""
+    if kind == "date":
+        dates = date_values(sentence)
+        strongest = [(start, text) for start, text, strength in dates if strength == dates[0][2]] if dates else []
+        found = strongest
+    else:
+        found = value_spans(kind, sentence)
     if len(found) <= 1:
         return found[0][1] if found else None
 

@@ -36,3 +36,21 @@ def test_percentages_are_read_as_written(text, span):
 def test_amount_questions_are_unchanged():
     assert answer_kind("What was the capital expenditure in 2018?") == "amount"
     assert answer_kind("How much is the monthly consulting fee?") == "amount"
+
+
+def test_an_abbreviation_does_not_end_the_question():
+    # "(incl. sublicensor)" and "etc. if" used to cut the question, so the rest was read as its core.
+    assert answer_kind("Does the contract contain a license grant to a licensee (incl. sublicensor) and the affiliates of such licensee?") == "yes_no_clause"
+    assert answer_kind("Is there a fee increase or consent requirement, etc. if one party's use exceeds a threshold?") == "yes_no_clause"
+
+
+def test_date_values_put_a_calendar_date_before_a_period_and_a_reference():
+    from pipeline.answer_kinds import date_values
+
+    preamble = "This Agreement is made and entered into as of this 19th day of July 2018, by and between A Corp. and B LLC."
+    assert [(v, s) for _, v, s in date_values(preamble)] == [("19th day of July 2018", 1.0)]
+    assert [(v, s) for _, v, s in date_values("This Agreement will be in effect for three (3) years from the Effective Date.")] == [("three (3) years", 0.7)]
+    assert date_values("This Agreement shall become effective as of the first date above written.")[0][1:] == ("the first date above written", 0.5)
+    # A date only named is the last resort, and "date of first intended use" is no date at all.
+    assert date_values("Each party shall appoint a manager after the Effective Date.")[0][2] == 0.2
+    assert [v for _, v, s in date_values("submitted at least 7 days prior to the date of first intended use, on May 1, 2019") if s == 1.0] == ["May 1, 2019"]

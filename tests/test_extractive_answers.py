@@ -130,3 +130,16 @@ def test_a_quote_holding_redaction_marks_is_found_on_its_page() -> None:
     assert not check_grounding(f'"{sentence.replace("[*", "[ten ", 1)}" [S1]', evidence).supported
     # Emphasis around words is still dropped.
     assert check_grounding(f'"**{sentence}**" [S1]', evidence).supported
+
+
+@pytest.mark.parametrize("name", [NETGEAR, DRIVEN])
+def test_the_parties_and_the_date_are_read_from_the_preamble(reasoner, name) -> None:
+    # The preamble ("... by and between A ("X") and B ("Y")") answers who the parties are and when the
+    # agreement was made, whatever the rest of the page says about "the parties".
+    evidence = _page_evidence(name, [1, 2])
+    parties = reasoner.answer("Who are the parties that signed this contract?", evidence)
+    value, quote = parties.answer.splitlines()[:2]
+    assert parties.status == "answered" and ";" in value, parties.answer  # two parties or more, named
+    assert re.search(r"\bbetween\b", quote, re.IGNORECASE) and all(n.split(";")[0] for n in value.split("; "))
+    dated = reasoner.answer("What is the date of this contract?", evidence)
+    assert dated.status == "answered" and re.match(r"^\S.*\d{4}", dated.answer.splitlines()[0]), dated.answer
