@@ -181,6 +181,17 @@ def test_review_runs_as_a_job_then_grid_cell_sign_off_and_report(server) -> None
         entry = auditor.get(f"/audit/entries/{seq}").json()
         assert entry["actor"] == "token:reviewer"
         assert {k: entry["payload"]["acknowledged_open"][k] for k in ("count", "by")} == {"count": 1, "by": "token:reviewer"}
+        # A finding is a logged answer too: the auditor opens the page its cell's answer cites through it, and
+        # no other page of the document.
+        finding_seq = cell.json()["audit_seq"]
+        finding = auditor.get(f"/audit/entries/{finding_seq}").json()
+        assert finding["event_type"] == "review_finding"
+        cited = finding["payload"]["answer_record"]["evidence"][0]
+        url = f"/documents/1/pages/{cited['page']}/image"
+        assert auditor.get(url).status_code == 404
+        shown = auditor.get(url, params={"seq": finding_seq})
+        assert shown.status_code == 200 and shown.content.startswith(b"\x89PNG")
+        assert auditor.get(url, params={"seq": seq}).status_code == 404  # the sign-off entry cites no page
     with server.client("reviewer-nogrant") as outsider:
         assert outsider.get(f"/reviews/{review_id}").status_code == 404
         assert review_id not in {r["id"] for r in outsider.get("/reviews").json()["reviews"]}

@@ -421,6 +421,11 @@ def test_audit_verify_ok_then_names_the_tampered_seq(browser, server, shots: Pat
     link.click()
     page.wait_for_load_state("networkidle")
     assert page.locator("h1").inner_text().startswith(f"Audit entry {finding} review_finding")
+    # A finding is rendered as its cell's answer, under the verdict, with its evidence's pages as thumbnails
+    # that the auditor may open because this finding cites them.
+    assert "Verdict" in page.locator("#f-title + dl.facts").inner_text()
+    assert page.locator("img.thumbnail").count() == page.locator("li.evidence").count() >= 1
+    page.wait_for_function("() => [...document.querySelectorAll('img.thumbnail')].every(i => i.complete && i.naturalWidth > 0)")
     later = page.locator("ul.pointed-at-by").inner_text()
     assert f"Entry {cell_sign_off}, sign_off (override) by session:rita" in later and "signs off the finding this one" in later
     assert_accessible(page, "entry links")

@@ -422,7 +422,7 @@ def _pointed_at_by(state: ServiceState, principal: Principal, entry: dict[str, A
 
 def _thumbnail(evidence: dict[str, Any], seq: int) -> str:
     """A small image of the cited page with the passage's boxes drawn: the API's page image route, which
-    lets an auditor see a page only when entry ``seq`` is an answer citing it."""
+    lets an auditor see a page only when entry ``seq`` is an answer (or a review finding) citing it."""
     boxes = [",".join(str(v) for v in box[:4]) for box in (evidence.get("boxes") or [])[:50]]
     query = urlencode([("zoom", THUMB_ZOOM), ("seq", seq), *(("box", b) for b in boxes)])
     return f"/api/v1/documents/{quote(str(evidence.get('doc_sha256', '')))}/pages/{int(evidence.get('page', 1))}/image?{query}"
@@ -443,11 +443,15 @@ def audit_entry(request: Request, seq: int):
         raise not_found("entry", seq)
     entry = show_entry(seq=seq, principal=who.principal, state=state)
     payload = entry.get("payload") or {}
-    answer = entry["event_type"] == "answer"
-    thumbnails = {i: _thumbnail(e, seq) for i, e in enumerate(payload.get("evidence") or [])} if answer else {}
+    # A review finding carries its cell's answer record: shown as an answer, under the finding's verdict.
+    finding = payload if entry["event_type"] == "review_finding" and payload.get("answer_record") else None
+    record = finding["answer_record"] if finding else payload
+    answer = entry["event_type"] == "answer" or finding is not None
+    thumbnails = {i: _thumbnail(e, seq) for i, e in enumerate(record.get("evidence") or [])} if answer else {}
     return render(request, "entry.html", who, entry=entry, payload=payload, answer=answer, thumbnails=thumbnails,
-                  trace_label=TRACE_LABELS.get(payload.get("trace_format", "none")),
-                  grounding_words=(payload.get("grounding") or {}).get("label"),
+                  record=record, finding=finding,
+                  trace_label=TRACE_LABELS.get(record.get("trace_format", "none")),
+                  grounding_words=(record.get("grounding") or {}).get("label"),
                   points_at=_points_at(entry), pointed_at_by=_pointed_at_by(state, who.principal, entry),
                   can_prove=may(state, who.principal, "prove_audit"))
 

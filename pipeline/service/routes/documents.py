@@ -295,7 +295,10 @@ def _source_file(state: ServiceState, version, source_key: str) -> Path:
 
 
 def _cited_by(state: ServiceState, seq: int, sha256: str, page: int) -> bool:
-    """Whether the answer entry ``seq`` cites ``page`` of the version ``sha256`` (what lets an auditor open it)."""
+    """Whether the logged answer ``seq`` cites ``page`` of the version ``sha256`` (what lets an auditor open it).
+
+    A logged answer is an ``answer`` entry, or a ``review_finding``, which carries its cell's answer record.
+    """
     from audit import AuditError
 
     try:
@@ -303,9 +306,11 @@ def _cited_by(state: ServiceState, seq: int, sha256: str, page: int) -> bool:
     except AuditError:
         return False
     payload = entry.payload or {}
-    return entry.event_type == "answer" and any(
-        e.get("doc_sha256") == sha256 and e.get("page") == page for e in payload.get("evidence", [])
-    )
+    if entry.event_type == "review_finding":
+        payload = payload.get("answer_record") or {}
+    elif entry.event_type != "answer":
+        return False
+    return any(e.get("doc_sha256") == sha256 and e.get("page") == page for e in payload.get("evidence", []))
 
 
 @router.get("/documents/{ref}/pages/{page}/image", summary="A page as PNG, with the given boxes drawn",
