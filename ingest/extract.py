@@ -251,6 +251,7 @@ def _read_pdf(
             doc.close()
     if routes:
         from ingest.ocr import ocr_pdf_pages
+        from ingest.tables import ocr_page_tables
 
         read_ocr_pages = read_ocr_pages or ocr_pdf_pages
         if data is not None:
@@ -265,7 +266,7 @@ def _read_pdf(
 
         for read in read_ocr_pages(path, numbers, ocr, routes=routes, between=between):
             read.notes.insert(0, reasons[read.number])
-            pages[read.number - 1] = read
+            pages[read.number - 1] = ocr_page_tables(read)  # a scanned statement's grid, from the word boxes
     return pages, title
 
 

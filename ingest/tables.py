@@ -828,6 +828,52 @@ def page_tables(page, textpage, blocks: Sequence[tuple], number: int) -> tuple[s
     return layout_page(blocks, words, tables)
 
 
+def ocr_page_tables(page):
+    """A page read by OCR (``PageText`` with one span a word) with its tables found from Tesseract's word
+    boxes and its text laid out like a text layer's: the table's words give way to its Markdown, written
+    where its first word was. Where the words carry figures but no grid (a skewed or sparse scan), the
+    page stays text and its notes say so."""
+    spans = [s for s in page.spans if s.method is None and s.end > s.start]
+    words = [Word(*s.box, page.text[s.start : s.end]) for s in spans]
+    tables = detect_tables(words, page.number, source="tesseract")
+    if not tables:
+        if sum(1 for w in words if _is_figure(w.text)) >= 2 * MIN_VALUE_ROWS:
+            page.notes.append("tables: figures found, but no grid in the OCR word boxes; the page stays text")
+        return page
+    owner = [next((i for i, t in enumerate(tables) if _inside(s.box, t.box)), None) for s in spans]
+    confidences = {i: [s.confidence for s, o in zip(spans, owner) if o == i and s.confidence is not None] for i in range(len(tables))}
+    parts: list[str] = []
+    new_spans: list = []
+    records = list(tables)
+    cursor, previous_end, placed, after_table = 0, 0, set(), False
+    from ingest.models import TextSpan
+
+    for span, index in zip(spans, owner):
+        if index is None:
+            separator = "\n\n" if after_table else page.text[previous_end : span.start] if parts else ""
+            parts.append(separator)
+            cursor += len(separator)
+            word = page.text[span.start : span.end]
+            new_spans.append(replace(span, start=cursor, end=cursor + len(word)))
+            parts.append(word)
+            cursor += len(word)
+            after_table = False
+        elif index not in placed:
+            separator = "\n\n" if parts else ""
+            parts.append(separator)
+            cursor += len(separator)
+            text, records[index], cell_spans = _render(tables[index], cursor)
+            values = confidences[index]
+            confidence = round(sum(values) / len(values), 4) if values else None
+            new_spans += [TextSpan(s0, e0, box, confidence) for s0, e0, box in cell_spans]
+            parts.append(text)
+            cursor += len(text)
+            placed.add(index)
+            after_table = True
+        previous_end = span.end
+    return replace(page, text="".join(parts), spans=new_spans, tables=records)
+
+
 def _overlaps(a: Box, b: Box) -> bool:
     return min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1])
 

@@ -23,7 +23,7 @@ from ingest.extract import read_document
 from ingest.registry import PageRow
 from ingest.store import DocumentStore
 from ingest.structure import statement_kind
-from ingest.tables import TableRecord, as_table, match_number_to_cell, tables_for_sources
+from ingest.tables import TableRecord, as_table, cell_value, match_number_to_cell, tables_for_sources
 from pipeline.grounding import check_grounding
 from pipeline.llm.prompt import render_source
 from pipeline.reasoning import Evidence
@@ -220,3 +220,50 @@ def test_a_filing_statement_split_across_two_pages_keeps_its_headers():
     assert continued.continued_from == 111 and not continued.header_rows
     assert continued.columns == before.tables[-1].columns and "2022" in continued.columns[1]
     assert statement_kind(continued.title) == "cash_flows"
+
+
+# -- a scanned statement ----------------------------------------------------------------------------
+
+
+def _scan(pdf: Path, out: Path, dpi: int = 200) -> Path:
+    """``pdf`` as an image-only PDF (each page a picture of itself): no text layer, OCR must read it."""
+    with pymupdf.open(pdf) as doc, pymupdf.open() as scan:
+        for page in doc:
+            pixmap = page.get_pixmap(dpi=dpi)
+            scan.new_page(width=page.rect.width, height=page.rect.height).insert_image(page.rect, pixmap=pixmap)
+        scan.save(out)
+    return out
+
+
+@pytest.mark.slow
+def test_a_scanned_statement_gets_its_cells_from_the_ocr_word_boxes(statement_pdf: Path, tmp_path: Path):
+    scanned = _scan(statement_pdf, tmp_path / "scanned_balance_sheet.pdf")
+    document = read_document(scanned, OcrSettings(mode="auto"))
+    page = document.pages[0]
+    assert page.method == "tesseract"
+    (table,) = page.tables
+    assert table.source == "tesseract" and statement_kind(table.title) == "balance_sheet"
+    row = table.find_row("Total assets")
+    assert row is not None
+    cell = row.value(table.column_of("2023"))
+    assert cell_value(cell.text) == 9876 and words_in(statement_pdf, 1, cell.box)[-1] == "9,876"
+    assert page.text[cell.start : cell.end] == cell.text
+    # The second page's rows continue the first page's table, headers and all.
+    assert document.pages[1].tables[0].columns == table.columns
+
+
+@pytest.mark.slow
+def test_a_scanned_page_with_figures_but_no_grid_stays_text_and_says_so(tmp_path: Path):
+    doc = pymupdf.open()
+    page = doc.new_page(width=612, height=792)
+    prose = (
+        "Revenue rose 12% to $1,234 million in 2023 from $1,100 million in 2022, while costs grew 8% to "
+        "$456 million; 3,210 shares were bought back at $45.50 and 2,310 employees joined in 14 offices."
+    )
+    page.insert_textbox(pymupdf.Rect(60, 80, 540, 300), prose, fontsize=11)
+    pdf = tmp_path / "prose.pdf"
+    doc.save(pdf)
+    document = read_document(_scan(pdf, tmp_path / "prose_scan.pdf"), OcrSettings(mode="auto"))
+    (scanned,) = document.pages
+    assert scanned.method == "tesseract" and not scanned.tables
+    assert any(note.startswith("tables: figures found, but no grid") for note in scanned.notes)
