@@ -279,8 +279,8 @@ def current_rss_mib() -> float:
 
 
 def record_stages(stages: list[dict]) -> None:
-    """Append (stage, current RSS, peak RSS) to ``stages`` as each step of DocumentStore's ingest returns."""
-    import ingest.store as store_module
+    """Append (stage, current RSS, peak RSS) to ``stages`` as each step of the store's ingest returns."""
+    import ingest.ingestion as ingestion_module
 
     def after(name: str, step):
         def wrapped(*args, **kwargs):
@@ -290,10 +290,10 @@ def record_stages(stages: list[dict]) -> None:
 
         return wrapped
 
-    store_module.read_document = after("extract", store_module.read_document)
+    ingestion_module.read_document = after("extract", ingestion_module.read_document)
     for name in ("chunk", "embed", "commit"):
         method = f"_{name}"
-        setattr(store_module.DocumentStore, method, after(name, getattr(store_module.DocumentStore, method)))
+        setattr(ingestion_module.Ingestion, method, after(name, getattr(ingestion_module.Ingestion, method)))
 
 
 def memory_child(system: str, file: Path, threads: int) -> None:

@@ -24,9 +24,11 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    select,
+    update,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
 
 def utcnow() -> datetime:
@@ -129,6 +131,34 @@ class IndexState(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     generation: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# -- queries every part of the store shares ---------------------------------------------------------
+
+
+def live_chunks(query):
+    """``query`` (over ChunkRow) narrowed to the chunks of current versions: what the indexes hold."""
+    return query.join(DocumentVersion, ChunkRow.version_id == DocumentVersion.id).where(
+        DocumentVersion.status == "current"
+    )
+
+
+def bump_generation(session: Session) -> None:
+    """The live chunk set changed (an ingest, a removal): the saved indexes of the old generation are stale."""
+    session.execute(update(IndexState).where(IndexState.id == 1).values(generation=IndexState.generation + 1))
+
+
+def retire_versions(session: Session, document_id: int, status: str) -> list[int]:
+    """Mark the current version(s) of a document ``status``; return their chunk ids (leaving the index)."""
+    current = session.execute(
+        select(DocumentVersion.id).where(
+            DocumentVersion.document_id == document_id, DocumentVersion.status == "current"
+        )
+    ).scalars().all()
+    if not current:
+        return []
+    session.execute(update(DocumentVersion).where(DocumentVersion.id.in_(current)).values(status=status))
+    return list(session.execute(select(ChunkRow.id).where(ChunkRow.version_id.in_(current))).scalars())
 
 
 def make_engine(url: str) -> Engine:

@@ -80,7 +80,7 @@ def test_saved_index_loads_with_the_same_scores(samples_copy: Path, caplog: pyte
     assert all(p.is_file() for p in saved_files(samples_copy))
     mtimes = [p.stat().st_mtime_ns for p in saved_files(samples_copy)]
 
-    caplog.set_level(logging.INFO, logger="ingest.store")
+    caplog.set_level(logging.INFO, logger="ingest.index_cache")
     loaded = open_store(samples_copy).lexical()  # a new process's store
     assert "rebuilding the BM25 index" not in caplog.text
     assert [p.stat().st_mtime_ns for p in saved_files(samples_copy)] == mtimes  # read, not rewritten

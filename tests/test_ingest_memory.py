@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy import select
 
 from conftest import DRIVEN, DUOS, NETGEAR, SAMPLES
-from ingest import extract, store as store_module
+from ingest import extract, ingestion
 from ingest.config import EmbeddingSettings, OcrSettings
-from ingest.embedding import Encoder, length_batches
+from ingest.embedding import Encoder, encode_groups, length_batches
 from ingest.registry import ChunkRow, PageRow
-from ingest.store import DocumentStore, encode_groups
+from ingest.store import DocumentStore
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,7 @@ def _ingested(home: Path) -> tuple[list[tuple], list[tuple], int]:
 def test_ingest_in_slices_and_groups_stores_what_one_pass_stores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     one_pass = _ingested(tmp_path / "one-pass")
     monkeypatch.setattr(extract, "PAGES_PER_OPEN", 3)
-    monkeypatch.setattr(store_module, "ENCODE_GROUP_TEXTS", 8)
+    monkeypatch.setattr(ingestion, "ENCODE_GROUP_TEXTS", 8)
     sliced = _ingested(tmp_path / "sliced")
     assert len(sliced[0]) > 3 * 8  # several groups per document
     assert sliced == one_pass

@@ -1,7 +1,7 @@
 """Asks while an upload is ingested: the FAISS index a search reads is never changed under it.
 
 An upload's ingest job (POST /documents) adds the new chunks to the index that concurrent asks are
-searching. The store changes a copy and swaps it in (``DocumentStore._update_index``), so a search
+searching. The store changes a copy and swaps it in (``IndexCache.update``, ingest/index_cache.py), so a search
 holding the old index reads a whole one. Checked on the store itself, and through a real
 `docket serve` with readers asking while an admin's uploads are ingested.
 """

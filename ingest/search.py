@@ -1,0 +1,200 @@
+"""Search the live chunks: hybrid (dense + BM25) or either alone, over the documents a caller may read.
+
+The ranking steps are ``ingest.retrieval``'s; this module narrows the chunk ids both retrievers search
+(collection, documents, the caller's allowed documents) before either ranks, reranks and diversifies
+when asked, reads the hits from the registry and widens them to their neighbours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, replace
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import sessionmaker
+
+from ingest.embedding import Encoder
+from ingest.index_cache import IndexCache
+from ingest.query import plain_query, plan_query
+from ingest.registry import ChunkRow, Document, DocumentVersion, PageRow, live_chunks
+from ingest.retrieval import RetrievalOptions, SearchMode, mmr, needs_facts, rank_chunks, rerank
+
+
+@dataclass(frozen=True)
+class ChunkHit:
+    """A search result with everything needed to cite it."""
+
+    chunk_id: int
+    score: float
+    doc_sha256: str
+    doc_name: str
+    document_id: int
+    page: int
+    char_start: int
+    char_end: int
+    text: str
+    method: str
+    confidence: float | None
+    context: str
+
+
+class Search:
+    def __init__(self, sessions: sessionmaker, indexes: IndexCache, encoder: Encoder):
+        self.sessions = sessions
+        self.indexes = indexes
+        self.encoder = encoder
+        self._allowed_cache: dict[tuple, list[int]] = {}  # (generation, collection, document ids) -> chunk ids
+        self._allowed_set: tuple[list[int], frozenset[int]] | None = None
+
+    def live_chunk_ids(self, collection: str | None = None, document_ids: list[int] | None = None) -> list[int]:
+        with self.sessions() as session:
+            query = live_chunks(select(ChunkRow.id)).join(Document, Document.id == DocumentVersion.document_id)
+            if collection:
+                query = query.where(Document.collection == collection)
+            if document_ids:
+                query = query.where(Document.id.in_(document_ids))
+            return list(session.execute(query).scalars())
+
+
+    def live_collections(self, document_ids: list[int] | None = None) -> list[str]:
+        """The collections that have live chunks (of these documents, if given), sorted."""
+        with self.sessions() as session:
+            query = live_chunks(select(Document.collection).distinct().select_from(ChunkRow)).join(
+                Document, Document.id == DocumentVersion.document_id
+            )
+            if document_ids:
+                query = query.where(Document.id.in_(document_ids))
+            return sorted(session.execute(query).scalars())
+
+
+    def countlive_chunks(self) -> int:
+        with self.sessions() as session:
+            return session.execute(live_chunks(select(func.count(ChunkRow.id)))).scalar_one()
+
+
+    def search(
+        self,
+        query: str,
+        k: int = 5,
+        *,
+        collection: str | None = None,
+        document_ids: list[int] | None = None,
+        mode: SearchMode = "hybrid",
+        candidates: int | None = None,
+        rrf_k: int | None = None,
+        options: RetrievalOptions | None = None,
+        allowed_documents: Collection[int] | None = None,
+    ) -> list[ChunkHit]:
+        """The top-k live chunks for ``query`` (see ``ingest.retrieval`` for the steps and options).
+
+        ``candidates`` and ``rrf_k``, when given, override the same fields of ``options``.
+        ``allowed_documents`` are the ids of the documents the caller may read (None: any; empty: none).
+        They narrow the chunk ids both retrievers search before either ranks, so the k hits are the best
+        k of what the caller may read, never what is left of a top-k after dropping the rest."""
+        options = options or RetrievalOptions()
+        overrides = {"candidates": candidates, "rrf_k": rrf_k}
+        options = replace(options, **{name: v for name, v in overrides.items() if v is not None})
+        plan = plan_query(query) if options.query_analysis else plain_query(query)
+        if allowed_documents is not None:
+            permitted = set(allowed_documents)
+            document_ids = sorted(permitted & set(document_ids)) if document_ids else sorted(permitted)
+            if not document_ids:
+                return []
+        allowed = self._allowed_ids(collection, document_ids)
+        if allowed is not None and not allowed:
+            return []
+        depth = max(options.candidates, k)
+        query_vector = self.encoder.encode_query(plan.text) if mode in ("hybrid", "dense") else None
+        lexical_index = self.indexes.lexical() if mode in ("hybrid", "bm25") else None
+        # lexical() has just brought the BM25 index to the registry's generation: the facts follow it.
+        facts = self.indexes.chunk_facts() if needs_facts(mode, plan, options) else None  # hybrid only
+        scored = rank_chunks(
+            plan, query_vector, self.indexes.vectors() if query_vector is not None else None, lexical_index, facts, options,
+            mode=mode, depth=depth, allowed=allowed, allowed_set=self._allowed_set_of(allowed) if facts is not None else None,
+        )
+        if options.reranker:
+            texts = {cid: f"{row.context}\n{row.text}" for cid, row in self._rows([c for c, _ in scored[: options.rerank_candidates]]).items()}
+            scored = rerank(plan.text, scored, texts, options.reranker, options.rerank_candidates)
+        if options.mmr_lambda < 1.0:
+            pool = scored[: max(options.candidates, k)]
+            scored = mmr(pool, self.indexes.vectors().vectors([c for c, _ in pool]), k, options.mmr_lambda)
+        hits = self._hits(scored[:k])
+        return self._expand(hits, options.neighbours) if options.neighbours else hits
+
+
+    def _allowed_set_of(self, allowed: list[int] | None) -> frozenset[int] | None:
+        """``allowed`` as a set; _allowed_ids returns the same cached list while the filter and generation
+        hold, so one set per list."""
+        if allowed is None:
+            return None
+        cached = self._allowed_set
+        if cached is None or cached[0] is not allowed:
+            cached = self._allowed_set = (allowed, frozenset(allowed))
+        return cached[1]
+
+
+    def _allowed_ids(self, collection: str | None, document_ids: list[int] | None) -> list[int] | None:
+        """Live chunk ids under the filters (None = no filter); cached per index generation."""
+        if not (collection or document_ids):
+            return None
+        key = (self.indexes.generation(), collection, tuple(sorted(document_ids or ())))
+        if key not in self._allowed_cache:
+            if len(self._allowed_cache) > 64:
+                self._allowed_cache.clear()
+            self._allowed_cache[key] = self.live_chunk_ids(collection, document_ids)
+        return self._allowed_cache[key]
+
+
+    def _rows(self, chunk_ids: list[int]) -> dict[int, ChunkRow]:
+        with self.sessions() as session:
+            rows = session.execute(select(ChunkRow).where(ChunkRow.id.in_(chunk_ids))).scalars().all()
+        return {row.id: row for row in rows}
+
+
+    def _expand(self, hits: list[ChunkHit], neighbours: int) -> list[ChunkHit]:
+        """Each hit widened to the span of its ``neighbours`` adjacent chunks on each side, same page.
+
+        The widened text is read from the page, so it is still exactly ``page.text[start:end]``."""
+        out = []
+        with self.sessions() as session:
+            for hit in hits:
+                version_id, = session.execute(select(ChunkRow.version_id).where(ChunkRow.id == hit.chunk_id)).one()
+                spans = session.execute(
+                    select(ChunkRow.id, ChunkRow.char_start, ChunkRow.char_end)
+                    .where(ChunkRow.version_id == version_id, ChunkRow.page == hit.page)
+                    .order_by(ChunkRow.char_start)
+                ).all()
+                at = next(i for i, row in enumerate(spans) if row[0] == hit.chunk_id)
+                window = spans[max(0, at - neighbours) : at + neighbours + 1]
+                start, end = min(r[1] for r in window), max(r[2] for r in window)
+                page_text = session.execute(
+                    select(PageRow.text).where(PageRow.version_id == version_id, PageRow.number == hit.page)
+                ).scalar_one()
+                out.append(replace(hit, char_start=start, char_end=end, text=page_text[start:end]))
+        return out
+
+
+    def _hits(self, scored: list[tuple[int, float]]) -> list[ChunkHit]:
+        if not scored:
+            return []
+        with self.sessions() as session:
+            rows = session.execute(
+                select(ChunkRow, Document.name, Document.id)
+                .join(DocumentVersion, ChunkRow.version_id == DocumentVersion.id)
+                .join(Document, Document.id == DocumentVersion.document_id)
+                .where(ChunkRow.id.in_([cid for cid, _ in scored]))
+            ).all()
+        by_id = {row[0].id: row for row in rows}
+        hits = []
+        for chunk_id, score in scored:
+            if chunk_id not in by_id:
+                continue
+            chunk, name, doc_id = by_id[chunk_id]
+            hits.append(
+                ChunkHit(
+                    chunk_id, score, chunk.doc_sha256, name, doc_id, chunk.page, chunk.char_start,
+                    chunk.char_end, chunk.text, chunk.method, chunk.confidence, chunk.context,
+                )
+            )
+        return hits
+
