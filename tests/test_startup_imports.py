@@ -16,6 +16,12 @@ from ingest.config import EmbeddingSettings
 from ingest.embedding import Encoder
 
 HEAVY = ("torch", "transformers", "sentence_transformers")
+# Loaded by other commands, never by an ask in a workspace asked before: the audit commands, PostgreSQL's
+# dialect on a SQLite log, verify's process pool, BM25's builder (the first search saved the index), PDF
+# readers, migrations (the first ask made the audit log), and the engines of review, eval, the service,
+# the web app and the LLM client.
+NOT_ASKING = ("audit.cli", "sqlalchemy.dialects.postgresql", "concurrent.futures.process", "bm25s", "scipy", "pymupdf",
+              "pypdf", "alembic", "pipeline.review", "pipeline.evaluation", "pipeline.service", "pipeline.web", "pipeline.llm")
 QUESTION = "Which state's law governs the distributor agreement?"
 
 
@@ -60,7 +66,29 @@ print(json.dumps({{"exit": code, "heavy": [m for m in {HEAVY!r} if m in sys.modu
     assert by_torch.audit_seq == record["audit_seq"] + 1
 
 
+def test_an_ask_loads_nothing_it_does_not_need(samples_copy: Path):
+    """The second ask in a workspace (the first made the audit log and saved the BM25 index) imports
+    only the question path, in a process of its own."""
+    code = f"""
+import json, sys
+from pipeline.cli import app
+try:
+    app(["ask", "-c", "samples", {QUESTION!r}, "--json"])
+except SystemExit as exit_:
+    code = exit_.code
+print()
+print(json.dumps({{"exit": code, "loaded": [m for m in {HEAVY + NOT_ASKING!r} if m in sys.modules]}}))
+"""
+    first, _ = run_python(code)
+    assert first["exit"] == 0
+    again, printed = run_python(code)
+    assert again == {"exit": 0, "loaded": []}
+    assert json.loads(printed)["status"] == "answered"
+
+
 def test_help_loads_no_settings_store_or_audit_log():
+    """`docket --help` is typer, rich and Docket's CLI modules: none of the engine, its settings or its
+    numerical and database libraries."""
     shown, _ = run_python("""
 import json, sys
 from pipeline.cli import app
@@ -69,8 +97,10 @@ try:
 except SystemExit:
     pass
 print()
-print(json.dumps(sorted(m for m in ("pydantic", "sqlalchemy", "numpy", "faiss", "onnxruntime", "pipeline.settings",
-                                     "audit", "pipeline.review", "pipeline.evaluation", "ingest.store") if m in sys.modules)))
+print(json.dumps(sorted(m for m in ("pydantic", "sqlalchemy", "numpy", "faiss", "onnxruntime", "tokenizers", "cryptography",
+                                     "yaml", "platformdirs", "pipeline.settings", "pipeline.app", "audit", "pipeline.review",
+                                     "pipeline.evaluation", "pipeline.replay", "pipeline.identity", "pipeline.llm",
+                                     "ingest.store") if m in sys.modules)))
 """)
     assert shown == []
 
@@ -87,3 +117,30 @@ def test_lazily_mounted_commands_show_their_own_help_line_and_run():
         assert sub.exit_code == 0 and "Usage: " in sub.output, (name, sub.output)
         listed = runner.invoke(app, ["--help"], env={"COLUMNS": "200"}).output
         assert any(line.startswith(f"│ {name} ") and help_line in line for line in listed.splitlines()), (name, listed)
+
+
+def test_the_audit_package_imports_what_is_asked_for():
+    """`import audit` loads none of its modules; AuditLog loads the log (which the ask appends to), not
+    the audit commands; every public name still resolves, and submodules still import by name."""
+    shown, _ = run_python("""
+import json, sys
+import audit
+bare = sorted(m for m in sys.modules if m.startswith("audit."))
+from audit import AuditLog
+with_log = [m for m in ("audit.log", "audit.cli") if m in sys.modules]
+from audit import schema
+names = {name: getattr(audit, name).__name__ for name in audit.__all__}
+try:
+    audit.no_such_name
+    missing = "resolved"
+except AttributeError as error:
+    missing = str(error)
+print()
+print(json.dumps({"bare": bare, "with_log": with_log, "schema": schema.__name__, "names": names, "missing": missing}))
+""")
+    assert shown["bare"] == []
+    assert shown["with_log"] == ["audit.log"]
+    assert shown["schema"] == "audit.schema"
+    assert shown["names"] == {name: name for name in ("AppendedEntry", "AuditContext", "AuditError", "AuditLog", "Entry",
+                                                      "EntryFilter", "NewEvent", "Redaction", "VerifyReport")}
+    assert shown["missing"] == "module 'audit' has no attribute 'no_such_name'"
