@@ -67,7 +67,7 @@ class Search:
             return sorted(session.execute(query).scalars())
 
 
-    def countlive_chunks(self) -> int:
+    def count_live_chunks(self) -> int:
         with self.sessions() as session:
             return session.execute(live_chunks(select(func.count(ChunkRow.id)))).scalar_one()
 
