@@ -163,8 +163,8 @@ def append_witness_line(path: Path, line: str) -> None:
 
 
 # Reads (verify above all) take pages straight from a memory map instead of copying each one from the
-# OS into SQLite's page cache: about 0.5 µs less CPU per ~7 KB entry when verify reads a 100k-entry
-# log (docs/audit.md). Writes still go through the journal as before. Capped by SQLite at its
+# OS into SQLite's page cache: less CPU per entry when verify reads a large log (docs/audit.md has the
+# figures). Writes still go through the journal as before. Capped by SQLite at its
 # compile-time maximum (2 GB by default); pages beyond the map are read as usual.
 SQLITE_READ_MMAP = "PRAGMA mmap_size = 2147483648"
 
@@ -1347,10 +1347,10 @@ def _stream_psycopg(connection: Any, sql: str) -> Iterator[list[tuple[Any, ...]]
 
 
 # libpq reads the socket into a buffer that grows only to fit the largest message it has received
-# (16 kB for ~7 kB rows) and never shrinks. Streaming 100k such rows then costs a poll and a recv
-# per two rows (50k of each, strace), each recv also running the loopback TCP acknowledgements in
-# this process. After one message this large, a recv takes whatever the socket holds: about 1.3 CPU
-# µs less per entry on verify's 100k bench log, for this much memory kept by the connection.
+# and never shrinks. Streaming rows of a few kB then costs a poll and a recv per couple of rows, each
+# recv also running the loopback TCP acknowledgements in this process. After one message this large,
+# a recv takes whatever the socket holds: less CPU per entry, for this much memory kept by the
+# connection (docs/audit.md has the strace counts and the A/B).
 _PG_INPUT_BUFFER = 4 << 20
 _widened: weakref.WeakSet[Any] = weakref.WeakSet()  # psycopg connections whose buffer is that large
 

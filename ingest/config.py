@@ -29,14 +29,13 @@ class EmbeddingSettings(_Section):
     backend: Literal["torch", "onnx-int8"] = Field(
         "torch",
         description="'onnx-int8': the same model quantised to int8 for ONNX Runtime (needs the onnx package); "
-        "about 2x torch's speed on CPU; vectors agree with torch's to cosine 0.995 on average (0.989 at worst "
-        "on 960 held-out paragraphs, docs/performance.md).",
+        "faster than torch on CPU, with vectors close to torch's (speed and agreement: docs/performance.md).",
     )
     threads: int | None = Field(None, ge=1, description="CPU threads for the encoder; None: one per core.")
     onnx_queries: bool = Field(
         True,
         description="backend 'torch': embed questions with an fp32 ONNX export of the same model (the same "
-        "vectors, about 3x faster for one short text); false: with torch.",
+        "vectors, faster for one short text: docs/retrieval.md, 'Speed'); false: with torch.",
     )
 
 

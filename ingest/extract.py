@@ -218,9 +218,9 @@ def _read_pdf(
             deadline.check(name, f"stopped at page {number} of {count}")
             page = None
             if index and index % PAGES_PER_OPEN == 0:
-                # MuPDF caches every object it parses until the document is closed, and that memory
-                # (about 0.1 MiB a page on a 10-K) is not returned to the system after; reopening bounds
-                # it by a slice of pages instead of the whole file, for ~20 ms per reopen.
+                # MuPDF caches every object it parses until the document is closed, and that memory is
+                # not returned to the system after; reopening bounds it by a slice of pages instead of the
+                # whole file, at a small cost per reopen (docs/performance.md, "Peak memory on a 500-page filing").
                 doc.close()
                 try:
                     doc = _open_pymupdf(pymupdf, path, data)

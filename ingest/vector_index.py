@@ -29,7 +29,7 @@ from ingest.files import atomic_write
 INDEX_FILE = "faiss.index"
 MANIFEST_FILE = "manifest.json"
 IndexKind = Literal["flat", "hnsw"]
-FLAT_LIMIT = 100_000  # vectors; above this a flat scan passes ~10 ms a query on a laptop core
+FLAT_LIMIT = 100_000  # vectors; beyond this a flat scan costs a query more than HNSW's walk (docs/retrieval.md, "Speed")
 HNSW_M = 32  # graph degree: recall/memory trade-off (FAISS's usual 16-64)
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 96  # candidates explored per query: recall@10 vs flat ~0.99 at 100k (bench/)
@@ -41,8 +41,8 @@ def _one_thread():
     """FAISS searches of one query on the calling thread alone, then the thread's own setting back.
 
     A single query gains nothing from OpenMP's team (FAISS splits work across queries, not vectors),
-    but pays for waking it: on this 2-core machine with other work running, a filtered search of a
-    429-chunk index took 13 ms with 2 threads and well under 1 ms with one. OpenMP's thread count is
+    but pays for waking it, which on a busy 2-core machine costs more than the search itself
+    (docs/retrieval.md, "Speed"). OpenMP's thread count is
     per calling thread, so building (HNSW ``add``) elsewhere keeps every core."""
     before = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)
@@ -140,7 +140,7 @@ class VectorIndex:
         if self.kind == "flat" and allowed_ids is None:
             # The exact scan as one matrix-vector product over FAISS's own storage: the same inner
             # products as IndexFlatIP.search, which for one query walks the vectors one call and heap
-            # update at a time. At 100k x 384 on this machine: 5.4 ms against 14.4 (docs/retrieval.md).
+            # update at a time (the two timed at 100k vectors: docs/retrieval.md, "Speed").
             matrix, ids = self._flat_arrays()
             return _best(ids, matrix @ query[0], k)
         if allowed_ids is not None:

@@ -20,7 +20,7 @@ from PIL import Image
 from ingest.models import IngestError
 
 # Pages run in parallel across processes; Tesseract's own OpenMP threads would only fight over the
-# same cores (measured: several times slower on 2 cores), so each call is single-threaded.
+# same cores (several times slower on 2 cores when tried), so each call is single-threaded.
 _ENV = {**os.environ, "OMP_THREAD_LIMIT": "1"}
 _TIMEOUT_S = 300
 
@@ -80,8 +80,8 @@ def _png(image: Image.Image) -> bytes:
 
 
 def _run(args: list[str], image: Image.Image, dpi: int, path: str, page: int | None) -> str:
-    # The true DPI matters: a wrong one misleads Tesseract's size heuristics (measured: F1 0.67 ->
-    # 0.58 on ~90 dpi forms declared as 300 dpi).
+    # The true DPI matters: a wrong one misleads Tesseract's size heuristics (~90 dpi forms declared
+    # as 300 dpi read worse).
     try:
         done = subprocess.run(
             [_binary(), "stdin", "stdout", "--dpi", str(dpi), *args],

@@ -45,8 +45,8 @@ def _api_key(settings: OcrSettings) -> str:
 
 
 def vision_client(settings: OcrSettings) -> openai.OpenAI:
-    # openai is imported where a vision model is called: its import takes 0.7 s, which every ingest
-    # would pay (routing imports this module) and a Tesseract-only one never needs.
+    # openai is imported where a vision model is called: its import is slow (docs/performance.md,
+    # "Start-up"), and every ingest would pay it (routing imports this module), a Tesseract-only one for nothing.
     import openai
 
     return openai.OpenAI(
