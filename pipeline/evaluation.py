@@ -358,8 +358,9 @@ def render_markdown(meta: dict[str, Any], modes: list[ModeReport], answers=None,
     lines = [
         f"# Eval: {meta['questions_file']} (scope: {meta['scope']}{', part ' + meta['part'] if meta.get('part') else ''})",
         "",
-        f"{meta['questions_run']} of {meta['questions_in_file']} questions run, {meta['scored_questions']} with gold pages; "
-        f"{meta['documents']} documents, "
+        f"{meta['questions_run']} of {meta['questions_in_file']} questions run, "
+        + (f"{meta['scored_questions']} with gold pages; " if meta['scored_questions'] is not None else "retrieval not measured; ")
+        + f"{meta['documents']} documents, "
         f"{meta['chunks']} chunks; embedding model {meta['embedding_model']}.",
     ]
     if modes:
