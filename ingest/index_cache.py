@@ -55,7 +55,7 @@ class IndexCache:
         self.index_dir = Path(index_dir)
         self.encoder = encoder
         # The FAISS index searches read. It is never changed once published: an update builds a copy and
-        # swaps it in (_update_index), so a search holding the old one (the service's asks run beside an
+        # swaps it in (update), so a search holding the old one (the service's asks run beside an
         # upload's ingest) reads a whole index. The condition guards the swap and lets a search wait for
         # this process's writer instead of rebuilding the index the writer is about to publish.
         self._vectors: VectorIndex | None = None

@@ -8,34 +8,21 @@ when asked, reads the hits from the registry and widens them to their neighbours
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
 from ingest.embedding import Encoder
 from ingest.index_cache import IndexCache
+from ingest.passages import Passage, source_label
 from ingest.query import plain_query, plan_query
 from ingest.registry import ChunkRow, Document, DocumentVersion, PageRow, live_chunks
 from ingest.retrieval import RetrievalOptions, SearchMode, mmr, needs_facts, rank_chunks, rerank
 
 
-@dataclass(frozen=True)
-class ChunkHit:
-    """A search result with everything needed to cite it."""
-
-    chunk_id: int
-    score: float
-    doc_sha256: str
-    doc_name: str
-    document_id: int
-    page: int
-    char_start: int
-    char_end: int
-    text: str
-    method: str
-    confidence: float | None
-    context: str
+# A search result: a passage, ranked and labelled (ingest.passages). The name callers have used.
+ChunkHit = Passage
 
 
 class Search:
@@ -185,15 +172,17 @@ class Search:
                 .where(ChunkRow.id.in_([cid for cid, _ in scored]))
             ).all()
         by_id = {row[0].id: row for row in rows}
-        hits = []
+        hits: list[Passage] = []
         for chunk_id, score in scored:
             if chunk_id not in by_id:
                 continue
             chunk, name, doc_id = by_id[chunk_id]
+            rank = len(hits) + 1
             hits.append(
-                ChunkHit(
-                    chunk_id, score, chunk.doc_sha256, name, doc_id, chunk.page, chunk.char_start,
-                    chunk.char_end, chunk.text, chunk.method, chunk.confidence, chunk.context,
+                Passage(
+                    label=source_label(rank), rank=rank, chunk_id=chunk_id, doc_sha256=chunk.doc_sha256, doc_name=name,
+                    page=chunk.page, char_start=chunk.char_start, char_end=chunk.char_end, text=chunk.text, score=score,
+                    method=chunk.method, confidence=chunk.confidence, context=chunk.context, document_id=doc_id,
                 )
             )
         return hits

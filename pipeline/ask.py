@@ -13,16 +13,17 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 
+from ingest.passages import source_label
 from ingest.retrieval import RetrievalOptions
 from ingest.store import ChunkHit, DocumentFilter
 from ingest.tables import tables_for_sources
 from pipeline.app import Docket, software_version
 from pipeline.grounding import check_grounding
 from pipeline.reasoning import ChatTurn, Evidence, ReasonerOutput
-from pipeline.records import ANSWER_PAYLOAD_VERSION, AnswerRecord, EvidenceRecord
+from pipeline.records import ANSWER_PAYLOAD_VERSION, AnswerRecord
 from pipeline.replay.snapshots import commit_snapshots, corpus_snapshot, settings_sha256
 
 WITHHELD = "Answer withheld: {label}."
@@ -59,24 +60,9 @@ class AskOptions:
 
 
 def to_evidence(hits: list[ChunkHit]) -> list[Evidence]:
-    return [
-        Evidence(
-            label=f"S{rank}",
-            rank=rank,
-            chunk_id=h.chunk_id,
-            doc_sha256=h.doc_sha256,
-            doc_name=h.doc_name,
-            page=h.page,
-            char_start=h.char_start,
-            char_end=h.char_end,
-            text=h.text,
-            score=h.score,
-            method=h.method,
-            confidence=h.confidence,
-            context=h.context,
-        )
-        for rank, h in enumerate(hits, start=1)
-    ]
+    """The search's passages as the reasoner's sources: ranked and labelled by their place in ``hits``
+    (the search ranks them so already; a passage whose place differs is relabelled, not copied field by field)."""
+    return [h if h.rank == rank else replace(h, rank=rank, label=source_label(rank)) for rank, h in enumerate(hits, start=1)]
 
 
 def ask(docket: Docket, question: str, options: AskOptions | None = None) -> AnswerRecord:
@@ -235,13 +221,9 @@ def _record(docket, question, options, collection, retrieval, evidence, output, 
         citations=output.citations,
         trace=output.trace,
         trace_format=output.trace_format,
+        # The passages the reasoner was shown, flagged where OCR read their page below the threshold.
         evidence=[
-            EvidenceRecord(
-                label=e.label, rank=e.rank, chunk_id=e.chunk_id, doc_sha256=e.doc_sha256, doc_name=e.doc_name,
-                page=e.page, char_start=e.char_start, char_end=e.char_end, score=e.score,
-                text_sha256=e.text_sha256, text=e.text, method=e.method, confidence=e.confidence,
-                low_confidence=e.confidence is not None and e.confidence < threshold,
-            )
+            replace(e, low_confidence=True) if e.confidence is not None and e.confidence < threshold else e
             for e in evidence
         ],
         grounding=grounding,

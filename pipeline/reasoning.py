@@ -10,35 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from ingest.passages import Passage
+
 # "withheld" is set by pipeline/ask.py, never by a reasoner: an answer that failed grounding.
 AnswerStatus = Literal["answered", "withheld", "refused", "incomplete", "error"]
 # "thinking" = a model's own reasoning; "program-steps" = what Docket's extractive answerer did.
 TraceFormat = Literal["thinking", "program-steps", "none"]
 
 
-@dataclass(frozen=True)
-class Evidence:
-    """One retrieved chunk as shown to the reasoner, labelled ``S{rank}``."""
-
-    label: str  # "S1", "S2", ...
-    rank: int
-    chunk_id: int
-    doc_sha256: str
-    doc_name: str
-    page: int  # 1-based
-    char_start: int
-    char_end: int
-    text: str
-    score: float
-    method: str  # extraction method of the page (pymupdf, tesseract, ...)
-    confidence: float | None = None  # OCR confidence of the page, 0..1; None for a text layer
-    context: str = ""  # section heading etc., shown to the model beside the text
-
-    @property
-    def text_sha256(self) -> str:
-        import hashlib
-
-        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+# A retrieved passage as shown to the reasoner, labelled S{rank}: the search's own type (ingest.passages).
+Evidence = Passage
 
 
 @dataclass

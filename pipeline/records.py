@@ -10,31 +10,20 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
+from ingest.passages import Passage
 from pipeline.reasoning import AnswerStatus, CallRecord, TraceFormat
 
 
-class EvidenceRecord(BaseModel):
-    label: str
-    rank: int
-    chunk_id: int
-    doc_sha256: str
-    doc_name: str
-    page: int
-    char_start: int
-    char_end: int
-    score: float
-    text_sha256: str
-    text: str
-    method: str
-    confidence: float | None = None
-    low_confidence: bool = False
+# The evidence of an answer record is the passages the reasoner was shown (ingest.passages), kept as they are.
+EvidenceRecord = Passage
 
 
 # The answer payload's format, its ``payload_version``. 1: before replay (the field absent). 2: adds the
 # settings, corpus and searched documents a replay needs (see AnswerRecord). 3: the call's sources sent and
 # dropped, attempts and retry waits are fields of the call record (in 1 and 2 they rode in call.parameters;
-# AnswerRecord reads them from there).
-ANSWER_PAYLOAD_VERSION = 3
+# AnswerRecord reads them from there). 4: the evidence is the passages themselves, with their document id and
+# context (before: neither; they read back as None and "").
+ANSWER_PAYLOAD_VERSION = 4
 # Moved out of call.parameters in format 3.
 _CALL_FIELDS_FROM_PARAMETERS = ("sources_sent", "sources_dropped", "attempts", "retry_waits_ms")
 
@@ -59,7 +48,7 @@ class AnswerRecord(BaseModel):
     citations: list[str] = Field(default_factory=list)
     trace: str = ""
     trace_format: TraceFormat = "none"
-    evidence: list[EvidenceRecord] = Field(default_factory=list)
+    evidence: list[Passage] = Field(default_factory=list)
     grounding: dict[str, Any] = Field(default_factory=dict)
     flags: list[str] = Field(default_factory=list)
     call: CallRecord

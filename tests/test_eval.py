@@ -130,7 +130,7 @@ def test_page_metrics_count_the_first_gold_page_and_its_rank():
     )
 
     def hit(page: int, doc: int = 1) -> ChunkHit:
-        return ChunkHit(page, 1.0, "sha", "d.pdf", doc, page, 0, 1, "text", "pymupdf", None, "")
+        return ChunkHit("S1", 1, page, "sha", "d.pdf", page, 0, 1, "text", 1.0, "pymupdf", None, "", doc)
 
     result = score_question(q, [hit(2), hit(5), hit(5), hit(7, doc=2), hit(7)], {1: "d.pdf", 2: "other.pdf"}, Path("."), 1.0)
     assert result.first_gold_rank == 2  # page 5 (1-based) = gold page 4 (0-based); rank 3 repeats it

@@ -34,6 +34,7 @@ from ingest.lexical import LexicalIndex
 from ingest.query import plain_query, plan_query
 from ingest.registry import ChunkRow, Document, DocumentVersion, PageRow
 from ingest.retrieval import ChunkFacts, RetrievalOptions, SearchMode, mmr, needs_facts, rank_chunks, rerank
+from ingest.passages import source_label
 from ingest.store import ChunkHit, DocumentStore
 from ingest.structure import document_label
 from ingest.vector_index import VectorIndex, index_kind_for
@@ -330,8 +331,9 @@ def _hits(store: DocumentStore, scored: list[tuple[int, float]]) -> tuple[list[C
             altered.append(Missing("text", f"chunk {chunk_id} ({name}, page {chunk.page}): its text no longer matches "
                                            "its recorded hash (redacted or edited in the registry)"))
             continue
-        hits.append(ChunkHit(chunk_id, score, chunk.doc_sha256, name, doc_id, chunk.page, chunk.char_start,
-                             chunk.char_end, chunk.text, chunk.method, chunk.confidence, chunk.context))
+        rank = len(hits) + 1
+        hits.append(ChunkHit(source_label(rank), rank, chunk_id, chunk.doc_sha256, name, chunk.page, chunk.char_start,
+                             chunk.char_end, chunk.text, score, chunk.method, chunk.confidence, chunk.context, doc_id))
     return hits, altered
 
 

@@ -174,12 +174,9 @@ def _cited(evidence: list[Evidence], citations: list[dict[str, Any]]) -> list[Ev
     return [e for e in evidence if e.label in labels]
 
 
-def _evidence(e) -> Evidence:
-    return Evidence(
-        label=e.label, rank=e.rank, chunk_id=e.chunk_id, doc_sha256=e.doc_sha256, doc_name=e.doc_name,
-        page=e.page, char_start=e.char_start, char_end=e.char_end, text=e.text, score=e.score,
-        method=e.method, confidence=e.confidence,
-    )
+def _evidence(e: Evidence) -> Evidence:
+    """The record's evidence is the reasoner's (one passage type): nothing to convert."""
+    return e
 
 
 # -- verdicts decided by a checklist rule on the extracted value (issue 17) --------------------------
