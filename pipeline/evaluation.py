@@ -458,7 +458,7 @@ def eval_command(
                 review_report = answer_eval.evaluate_review(
                     docket, checklist, questions, {p: i for p, i in doc_ids.items() if p in used}, root)
     except (EvalError, ConfigError) as exc:
-        from pipeline.cli_plumbing import USAGE, fail
+        from pipeline.cli.plumbing import USAGE, fail
 
         fail(str(exc), USAGE)
     meta = {

@@ -1,5 +1,5 @@
-"""One set of CLI plumbing: errors become one line and the exit code docs/cli.md documents, in every
-command and sub-app; the CLI modules import each other without a cycle."""
+"""One CLI package with one set of plumbing: errors become one line and the exit code docs/cli.md
+documents, in every command and sub-app; the CLI modules import each other without a cycle."""
 
 from __future__ import annotations
 
@@ -12,18 +12,23 @@ from typer.testing import CliRunner
 ROOT = Path(__file__).resolve().parent.parent
 # Every command module of `docket` but audit/cli.py, which stands alone (audit/ imports nothing of Docket).
 CLI_MODULES = sorted(
-    {"pipeline/cli.py", "pipeline/cli_plumbing.py", "pipeline/cli_answers.py", "pipeline/demo.py",
-     "pipeline/db_cli.py", "pipeline/review/cli.py", "pipeline/identity/cli.py", "pipeline/evaluation.py"}
+    {str(p.relative_to(ROOT)) for p in ROOT.glob("pipeline/cli/*.py")}
     | {str(p.relative_to(ROOT)) for p in ROOT.glob("pipeline/*/*cli.py")}
+    | {"pipeline/evaluation.py"}
 )
+PLUMBING = "pipeline/cli/plumbing.py"
 
 
 def module_name(path: str) -> str:
-    return path.removesuffix(".py").replace("/", ".")
+    return path.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
 
 
 def imported_modules(path: Path) -> set[str]:
-    """Every module an absolute import in the file names, at any depth (imports inside functions too)."""
+    """Every module an absolute import in the file names, at any depth (imports inside functions too).
+    A name taken from the ``pipeline.cli`` package that is not one of its modules comes from
+    ``pipeline.cli.root``, where the package looks it up."""
+    from pipeline.cli import SUBMODULES
+
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Import):
@@ -31,12 +36,14 @@ def imported_modules(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.add(node.module)
             names.update(f"{node.module}.{alias.name}" for alias in node.names)  # `from pkg import module`
+            if node.module == "pipeline.cli" and any(alias.name not in SUBMODULES for alias in node.names):
+                names.add("pipeline.cli.root")
     return names
 
 
 def test_exit_codes_of_user_errors():
     from audit.errors import AuditError, AuditLockTimeout
-    from pipeline.cli_plumbing import FAILED, USAGE, exit_code_for
+    from pipeline.cli.plumbing import FAILED, USAGE, exit_code_for
     from pipeline.identity.actors import IdentityError
     from pipeline.settings import ConfigError
 
@@ -65,7 +72,7 @@ def test_no_cli_module_defines_its_own_error_or_json_plumbing():
     defined = {
         path: sorted(node.name for node in ast.walk(ast.parse((ROOT / path).read_text()))
                      if isinstance(node, ast.FunctionDef) and node.name in own)
-        for path in CLI_MODULES if path != "pipeline/cli_plumbing.py"
+        for path in CLI_MODULES if path != PLUMBING
     }
     assert {path: names for path, names in defined.items() if names} == {}
 
@@ -84,14 +91,35 @@ def test_the_cli_modules_import_each_other_without_a_cycle():
         return None
 
     assert [c for m in edges if (c := cycle_from(m, m, [m]))] == []
-    assert "pipeline.cli_plumbing" in edges["pipeline.review.cli"]  # the scan does see the imports
-    # The sub-apps build on the plumbing, never on the root app that mounts them.
-    assert [m for m, e in edges.items() if "pipeline.cli" in e] == []
+    assert "pipeline.cli.plumbing" in edges["pipeline.review.cli"]  # the scan does see the imports
+    # The sub-apps build on the plumbing, never on the root app that mounts them (only `python -m
+    # pipeline.cli` starts from it).
+    assert [m for m, e in edges.items() if "pipeline.cli.root" in e] == ["pipeline.cli.__main__"]
 
 
-@pytest.mark.parametrize("module", ["pipeline.cli_plumbing", "pipeline.cli_answers"])
+@pytest.mark.parametrize("module", ["pipeline.cli", "pipeline.cli.plumbing", "pipeline.cli.answers"])
 def test_the_plumbing_imports_nothing_of_the_engine(module: str):
     path = ROOT / (module.replace(".", "/") + ".py")
+    path = path if path.is_file() else path.with_suffix("") / "__init__.py"
     engine = {m for m in imported_modules(path) if m.split(".")[0] in ("ingest", "audit")
-              or (m.startswith("pipeline") and not m.startswith("pipeline.cli_"))}
+              or (m.startswith("pipeline") and m not in ("pipeline.cli.plumbing", "pipeline.cli.plumbing.say_error"))}
     assert engine == set()
+
+
+def test_the_package_keeps_the_names_others_import():
+    """`from pipeline.cli import app` (tests, the service), the console script `pipeline.cli:main` and
+    `python -m pipeline.cli` resolve through the package; importing the plumbing loads no root app."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import pipeline.cli.plumbing; print('pipeline.cli.root' in sys.modules); "
+            "from pipeline.cli import app, main, LAZY_COMMANDS, _doc_summary; print(callable(main), 'audit' in LAZY_COMMANDS)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.split() == ["False", "True", "True"]
+    shown = subprocess.run([sys.executable, "-m", "pipeline.cli", "--help"], capture_output=True, text=True, cwd=ROOT,
+                           env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+    assert shown.returncode == 0 and "Usage: " in shown.stdout, shown.stderr
+    with pytest.raises(AttributeError, match="has no attribute 'no_such_name'"):
+        import pipeline.cli
+
+        pipeline.cli.no_such_name  # noqa: B018

@@ -37,7 +37,7 @@ def test_demo_ingests_answers_and_verifies_offline(home: Path):
 def test_the_demo_names_a_docket_command_the_user_can_run(monkeypatch, tmp_path: Path):
     """`make demo` runs .venv/bin/docket without activating the venv: the closing hint must name that
     path then, and the bare name when the shell finds docket itself."""
-    from pipeline import demo
+    from pipeline.cli import demo
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", [str(tmp_path / ".venv" / "bin" / "docket"), "demo"])
@@ -48,7 +48,7 @@ def test_the_demo_names_a_docket_command_the_user_can_run(monkeypatch, tmp_path:
 
 
 def test_fresh_refuses_a_workspace_the_demo_did_not_make(tmp_path: Path, capsys):
-    from pipeline import demo
+    from pipeline.cli import demo
 
     home = tmp_path / "real-workspace"
     home.mkdir()

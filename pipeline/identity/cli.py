@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline.cli_plumbing import JsonFlag, print_json, user_errors
+from pipeline.cli.plumbing import JsonFlag, print_json, user_errors
 from pipeline.identity.actors import USER_ROLES, Identity, IdentityError
 
 _out = Console(highlight=False, soft_wrap=True)

@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 
-from pipeline.cli_plumbing import FAILED, USAGE, JsonFlag, print_json, say_error
+from pipeline.cli.plumbing import FAILED, USAGE, JsonFlag, print_json, say_error
 
 CANNOT_CHECK = USAGE
 NOT_OFFERED = FAILED

@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from pipeline.cli_plumbing import FAILED, OK, USAGE, fail, print_json, user_errors
+from pipeline.cli.plumbing import FAILED, OK, USAGE, fail, print_json, user_errors
 
 if TYPE_CHECKING:
     from pipeline.app import Docket
@@ -94,7 +94,7 @@ def add_review_replay_command(app: typer.Typer, get_docket: Callable[[], Docket]
 
 
 def _guarded(run: Callable[[], Any]) -> Any:
-    """``run()``, with every expected failure (cli_plumbing.USER_ERRORS: a replay or snapshot error, an
+    """``run()``, with every expected failure (plumbing.USER_ERRORS: a replay or snapshot error, an
     audit or settings error, a name that matches nothing) as one line on stderr and its exit code."""
     return user_errors(run)()
 

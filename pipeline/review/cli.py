@@ -20,7 +20,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from pipeline.app import Docket
-from pipeline.cli_plumbing import INTERRUPTED, JsonFlag, parse_day, print_json, user_errors
+from pipeline.cli.plumbing import INTERRUPTED, JsonFlag, parse_day, print_json, user_errors
 from pipeline.review.checklist import load_checklist
 from pipeline.review.diff import diff_reviews
 from pipeline.review.reports import FORMATS, VERDICT_COLOURS, render, reviewed_verdict, summary

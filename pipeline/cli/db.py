@@ -13,7 +13,7 @@ from typing import Annotated, Any, Callable
 import typer
 from sqlalchemy import create_engine, inspect
 
-from pipeline.cli_plumbing import FAILED, JsonFlag, print_json
+from pipeline.cli.plumbing import FAILED, JsonFlag, print_json
 
 
 def _environments(settings) -> list[tuple[Any, tuple[str, ...], str]]:

@@ -8,7 +8,7 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from pipeline.cli_plumbing import say_error
+from pipeline.cli.plumbing import say_error
 
 STATUS_STYLE = {"answered": "green", "withheld": "red", "refused": "yellow", "incomplete": "red", "error": "red"}
 

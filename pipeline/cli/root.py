@@ -2,7 +2,7 @@
 
 Every command that prints data takes ``--json`` (stable keys, see docs/cli.md). Errors, ``--json``
 printing and the exit codes (0 done, 1 failed, 2 bad usage or input, 130 interrupted) are
-``pipeline.cli_plumbing``'s, shared with the sub-apps.
+``pipeline.cli.plumbing``'s, shared with the sub-apps.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from rich.panel import Panel
 from rich.table import Table
 from typer.core import TyperGroup, TyperOption
 
-from pipeline.cli_answers import print_answer
-from pipeline.cli_plumbing import (
+from pipeline.cli.answers import print_answer
+from pipeline.cli.plumbing import (
     FAILED, INTERRUPTED, USAGE, JsonFlag, err_console, error_message, exit_code_for, fail, parse_day, print_json, say_error,
 )
 
@@ -521,7 +521,7 @@ def _load_users():
 
 
 def _load_db():
-    from pipeline.db_cli import make_db_app
+    from pipeline.cli.db import make_db_app
 
     return _mounted(lambda holder: holder.add_typer(make_db_app(state.settings), name="db"), "db")
 
@@ -569,7 +569,7 @@ def demo(
     fresh: Annotated[bool, typer.Option("--fresh", help="Start from an empty workspace.")] = False,
 ) -> None:
     """Ingest the sample contracts, answer questions with citations and traces, then verify the audit log."""
-    from pipeline.demo import run_demo
+    from pipeline.cli.demo import run_demo
 
     raise typer.Exit(run_demo(state, console, fresh=fresh))
 
@@ -580,7 +580,7 @@ def main() -> None:
     except Exception as exc:
         # A user error that no command turned into its line (a setting, a database a migration must
         # upgrade first, an audit log locked by another writer past audit.lock_timeout): one line and
-        # its exit code (cli_plumbing.USER_ERRORS), not a traceback. Anything else is a bug: raised.
+        # its exit code (plumbing.USER_ERRORS), not a traceback. Anything else is a bug: raised.
         code = exit_code_for(exc)
         if code is None:
             raise

@@ -14,7 +14,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from pipeline.cli_plumbing import USAGE, say_error
+from pipeline.cli.plumbing import USAGE, say_error
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "contracts"
 DEMO_MARKER = ".docket-demo"
@@ -42,7 +42,7 @@ def prepare_home(home: Path, fresh: bool) -> None:
 
 def run_demo(state, console: Console, fresh: bool = False) -> int:
     from pipeline.ask import AskOptions, ask
-    from pipeline.cli_answers import print_answer
+    from pipeline.cli.answers import print_answer
     from pipeline.documents import ingest_documents
 
     settings = state.settings()

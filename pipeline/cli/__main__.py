@@ -1,0 +1,5 @@
+"""`python -m pipeline.cli ...` = `docket ...`."""
+
+from pipeline.cli.root import main
+
+main()
