@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ingest import progress
 from ingest.config import IngestSettings, OcrSettings
 from ingest.models import Deadline, ExtractedDocument, IngestError, PageText, TextSpan, display_path
 
@@ -216,6 +217,7 @@ def _read_pdf(
         for index in range(count):
             number = index + 1
             deadline.check(name, f"stopped at page {number} of {count}")
+            progress.report("reading pages", index, count)
             page = None
             if index and index % PAGES_PER_OPEN == 0:
                 # MuPDF caches every object it parses until the document is closed, and that memory is
@@ -263,7 +265,9 @@ def _read_pdf(
 
         def between(done: int) -> None:
             deadline.check(name, f"stopped in OCR after {done} of the {len(numbers)} pages that need it")
+            progress.report("OCR", done, len(numbers))
 
+        progress.report("OCR", 0, len(numbers))
         for read in read_ocr_pages(path, numbers, ocr, routes=routes, between=between):
             read.notes.insert(0, reasons[read.number])
             pages[read.number - 1] = ocr_page_tables(read)  # a scanned statement's grid, from the word boxes

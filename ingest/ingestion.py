@@ -29,6 +29,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
+from ingest import progress
 from ingest.chunking import chunk_document
 from ingest.config import ChunkingSettings, IngestSettings, OcrSettings
 from ingest.documents import DocumentTags
@@ -194,8 +195,13 @@ class Ingestion:
         deadline.extend(self._ready_encoder())
         chunks = self._chunk(extracted)
         deadline.check(name, "stopped after chunking, before embedding")
-        vectors = self._embed(chunks, lambda done: deadline.check(name, f"stopped after embedding {done} of {len(chunks)} chunks"))
+        def between(done: int) -> None:
+            deadline.check(name, f"stopped after embedding {done} of {len(chunks)} chunks")
+            progress.report("embedding", done, len(chunks))
+
+        vectors = self._embed(chunks, between)
         deadline.check(name, "stopped after embedding, before storing")  # the last check: the commit is never cut
+        progress.report("storing", len(chunks), len(chunks))
         return self.commit_version(path, collection, extracted, chunks, vectors, tags)
 
 
