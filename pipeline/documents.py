@@ -53,6 +53,10 @@ def ingest_documents(
         if on_file:
             on_file(result)
 
+    if docket.settings.compute.engine == "ray":  # the same results, read and encoded on the cluster
+        from pipeline.compute.ingest import ingest_on_ray
+
+        return ingest_on_ray(docket, paths, collection, on_file=record, tags=tags)
     return docket.store.ingest(paths, collection, on_file=record, tags=tags)
 
 

@@ -99,7 +99,7 @@ def _on_ray(docket, questions, defaults, workers, recorded) -> None:
     from pipeline.compute.cluster import ComputeError, actor_count, check_shared_databases, in_flight, ray_cluster
     from pipeline.compute.fanout import fan_out
     from pipeline.compute.review import llm_slots, ready
-    from pipeline.compute.workers import start_workers
+    from pipeline.compute.workers import record_snapshots_first, start_workers
 
     s = docket.settings
     with ray_cluster(s.compute) as cluster:
@@ -108,6 +108,7 @@ def _on_ray(docket, questions, defaults, workers, recorded) -> None:
                                s.compute.task_retries)
         try:
             ready(actors)
+            record_snapshots_first(docket)
 
             def give_up(question: Question, why: str) -> None:
                 # Stop: the answers recorded so far are kept (OUTPUT.partial), and the same command continues.

@@ -2,9 +2,10 @@
 
 A cell is asked with retrieval restricted to its document (through ``ask``, which records the call
 as an ``answer`` entry), judged (``verdicts.judge``), then recorded as one ``review_finding`` audit
-entry and one ``review_cells`` row. Cells run on a thread pool bounded by ``llm.concurrency``; the
-main thread alone records them, so the order of writes is simple: audit entry first (the record of
-truth), then the row. A run killed between the two is repaired on the next run from the audit log.
+entry and one ``review_cells`` row. Cells run on a thread pool bounded by ``llm.concurrency``, or as
+tasks on a Ray cluster (``compute.engine: ray``, pipeline/compute/review.py); the main thread alone
+records them, so the order of writes is simple: audit entry first (the record of truth), then the row.
+A run killed between the two is repaired on the next run from the audit log.
 Running the same review again continues it; ``force`` redoes its cells.
 """
 
@@ -52,6 +53,14 @@ class RunHooks:
 
     on_plan: Callable[[Review, int, int], None] | None = None  # (review, cells to run, cells already done)
     on_cell: Callable[[Cell, str], None] | None = None  # (recorded cell, document name)
+
+
+# Evaluates cells, in any order and wherever it likes, handing each finding to ``record`` (on the calling
+# thread) as it completes; returns when every cell is recorded. Arguments: (docket, review, cells, workers,
+# record). ``evaluate_on_threads`` is the local one; ``pipeline.compute.review.evaluate_on_ray`` the Ray one.
+CellExecutor = Callable[
+    [Docket, "Review", list[tuple[ChecklistItem, ReviewDocument]], int, Callable[[dict[str, Any]], None]], None
+]
 
 
 @dataclass
@@ -213,32 +222,45 @@ def _execute(docket: Docket, state: ReviewState, review: Review, checklist: Chec
     if todo or review.completed_at is None:
         state.reopen(review.id)
     workers = (concurrency or s.llm.concurrency) if s.reasoner == "magistral" else 1
-    _warm_up(docket)
     ran = 0
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="review")
-    pending: dict[Future, tuple[ChecklistItem, ReviewDocument]] = {}
+
+    def record(finding: dict[str, Any]) -> None:
+        nonlocal ran
+        cell = record_finding(docket, state, review, finding)
+        ran += 1
+        if hooks.on_cell:
+            hooks.on_cell(cell, finding["document"]["name"])
+
+    executor: CellExecutor = evaluate_on_threads
+    if s.compute.engine == "ray":
+        from pipeline.compute.review import evaluate_on_ray as executor
     try:
-        for item_id, doc in todo:
-            item = checklist.item(item_id)
-            pending[pool.submit(evaluate_cell, docket, review, item, doc)] = (item, doc)
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                item, doc = pending.pop(future)
-                cell = record_finding(docket, state, review, future.result())
-                ran += 1
-                if hooks.on_cell:
-                    hooks.on_cell(cell, doc.name)
+        executor(docket, review, [(checklist.item(item_id), doc) for item_id, doc in todo], workers, record)
     except KeyboardInterrupt:
         # Cells already recorded are whole; the ones in flight are dropped and redone next time.
-        pool.shutdown(wait=False, cancel_futures=True)
         raise ReviewInterrupted(review.id, len(review.cells), len(expected)) from None
-    pool.shutdown(wait=True)
     final = state.load(review.id)
     if final.completed_at is None and all((i, d.sha256) in final.cells for i, d in expected):
         _complete(docket, state, final)
         final = state.load(review.id)
     return RunOutcome(final, ran, restored, resumed)
+
+
+def evaluate_on_threads(docket: Docket, review: Review, cells: list[tuple[ChecklistItem, ReviewDocument]],
+                        workers: int, record: Callable[[dict[str, Any]], None]) -> None:
+    """The local ``CellExecutor``: cells on a pool of ``workers`` threads, recorded on this one."""
+    _warm_up(docket)
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="review")
+    try:
+        pending: set[Future] = {pool.submit(evaluate_cell, docket, review, item, doc) for item, doc in cells}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                record(future.result())
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)  # cells in flight are dropped and redone next time
+        raise
+    pool.shutdown(wait=True)
 
 
 def _warm_up(docket: Docket) -> None:
@@ -248,20 +270,29 @@ def _warm_up(docket: Docket) -> None:
     docket.store.lexical()
 
 
-def evaluate_cell(docket: Docket, review: Review, item: ChecklistItem, doc: ReviewDocument) -> dict[str, Any]:
-    """Ask one item of one document and judge the answer; returns the finding (not yet recorded)."""
-    question = review_question(item, review.reasoner)
-    base = {
+def cell_failure(review: Review, item: ChecklistItem, doc: ReviewDocument, error: str) -> dict[str, Any]:
+    """The finding of a cell that could not be evaluated (a failed cell: redone on the next run)."""
+    return _finding(_cell_base(review, item, doc), Judgement("needs-review", error, "", 0.0), failed=True, error=error)
+
+
+def _cell_base(review: Review, item: ChecklistItem, doc: ReviewDocument) -> dict[str, Any]:
+    return {
         "review_id": review.id,
         "item_id": item.id,
         "item_title": item.title,
         "severity": item.severity,
         "requirement": item.requirement,
-        "question": question,
+        "question": review_question(item, review.reasoner),
         "document": {"id": doc.document_id, "name": doc.name, "sha256": doc.sha256, "version": doc.version},
         "reasoner": review.reasoner,
         "model": review.model,
     }
+
+
+def evaluate_cell(docket: Docket, review: Review, item: ChecklistItem, doc: ReviewDocument) -> dict[str, Any]:
+    """Ask one item of one document and judge the answer; returns the finding (not yet recorded)."""
+    question = review_question(item, review.reasoner)
+    base = _cell_base(review, item, doc)
     if not docket.store.live_chunk_ids(review.collection, [doc.document_id]):
         error = f"{doc.name} is no longer in the live index (removed or replaced during the review)"
         return _finding(base, Judgement("needs-review", error, "", 0.0), failed=True, error=error)

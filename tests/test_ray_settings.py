@@ -1,0 +1,57 @@
+"""The compute settings and the checks made before any Ray work starts (no cluster needed)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.compute.cluster import ClusterInfo, ComputeError, check_shared_databases, import_ray, in_flight
+from pipeline.settings import ConfigError, load_settings
+
+
+def cluster(*ips: str, cpus: float = 2.0) -> ClusterInfo:
+    return ClusterInfo(tuple(f"node{i}" for i in range(len(ips))), ips, cpus, driver_ip=ips[0], driver_node="node0")
+
+
+def test_the_engine_is_local_unless_set_and_a_bad_value_names_the_field(home: Path, monkeypatch: pytest.MonkeyPatch):
+    assert load_settings().compute.engine == "local"
+    monkeypatch.setenv("DOCKET_COMPUTE__ENGINE", "ray")
+    monkeypatch.setenv("DOCKET_COMPUTE__ADDRESS", "10.0.0.1:6379")
+    s = load_settings()
+    assert (s.compute.engine, s.compute.address) == ("ray", "10.0.0.1:6379")
+    monkeypatch.setenv("DOCKET_COMPUTE__ENGINE", "spark")
+    with pytest.raises(ConfigError, match=r"field 'compute.engine'"):
+        load_settings()
+
+
+def test_the_engine_does_not_change_an_answers_config_hash(home: Path):
+    # Where the work ran is not what it computed: the same hash, so records on either engine compare equal.
+    assert load_settings().config_hash() == load_settings(compute={"engine": "ray", "actors": 3}).config_hash()
+    assert load_settings().config_hash() != load_settings(retrieval={"top_k": 7}).config_hash()
+
+
+def test_a_sqlite_workspace_is_refused_for_workers_on_other_hosts(home: Path):
+    s = load_settings()
+    check_shared_databases(s, cluster("10.0.0.1", "10.0.0.1"))  # one host: its SQLite file is theirs too
+    with pytest.raises(ComputeError) as refused:
+        check_shared_databases(s, cluster("10.0.0.1", "10.0.0.2", "10.0.0.3"))
+    message = str(refused.value)
+    assert message.startswith("registry_url is a SQLite file") and "10.0.0.2, 10.0.0.3" in message
+    assert "PostgreSQL" in message and "\n" not in message
+    assert isinstance(refused.value, ConfigError)  # so the CLI prints it as one line and exits 2
+    shared = load_settings(registry_url="postgresql+psycopg://db/docket", audit_url="postgresql+psycopg://db/docket")
+    check_shared_databases(shared, cluster("10.0.0.1", "10.0.0.2"))
+
+
+def test_without_ray_installed_the_error_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # what an import of a missing package meets
+    with pytest.raises(ComputeError, match=r"pip install 'docket\[ray\]'"):
+        import_ray()
+
+
+def test_work_in_flight_defaults_to_four_per_cpu(home: Path):
+    assert in_flight(load_settings().compute, cluster("a", "b", cpus=3)) == 12
+    assert in_flight(load_settings().compute, cluster("a", cpus=1), at_least=8) == 8
+    assert in_flight(load_settings(compute={"max_in_flight": 5}).compute, cluster("a", cpus=64)) == 5
