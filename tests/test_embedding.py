@@ -20,7 +20,7 @@ from ingest.embedding import Encoder, length_batches, onnx_path
 
 @pytest.fixture(scope="module")
 def encoder() -> Encoder:
-    return Encoder(EmbeddingSettings())
+    return Encoder(EmbeddingSettings(backend="torch"))
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +152,7 @@ def test_length_batches_cover_every_text_once_within_both_bounds(lengths, max_te
 
 
 def test_token_budget_changes_batches_not_vectors(encoder, contract_paragraphs):
-    small = Encoder(EmbeddingSettings(max_batch_tokens=256))
+    small = Encoder(EmbeddingSettings(backend="torch", max_batch_tokens=256))
     assert len(length_batches(sorted(map(encoder.count_tokens, contract_paragraphs), reverse=True), 32, 256)) > 10
     np.testing.assert_allclose(small.encode(contract_paragraphs), encoder.encode(contract_paragraphs), atol=1e-5)
 
@@ -207,9 +207,9 @@ def test_questions_embedded_by_onnx_get_torchs_vectors(encoder, query_cache, con
     ]
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CACHE_HOME", str(query_cache))
-        Encoder(EmbeddingSettings()).encode_query("the first question exports the model (from torch's weights)")
+        Encoder(EmbeddingSettings(backend="torch")).encode_query("the first question exports the model (from torch's weights)")
         exported = sorted(p.name for p in query_cache.rglob("*.onnx"))
-        fast = Encoder(EmbeddingSettings(threads=2))
+        fast = Encoder(EmbeddingSettings(backend="torch", threads=2))
         by_onnx = np.stack([fast.encode_query(text) for text in texts])
     assert exported == ["model-fp32.onnx"], exported
     assert "model" not in fast.__dict__, "embedding questions from the cached export loaded the torch model"
@@ -231,7 +231,7 @@ def test_the_answerers_sentence_vectors_are_torchs(encoder, int8_encoder, onnx_c
     assert len(texts) > 40
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CACHE_HOME", str(query_cache))
-        fresh = Encoder(EmbeddingSettings())
+        fresh = Encoder(EmbeddingSettings(backend="torch"))
         by_question_session = fresh.encode_for_question(texts)
     assert "model" not in fresh.__dict__, "the answerer's sentences loaded the torch model"
     cosines = (by_question_session * encoder.encode(texts)).sum(axis=1)
@@ -244,7 +244,7 @@ def test_the_answerers_sentence_vectors_are_torchs(encoder, int8_encoder, onnx_c
 def test_onnx_queries_can_be_switched_off(encoder, query_cache):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CACHE_HOME", str(query_cache / "unused"))
-        plain = Encoder(EmbeddingSettings(onnx_queries=False))
+        plain = Encoder(EmbeddingSettings(backend="torch", onnx_queries=False))
         vector = plain.encode_query("Can either party terminate for convenience?")
     assert plain.query_session is None and not (query_cache / "unused").exists()
     assert np.array_equal(vector, encoder.encode(["Can either party terminate for convenience?"])[0])
@@ -266,7 +266,7 @@ def test_exports_are_fused_and_checked_against_torch(encoder, int8_encoder, onnx
         if not path.is_file():  # the query test exports it; run alone, this one does
             with pytest.MonkeyPatch.context() as patch:
                 patch.setenv("XDG_CACHE_HOME", str(cache))
-                Encoder(EmbeddingSettings()).encode_query("export the fp32 graph")
+                Encoder(EmbeddingSettings(backend="torch")).encode_query("export the fp32 graph")
         ops = [node.op_type for node in onnx.load(str(path)).graph.node]
         assert ops.count(fused_op) == layers, (precision, sorted(set(ops)))
     with pytest.MonkeyPatch.context() as patch:
@@ -304,7 +304,7 @@ def test_smoothing_keeps_the_product_and_evens_the_channels(encoder, query_cache
         patch.setenv("XDG_CACHE_HOME", str(query_cache))
         fp32 = onnx_path(encoder.model_path, encoder.model_id, "fp32")
         if not fp32.is_file():
-            Encoder(EmbeddingSettings()).encode_query("export the fp32 graph")
+            Encoder(EmbeddingSettings(backend="torch")).encode_query("export the fp32 graph")
     model = onnx.load(str(fp32))
     down = down_projections(model.graph)
     assert len(down) == encoder.model[0].auto_model.config.num_hidden_layers
