@@ -34,8 +34,9 @@ class EmbeddingSettings(_Section):
     threads: int | None = Field(None, ge=1, description="CPU threads for the encoder; None: one per core.")
     onnx_queries: bool = Field(
         True,
-        description="backend 'torch': embed questions with an fp32 ONNX export of the same model (the same "
-        "vectors, faster for one short text: docs/retrieval.md, 'Speed'); false: with torch.",
+        description="embed questions, and the sentences the extractive answerer compares with them, with an "
+        "fp32 ONNX export of the same model, whatever the backend (torch's vectors, faster for one short text: "
+        "docs/retrieval.md, 'Speed'); false: with the backend's own model (torch, or the int8 graph).",
     )
 
 

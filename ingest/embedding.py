@@ -6,15 +6,18 @@ sentence-transformers is imported, so a missing model fails at once instead of d
 
 Two backends compute the same model's vectors:
 
-- ``torch`` (default): sentence-transformers in fp32, for documents at ingest. Questions, and the few
-  sentences the extractive answerer compares with a question, are embedded by an fp32 ONNX export of
-  the same forward (``embedding.onnx_queries``): the same vectors to float rounding, without torch's
-  per-call overhead or its import (docs/retrieval.md, docs/performance.md).
+- ``torch`` (default): sentence-transformers in fp32, for documents at ingest.
 - ``onnx-int8``: the whole sentence-transformers forward (transformer, pooling, normalisation) exported
-  to ONNX from the local weights and its matrix weights quantised to int8, run by ONNX Runtime. It
-  embeds questions as well as documents. Its vectors agree with torch's closely enough that both
-  backends share one ``model_id``: switching backend keeps a workspace's stored vectors usable
-  (``python -m bench.encoder_bench --paragraphs``, docs/performance.md).
+  to ONNX from the local weights and its matrix weights quantised to int8, run by ONNX Runtime, for
+  documents at ingest. Its vectors agree with torch's closely enough that both backends share one
+  ``model_id``: switching backend keeps a workspace's stored vectors usable
+  (``python -m bench.encoder_bench --paragraphs``, ``python -m bench.backend_agreement``, docs/performance.md).
+
+Whatever the backend, questions and the few sentences the extractive answerer compares with a question
+are embedded by an fp32 ONNX export of the same forward (``embedding.onnx_queries``): torch's vectors to
+float rounding, without torch's per-call overhead or its import (docs/retrieval.md, docs/performance.md),
+and, unlike int8's, independent of the texts batched with them, so the answerer may keep them. With
+``onnx_queries`` off, the backend's own model embeds them.
 
 Tokenising is the ``tokenizers`` package reading the model folder's tokenizer.json (what transformers'
 fast tokenizer runs underneath), so a process that only asks questions imports neither torch nor
@@ -262,16 +265,23 @@ class Encoder:
         """The int8 ONNX Runtime session, exported from the local weights on first use."""
         return self._exported_session("int8")
 
+    @property
+    def fp32_questions(self) -> bool:
+        """Questions (and the answerer's sentences) go through the fp32 export: their vectors do not depend
+        on the texts batched with them. Off only with ``onnx_queries`` off on the int8 backend."""
+        return self.settings.onnx_queries or not self._int8
+
     @cached_property
     def query_session(self):
         """The ONNX Runtime session that embeds questions; None: the torch model does.
 
         A question is one short text, where torch's per-call overhead is most of the cost; ONNX Runtime
         runs the same fp32 forward faster, with the same vectors to float rounding (tests/test_embedding.py
-        holds them to cosine 0.99999)."""
-        if self._int8:
-            return self._exported_session("int8", spinning=False)
-        return self._exported_session("fp32", spinning=False) if self.settings.onnx_queries else None
+        holds them to cosine 0.99999). The int8 backend's documents are searched with fp32 questions too:
+        int8 saves time on the bulk of ingest, where a question's single text has little to save."""
+        if self.settings.onnx_queries:
+            return self._exported_session("fp32", spinning=False)
+        return self._exported_session("int8", spinning=False) if self._int8 else None
 
     def _exported_session(self, precision: OnnxPrecision, spinning: bool = True):
         path = onnx_path(self.model_path, self.model_id, precision)
@@ -376,15 +386,15 @@ class Encoder:
 
     def encode_for_question(self, texts: list[str]) -> np.ndarray:
         """Vectors of the few texts one question compares (the extractive answerer's question and
-        evidence sentences) by the session that embeds questions, in ``encode``'s batches: the int8
-        backend's very vectors, and for the torch backend the fp32 export's, torch's to float rounding
-        (tested), with no torch model loaded. Without a question session (``onnx_queries`` off), ``encode``."""
+        evidence sentences) by the session that embeds questions: the fp32 export's, torch's to float
+        rounding (tested), with no torch model loaded; with ``onnx_queries`` off, the int8 session's in
+        ``encode``'s batches (the int8 backend's very vectors) or, for torch, ``encode``."""
         session = self.query_session
         if session is None:
             return self.encode(texts)
         ids = self.token_ids(texts)
         lengths = [len(row) for row in ids]
-        if self._int8:
+        if not self.fp32_questions:
             batches = self.batches(lengths)  # an int8 vector depends on its batch: encode's batches, encode's vectors
         else:
             # fp32 vectors do not depend on the batch, so small batches: sentences vary in length, and

@@ -175,9 +175,10 @@ class ExtractiveReasoner:
     ):
         self.embed = embed
         # A vector may be reused only if it does not depend on the texts it was batched with: true of the
-        # fp32 encoder (the default question session), not of int8, whose activations are scaled per batch.
+        # fp32 question session (whatever the documents' backend), not of int8, whose activations are
+        # scaled per batch.
         encoder = getattr(embed, "__self__", None)
-        self._reuse_vectors = encoder is not None and getattr(encoder, "_int8", True) is False
+        self._reuse_vectors = encoder is not None and getattr(encoder, "fp32_questions", False) is True
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._vectors_lock = threading.Lock()  # one answerer serves the service's concurrent asks
         self.min_score = min_score

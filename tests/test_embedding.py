@@ -157,6 +157,21 @@ def test_token_budget_changes_batches_not_vectors(encoder, contract_paragraphs):
     np.testing.assert_allclose(small.encode(contract_paragraphs), encoder.encode(contract_paragraphs), atol=1e-5)
 
 
+def test_the_int8_backend_asks_with_fp32_questions(encoder, contract_paragraphs):
+    """Documents go through int8; a question through the same fp32 session as the torch backend's: torch's
+    vector, with neither the torch model nor the int8 graph loaded, and not dependent on its batch."""
+    question = "Which state's law governs the agreement?"
+    int8 = Encoder(EmbeddingSettings(backend="onnx-int8"))
+    vector = int8.encode_query(question)
+    assert np.array_equal(vector, Encoder(EmbeddingSettings(backend="torch")).encode_query(question))
+    assert float(vector @ encoder.encode([question])[0]) > 0.9999
+    assert "onnx_session" not in int8.__dict__ and "model" not in int8.__dict__
+    sentences = contract_paragraphs[:6]
+    together = int8.encode_for_question(sentences)
+    np.testing.assert_allclose(together[2], int8.encode_for_question(sentences[2:3])[0], atol=1e-6)
+    assert int8.fp32_questions and not Encoder(EmbeddingSettings(backend="onnx-int8", onnx_queries=False)).fp32_questions
+
+
 def test_int8_runs_without_the_torch_model_and_tokenises_alike(encoder, int8_encoder, onnx_cache, contract_paragraphs):
     fresh = Encoder(EmbeddingSettings(backend="onnx-int8", threads=2))
     with pytest.MonkeyPatch.context() as patch:
@@ -222,8 +237,8 @@ def test_questions_embedded_by_onnx_get_torchs_vectors(encoder, query_cache, con
 
 def test_the_answerers_sentence_vectors_are_torchs(encoder, int8_encoder, onnx_cache, query_cache, contract_paragraphs):
     """The extractive answerer embeds a question and its evidence's sentences by the question session
-    (``encode_for_question``), with no torch model loaded: for the torch backend the vectors must be
-    torch's, for the int8 backend those its ``encode`` gives."""
+    (``encode_for_question``), with no torch model loaded: the vectors must be torch's, for either backend;
+    with ``onnx_queries`` off, the int8 backend's must be those its ``encode`` gives."""
     from ingest.chunking import sentence_spans
 
     sentences = [p[a:b] for p in contract_paragraphs for a, b in sentence_spans(p) if len(p[a:b].split()) >= 6]
@@ -237,8 +252,13 @@ def test_the_answerers_sentence_vectors_are_torchs(encoder, int8_encoder, onnx_c
     cosines = (by_question_session * encoder.encode(texts)).sum(axis=1)
     assert cosines.min() > 0.999, cosines.min()
     with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(query_cache))
+        by_int8_backend = Encoder(EmbeddingSettings(backend="onnx-int8", threads=2)).encode_for_question(texts)
+    assert (by_int8_backend * encoder.encode(texts)).sum(axis=1).min() > 0.999
+    with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CACHE_HOME", str(onnx_cache))
-        np.testing.assert_allclose(int8_encoder.encode_for_question(texts), int8_encoder.encode(texts), atol=1e-6)
+        int8_only = Encoder(EmbeddingSettings(backend="onnx-int8", threads=2, onnx_queries=False))
+        np.testing.assert_allclose(int8_only.encode_for_question(texts), int8_encoder.encode(texts), atol=1e-6)
 
 
 def test_onnx_queries_can_be_switched_off(encoder, query_cache):

@@ -65,15 +65,19 @@ def test_reused_vectors_give_the_same_answers_and_a_repeat_embeds_nothing(docket
     assert len(cached._vectors) >= len(QUESTIONS)
 
 
-def test_the_int8_encoder_is_never_served_from_the_cache() -> None:
-    """int8 activations are scaled per batch: a vector depends on its batch, so every answer embeds afresh."""
+def test_int8_question_vectors_are_never_served_from_the_cache() -> None:
+    """int8 activations are scaled per batch: a vector depends on its batch, so an answerer whose sentences
+    go through the int8 session (int8 backend, onnx_queries off) embeds afresh every answer. The int8
+    backend's default question session is the fp32 export, which may be kept, as the torch backend's."""
     from ingest.config import EmbeddingSettings
     from ingest.embedding import Encoder
     from pipeline.extractive import ExtractiveReasoner
 
-    int8 = Encoder(EmbeddingSettings(backend="onnx-int8"))  # nothing is loaded until it encodes
+    int8 = Encoder(EmbeddingSettings(backend="onnx-int8", onnx_queries=False))  # nothing is loaded until it encodes
     assert ExtractiveReasoner(int8.encode_for_question)._reuse_vectors is False
-    assert ExtractiveReasoner(Encoder(EmbeddingSettings()).encode_for_question)._reuse_vectors is True
+    for backend in ("torch", "onnx-int8"):
+        fp32 = Encoder(EmbeddingSettings(backend=backend))
+        assert ExtractiveReasoner(fp32.encode_for_question)._reuse_vectors is True, backend
 
 
 def test_the_cache_keeps_the_most_recent_sentences_only(docket, monkeypatch: pytest.MonkeyPatch) -> None:
