@@ -6,12 +6,13 @@ sentence-transformers is imported, so a missing model fails at once instead of d
 
 Two backends compute the same model's vectors:
 
-- ``torch`` (default): sentence-transformers in fp32, for documents at ingest.
-- ``onnx-int8``: the whole sentence-transformers forward (transformer, pooling, normalisation) exported
+- ``onnx-int8`` (default): the whole sentence-transformers forward (transformer, pooling, normalisation) exported
   to ONNX from the local weights and its matrix weights quantised to int8, run by ONNX Runtime, for
   documents at ingest. Its vectors agree with torch's closely enough that both backends share one
   ``model_id``: switching backend keeps a workspace's stored vectors usable
   (``python -m bench.encoder_bench --paragraphs``, ``python -m bench.backend_agreement``, docs/performance.md).
+- ``torch``: sentence-transformers in fp32, for documents at ingest: the reference the exports are
+  checked against.
 
 Whatever the backend, questions and the few sentences the extractive answerer compares with a question
 are embedded by an fp32 ONNX export of the same forward (``embedding.onnx_queries``): torch's vectors to

@@ -60,7 +60,7 @@ print(json.dumps({{"exit": code, "heavy": [m for m in {HEAVY!r} if m in sys.modu
     assert "State of California" in record["answer"]
 
     torch_docket = Docket(load_settings(home=samples_copy))
-    torch_docket.__dict__["reasoner"] = ExtractiveReasoner(torch_docket.store.encoder.encode)  # torch's vectors
+    torch_docket.__dict__["reasoner"] = ExtractiveReasoner(Encoder(EmbeddingSettings(backend="torch")).encode)
     by_torch = ask(torch_docket, QUESTION, AskOptions(collection="samples", documents=[NETGEAR]))
     assert (record["answer"], record["citations"]) == (by_torch.answer, by_torch.citations)
     assert by_torch.audit_seq == record["audit_seq"] + 1
