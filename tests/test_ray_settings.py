@@ -55,3 +55,26 @@ def test_work_in_flight_defaults_to_four_per_cpu(home: Path):
     assert in_flight(load_settings().compute, cluster("a", "b", cpus=3)) == 12
     assert in_flight(load_settings().compute, cluster("a", cpus=1), at_least=8) == 8
     assert in_flight(load_settings(compute={"max_in_flight": 5}).compute, cluster("a", cpus=64)) == 5
+
+
+def test_a_worker_that_reads_other_bytes_than_the_driver_hashed_says_so(tmp_path: Path):
+    from conftest import DRIVEN, SAMPLES
+    from ingest.config import ChunkingSettings, EmbeddingSettings, IngestSettings, OcrSettings
+    from pipeline.compute.ingest_tasks import PreparedText, TaskFailure, prepare_text
+
+    args = (OcrSettings(), IngestSettings(), EmbeddingSettings(), ChunkingSettings(), 0)
+    # The plain function a Ray task runs, run here: the driver hashed other bytes than this path holds.
+    refused = prepare_text(SAMPLES / DRIVEN, "0" * 64, *args)
+    assert isinstance(refused, TaskFailure)
+    assert refused.error.startswith(f"{SAMPLES / DRIVEN}: the bytes read on node local are not those the driver hashed")
+    assert "same files at the same paths" in refused.error
+    # A file that cannot be ingested fails with the local engine's words, in one line.
+    empty = tmp_path / "empty.pdf"
+    empty.write_bytes(b"")
+    failed = prepare_text(empty, "0" * 64, *args)
+    assert isinstance(failed, TaskFailure) and "the file is empty (0 bytes)" in failed.error and "\n" not in failed.error
+    # The right bytes: read and chunked (not encoded: the driver decides what is).
+    from ingest.extract import sha256_file
+
+    prepared = prepare_text(SAMPLES / DRIVEN, sha256_file(SAMPLES / DRIVEN)[0], *args)
+    assert isinstance(prepared, PreparedText) and len(prepared.extracted.pages) == 7 and prepared.chunks
