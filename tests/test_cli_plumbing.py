@@ -123,3 +123,11 @@ def test_the_package_keeps_the_names_others_import():
         import pipeline.cli
 
         pipeline.cli.no_such_name  # noqa: B018
+
+
+def test_the_demo_finds_the_sample_contracts_from_inside_the_package():
+    from pipeline.cli.demo import QUESTIONS, SAMPLES
+
+    shipped = {p.name for p in SAMPLES.glob("*.pdf")}
+    assert SAMPLES == ROOT / "samples" / "contracts"
+    assert {doc for _, doc in QUESTIONS if doc} <= shipped

@@ -16,7 +16,7 @@ from rich.markup import escape
 
 from pipeline.cli.plumbing import USAGE, say_error
 
-SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "contracts"
+SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "contracts"  # the checkout's samples/
 DEMO_MARKER = ".docket-demo"
 
 QUESTIONS: list[tuple[str, str | None]] = [
