@@ -24,13 +24,16 @@ def test_demo_ingests_answers_and_verifies_offline(home: Path):
     assert "thirty (30) days" in out  # the termination-notice answer
     assert "Not found in the documents." in out  # the question the contracts do not answer
     assert "Program steps (not a model's reasoning)" in out  # traces are shown and labelled
-    assert "OK: 7 entries" in out  # the audit log verified: three document_ingested events and four answers
+    # The audit log verified: three document_ingested events, the settings and the corpus the answers were
+    # made with (written once each, for replay), and four answers.
+    assert "OK: 9 entries" in out
     assert "docket serve" in out and "http://127.0.0.1:8000/" in out and "demo-auditor" in out  # the web app's logins
     # A second run without --fresh re-uses the workspace: nothing re-ingested, the log keeps growing.
     again = subprocess.run([sys.executable, "-m", "pipeline.cli", "demo"], capture_output=True, text=True, env=env, timeout=900)
     assert again.returncode == 0, again.stdout + again.stderr
-    # unchanged: no events; the 14 are the first run's 7, its demo users (two users, one grant) and four answers
-    assert again.stdout.count("unchanged ") == 3 and "OK: 14 entries" in again.stdout
+    # unchanged: no events, and the same settings and corpus (no new snapshot); the 16 are the first run's 9,
+    # its demo users (two users, one grant) and four answers
+    assert again.stdout.count("unchanged ") == 3 and "OK: 16 entries" in again.stdout
     assert "the password an earlier run printed" in again.stdout
 
 
