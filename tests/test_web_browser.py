@@ -321,6 +321,73 @@ def test_review_grid_cell_sign_off_and_the_refused_whole_review(browser, server,
     page.context.close()
 
 
+def _grown_review(home: Path, review_id: str, documents: int, items: int) -> str:
+    """A review of `documents` documents x `items` items, made from the real review `review_id`: its
+    checklist's items repeated and its one document's findings copied under other names and hashes
+    (the same document id, so the grants apply as to the original). Written through ReviewState."""
+    import copy
+    import hashlib
+    import uuid
+
+    from pipeline.review.state import Cell, ReviewDocument, ReviewState
+
+    state = ReviewState(f"sqlite:///{home / 'registry.db'}")
+    try:
+        old = state.load(review_id)
+        source = old.ready_documents[0]
+        checklist = copy.deepcopy(old.checklist)
+        base_items = checklist["items"]
+        checklist["items"] = [
+            {**base_items[i % len(base_items)], "id": f"{base_items[i % len(base_items)]['id']}-{i}"} for i in range(items)
+        ]
+        grown = copy.deepcopy(old)
+        grown.id, grown.resume_key = uuid.uuid4().hex[:12], uuid.uuid4().hex
+        grown.checklist, grown.cells, grown.signoffs = checklist, {}, []
+        grown.documents = []
+        for n in range(documents):
+            name = f"COMPANY_{n:02d}_HOLDINGS_INC_05_22_2020-EX-10.{n}-MASTER_SERVICES_AND_SUPPLY_AGREEMENT.pdf"
+            sha = hashlib.sha256(name.encode()).hexdigest()
+            grown.documents.append(ReviewDocument(n, name, "ready", source.document_id, sha, 1))
+        state.create(grown)
+        originals = [c for (item, sha), c in old.cells.items() if sha == source.sha256]
+        for doc in grown.documents:
+            for i, item in enumerate(checklist["items"]):
+                cell = originals[i % len(originals)]
+                state.put_cell(grown.id, Cell(item["id"], doc.sha256, cell.verdict, cell.failed, cell.confidence,
+                                              cell.audit_seq, {**cell.finding, "item_id": item["id"]}))
+    finally:
+        state.close()
+    return grown.id
+
+
+def test_the_grid_stays_readable_at_twenty_items_by_fifty_documents(browser, server, shots: Path) -> None:
+    page = log_in(browser, server, "rita")
+    reviews = page.request.get(f"{server.base_url}/api/v1/reviews").json()["reviews"]
+    assert reviews, "the review test before this one made a review"
+    grown = _grown_review(server.home, reviews[0]["id"], documents=50, items=20)
+    page.goto(f"/reviews/{grown}")
+    grid = page.locator("table.grid")
+    assert grid.locator("tbody tr").count() == 50 and grid.locator("thead th").count() == 21
+    # Every item's requirement is on the grid, and the page itself does not scroll sideways: the grid does.
+    assert grid.locator("thead .requirement").count() == 20
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    # Document names stay whole words across a few lines, not one letter a line.
+    heights = grid.locator("tbody th.docname").evaluate_all("hs => hs.map(h => [h.getBoundingClientRect().width, h.getBoundingClientRect().height])")
+    line = page.evaluate("parseFloat(getComputedStyle(document.querySelector('th.docname')).lineHeight) || 20")
+    assert all(width >= 150 and height <= 6 * line for width, height in heights), heights[:3]
+    # Scrolled to the last row and the last item, the item headers stay at the top of the grid and the
+    # document names at its left (sticky), so every cell still says which item and document it is.
+    wrap = page.locator(".grid-wrap")
+    wrap.evaluate("w => { w.scrollTop = w.scrollHeight; w.scrollLeft = w.scrollWidth; }")
+    frame = wrap.bounding_box()
+    header = grid.locator("thead th").nth(20).bounding_box()
+    name = grid.locator("tbody th.docname").nth(49).bounding_box()
+    assert abs(header["y"] - frame["y"]) <= 2 and frame["x"] <= header["x"] < frame["x"] + frame["width"], (header, frame)
+    assert abs(name["x"] - frame["x"]) <= 2 and frame["y"] <= name["y"] < frame["y"] + frame["height"], (name, frame)
+    assert_accessible(page, "review 20x50")
+    page.screenshot(path=str(shots / "review-20x50.png"))
+
+
 def test_upload_with_progress_then_review_a_selection(browser, server, shots: Path) -> None:
     page = log_in(browser, server, "adam")
     page.goto("/documents")
