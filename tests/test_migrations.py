@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from audit.log import AuditLog
 from audit.migrations import AUDIT, MigrationError
 from ingest.migrations import INGEST, INGEST_MIGRATIONS
+from ingest.migrations import MigrationError as RegistryMigrationError
 from ingest.registry import open_registry
 from pipeline.cli import app, main
 from pipeline.migrations import PIPELINE, upgrade_registry_url
@@ -208,7 +209,7 @@ def test_a_shared_postgres_registry_stamped_before_the_split_waits_to_be_told():
         engine = create_engine(url)
         with engine.begin() as conn:
             _stamp_as_before_the_split(conn, "0003")
-        with pytest.raises(MigrationError, match=r"revision 0003 in docket_alembic_version.*run `docket db upgrade`"):
+        with pytest.raises(RegistryMigrationError, match=r"revision 0003 in docket_alembic_version.*run `docket db upgrade`"):
             upgrade_registry_url(url)
         assert _version(engine, "docket_alembic_version") == "0003"  # the refusal changed nothing
         assert upgrade_registry_url(url, auto_upgrade=True)
@@ -245,7 +246,7 @@ def test_a_shared_postgres_database_is_upgraded_only_when_told():
     url = next(urls)
     try:
         before = _make_old_postgres(url)
-        with pytest.raises(MigrationError, match=r"registry database .* run `docket db upgrade`"):
+        with pytest.raises(RegistryMigrationError, match=r"registry database .* run `docket db upgrade`"):
             upgrade_registry_url(url)
         with pytest.raises(MigrationError, match=r"audit database .* run `docket db upgrade`"):
             AuditLog.open(url)
@@ -279,7 +280,7 @@ def test_the_setting_migrations_auto_upgrade_lets_a_docket_upgrade_a_shared_data
     try:
         _make_old_postgres(url)
         refused = Docket(load_settings(registry_url=url, audit_url=url))
-        with pytest.raises(MigrationError, match="docket db upgrade"):
+        with pytest.raises(RegistryMigrationError, match="docket db upgrade"):
             refused.store
         with pytest.raises(MigrationError, match="docket db upgrade"):
             refused.audit

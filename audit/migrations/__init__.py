@@ -1,4 +1,4 @@
-"""Schema migrations (Alembic) of the audit log, and the small runner the registry's migrations share.
+"""Schema migrations (Alembic) of the audit log, and their small runner (ingest/migrations/runner.py is its twin).
 
 The audit log keeps a migration environment of its own (this directory, version table
 ``audit_alembic_version``) because an auditor runs ``audit/`` alone, with nothing of ``ingest/`` or

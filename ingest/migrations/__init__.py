@@ -4,8 +4,8 @@ The registry database holds the tables of two packages, each with its own enviro
 table: ingest's (this directory, ``ingest_alembic_version``) and pipeline's review and identity tables
 (pipeline/migrations/, ``pipeline_alembic_version``). Two environments, so that ingest, which pipeline
 builds on, never imports pipeline. ``open_registry`` brings ingest's to head; the composition root
-(pipeline.migrations.upgrade_registry) brings both, ingest's first. The runner is the audit log's
-(audit.migrations), which imports nothing of Docket.
+(pipeline.migrations.upgrade_registry) brings both, ingest's first. The runner is ingest's own
+(ingest/migrations/runner.py), so ingest imports neither pipeline nor audit.
 
 From dcd0ea4 until the split, one environment in pipeline/migrations/ stamped the whole registry in
 ``docket_alembic_version`` (revisions 0001-0003). A registry stamped there has each environment's
@@ -23,10 +23,10 @@ from typing import Sequence
 
 from sqlalchemy import Connection, Engine, inspect, text
 
-from audit.migrations import MigrationEnvironment, MigrationError
+from ingest.migrations.runner import MigrationEnvironment, MigrationError
 
 __all__ = [
-    "INGEST", "INGEST_MIGRATIONS", "LEGACY_VERSION_TABLE", "MigrationError", "RegistryMigrations",
+    "INGEST", "INGEST_MIGRATIONS", "LEGACY_VERSION_TABLE", "MigrationEnvironment", "MigrationError", "RegistryMigrations",
     "auto_upgrade_default", "ensure_at_head", "legacy_revision", "upgrade_ingest",
 ]
 

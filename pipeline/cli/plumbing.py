@@ -43,6 +43,7 @@ USER_ERRORS: tuple[tuple[str, str, int], ...] = (
     ("audit.errors", "AuditLockTimeout", FAILED),
     ("audit.errors", "AuditError", USAGE),
     ("audit.migrations", "MigrationError", USAGE),
+    ("ingest.migrations.runner", "MigrationError", USAGE),
     ("pipeline.settings", "ConfigError", USAGE),
     ("pipeline.identity.actors", "IdentityError", USAGE),
     ("pipeline.review.checklist", "ChecklistError", USAGE),

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from audit.migrations import MigrationEnvironment, MigrationError
-from ingest.migrations import INGEST_MIGRATIONS, RegistryMigrations, auto_upgrade_default, ensure_at_head
+from ingest.migrations import (
+    INGEST_MIGRATIONS, MigrationEnvironment, MigrationError, RegistryMigrations, auto_upgrade_default, ensure_at_head,
+)
 
 __all__ = [
     "PIPELINE", "PIPELINE_MIGRATIONS", "REGISTRY_MIGRATIONS", "MigrationError", "auto_upgrade_default",
