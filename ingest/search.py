@@ -139,27 +139,7 @@ class Search:
 
 
     def _expand(self, hits: list[ChunkHit], neighbours: int) -> list[ChunkHit]:
-        """Each hit widened to the span of its ``neighbours`` adjacent chunks on each side, same page.
-
-        The widened text is read from the page, so it is still exactly ``page.text[start:end]``."""
-        out = []
-        with self.sessions() as session:
-            for hit in hits:
-                version_id, = session.execute(select(ChunkRow.version_id).where(ChunkRow.id == hit.chunk_id)).one()
-                spans = session.execute(
-                    select(ChunkRow.id, ChunkRow.char_start, ChunkRow.char_end)
-                    .where(ChunkRow.version_id == version_id, ChunkRow.page == hit.page)
-                    .order_by(ChunkRow.char_start)
-                ).all()
-                at = next(i for i, row in enumerate(spans) if row[0] == hit.chunk_id)
-                window = spans[max(0, at - neighbours) : at + neighbours + 1]
-                start, end = min(r[1] for r in window), max(r[2] for r in window)
-                page_text = session.execute(
-                    select(PageRow.text).where(PageRow.version_id == version_id, PageRow.number == hit.page)
-                ).scalar_one()
-                out.append(replace(hit, char_start=start, char_end=end, text=page_text[start:end]))
-        return out
-
+        return expand_hits(self.sessions, hits, neighbours)
 
     def _hits(self, scored: list[tuple[int, float]]) -> list[ChunkHit]:
         if not scored:
@@ -187,3 +167,26 @@ class Search:
             )
         return hits
 
+
+def expand_hits(sessions, hits: list[ChunkHit], neighbours: int) -> list[ChunkHit]:
+    """Each hit widened to the span of its ``neighbours`` adjacent chunks on each side, same page.
+
+    The widened text is read from the page, so it is still exactly ``page.text[start:end]``. Search
+    and a frozen replay (pipeline/replay/frozen.py) widen hits through this one function."""
+    out = []
+    with sessions() as session:
+        for hit in hits:
+            version_id, = session.execute(select(ChunkRow.version_id).where(ChunkRow.id == hit.chunk_id)).one()
+            spans = session.execute(
+                select(ChunkRow.id, ChunkRow.char_start, ChunkRow.char_end)
+                .where(ChunkRow.version_id == version_id, ChunkRow.page == hit.page)
+                .order_by(ChunkRow.char_start)
+            ).all()
+            at = next(i for i, row in enumerate(spans) if row[0] == hit.chunk_id)
+            window = spans[max(0, at - neighbours) : at + neighbours + 1]
+            start, end = min(r[1] for r in window), max(r[2] for r in window)
+            page_text = session.execute(
+                select(PageRow.text).where(PageRow.version_id == version_id, PageRow.number == hit.page)
+            ).scalar_one()
+            out.append(replace(hit, char_start=start, char_end=end, text=page_text[start:end]))
+    return out

@@ -24,7 +24,7 @@ import hashlib
 import logging
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +32,7 @@ from sqlalchemy import select
 
 from ingest.lexical import LexicalIndex
 from ingest.query import plain_query, plan_query
-from ingest.registry import ChunkRow, Document, DocumentVersion, PageRow
+from ingest.registry import ChunkRow, Document, DocumentVersion
 from ingest.retrieval import ChunkFacts, RetrievalOptions, SearchMode, mmr, needs_facts, rank_chunks, rerank
 from ingest.passages import source_label
 from ingest.store import ChunkHit, DocumentStore
@@ -338,21 +338,7 @@ def _hits(store: DocumentStore, scored: list[tuple[int, float]]) -> tuple[list[C
 
 
 def _expand(store: DocumentStore, hits: list[ChunkHit], neighbours: int) -> list[ChunkHit]:
-    """Each hit widened to its ``neighbours`` adjacent chunks on each side, same page (as the store does)."""
-    out = []
-    with store.sessions() as session:
-        for hit in hits:
-            version_id, = session.execute(select(ChunkRow.version_id).where(ChunkRow.id == hit.chunk_id)).one()
-            spans = session.execute(
-                select(ChunkRow.id, ChunkRow.char_start, ChunkRow.char_end)
-                .where(ChunkRow.version_id == version_id, ChunkRow.page == hit.page)
-                .order_by(ChunkRow.char_start)
-            ).all()
-            at = next(i for i, row in enumerate(spans) if row[0] == hit.chunk_id)
-            window = spans[max(0, at - neighbours) : at + neighbours + 1]
-            start, end = min(r[1] for r in window), max(r[2] for r in window)
-            page_text = session.execute(
-                select(PageRow.text).where(PageRow.version_id == version_id, PageRow.number == hit.page)
-            ).scalar_one()
-            out.append(replace(hit, char_start=start, char_end=end, text=page_text[start:end]))
-    return out
+    """Each hit widened to its ``neighbours`` adjacent chunks on each side, same page, as search does."""
+    from ingest.search import expand_hits
+
+    return expand_hits(store.sessions, hits, neighbours)
