@@ -96,10 +96,10 @@ def test_the_fast_character_counts_equal_a_per_character_count(text):
     exactly what a plain per-character loop over the non-space characters counts."""
     import unicodedata
 
-    from ingest.ocr.routing import _garbled_fraction, _letter_fraction, _solid
+    from ingest.ocr.routing import garbled_fraction, letter_fraction, without_whitespace
 
     solid = [c for c in text if not c.isspace()]
     bad = sum(1 for c in solid if c == "\ufffd" or unicodedata.category(c) in ("Co", "Cc", "Cs", "Cn"))
     letters = sum(1 for c in solid if c.isalnum())
-    assert _garbled_fraction(_solid(text)) == (bad / len(solid) if solid else 0.0)
-    assert _letter_fraction(_solid(text)) == (letters / len(solid) if solid else 0.0)
+    assert garbled_fraction(without_whitespace(text)) == (bad / len(solid) if solid else 0.0)
+    assert letter_fraction(without_whitespace(text)) == (letters / len(solid) if solid else 0.0)

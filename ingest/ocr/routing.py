@@ -44,13 +44,13 @@ class PageRoute:
 _ALNUM = re.compile(r"[^\W_]")  # one letter or digit: \w is str.isalnum() or "_"
 
 
-def _solid(text: str) -> str:
+def without_whitespace(text: str) -> str:
     """The text without its whitespace (str.split splits on exactly what str.isspace calls whitespace)."""
     return "".join(text.split())
 
 
-def _garbled_fraction(solid: str) -> float:
-    """Share of the characters of ``solid`` (text without whitespace, ``_solid``) that are U+FFFD or
+def garbled_fraction(solid: str) -> float:
+    """Share of the characters of ``solid`` (text without whitespace, ``without_whitespace``) that are U+FFFD or
     control, surrogate, private-use or unassigned."""
     if not solid:
         return 0.0
@@ -60,7 +60,7 @@ def _garbled_fraction(solid: str) -> float:
     return bad / len(solid)
 
 
-def _letter_fraction(solid: str) -> float:
+def letter_fraction(solid: str) -> float:
     """Share of the characters of ``solid`` (text without whitespace) that are letters or digits (str.isalnum)."""
     return len(_ALNUM.findall(solid)) / len(solid) if solid else 0.0
 
@@ -115,12 +115,12 @@ def classify_page(page: pymupdf.Page, languages: str = "eng") -> PageRoute:
     if not text.strip():
         return PageRoute("no-text-layer", f"no text layer; images cover {images:.0%} of the page")
 
-    solid = _solid(text)  # both shares below count non-space characters
-    garbled = _garbled_fraction(solid)
+    solid = without_whitespace(text)  # both shares below count non-space characters
+    garbled = garbled_fraction(solid)
     if garbled >= GARBLED_CHARACTERS:
         return PageRoute("unusable-text-layer",
                          f"garbled text layer: {garbled:.0%} of characters are unmapped or control characters")
-    letters = _letter_fraction(solid)
+    letters = letter_fraction(solid)
     if len(solid) >= 20 and letters < SYMBOL_SOUP:
         return PageRoute("unusable-text-layer",
                          f"garbled text layer: only {letters:.0%} of characters are letters or digits")
