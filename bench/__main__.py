@@ -20,6 +20,7 @@ BENCHES = {
     "review": ("bench.review_bench", "review cells/s at concurrency 1, 4, 16 against a fixed-latency fake model"),
     "startup": ("bench.startup_bench", "whole-process wall time and peak RSS of docket --help, ask, audit verify"),
     "service": ("bench.service_bench", "warm ask p50/p95 and asks/s through the HTTP API at 1 and 16 clients, beside the cold CLI"),
+    "scale": ("bench.scale_bench", "ingest pages/s and review cells/s, local vs a private Ray, with Ray's per-task costs"),
 }
 
 
