@@ -1,9 +1,10 @@
 """Grounding: is every claim of an answer tied to the sources it was given?
 
 Per sentence of the answer: each [S#] names a source that was given; each sentence that carries a
-claim cites; each quoted passage is in a cited source (modulo whitespace, quote and dash style, case);
-each number (amount, percentage, date) is in a cited source after normalisation, unless the sentence
-says it is computed and shows its inputs, in which case the inputs are checked and the arithmetic too.
+claim cites; each quoted passage is in a cited source (modulo whitespace, quote and dash style, case,
+as ``pipeline.normalise`` folds them); each number (amount, percentage, date) is in a cited source
+after normalisation, unless the sentence says it is computed and shows its inputs, in which case the
+inputs are checked and the arithmetic too.
 The same checks run on Magistral's answers and on the extractive answerer's verbatim quotes.
 
 Separately, given the question, whether the answer addresses it: the kind of answer the question asks
@@ -24,6 +25,7 @@ from typing import Any, Literal
 
 from ingest.tables import CellMatch, TableRecord, as_table, match_number_to_cell
 from pipeline.answer_kinds import KIND_WORDS, KindCheck, check_kind
+from pipeline.normalise import flat, quote_forms, source_forms
 from pipeline.reasoning import Evidence
 
 # "not_answering": every claim is supported by its sources, but the answer does not contain the kind
@@ -174,55 +176,6 @@ class GroundingReport:
         }
 
 
-# -- text normalisation -------------------------------------------------------------------------------
-
-_CHAR_MAP = str.maketrans(
-    {
-        "“": '"', "”": '"', "„": '"', "‟": '"', "«": '"', "»": '"', "″": '"', "＂": '"',
-        "‘": "'", "’": "'", "‚": "'", "‛": "'", "′": "'", "`": "'", "´": "'",
-        "–": "-", "—": "-", "−": "-", "‐": "-", "‑": "-", "‒": "-", "―": "-", "﹣": "-", "－": "-",
-        # Spaces of every width, and characters that take none (soft hyphen, zero-width, BOM).
-        "\u00a0": " ", "\u2002": " ", "\u2003": " ", "\u2004": " ", "\u2005": " ", "\u2006": " ",
-        "\u2007": " ", "\u2008": " ", "\u2009": " ", "\u200a": " ", "\u202f": " ", "\u205f": " ", "\u3000": " ",
-        "\u00ad": None, "\u200b": None, "\u200c": None, "\u200d": None, "\u2060": None, "\ufeff": None,
-        # Ligatures a PDF's text layer keeps and a reader does not see.
-        "ﬀ": "ff", "ﬁ": "fi", "ﬂ": "fl", "ﬃ": "ffi", "ﬄ": "ffl", "ﬅ": "st", "ﬆ": "st",
-        # prompt.neutralise's look-alikes map back, so a quote of a defused passage still matches.
-        "‹": "<", "›": ">", "⟦": "[", "⟧": "]",
-    }
-)
-_HYPHEN_BREAK = re.compile(r"(\w)-[ \t]*\n\s*(\w)")
-# After flattening a line break is a space: "termi- nation" in a quote copied from a page.
-_HYPHEN_SPACE = re.compile(r"(\w)- (\w)")
-# A form's blank is a run of underscores whose length (and spacing) typesetting decides: "___" == "_".
-_UNDERSCORES = re.compile(r"_+(?:\s*_+)*")
-_LEADER_DOTS = re.compile(r"\.{4,}|(?:\. ){3,}\.?")
-
-
-def _flat(text: str) -> str:
-    flat = " ".join(text.translate(_CHAR_MAP).split()).casefold()
-    return _LEADER_DOTS.sub("...", _UNDERSCORES.sub("_", flat))
-
-
-def _source_forms(text: str) -> tuple[str, ...]:
-    """A source's text as compared: as is, with words hyphenated across lines joined ("termi-\nnation"
-    -> "termination"), and with the break dropped but the hyphen kept ("well-\nknown" -> "well-known")."""
-    forms = [_flat(text)]
-    if _HYPHEN_BREAK.search(text):
-        forms += [_flat(_HYPHEN_BREAK.sub(r"\1\2", text)), _flat(_HYPHEN_BREAK.sub(r"\1-\2", text))]
-    return tuple(dict.fromkeys(forms))
-
-
-def _quote_forms(quote: str) -> tuple[str, ...]:
-    """A quote as compared: as written, and with a hyphen before a line break joined either way."""
-    forms = [quote]
-    if _HYPHEN_BREAK.search(quote) or _HYPHEN_SPACE.search(quote):
-        for keep in ("", "-"):
-            joined = _HYPHEN_BREAK.sub(rf"\1{keep}\2", quote)
-            forms.append(_HYPHEN_SPACE.sub(rf"\1{keep}\2", " ".join(joined.split())))
-    return tuple(dict.fromkeys(forms))
-
-
 # -- sentences ----------------------------------------------------------------------------------------
 
 _ABBREVIATIONS = {
@@ -306,7 +259,7 @@ _VERDICT_LINE = re.compile(r"^[\s>*_#-]*verdict[\s*_]*:[\s*_]*[a-z \t-]+[\s*_.]*
 
 def _is_claim(sentence: str) -> bool:
     bare = _CITATION.sub("", sentence).strip()
-    if not bare or bare.endswith(":") or REFUSAL_SENTENCE.casefold() in _flat(bare) or _VERDICT_LINE.match(bare):
+    if not bare or bare.endswith(":") or REFUSAL_SENTENCE.casefold() in flat(bare) or _VERDICT_LINE.match(bare):
         return False
     words = re.findall(r"[^\W\d_]{2,}", bare)
     return len(words) >= 3 or bool(re.search(r"\d", bare))
@@ -324,8 +277,8 @@ def _quotes(sentence: str) -> list[str]:
 
 
 def _quote_in(quote: str, forms: tuple[str, ...]) -> bool:
-    for written in _quote_forms(quote):
-        parts = [_flat(p) for p in _ELLIPSIS.split(written) if _flat(p)]
+    for written in quote_forms(quote):
+        parts = [flat(p) for p in _ELLIPSIS.split(written) if flat(p)]
         for form in forms:
             pos = 0
             for part in parts:
@@ -525,7 +478,7 @@ def _index(evidence: list[Evidence]) -> dict[str, _Source]:
         dates, _ = _dates(text)
         out[item.label] = _Source(
             item,
-            _source_forms(text),
+            source_forms(text),
             _numbers(text),
             {d for readings, _ in dates for d in readings},
             text.casefold(),
