@@ -6,7 +6,7 @@ settings: an offline laptop, an on-prem server and a cloud user run the same cod
 
 from __future__ import annotations
 
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from importlib.metadata import PackageNotFoundError, version
 
@@ -17,6 +17,7 @@ from pipeline.secrets import SecretMaskingAuditLog
 from pipeline.settings import DocketSettings
 
 
+@cache  # read from the installed package's metadata, a file read each time: every answer record names it
 def software_version() -> str:
     try:
         return f"docket {version('docket')}"
