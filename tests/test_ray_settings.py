@@ -78,3 +78,53 @@ def test_a_worker_that_reads_other_bytes_than_the_driver_hashed_says_so(tmp_path
 
     prepared = prepare_text(SAMPLES / DRIVEN, sha256_file(SAMPLES / DRIVEN)[0], *args)
     assert isinstance(prepared, PreparedText) and len(prepared.extracted.pages) == 7 and prepared.chunks
+
+
+def test_snapshots_a_worker_meets_go_to_the_driver_which_appends_each_once(docket):
+    """The worker's side and the driver's, in this process, on a real SQLite audit log: what `ask` would
+    append on a worker is kept, brought back with each result naming it, and appended once, first."""
+    from pipeline.compute.snapshots import DriverSnapshots, SnapshotLog, write_first
+    from pipeline.replay.snapshots import (
+        CORPUS_EVENT, SETTINGS_EVENT, CorpusSnapshot, CorpusVersion, SnapshotError, commit_snapshots, corpus_snapshot,
+        settings_sha256,
+    )
+
+    s = docket.settings
+    written = write_first(docket)
+    assert len(written) == 2
+    assert [e.event_type for e in docket.audit.entries()] == [SETTINGS_EVENT, CORPUS_EVENT]
+    assert write_first(docket) == written and len(list(docket.audit.entries())) == 2  # once each
+
+    # Two workers: the driver's corpus is found; a corpus committed since is kept, not written.
+    later = CorpusSnapshot.of(7, [CorpusVersion(3, 2, 1, "ab" * 32, 40)])
+    workers = [SnapshotLog(written), SnapshotLog(written)]
+    for log in workers:
+        commit_snapshots(log, s.actor, s, corpus_snapshot(docket.store), "r-old")
+        assert log.kept == {}
+        commit_snapshots(log, s.actor, s, later, "r-new")
+        assert list(log.kept) == [f"corpus:{later.sha256}"]
+        with pytest.raises(RuntimeError, match="records nothing"):
+            log.append("answer", {}, actor=s.actor)
+    old_names = {"settings_sha256": settings_sha256(s), "corpus": {"sha256": corpus_snapshot(docket.store).sha256}}
+    assert workers[0].result("a", old_names).snapshots == []  # nothing the driver lacks
+    new_names = {**old_names, "corpus": {"sha256": later.sha256}}
+    results = [log.result(n, new_names) for n, log in enumerate(workers) for _ in range(2)]
+    assert all(len(r.snapshots) == 1 for r in results)  # each result brings what it names
+
+    driver = DriverSnapshots(docket, written)
+    for result in results:
+        driver.before(result.snapshots)
+    corpus_entries = list(docket.audit.entries(event_type=CORPUS_EVENT))
+    assert [e.payload["corpus_sha256"] for e in corpus_entries][-1] == later.sha256
+    assert len(corpus_entries) == 2 and len(list(docket.audit.entries())) == 3  # one entry for four results
+    assert DriverSnapshots(docket, written).before(results[0].snapshots) is None  # found in the log: not again
+    assert len(list(docket.audit.entries())) == 3
+
+    # A worker's snapshot whose content does not hash to its name is refused, and nothing is appended.
+    forged = SnapshotLog(written)
+    commit_snapshots(forged, s.actor, s, CorpusSnapshot.of(8, [CorpusVersion(4, 2, 2, "cd" * 32, 9)]), "r")
+    (bad,) = forged.kept.values()
+    bad.payload["versions"][0][4] = 10
+    with pytest.raises(SnapshotError, match="does not hash to its name"):
+        driver.before([bad])
+    assert len(list(docket.audit.entries())) == 3

@@ -99,16 +99,18 @@ def _on_ray(docket, questions, defaults, workers, recorded) -> None:
     from pipeline.compute.cluster import ComputeError, actor_count, check_shared_databases, in_flight, ray_cluster
     from pipeline.compute.fanout import fan_out
     from pipeline.compute.review import llm_slots, ready
-    from pipeline.compute.workers import record_snapshots_first, start_workers
+    from pipeline.compute.snapshots import DriverSnapshots, write_first
+    from pipeline.compute.workers import start_workers
 
     s = docket.settings
     with ray_cluster(s.compute) as cluster:
         check_shared_databases(s, cluster)
+        written = write_first(docket)
+        snapshots = DriverSnapshots(docket, written)
         actors = start_workers(s, actor_count(s.compute, cluster), workers, llm_slots(docket, cluster.driver_node),
-                               s.compute.task_retries)
+                               s.compute.task_retries, written)
         try:
             ready(actors)
-            record_snapshots_first(docket)
 
             def give_up(question: Question, why: str) -> None:
                 # Stop: the answers recorded so far are kept (OUTPUT.partial), and the same command continues.
@@ -117,7 +119,7 @@ def _on_ray(docket, questions, defaults, workers, recorded) -> None:
             fan_out(
                 actors, questions,
                 submit=lambda actor, q: actor.ask.remote(q.question, ask_options(q, defaults)),
-                on_result=recorded,
+                on_result=lambda question, result: (snapshots.before(result.snapshots), recorded(question, result.value)),
                 on_give_up=give_up,
                 window=in_flight(s.compute, cluster, at_least=len(actors) * workers),
                 retries=s.compute.task_retries,

@@ -5,7 +5,8 @@ local code) and returns the finding. The runner records every finding on the dri
 ``review_finding`` entry each, appended to the shared audit log (whose head lock keeps seqs contiguous
 whoever else appends), then the state row, so resuming after a crash works as it does locally. A cell
 whose worker died is evaluated again; only its one finding is recorded. Calls to the LLM hold one of
-the cluster's slots (``llm_slots``), so ``llm.concurrency`` bounds them across every node.
+the cluster's slots (``llm_slots``), so ``llm.concurrency`` bounds them across every node. The settings
+and corpus entries the findings name are the driver's too (``pipeline.compute.snapshots``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from pipeline.compute.cluster import (
     ComputeError, actor_count, check_shared_databases, in_flight, ray_cluster,
 )
 from pipeline.compute.fanout import fan_out
-from pipeline.compute.workers import record_snapshots_first, start_workers
+from pipeline.compute.snapshots import DriverSnapshots, write_first
+from pipeline.compute.workers import start_workers
 from pipeline.review.checklist import ChecklistItem
 from pipeline.review.runner import cell_failure
 from pipeline.review.state import Review, ReviewDocument
@@ -37,10 +39,11 @@ def evaluate_on_ray(docket: Docket, review: Review, cells: list[tuple[ChecklistI
     with ray_cluster(s.compute) as cluster:
         check_shared_databases(s, cluster)
         slots = llm_slots(docket, cluster.driver_node)
-        actors = start_workers(s, actor_count(s.compute, cluster), workers, slots, s.compute.task_retries)
+        written = write_first(docket)
+        snapshots = DriverSnapshots(docket, written)
+        actors = start_workers(s, actor_count(s.compute, cluster), workers, slots, s.compute.task_retries, written)
         try:
             ready(actors)
-            record_snapshots_first(docket)
             # What a cell needs of the review (its id, collection, reasoner), sent once, not with every cell.
             review_ref = ray.put(replace(review, cells={}, documents=[]))
 
@@ -51,7 +54,7 @@ def evaluate_on_ray(docket: Docket, review: Review, cells: list[tuple[ChecklistI
             fan_out(
                 actors, cells,
                 submit=lambda actor, cell: actor.evaluate_cell.remote(review_ref, *cell),
-                on_result=lambda cell, finding: record(finding),
+                on_result=lambda cell, result: (snapshots.before(result.snapshots), record(result.value)),
                 on_give_up=give_up,
                 window=in_flight(s.compute, cluster, at_least=len(actors) * workers),
                 retries=s.compute.task_retries,
