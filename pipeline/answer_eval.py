@@ -87,7 +87,7 @@ _NUMBER = re.compile(
     re.IGNORECASE,
 )
 # "(in USD millions)", "in millions", "in thousands of dollars": the unit a bare gold number is in.
-_QUESTION_UNIT = re.compile(r"\bin (?:usd |us\$ |\$ ?)?(thousands|millions|billions)\b|\b(?:usd|\$) ?(thousands|millions|billions)\b", re.I)
+_QUESTION_UNIT = re.compile(r"\bin (?:usd |us\$ |\$ ?)?(thousand|million|billion)s?\b|\b(?:usd|\$) ?(thousand|million|billion)s?\b", re.I)
 
 
 @dataclass(frozen=True)
@@ -111,8 +111,10 @@ def gold_number(answer: str, question: str = "") -> GoldNumber | None:
     if scale is None and not found["pct"]:
         unit = _QUESTION_UNIT.search(question)
         if unit:
-            scale = {"thousands": 1e3, "millions": 1e6, "billions": 1e9}[(unit[1] or unit[2]).lower()]
-    decimals = len(num.split(".")[1]) if "." in num else 0
+            scale = {"thousand": 1e3, "million": 1e6, "billion": 1e9}[(unit[1] or unit[2]).lower()]
+    # Trailing zeros are FinanceBench's formatting, not its precision: every extracted figure is written
+    # with two decimals ("$1577.00" for a table's 1,577; "$8.70" billion for 8,738 million rounded to 8.7).
+    decimals = len(num.split(".")[1].rstrip("0")) if "." in num else 0
     return GoldNumber(float(num), scale or 1.0, decimals, bool(found["pct"]), scale is not None, answer.strip())
 
 
