@@ -59,7 +59,7 @@ RECALL_AT = (1, 3, 5, 10)
 SPAN_AT = (5, 10)
 DEPTH = 10
 # The source files whose behaviour decides chunk text, context and so the cached vectors.
-_CHUNK_CODE = ("extract.py", "chunking.py", "structure.py", "tables.py")
+_CHUNK_CODE = ("extract.py", "chunking.py", "structure.py", "tables/detection.py", "tables/layout.py", "tables/records.py")
 
 
 class EvalError(ValueError):

@@ -1,4 +1,4 @@
-"""Tables on a page: found from the words' layout, kept as typed records, rendered as Markdown.
+"""Tables found from the words' layout on one page, and linked across pages.
 
 A financial statement is a grid: a label at the left of each row, figures right-aligned in period
 columns, a header of years or dates above them, the statement's title and units ("in millions") above
@@ -42,11 +42,11 @@ from __future__ import annotations
 import re
 import statistics
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from functools import lru_cache
-from decimal import Decimal, InvalidOperation
 
 from ingest.models import Box
+from ingest.tables.records import Cell, TableRecord, TableRow, Word, fold_label
 
 # -- tunables (in line heights unless said otherwise) ----------------------------------------------
 CELL_GAP = 0.9  # text words further apart than this are two cells
@@ -71,142 +71,6 @@ _UNITS = re.compile(
 )
 
 
-@dataclass(frozen=True)
-class Word:
-    """A word and its box in page coordinates (PDF points, origin top-left)."""
-
-    x0: float
-    y0: float
-    x1: float
-    y1: float
-    text: str
-
-
-@dataclass(frozen=True)
-class Cell:
-    text: str
-    box: Box
-    column: int  # 0 = the row label; 1.. = the figure columns, left to right
-    # Offsets of the cell's text in the page text, [start, end); -1 until the page text is laid out.
-    start: int = -1
-    end: int = -1
-
-
-@dataclass(frozen=True)
-class TableRow:
-    """One row of a table's body: its label, its cells by column, the section row in force above it."""
-
-    label: str
-    cells: tuple[Cell, ...]  # the label cell (if any) and the figures, in column order
-    box: Box
-    section: str = ""  # the last label-only row above ("Current assets:", "Cash Flows from Investing Activities")
-    start: int = -1  # the row's line in the page text, [start, end)
-    end: int = -1
-
-    @property
-    def is_section(self) -> bool:
-        return all(c.column == 0 for c in self.cells)
-
-    def value(self, column: int) -> Cell | None:
-        return next((c for c in self.cells if c.column == column), None)
-
-
-@dataclass(frozen=True)
-class TableRecord:
-    """A table as found on one page. ``columns[0]`` heads the labels ("(Millions)"), ``columns[i]``
-    figure column i; ``periods[i]`` is column i's header when it names a period (holds a year)."""
-
-    page: int
-    index: int  # its order on the page
-    box: Box
-    title: str
-    units: str
-    columns: tuple[str, ...]
-    periods: tuple[str, ...]
-    header_rows: tuple[tuple[Cell, ...], ...]
-    rows: tuple[TableRow, ...]
-    source: str  # how the words were read: "pymupdf" (text layer) or "tesseract" (word boxes of a scan)
-    continued_from: int | None = None  # the page whose table this one continues (header taken from there)
-    # Where the table's Markdown sits in the page text: [start, end), and where its body rows begin.
-    start: int = -1
-    end: int = -1
-    body_start: int = -1
-    column_edges: tuple[float, ...] = ()  # right edge of each figure column (matching continuations)
-
-    @property
-    def header_markdown(self) -> str:
-        """The column headers as one Markdown header row (``| (Millions) | 2018 | 2017 |``)."""
-        return markdown_row(self.columns)
-
-    def rows_markdown(self, rows: Sequence[TableRow] | None = None) -> str:
-        return "\n".join(row_markdown(r, len(self.columns)) for r in (self.rows if rows is None else rows))
-
-    def markdown(self, rows: Sequence[TableRow] | None = None) -> str:
-        """A small Markdown table: header, separator, the given rows (all by default)."""
-        return "\n".join([self.header_markdown, separator_row(len(self.columns)), self.rows_markdown(rows)])
-
-    def find_row(self, label: str) -> TableRow | None:
-        """The first row whose label is ``label`` (case and spacing ignored), else one that starts with it."""
-        wanted = _fold(label)
-        rows = [r for r in self.rows if not r.is_section]
-        return next((r for r in rows if _fold(r.label) == wanted), None) or next(
-            (r for r in rows if _fold(r.label).startswith(wanted)), None
-        )
-
-    def column_of(self, period: str) -> int | None:
-        """The figure column whose header holds ``period`` ("2018", "December 31, 2023")."""
-        wanted = _fold(period)
-        for i, header in enumerate(self.columns[1:], start=1):
-            if wanted and wanted in _fold(header):
-                return i
-        return None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> TableRecord:
-        def cell(c: dict) -> Cell:
-            return Cell(c["text"], tuple(c["box"]), c["column"], c.get("start", -1), c.get("end", -1))
-
-        rows = tuple(
-            TableRow(r["label"], tuple(cell(c) for c in r["cells"]), tuple(r["box"]), r.get("section", ""),
-                     r.get("start", -1), r.get("end", -1))
-            for r in data["rows"]
-        )
-        return cls(
-            page=data["page"], index=data["index"], box=tuple(data["box"]), title=data["title"], units=data["units"],
-            columns=tuple(data["columns"]), periods=tuple(data["periods"]),
-            header_rows=tuple(tuple(cell(c) for c in hr) for hr in data["header_rows"]), rows=rows,
-            source=data["source"], continued_from=data.get("continued_from"), start=data.get("start", -1),
-            end=data.get("end", -1), body_start=data.get("body_start", -1),
-            column_edges=tuple(data.get("column_edges", ())),
-        )
-
-
-def _fold(text: str) -> str:
-    return " ".join(re.sub(r"[^\w%$.,()\- ]", " ", text.casefold()).split()).strip(" :")
-
-
-def _escape(text: str) -> str:
-    return " ".join(text.replace("|", "/").split())
-
-
-def markdown_row(cells: Sequence[str]) -> str:
-    return "| " + " | ".join(_escape(c) for c in cells) + " |"
-
-
-def separator_row(width: int) -> str:
-    return "| --- |" + " ---: |" * (width - 1)
-
-
-def row_markdown(row: TableRow, width: int) -> str:
-    texts = [""] * width
-    for c in row.cells:
-        texts[c.column] = f"{texts[c.column]} {c.text}".strip() if texts[c.column] else c.text
-    return markdown_row(texts)
-
-
 # -- lines and cells ---------------------------------------------------------------------------------
 
 
@@ -216,7 +80,7 @@ class _Cell(list):
     def __init__(self, words: Iterable[Word]):
         super().__init__(words)
         texts = [w.text for w in self]
-        self.figure = any(_is_figure(t) for t in texts) and all(_is_figure(t) or _is_affix(t) for t in texts)
+        self.figure = any(is_figure(t) for t in texts) and all(is_figure(t) or _is_affix(t) for t in texts)
         self.text = " ".join(texts)
         self.box: Box = (min(w.x0 for w in self), min(w.y0 for w in self), max(w.x1 for w in self), max(w.y1 for w in self))
 
@@ -242,8 +106,9 @@ class _Line:
         self.cells = _cells(self)
 
 
+
 @lru_cache(maxsize=65536)
-def _is_figure(text: str) -> bool:
+def is_figure(text: str) -> bool:
     return bool(_FIGURE.match(text) or _NIL.match(text))
 
 
@@ -266,7 +131,7 @@ def _is_figure_cell(words: Sequence[Word]) -> bool:
     if isinstance(words, _Cell):
         return words.figure
     texts = [w.text for w in words]
-    return any(_is_figure(t) for t in texts) and all(_is_figure(t) or _is_affix(t) for t in texts)
+    return any(is_figure(t) for t in texts) and all(is_figure(t) or _is_affix(t) for t in texts)
 
 
 def group_lines(words: Iterable[Word]) -> list[_Line]:
@@ -295,7 +160,7 @@ def _cells(line: _Line) -> list[_Cell]:
     pending: list[Word] = []  # a "$" or "(" waiting for its figure
     for word in line.words:
         text = word.text
-        figure = _is_figure(text)
+        figure = is_figure(text)
         previous = cells[-1] if cells else None
         close = previous is not None and word.x0 - previous[-1].x1 <= gap
         if pending and not figure and not _is_affix(text):
@@ -496,7 +361,7 @@ def detect_tables(words: Iterable[Word], page: int, source: str = "pymupdf") -> 
     offsets yet (``layout_page`` gives them)."""
     words = [w for w in words if w.text.strip()]
     # Most pages are prose: without figures enough for a grid, nothing below is worth doing.
-    if sum(1 for w in words if _is_figure(w.text)) < 2 * MIN_VALUE_ROWS:
+    if sum(1 for w in words if is_figure(w.text)) < 2 * MIN_VALUE_ROWS:
         return []
     lines = group_lines(words)
     records: list[TableRecord] = []
@@ -638,7 +503,7 @@ def _title_and_units(above: list[_Line], header_lines: list[_Line]) -> tuple[str
     # Title candidates: lines without figures, not the running "Table of Contents" link of EDGAR filings.
     texts = [
         line.text for line in above
-        if not any(_is_figure_cell(c) for c in line.cells) and _fold(line.text) != "table of contents"
+        if not any(_is_figure_cell(c) for c in line.cells) and fold_label(line.text) != "table of contents"
     ]
     statement = next((t for t in reversed(texts) if statement_kind(_UNITS.sub("", t).strip(" ,;") or t)), None)
     if statement:
@@ -691,322 +556,3 @@ def _statement_like(title: str) -> bool:
 
     return bool(title) and statement_kind(title) is not None
 
-
-# -- the page text ----------------------------------------------------------------------------------
-
-
-def _inside(box: Box, table_box: Box) -> bool:
-    x, y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    return table_box[0] - 1 <= x <= table_box[2] + 1 and table_box[1] - 1 <= y <= table_box[3] + 1
-
-
-def _render(table: TableRecord, offset: int) -> tuple[str, TableRecord, list[tuple[int, int, Box]]]:
-    """The table as Markdown starting at page-text ``offset``: the header row and separator (only when
-    the header is on this page), then one line per body row. Returns the text, the record with every
-    offset set, and (start, end, box) of each cell, the spans the page keeps."""
-    width = len(table.columns)
-    lines: list[str] = []
-    spans: list[tuple[int, int, Box]] = []
-    cursor = offset
-
-    def line_of(texts: list[str], boxes: list[Box | None]) -> tuple[str, list[tuple[int, int]]]:
-        parts, where, pos = [], [], 2
-        for i, text in enumerate(texts):
-            text = _escape(text)
-            where.append((pos, pos + len(text)))
-            parts.append(text)
-            pos += len(text) + 3
-        return "| " + " | ".join(parts) + " |", where
-
-    header_rows = table.header_rows
-    if header_rows:
-        boxes: list[list[Box]] = [[] for _ in range(width)]
-        for row in header_rows:
-            for cell in row:
-                boxes[cell.column].append(cell.box)
-        text, where = line_of(list(table.columns), [])
-        for (s0, e0), bs in zip(where, boxes):
-            if bs and e0 > s0:
-                spans.append((cursor + s0, cursor + e0, _union(bs)))
-        lines += [text, separator_row(width)]
-        cursor += len(text) + 1 + len(lines[-1]) + 1
-    body_start = cursor
-    rows: list[TableRow] = []
-    for row in table.rows:
-        texts = [""] * width
-        members: list[list[Cell]] = [[] for _ in range(width)]
-        for cell in row.cells:
-            texts[cell.column] = f"{texts[cell.column]} {cell.text}".strip()
-            members[cell.column].append(cell)
-        text, where = line_of(texts, [])
-        cells: list[Cell] = []
-        for (s0, e0), group in zip(where, members):
-            if group:
-                box = _union([c.box for c in group])
-                cells.append(Cell(_escape(" ".join(c.text for c in group)), box, group[0].column, cursor + s0, cursor + e0))
-                spans.append((cursor + s0, cursor + e0, box))
-        rows.append(replace(row, cells=tuple(cells), start=cursor, end=cursor + len(text)))
-        lines.append(text)
-        cursor += len(text) + 1
-    rendered = "\n".join(lines)
-    record = replace(table, rows=tuple(rows), start=offset, end=offset + len(rendered), body_start=body_start)
-    return rendered, record, spans
-
-
-def _union(boxes: Sequence[Box]) -> Box:
-    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
-
-
-def layout_page(
-    blocks: Sequence[tuple], words: Sequence[tuple], tables: Sequence[TableRecord]
-) -> tuple[str, list[tuple[int, int, Box]], list[TableRecord]]:
-    """The page text with each table's region as its Markdown, instead of its words flattened.
-
-    ``blocks`` and ``words`` are PyMuPDF's ("blocks" sorted, "words"), ``tables`` what ``detect_tables``
-    found on them. Blocks outside every table are kept as they are, one span each; a block partly in a
-    table keeps its lines outside it; each table is written where its first block was. Returns the
-    text, the (start, end, box) spans (a block, or a table cell) and the tables with their offsets."""
-    lines_of: dict[int, dict[int, list[tuple]]] = {}
-    for w in words:
-        lines_of.setdefault(w[5], {}).setdefault(w[6], []).append(w)
-    pieces: list[tuple[str, object]] = []  # ("text", (text, box)) or ("table", index)
-    placed: set[int] = set()
-    for block in blocks:
-        x0, y0, x1, y1, text, number, kind = block[:7]
-        if kind != 0:
-            continue
-        box = (x0, y0, x1, y1)
-        touching = [i for i, t in enumerate(tables) if _overlaps(box, t.box)]
-        if not touching:
-            text = "\n".join(line.strip() for line in text.strip().splitlines() if line.strip())
-            if text:
-                pieces.append(("text", (text, box)))
-            continue
-        kept: list[tuple[str, Box]] = []
-        for line_words in lines_of.get(number, {}).values():
-            line_box = (min(w[0] for w in line_words), min(w[1] for w in line_words),
-                        max(w[2] for w in line_words), max(w[3] for w in line_words))
-            inside = next((i for i in touching if _inside(line_box, tables[i].box)), None)
-            if inside is None:
-                kept.append((" ".join(w[4] for w in line_words), line_box))
-            elif inside not in placed:
-                if kept:
-                    pieces.append(("text", ("\n".join(t for t, _ in kept), _union([b for _, b in kept]))))
-                    kept = []
-                pieces.append(("table", inside))
-                placed.add(inside)
-        if kept:
-            pieces.append(("text", ("\n".join(t for t, _ in kept), _union([b for _, b in kept]))))
-    for i in range(len(tables)):  # a table none of whose lines was found in a block: at the end
-        if i not in placed:
-            pieces.append(("table", i))
-    parts: list[str] = []
-    spans: list[tuple[int, int, Box]] = []
-    records: list[TableRecord] = list(tables)
-    cursor = 0
-    for kind, value in pieces:
-        if parts:
-            cursor += 2  # the "\n\n" between paragraphs
-        if kind == "text":
-            text, box = value
-            spans.append((cursor, cursor + len(text), box))
-        else:
-            text, records[value], cell_spans = _render(tables[value], cursor)
-            spans += cell_spans
-        parts.append(text)
-        cursor += len(text)
-    return "\n\n".join(parts), spans, records
-
-
-def page_tables(page, textpage, blocks: Sequence[tuple], number: int) -> tuple[str, list[tuple[int, int, Box]], list[TableRecord]] | None:
-    """A PyMuPDF page's text laid out with its tables (``layout_page``), or None when it has none (the
-    caller then builds the page text as before)."""
-    words = page.get_text("words", textpage=textpage)
-    tables = detect_tables((Word(*w[:5]) for w in words), number, source="pymupdf")
-    if not tables:
-        return None
-    return layout_page(blocks, words, tables)
-
-
-def ocr_page_tables(page):
-    """A page read by OCR (``PageText`` with one span a word) with its tables found from Tesseract's word
-    boxes and its text laid out like a text layer's: the table's words give way to its Markdown, written
-    where its first word was. Where the words carry figures but no grid (a skewed or sparse scan), the
-    page stays text and its notes say so."""
-    spans = [s for s in page.spans if s.method is None and s.end > s.start]
-    words = [Word(*s.box, page.text[s.start : s.end]) for s in spans]
-    tables = detect_tables(words, page.number, source="tesseract")
-    if not tables:
-        if sum(1 for w in words if _is_figure(w.text)) >= 2 * MIN_VALUE_ROWS:
-            page.notes.append("tables: figures found, but no grid in the OCR word boxes; the page stays text")
-        return page
-    owner = [next((i for i, t in enumerate(tables) if _inside(s.box, t.box)), None) for s in spans]
-    confidences = {i: [s.confidence for s, o in zip(spans, owner) if o == i and s.confidence is not None] for i in range(len(tables))}
-    parts: list[str] = []
-    new_spans: list = []
-    records = list(tables)
-    cursor, previous_end, placed, after_table = 0, 0, set(), False
-    from ingest.models import TextSpan
-
-    for span, index in zip(spans, owner):
-        if index is None:
-            separator = "\n\n" if after_table else page.text[previous_end : span.start] if parts else ""
-            parts.append(separator)
-            cursor += len(separator)
-            word = page.text[span.start : span.end]
-            new_spans.append(replace(span, start=cursor, end=cursor + len(word)))
-            parts.append(word)
-            cursor += len(word)
-            after_table = False
-        elif index not in placed:
-            separator = "\n\n" if parts else ""
-            parts.append(separator)
-            cursor += len(separator)
-            text, records[index], cell_spans = _render(tables[index], cursor)
-            values = confidences[index]
-            confidence = round(sum(values) / len(values), 4) if values else None
-            new_spans += [TextSpan(s0, e0, box, confidence) for s0, e0, box in cell_spans]
-            parts.append(text)
-            cursor += len(text)
-            placed.add(index)
-            after_table = True
-        previous_end = span.end
-    return replace(page, text="".join(parts), spans=new_spans, tables=records)
-
-
-def _overlaps(a: Box, b: Box) -> bool:
-    return min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1])
-
-
-# -- numbers to cells ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CellMatch:
-    """Where a number of an answer sits in a table: the cell, its row and column, its box on the page."""
-
-    number: str
-    page: int
-    table_title: str
-    units: str
-    row_label: str
-    column: str  # the column's header ("2018", "December 31, 2023")
-    period: str
-    cell_text: str
-    box: Box
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "box": [round(v, 1) for v in self.box]}
-
-
-_CELL_NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?|\.\d+")
-
-
-def cell_value(text: str) -> Decimal | None:
-    """A cell's figure as a number: "$ 5,363" -> 5363, "(1,577)" -> -1577, "12.5 %" -> 12.5; None if none."""
-    match = _CELL_NUMBER.search(text)
-    if not match:
-        return None
-    try:
-        value = Decimal(match.group(0).replace(",", ""))
-    except InvalidOperation:
-        return None
-    negative = "(" in text[: match.start()] or text[: match.start()].strip().endswith(("-", "−", "–"))
-    return -value if negative else value
-
-
-_UNIT_SCALE = (("billion", 9), ("million", 6), ("thousand", 3))
-
-
-def units_exponent(units: str) -> int:
-    """The power of ten a table's figures are in: "(in millions)" -> 6, "(In thousands)" -> 3, else 0."""
-    folded = units.casefold()
-    return next((exp for word, exp in _UNIT_SCALE if word in folded), 0)
-
-
-def match_number_to_cell(
-    number: str | Decimal, tables: Sequence[TableRecord], *, value: Decimal | None = None, label_hint: str = ""
-) -> CellMatch | None:
-    """The table cell holding ``number``: its figure equal to the number as written (sign, "$" and
-    thousands separators ignored, so "1,577", "1577.00" and "(1,577)" are one figure), or, given
-    ``value`` (the number with its scale word applied: "$1.577 billion" -> 1577000000), equal to it in
-    the table's units. Several cells holding it: the one whose row label and section share most words
-    with ``label_hint`` (the answer's sentence), else the first. None when no cell holds it."""
-    try:
-        wanted = abs(Decimal(str(number).replace(",", "").replace("$", "").strip("() ")))
-    except InvalidOperation:
-        return None
-    scaled = abs(value) if value is not None else None
-    hint = set(re.findall(r"[a-z]{3,}", label_hint.casefold()))
-    best: tuple[int, CellMatch] | None = None
-    for table in tables:
-        exponent = units_exponent(table.units)
-        for row in table.rows:
-            for cell in row.cells:
-                if cell.column == 0:
-                    continue
-                figure = cell_value(cell.text)
-                if figure is None:
-                    continue
-                figure = abs(figure)
-                if figure != wanted and (scaled is None or not exponent or figure.scaleb(exponent) != scaled):
-                    continue
-                score = len(hint & set(re.findall(r"[a-z]{3,}", f"{row.label} {row.section}".casefold())))
-                match = CellMatch(
-                    str(number), table.page, table.title, table.units, row.label,
-                    table.columns[cell.column] if cell.column < len(table.columns) else "",
-                    table.periods[cell.column] if cell.column < len(table.periods) else "", cell.text, cell.box,
-                )
-                if best is None or score > best[0]:
-                    best = (score, match)
-    return best[1] if best else None
-
-
-def rows_in_span(table: TableRecord, start: int, end: int) -> TableRecord:
-    """The table with only the rows whose line lies in page-text ``[start, end)`` (a chunk's span)."""
-    return replace(table, rows=tuple(r for r in table.rows if r.start >= start and r.end <= end))
-
-
-def tables_for_sources(sessions, sources: Sequence) -> dict[str, list[TableRecord]]:
-    """For each source shown to a reasoner (``pipeline.reasoning.Evidence``: label, doc_sha256, page,
-    char_start, char_end), the tables of its page cut to the rows it shows, read from the registry."""
-    from sqlalchemy import select
-
-    from ingest.registry import DocumentVersion, PageRow
-
-    wanted = {(s.doc_sha256, s.page) for s in sources}
-    if not wanted:
-        return {}
-    with sessions() as session:
-        rows = session.execute(
-            select(DocumentVersion.sha256, PageRow.number, PageRow.tables)
-            .join(PageRow, PageRow.version_id == DocumentVersion.id)
-            .where(DocumentVersion.sha256.in_(sorted({sha for sha, _ in wanted})), PageRow.number.in_(sorted({n for _, n in wanted})))
-        ).all()
-    by_page = {(sha, number): [TableRecord.from_dict(t) for t in tables or []] for sha, number, tables in rows if (sha, number) in wanted}
-    out: dict[str, list[TableRecord]] = {}
-    for source in sources:
-        cut = [rows_in_span(t, source.char_start, source.char_end) for t in by_page.get((source.doc_sha256, source.page), [])]
-        cut = [t for t in cut if t.rows]
-        if cut:
-            out[source.label] = cut
-    return out
-
-
-# -- tables for a reader -----------------------------------------------------------------------------
-
-
-def split_context(context: str) -> tuple[str, str]:
-    """A chunk's context as (where it is, the Markdown header row of its table or "")."""
-    where, _, header = context.partition("\n")
-    return (where, header) if header.startswith("| ") else (context, "")
-
-
-def as_table(context: str, text: str) -> str | None:
-    """A table chunk as the small Markdown table it is (header row, separator, its rows); None for a
-    chunk of text. Its context says where it is; ``text`` is its rows exactly as the page text has them."""
-    _, header = split_context(context)
-    if not header or not text.lstrip().startswith("| "):
-        return None
-    width = header.count(" | ") + 1
-    return "\n".join([header, separator_row(width), text])
