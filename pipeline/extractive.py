@@ -20,6 +20,7 @@ import numpy as np
 
 from ingest.chunking import sentence_spans
 from ingest.lexical import tokenize
+from pipeline.clause_match import ClauseProfile, clause_profile, heading_matches, states_clause
 from pipeline.answer_kinds import _CORPORATE, _DEFINED_TERM, KIND_WORDS, date_values, kind_rule, question_core, value_spans
 from pipeline.reasoning import CallRecord, ChatTurn, Evidence, ReasonerOutput
 
@@ -43,6 +44,10 @@ _HEADING_BOOST = 0.12  # added, times the share of the question's words in the h
 # _OPENING_BOOST more, for the questions the opening answers (the parties, the date of the agreement).
 _STRUCTURE_BOOST = 0.25
 _OPENING_BOOST = 0.1
+# A question about a known kind of clause (pipeline.clause_match): a sentence with the clause's wording
+# gets _CLAUSE_BOOST, one under the clause's heading _CLAUSE_HEADING_BOOST more.
+_CLAUSE_BOOST = 0.15
+_CLAUSE_HEADING_BOOST = 0.08
 _PREAMBLE = re.compile(r"\b(?:by and between|by and among|between|among|entered into by)\b", re.IGNORECASE)
 _PARTIES_QUESTION = re.compile(r"\bwho (?:are|were|is) the part|\bpart(?:y|ies)\b.{0,40}\b(?:signed|sign|entered|execut)", re.IGNORECASE)
 # (what a date question asks, the words of a sentence that give that date, whether the opening gives it)
@@ -153,11 +158,14 @@ class _Candidate:
     value: str | None = None  # the answer of the wanted kind in this sentence
     structure: float = 0.0  # 0..1: the sentence has the structure of the wanted answer (a preamble, a dated clause)
     opening: bool = False  # on the document's first page, and the question is one the opening answers
+    clause: bool = False  # has the wording of the clause the question asks about (clause_match)
+    clause_heading: bool = False  # ... and stands under that clause's heading
 
     @property
     def score(self) -> float:
         return (0.75 * self.cosine + 0.25 * self.overlap + _HEADING_BOOST * self.heading
-                + _STRUCTURE_BOOST * self.structure + _OPENING_BOOST * self.opening)
+                + _STRUCTURE_BOOST * self.structure + _OPENING_BOOST * self.opening
+                + _CLAUSE_BOOST * self.clause + _CLAUSE_HEADING_BOOST * (self.clause and self.clause_heading))
 
 
 class ExtractiveReasoner:
@@ -172,6 +180,7 @@ class ExtractiveReasoner:
         min_value_score: float = 0.36,
         max_quotes: int = 3,
         relative_cutoff: float = 0.85,
+        min_clause_score: float = 0.30,
     ):
         self.embed = embed
         # A vector may be reused only if it does not depend on the texts it was batched with: true of the
@@ -185,6 +194,7 @@ class ExtractiveReasoner:
         self.min_value_score = min_value_score  # a sentence holding the wanted kind of answer needs less
         self.max_quotes = max_quotes
         self.relative_cutoff = relative_cutoff  # keep quotes scoring within this share of the best
+        self.min_clause_score = min_clause_score  # a sentence with the asked clause's wording needs this
 
     def answer(
         self,
@@ -195,11 +205,13 @@ class ExtractiveReasoner:
     ) -> ReasonerOutput:
         kind, rule = kind_rule(question)
         core = question_core(question)
+        profile = clause_profile(core)
         steps = [
             "Program steps of Docket's extractive answerer (not a language model's reasoning).",
-            f"1. Answer wanted: {kind} (question rule: {rule}).",
+            f"1. Answer wanted: {kind} (question rule: {rule})"
+            + (f"; clause asked about: {profile.name}." if profile else "."),
         ]
-        candidates, skipped = self._candidates(question, core, kind, evidence)
+        candidates, skipped = self._candidates(question, core, kind, evidence, profile)
         steps.append(
             f"2. Split {len(evidence)} evidence passages into sentences; skipped as boilerplate: "
             + (", ".join(f"{n} {why}" for why, n in skipped.items()) if skipped else "none") + "."
@@ -212,7 +224,8 @@ class ExtractiveReasoner:
         for c in ranked[:5]:
             steps.append(
                 f"   {c.label} score {c.score:.3f} (cosine {c.cosine:.3f}, words {c.overlap:.2f}, heading {c.heading:.2f}"
-                f"{', value ' + repr(c.value) if c.value else ''}): {c.sentence[:90]!r}"
+                f"{', value ' + repr(c.value) if c.value else ''}{', clause wording' if c.clause else ''}"
+                f"{', clause heading' if c.clause and c.clause_heading else ''}): {c.sentence[:90]!r}"
             )
         best = ranked[0].score if ranked else 0.0
         if kind in VALUE_KINDS:
@@ -231,6 +244,8 @@ class ExtractiveReasoner:
             lines += [f"{_quote(c.sentence)} [{c.label}]" for c in others]
             return self._output("answered", "\n".join(lines), steps, on_delta,
                                 citations=_unique([top.label] + [c.label for c in others]))
+        if profile is not None:
+            return self._answer_clause(profile, core, ranked, evidence, steps, on_delta)
         if best < self.min_score:
             steps.append(f"4. Best score {best:.3f} is below the support threshold {self.min_score}: refused.")
             reason = f"No passage of the {len(evidence)} sources scored as addressing '{_shorten(core)}'."
@@ -243,8 +258,26 @@ class ExtractiveReasoner:
         answer = "\n".join(f"{_quote(c.sentence)} [{c.label}]" for c in chosen)
         return self._output("answered", answer, steps, on_delta, citations=_unique(c.label for c in chosen))
 
+    def _answer_clause(self, profile: ClauseProfile, core: str, ranked: list[_Candidate], evidence: list[Evidence],
+                       steps: list[str], on_delta) -> ReasonerOutput:
+        """A question about a known kind of clause: quote the best sentences that have the clause's
+        wording; refuse, saying what was looked for, when none has it or none scores enough."""
+        stating = [c for c in ranked if c.clause]
+        if not stating or stating[0].score < self.min_clause_score:
+            why = (f"no sentence has the wording of {profile.looks_for}" if not stating else
+                   f"the best sentence with its wording scores {stating[0].score:.3f}, below {self.min_clause_score}")
+            steps.append(f"4. Looked for {profile.looks_for} ({profile.name}): {why}; refused.")
+            reason = f"No passage of the {len(evidence)} sources states {profile.looks_for}."
+            return self._output("refused", f"{NOT_FOUND} {reason}", steps, on_delta)
+        cutoff = max(self.min_clause_score, stating[0].score * self.relative_cutoff)
+        chosen = _distinct([c for c in stating if c.score >= cutoff])[: self.max_quotes]
+        steps.append(f"4. Quoted {len(chosen)} sentence(s) with the wording of {profile.looks_for} ({profile.name}), "
+                     f"scoring at least {cutoff:.3f}.")
+        answer = "\n".join(f"{_quote(c.sentence)} [{c.label}]" for c in chosen)
+        return self._output("answered", answer, steps, on_delta, citations=_unique(c.label for c in chosen))
+
     def _candidates(
-        self, question: str, core: str, kind: str, evidence: list[Evidence]
+        self, question: str, core: str, kind: str, evidence: list[Evidence], profile: ClauseProfile | None = None
     ) -> tuple[list[_Candidate], Counter[str]]:
         sentences: list[tuple[Evidence, str]] = []
         skipped: Counter[str] = Counter()
@@ -291,7 +324,9 @@ class ExtractiveReasoner:
                 if dates and anchor[1].search(sentence) and not re.search(r"\brenew", sentence, re.IGNORECASE):
                     structure = dates[0][2]
                 opening = anchor[2] and ev.page == 1
-            out.append(_Candidate(ev.label, sentence, float(cosine), overlap, heading, value, structure, opening))
+            clause = profile is not None and states_clause(profile, sentence)
+            under = clause and heading_matches(profile, ev.context)
+            out.append(_Candidate(ev.label, sentence, float(cosine), overlap, heading, value, structure, opening, clause, under))
         return out, skipped
 
     def _embed(self, texts: list[str]) -> np.ndarray:
@@ -325,7 +360,8 @@ class ExtractiveReasoner:
             citations=citations or [],
             call=CallRecord(
                 provider="docket-extractive",
-                parameters={"min_score": self.min_score, "min_value_score": self.min_value_score, "max_quotes": self.max_quotes},
+                parameters={"min_score": self.min_score, "min_value_score": self.min_value_score,
+                            "min_clause_score": self.min_clause_score, "max_quotes": self.max_quotes},
             ),
         )
 

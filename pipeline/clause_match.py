@@ -1,0 +1,329 @@
+"""Which kind of contract clause a question asks about, and which sentences state such a clause.
+
+The offline answerer ranks sentences by their similarity to the question. A clause is often worded
+unlike the question that asks about it ("Is there a requirement for insurance that must be maintained
+by one party ..." against "ENVISION warrants that it carries general liability insurance of $1 million
+per occurrence"), so similarity alone refuses clauses that are there and quotes near misses. A
+``ClauseProfile`` names one clause category (CUAD's categories, which are the clauses a contract
+review asks about), how a question about it is recognised, the wording a sentence stating such a clause
+has (its *signal*), and the headings such a clause is found under. The answerer prefers sentences with
+the signal, prefers them further under a matching heading, and refuses, saying what it looked for, when
+no sentence of the evidence has the signal.
+
+The signals are drafting language (the words a clause of the category cannot do without), written
+from CUAD's category descriptions and common contract wording, not from the evaluation contracts;
+``docs/reasoning.md`` says on which split each choice was checked.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ClauseProfile:
+    name: str  # the category as CUAD names it ("Anti-Assignment")
+    question: re.Pattern[str]  # a question about this clause
+    signal: re.Pattern[str]  # a sentence that states such a clause
+    heading: re.Pattern[str]  # the heading of a section holding such a clause
+    looks_for: str  # what the answerer looked for, in words, for a refusal
+
+
+def _p(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE | re.DOTALL)
+
+
+def _profile(name: str, question: str, signal: str, heading: str, looks_for: str) -> ClauseProfile:
+    return ClauseProfile(name, _p(question), _p(signal), _p(heading), looks_for)
+
+
+_LICENSE = r"licen[cs]\w*"
+# "exclusive" as exclusivity: not "non-exclusive", nor an exclusive remedy, jurisdiction or ownership.
+_EXCLUSIVE = (r"(?<![-\w])exclusiv\w*(?!\s+(?:remed\w*|jurisdiction|venue|forum|courts?|property|owner\w*|right to terminate|"
+              r"of\b|basis\s+for\s+determining))")
+
+# First match wins: most-favoured-nation (its question mentions licensing) and the specific license questions before the general one, exceptions to restrictions
+# before the restrictions, a cap before uncapped liability's wider wording.
+PROFILES: tuple[ClauseProfile, ...] = (
+    _profile(
+        "Most Favored Nation",
+        r"\bmost[- ]favou?red\b|\bbetter terms\b|\bmore favou?rable\b",
+        r"\bmost[- ]favou?red\b|\bmore favou?rable\b|\bless favou?rable\b|\bbetter (?:terms|prices?|pricing|rates?)\b|"
+        r"\b(?:lower|lowest|best) (?:prices?|pricing|rates?|terms)\b|\bequal (?:to )?or (?:better|lower)\b",
+        r"most favou?red|pricing|price",
+        "a most-favoured-nation clause (the other party gets any better terms given to a third party)",
+    ),    _profile(
+        "Competitive Restriction Exception",
+        r"\b(?:exceptions?|carve-?outs?)\b.{0,80}\b(?:non-?compet\w*|exclusiv\w*|no-?solicit\w*|restrict\w*)",
+        r"\bexcept\w*\b|\bnotwithstanding\b|\bprovided,?\s+(?:however|that)\b|\bshall not (?:prevent|restrict|prohibit|preclude|limit|apply)\b|"
+        r"\bnothing (?:in|herein)\b.{0,80}\b(?:prevent|restrict|prohibit|preclude|limit)\w*",
+        r"non-?compet|exclusiv|restrict|solicit",
+        "an exception or carve-out to a non-compete, exclusivity or no-solicit restriction",
+    ),
+    _profile(
+        "No-Solicit Of Employees",
+        r"\b(?:solicit\w*|hir\w+|recruit\w*|employ\w*)\b.{0,80}\b(?:employees?|personnel|staff|contractors?)\b",
+        r"\b(?:solicit\w*|hire|hiring|recruit\w*|employ)\b.{0,120}\b(?:employees?|personnel|staff|consultants?|contractors?)\b|"
+        r"\b(?:employees?|personnel|staff)\b.{0,80}\b(?:solicit\w*|hire|hiring|recruit\w*)\b",
+        r"solicit|hir(?:e|ing)|employees|personnel",
+        "a restriction on soliciting or hiring the other party's employees",
+    ),
+    _profile(
+        "No-Solicit Of Customers",
+        r"\bsolicit\w*\b.{0,80}\b(?:customers?|clients?|partners?|suppliers?)\b|\b(?:customers?|clients?)\b.{0,40}\bsolicit",
+        r"\b(?:solicit\w*|induce\w*|entic\w+|divert\w*|interfere\w*)\b.{0,150}\b(?:customers?|clients?|suppliers?|accounts?|business)\b",
+        r"solicit|customers|interfer",
+        "a restriction on soliciting the other party's customers",
+    ),
+    _profile(
+        "Non-Compete",
+        r"\bnon-?compet\w*|\bcompet\w*\b",
+        r"\bnon-?compet\w*|\bcompet\w+|\bsimilar (?:to the )?(?:products?|services?|business)\b|\bengage[sd]?\b.{0,60}\b(?:business|activit\w+)\b",
+        r"compet|restrictive covenant",
+        "a restriction on competing",
+    ),
+    _profile(
+        "Exclusivity",
+        r"\bexclusiv\w*",
+        _EXCLUSIVE + r"|\bsole (?:and exclusive )?(?:source|supplier|distributor|provider|reseller|agent|licensee|manufacturer)\b|"
+        r"\ball (?:of )?(?:its|their|the|such)?\s*(?:requirements|needs)\b|\bonly from\b|"
+        r"\bshall not\b.{0,80}\b(?:sell|license|appoint|engage|purchase|market|distribute|offer|promote|endorse|use)\b.{0,120}\b(?:third part\w+|any other|other (?:than|persons?|companies|parties)|competitor\w*|anyone)",
+        r"exclusiv",
+        "an exclusive dealing commitment (exclusive rights, sole supplier, all requirements, a prohibition on dealing with others)",
+    ),
+    _profile(
+        "Non-Disparagement",
+        r"\bdisparag\w*",
+        r"\bdisparag\w*|\bderogatory\b|\bnegative (?:statements?|comments?|remarks?)\b|\bdefam\w+|\bdiscredit\w*|\bill of\b",
+        r"disparag",
+        "a duty not to disparage",
+    ),
+    _profile(
+        "Termination For Convenience",
+        r"\bwithout cause\b|\bfor convenience\b|\bterminat\w+\b.{0,60}\b(?:at any time|for any reason|without (?:cause|reason))",
+        r"\bterminat\w+\b.{0,200}\b(?:for any reason|for no reason|without cause|for convenience|at any time|with or without cause|in its (?:sole )?discretion)\b|"
+        r"\b(?:for any reason|for no reason|without cause|for convenience|at any time|with or without cause)\b.{0,200}\bterminat\w+|"
+        r"\bterminat\w+\b.{0,120}\b(?:upon|on|by giving|with)\b.{0,40}\b(?:days|months)\b.{0,30}\bnotice\b",
+        r"terminat",
+        "a right to terminate without cause or by notice alone",
+    ),
+    _profile(
+        "Rofr/Rofo/Rofn",
+        r"\bfirst (?:refusal|offer|negotiation)\b|\brof[ron]\b",
+        r"\bfirst (?:right|option)\b|\bright of first\b|\bfirst (?:refusal|offer|negotiation)\b|\boption to (?:purchase|acquire|license|buy)\b|"
+        r"\bright to (?:match|purchase|acquire|negotiate)\b|\boffer\w*\b.{0,60}\bfirst\b",
+        r"first refusal|first offer|first negotiation|option|right of first",
+        "a right of first refusal, first offer or first negotiation",
+    ),
+    _profile(
+        "Change Of Control",
+        r"\bchange (?:of|in) control\b|\bmerger\b|\bacquisition\b",
+        r"\bchange (?:of|in) (?:control|ownership)\b|\bmerg\w+|\bacqui\w+|\bconsolidat\w+|\breorgani[sz]\w+|"
+        r"\b(?:all|substantially all) of (?:its|the|their)\b.{0,30}\b(?:assets|business|stock|shares|equity)\b|\boperation of law\b|"
+        r"\bcontrolling (?:interest|shareholder)\b|\bvoting (?:stock|securities|power)\b",
+        r"change of control|change in control|assign",
+        "a clause triggered by a change of control, merger or sale of the business",
+    ),
+    _profile(
+        "Anti-Assignment",
+        r"\bassign\w*\b|\btransfer\w*\b.{0,40}\b(?:contract|agreement)\b",
+        r"\b(?:assign\w*|transfer\w*|delegat\w*)\b.{0,200}\b(?:consent|approv\w+|null and void|void|notice|not\b|neither\b)|"
+        r"\b(?:not|neither|no)\b.{0,120}\b(?:assign\w*|transfer\w*|delegat\w*)\b",
+        r"assign",
+        "a clause requiring consent or notice to assign the agreement",
+    ),
+    _profile(
+        "Revenue/Profit Sharing",
+        r"\b(?:share|sharing)\b.{0,40}\b(?:revenues?|profits?)\b|\b(?:revenues?|profits?)\b.{0,30}\bshar\w*|\broyalt\w*",
+        r"\broyalt\w*|\brevenues?\b|\bprofits?\b|\bnet sales\b|\bgross (?:sales|receipts|revenues?)\b|\bcommissions?\b|"
+        r"\bpercent(?:age)?\b|%|\bproceeds\b",
+        r"royalt|revenue|profit|compensation|payment|commission|fees",
+        "a duty to share revenue or profit (royalties, a share of sales, commissions)",
+    ),
+    _profile(
+        "Price Restrictions",
+        r"\b(?:raise|increase|reduce|lower|change|adjust)\w*\b.{0,30}\bprices?\b|\bprice restrict\w*",
+        r"\bpric\w+\b.{0,150}\b(?:increas\w*|rais\w*|reduc\w*|chang\w*|adjust\w*|not exceed|fixed|firm|same)\b|"
+        r"\b(?:increas\w*|rais\w*|reduc\w*|chang\w*|adjust\w*)\b.{0,80}\bpric\w+",
+        r"pric",
+        "a restriction on raising or lowering prices",
+    ),
+    _profile(
+        "Minimum Commitment",
+        r"\bminimum\b",
+        r"\bminimum\b|\bnot less than\b|\bno less than\b|\bat least\b|\bshall (?:purchase|order|buy|sell|deliver|provide)\b|"
+        r"\b(?:purchase|order|sales?) (?:commitment|targets?|quotas?|milestones?|forecasts?)\b|\bquota\b",
+        r"minimum|purchase|order|commitment|forecast",
+        "a minimum purchase, order or volume commitment",
+    ),
+    _profile(
+        "Volume Restriction",
+        r"\bthreshold\b|\bvolume\b|\bexceed\w*\b.{0,60}\b(?:use|usage|limit)",
+        r"\bexceed\w*|\bthresholds?\b|\bvolumes?\b|\bin excess of\b|\bmaximum\b|\bup to\b|\blimit\w*\b.{0,40}\b(?:number|quantity|usage|use)\b",
+        r"volume|usage|limit|quantit",
+        "a fee increase or consent required when use exceeds a threshold",
+    ),
+    _profile(
+        "Joint Ip Ownership",
+        r"\bjoint\w*\b.{0,40}\bown\w*|\bshared ownership\b|\bco-?own\w*",
+        r"\bjoint\w*\b.{0,80}\b(?:own\w*|property|title)\b|\bco-?own\w*|\bown\w*\b.{0,60}\bjoint\w*|\bequal(?:ly)?\b.{0,40}\b(?:undivided|interest|own\w*)",
+        r"intellectual property|ownership|inventions|proprietary",
+        "joint or shared ownership of intellectual property",
+    ),
+    _profile(
+        "Ip Ownership Assignment",
+        r"\bintellectual property\b.{0,80}\b(?:become|property of|own\w*|assign\w*)|\b(?:ip|intellectual property) ownership\b|\bwho owns\b",
+        r"\b(?:sole(?: and exclusive)?|exclusive) property\b|\bshall (?:own|be owned|belong|vest|become)\b|\bowns?\b|\bownership\b|"
+        r"\bright,? title,? and interest\b|\bvest\w*|\bhereby (?:assigns?|transfers?|conveys?)\b|\bworks? (?:made )?for hire\b|\bshall assign\b",
+        r"intellectual property|ownership|inventions|proprietary|work product",
+        "intellectual property of one party becoming the other's",
+    ),
+    _profile(
+        "Source Code Escrow",
+        r"\bescrow\b|\bsource code\b",
+        r"\bescrow\w*|\bsource code\b",
+        r"escrow|source code",
+        "a source code escrow",
+    ),
+    _profile(
+        "Unlimited/All-You-Can-Eat-License",
+        r"\bunlimited\b|\ball[- ]you[- ]can[- ]eat\b|\benterprise\b.{0,20}\blicen",
+        r"\bunlimited\b|\benterprise(?:-wide)?\b|\ball[- ]you[- ]can[- ]eat\b|\bwithout (?:limit|limitation|restriction)\b.{0,40}\b(?:number|use|usage|copies|users)\b|"
+        r"\bno additional (?:fees?|charges?|costs?)\b|\bany number of\b",
+        _LICENSE,
+        "an unlimited-usage or enterprise license",
+    ),
+    _profile(
+        "Irrevocable Or Perpetual License",
+        r"\birrevocabl\w*|\bperpetu\w*",
+        r"\birrevocabl\w*|\bperpetu\w*",
+        _LICENSE,
+        "a license that is irrevocable or perpetual",
+    ),
+    _profile(
+        "Affiliate License-Licensor",
+        r"\baffiliates? of (?:the )?licensor\b|\blicen[cs]\w*\b.{0,40}\bby (?:the )?affiliates?\b",
+        r"\baffiliat\w*|\bsubsidiar\w*",
+        _LICENSE,
+        "a license granted by, or of intellectual property of, the licensor's affiliates",
+    ),
+    _profile(
+        "Affiliate License-Licensee",
+        r"\blicen[cs]\w*\b.{0,80}\baffiliat\w*|\baffiliat\w*\b.{0,40}\blicensee",
+        r"\baffiliat\w*|\bsubsidiar\w*",
+        _LICENSE,
+        "a license granted to the licensee's affiliates",
+    ),
+    _profile(
+        "Non-Transferable License",
+        r"\btransfer\w*\b.{0,40}\blicen[cs]\w*|\blicen[cs]\w*\b.{0,60}\btransfer\w*|\bnon-?transferable\b",
+        r"\bnon-?transfer\w*|\bnon-?assignable\b|\bnon-?sub-?licens\w*|\bnot (?:be )?(?:transfer\w*|assign\w*|sub-?licens\w*)|"
+        r"\bmay not\b.{0,40}\b(?:transfer|assign|sub-?licens\w*)|\bwithout\b.{0,40}\bconsent\b|\bpersonal to\b",
+        _LICENSE + r"|assign",
+        "a limit on transferring the license granted",
+    ),
+    _profile(
+        "License Grant",
+        r"\blicen[cs]\w*",
+        r"\b(?:grants?|granted|granting)\b.{0,200}\b(?:licen[cs]\w*|sub-?licens\w*|rights?)\b|\blicen[cs]\w*\b.{0,100}\b(?:grant\w*)\b|"
+        r"\bhereby licen[cs]es\b|\b(?:right|licen[cs]e) to use\b",
+        _LICENSE + r"|grant",
+        "a license granted by one party to the other",
+    ),
+    _profile(
+        "Post-Termination Services",
+        r"\bafter (?:the )?(?:termination|expiration)\b|\bpost-?termination\b|\bwind-?down\b|\btransition\b",
+        r"\b(?:after|following|upon|on|post-?|prior to the)\s*(?:the\s+|any\s+|such\s+)?(?:termination|expiration|expiry)\b|\bsurviv\w+|"
+        r"\bwind-?down\b|\btransition\w*|\bsell[- ]off\b|\blast[- ]time buy\b|\blast[- ]buy\b|\bthereafter\b",
+        r"terminat|expir|effect of|surviv",
+        "an obligation after termination or expiration",
+    ),
+    _profile(
+        "Audit Rights",
+        r"\baudit\w*|\binspect\w*",
+        r"\baudit\w*|\binspect\w*|\bexamin\w*|\bbooks\b|\brecords\b|\baccess to\b.{0,40}\b(?:premises|facilit\w+|locations?)\b",
+        r"audit|records|inspection|books",
+        "a right to audit or inspect books, records or premises",
+    ),
+    _profile(
+        "Cap On Liability",
+        r"\bcap on liabilit\w*|\blimit\w* (?:of|on) (?:its |the )?liabilit\w*|\bmaximum (?:amount|liability)\b|\bliabilit\w*\b.{0,30}\b(?:cap|limit)",
+        r"\bliab\w*\b.{0,250}\b(?:exceed\w*|limited to|in no event|maximum|aggregate|cap)\b|\bin no event\b.{0,150}\bliab\w*|"
+        r"\bshall not be liable\b|\b(?:consequential|incidental|indirect|special|punitive)\b.{0,80}\bdamages\b|"
+        r"\b(?:action|claim|suit|proceeding)s?\b.{0,120}\b(?:brought|commenced|filed)\b.{0,80}\b(?:within|after|more than)\b",
+        r"liabilit|damages|limitation",
+        "a cap or limit on liability (a maximum amount, excluded damages, a time limit for claims)",
+    ),
+    _profile(
+        "Uncapped Liability",
+        r"\buncapped\b|\bunlimited liabilit\w*|\bliabilit\w*\b.{0,30}\buncap",
+        r"\b(?:limitations?|limits?|caps?|exclusions?)\b.{0,150}\b(?:shall not apply|do(?:es)? not apply|will not apply|not be limited)\b|"
+        r"\b(?:except|excluding|other than|does not apply to)\b.{0,150}\b(?:indemnif\w*|breach of (?:its )?(?:confidential\w*|section)|gross negligence|"
+        r"willful|wilful|infring\w*|fraud)\b|\bunlimited\b|\bliab\w*\b.{0,60}\b(?:for all|any and all)\b",
+        r"liabilit|damages|limitation|indemnif",
+        "liability that is uncapped (a limitation that does not apply to some breach)",
+    ),
+    _profile(
+        "Liquidated Damages",
+        r"\bliquidated damages\b|\btermination fee\b",
+        r"\bliquidated damages\b|\btermination (?:fee|charge|payment)\b|\bbreak(?:-?up)? fee\b|\bpenalt\w+|\bearly termination\b.{0,40}\b(?:fee|charge|payment)\b",
+        r"liquidated|damages|termination",
+        "liquidated damages or a termination fee",
+    ),
+    _profile(
+        "Warranty Duration",
+        r"\bwarrant\w*\b.{0,80}\b(?:duration|period|how long|long)\b|\b(?:duration|period)\b.{0,40}\bwarrant\w*",
+        r"\bwarrant\w*|\bguarant\w*|\bdefect\w*",
+        r"warrant",
+        "a warranty period",
+    ),
+    _profile(
+        "Insurance",
+        r"\binsur\w*",
+        r"\binsur\w*|\bpolic(?:y|ies) of\b|\bcoverage\b",
+        r"insurance",
+        "a requirement to hold insurance",
+    ),
+    _profile(
+        "Covenant Not To Sue",
+        r"\bnot to sue\b|\bcontest\w*\b.{0,40}\bvalidity\b|\bbring\w*\b.{0,20}\bclaims?\b",
+        r"\b(?:contest|challeng|disput|attack|oppos)\w*\b.{0,100}\b(?:validity|ownership|title|rights?|trademarks?|patents?)\b|\bnot (?:to )?sue\b|"
+        r"\bcovenants? not to\b|\brelease\w*\b.{0,60}\bclaims?\b|\bwaive\w*\b.{0,60}\bclaims?\b",
+        r"covenant|release|validity|ownership|intellectual property|trademark",
+        "a restriction on contesting the other party's intellectual property or bringing claims",
+    ),
+    _profile(
+        "Third Party Beneficiary",
+        r"\bbeneficiar\w*|\bnon-?contracting part",
+        r"\bbeneficiar\w*",
+        r"beneficiar",
+        "a third-party beneficiary",
+    ),
+    _profile(
+        "Governing Law",
+        r"\bgoverning law\b|\bgovern\w*\b|\bchoice of law\b|\bwhose laws?\b|\bwhich (?:state|country)\b",
+        r"\bgovern\w*|\bconstru\w*|\binterpret\w*|\blaws? of\b|\benforce\w*",
+        r"governing law|applicable law|choice of law|jurisdiction|governing",
+        "a governing-law clause",
+    ),
+)
+
+
+def clause_profile(question: str) -> ClauseProfile | None:
+    """The clause category ``question`` asks about (the first profile whose question pattern
+    matches the question proper), or None."""
+    for profile in PROFILES:
+        if profile.question.search(question):
+            return profile
+    return None
+
+
+def states_clause(profile: ClauseProfile, sentence: str) -> bool:
+    return bool(profile.signal.search(sentence))
+
+
+def heading_matches(profile: ClauseProfile, context: str) -> bool:
+    """Whether the heading in force (the last part of the passage's heading context) is this clause's."""
+    heading = context.rsplit("|", 1)[-1] if context else ""
+    return bool(heading.strip()) and bool(profile.heading.search(heading))
