@@ -57,6 +57,13 @@ _DATE_ANCHORS = (
     (re.compile(r"\bdate of (?:this|the) (?:contract|agreement)|\bdated\b|\bsigned\b|\bexecuted\b|\bagreement date\b", re.IGNORECASE),
      re.compile(r"\bdated\b|\bmade\b|\bentered into\b|\bexecuted\b|\bas of\b", re.IGNORECASE), True),
 )
+_RECITAL = re.compile(r"^\W*(?:WHEREAS|RECITALS?)\b", re.IGNORECASE)
+_PERIOD_STRENGTH = 0.7  # answer_kinds.date_values' strength of a period that fixes a date
+# "the Purchase Agreement, dated", "Stock Option Plan dated as of": the date that follows dates that document.
+_ANOTHER_DOCUMENT = re.compile(
+    r"\b(?!This\b|this\b|THIS\b)[A-Z][\w-]*\s+(?:Agreement|Plan|Contract|Lease|Amendment|Note|Letter|Order)s?\)?,?\s+"
+    r"(?:dated|made|executed)\s+(?:as\s+of\s+)?(?:the\s+)?$"
+)
 # Sentence vectors an answerer keeps (384 floats each, about 6 MiB): a warm service is asked about the
 # same contracts again and again, and embedding the evidence's sentences is most of an answer's time.
 SENTENCE_CACHE_SIZE = 4096
@@ -230,6 +237,9 @@ class ExtractiveReasoner:
         best = ranked[0].score if ranked else 0.0
         if kind in VALUE_KINDS:
             with_value = [c for c in ranked if c.value and c.score >= self.min_value_score]
+            # A sentence with the structure the answer has (a preamble naming the parties, a sentence
+            # dating this agreement) answers before one that only holds a value of the kind.
+            with_value = [c for c in with_value if c.structure > 0] or with_value
             if not with_value:
                 said = _shorten(core)
                 reason = f"No {kind} found in the {len(evidence)} sources for '{said}'."
@@ -319,10 +329,14 @@ class ExtractiveReasoner:
                     structure, value = 1.0, "; ".join(named)
                 opening = ev.page == 1
             elif anchor is not None:
-                dates = date_values(sentence)
-                # A renewal gives the next term, not when this one ends or starts.
-                if dates and anchor[1].search(sentence) and not re.search(r"\brenew", sentence, re.IGNORECASE):
-                    structure = dates[0][2]
+                # When an agreement is dated or takes effect is a date, or a date by reference ("the last
+                # date of signature"); a period from it ("five (5) years from the Effective Date") is when
+                # its term ends. A recital, or a date that dates another document ("the Purchase Agreement,
+                # dated July 4, 2000"), does not date this one; a renewal gives the next term.
+                dates = [d for d in date_values(sentence) if d[2] != _PERIOD_STRENGTH and not _dates_another_document(sentence, d[0])]
+                if (dates and anchor[1].search(sentence) and not _RECITAL.match(sentence)
+                        and not re.search(r"\brenew", sentence, re.IGNORECASE)):
+                    structure, value = dates[0][2], dates[0][1]
                 opening = anchor[2] and ev.page == 1
             clause = profile is not None and states_clause(profile, sentence)
             under = clause and heading_matches(profile, ev.context)
@@ -373,6 +387,12 @@ def _party_names(sentence: str) -> list[str]:
     if len(names) < 2:
         names += [m.group(0).strip(" ()") for m in _DEFINED_TERM.finditer(sentence)]
     return list(dict.fromkeys(n for n in names if n))[:4]
+
+
+def _dates_another_document(sentence: str, offset: int) -> bool:
+    """Whether the date at ``offset`` of the (whitespace-folded) sentence dates another document."""
+    plain = " ".join(sentence.split())
+    return bool(_ANOTHER_DOCUMENT.search(plain[max(0, offset - 80): offset]))
 
 
 def _quote(sentence: str) -> str:
