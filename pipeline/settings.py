@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import getpass
 import hashlib
+import importlib.util
 import json
 import os
 from contextvars import ContextVar
@@ -28,6 +29,12 @@ import configs
 from ingest.config import PACKAGED_EMBEDDING_MODEL, ChunkingSettings, EmbeddingSettings, IngestSettings, OcrSettings
 
 MISTRAL_BASE_URL = "https://api.mistral.ai/v1"
+
+
+RAY_NOT_INSTALLED = (
+    "compute.engine is 'ray' but Ray is not installed here; install it on every node with "
+    "pip install 'docket[ray]' (docs/scale.md), or set compute.engine: local"
+)
 
 
 class ConfigError(ValueError):
@@ -206,6 +213,14 @@ class ComputeSettings(_Section):
     object_store_mb: int | None = Field(
         None, ge=75, description="Object store of the private local Ray (address unset); unset: Ray's default.",
     )
+
+    @field_validator("engine", mode="after")
+    @classmethod
+    def _ray_installed(cls, engine: str) -> str:
+        # Refused when the settings load, before a command writes anything (a review started, a registry made).
+        if engine == "ray" and importlib.util.find_spec("ray") is None:
+            raise ValueError(RAY_NOT_INSTALLED)
+        return engine
 
 
 class DocketSettings(BaseSettings):

@@ -128,3 +128,48 @@ def test_snapshots_a_worker_meets_go_to_the_driver_which_appends_each_once(docke
     with pytest.raises(SnapshotError, match="does not hash to its name"):
         driver.before([bad])
     assert len(list(docket.audit.entries())) == 3
+
+
+WITHOUT_RAY = """\
+import sys
+sys.modules["ray"] = None  # what an installation without the extra meets: `import ray` raises ImportError
+from pipeline.cli import main
+sys.argv = ["docket", *sys.argv[1:]]
+try:
+    main()
+finally:
+    assert sys.modules.get("ray") is None, "Ray was imported"
+"""
+
+
+@pytest.mark.slow
+def test_without_ray_the_local_engine_works_and_engine_ray_is_one_line_before_anything_is_written(tmp_path: Path):
+    import json
+    import os
+    import subprocess
+
+    from conftest import DRIVEN, REPO, SAMPLES
+
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKET_", "RAY_"))}
+    env.update(DOCKET_HOME=str(home), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    questions = tmp_path / "q.jsonl"
+    questions.write_text('{"question": "Which law governs the agreement?"}\n', encoding="utf-8")
+
+    def docket(*args: str, engine: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", WITHOUT_RAY, *args], env={**env, "DOCKET_COMPUTE__ENGINE": engine},
+                              cwd=REPO, capture_output=True, text=True, timeout=600)
+
+    for args in (["ingest", str(SAMPLES / DRIVEN), "-c", "deals"], ["ask", "--questions", str(questions), "-c", "deals"],
+                 ["review", "run", "commercial-contract", "-c", "deals"]):
+        refused = docket(*args, engine="ray")
+        assert refused.returncode == 2, (args, refused.stderr)
+        lines = refused.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Ray is not installed here" in lines[0] and "pip install 'docket[ray]'" in lines[0]
+        assert not home.exists(), f"{args[0]} wrote to the workspace before refusing"
+    # The default engine needs no Ray: an ingest and a question batch run without it.
+    assert docket("ingest", str(SAMPLES / DRIVEN), "-c", "deals", engine="local").returncode == 0
+    batch = docket("ask", "--questions", str(questions), "-c", "deals", engine="local")
+    assert batch.returncode in (0, 1), batch.stderr  # answered or withheld, but asked and logged
+    (row,) = [json.loads(line) for line in batch.stdout.splitlines()]
+    assert isinstance(row["audit_seq"], int) and row["audit_seq"] > 1 and batch.stderr.strip().endswith("[local]")

@@ -13,14 +13,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.settings import RAY_NOT_INSTALLED as NOT_INSTALLED
 from pipeline.settings import ComputeSettings, ConfigError, DocketSettings
 
 log = logging.getLogger(__name__)
-
-NOT_INSTALLED = (
-    "compute.engine is 'ray' but Ray is not installed here; install it on every node with "
-    "pip install 'docket[ray]' (docs/scale.md), or set compute.engine: local"
-)
 
 
 class ComputeError(ConfigError):

@@ -94,15 +94,16 @@ def _on_threads(docket, questions, defaults, workers, recorded) -> None:
 
 
 def _on_ray(docket, questions, defaults, workers, recorded) -> None:
-    import ray
-
-    from pipeline.compute.cluster import ComputeError, actor_count, check_shared_databases, in_flight, ray_cluster
+    from pipeline.compute.cluster import (
+        ComputeError, actor_count, check_shared_databases, import_ray, in_flight, ray_cluster,
+    )
     from pipeline.compute.fanout import fan_out
     from pipeline.compute.review import llm_slots, ready
     from pipeline.compute.snapshots import DriverSnapshots, write_first
     from pipeline.compute.workers import start_workers
 
     s = docket.settings
+    ray = import_ray()  # without Ray installed: one line saying how to install it
     with ray_cluster(s.compute) as cluster:
         check_shared_databases(s, cluster)
         written = write_first(docket)

@@ -17,7 +17,7 @@ from typing import Any
 
 from pipeline.app import Docket
 from pipeline.compute.cluster import (
-    ComputeError, actor_count, check_shared_databases, in_flight, ray_cluster,
+    ComputeError, actor_count, check_shared_databases, import_ray, in_flight, ray_cluster,
 )
 from pipeline.compute.fanout import fan_out
 from pipeline.compute.snapshots import DriverSnapshots, write_first
@@ -33,8 +33,7 @@ def evaluate_on_ray(docket: Docket, review: Review, cells: list[tuple[ChecklistI
     for the model, 1 for the extractive answerer), taken by each actor; the LLM slots bound the total."""
     if not cells:
         return
-    import ray
-
+    ray = import_ray()  # without Ray installed: one line saying how to install it
     s = docket.settings
     with ray_cluster(s.compute) as cluster:
         check_shared_databases(s, cluster)
