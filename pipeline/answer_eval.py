@@ -285,7 +285,7 @@ def score_answer(q, record, golds: list[str], doc_paths: dict[str, tuple[str, in
                         answer=(record.answer if record.status != "withheld" else record.withheld_answer or "")[:300])
     shown = record.status == "answered"
     if shown:
-        out.grounded = record.grounding.get("verdict") == "grounded"
+        out.grounded = record.grounding.grounded
         cited = {(doc_paths.get(e.doc_sha256), e.page) for e in record.evidence if e.label in record.citations}
         if q.answerable and q.gold_pages():
             out.cites_gold_page = bool(cited & q.gold_pages())

@@ -22,9 +22,11 @@ from ingest.store import ChunkHit, DocumentFilter
 from ingest.tables import tables_for_sources
 from pipeline.app import Docket, software_version
 from pipeline.grounding import check_grounding
+from pipeline.grounding_record import GroundingRecord
 from pipeline.reasoning import ChatTurn, Evidence, ReasonerOutput
 from pipeline.records import ANSWER_PAYLOAD_VERSION, AnswerRecord
 from pipeline.replay.snapshots import commit_snapshots, corpus_snapshot, settings_sha256
+from pipeline.retrieval_info import RetrievalInfo
 
 WITHHELD = "Answer withheld: {label}."
 ALLOWED_UNGROUNDED = "shown although {label} (grounding.allow_ungrounded is on)"
@@ -75,13 +77,13 @@ def ask(docket: Docket, question: str, options: AskOptions | None = None) -> Ans
     mark, stage = time.perf_counter(), "retrieval"  # the stage the time until the next lap is spent on
     created_at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     retrieval_options = RetrievalOptions.from_settings(s.retrieval)
-    retrieval = {
+    retrieval = RetrievalInfo(**{
         **s.retrieval.model_dump(mode="json"),
         "top_k": top_k,
         "embedding_model": docket.store.encoder.model_id,
         "embedding_backend": s.embedding.backend,
         "index_generation": docket.store.generation(),
-    }
+    })
     corpus = corpus_snapshot(docket.store)  # the live versions searched, committed for replay (pipeline/replay)
     searched: list[int] | None = None  # the documents the search is restricted to, as the store is given them
 
@@ -174,7 +176,7 @@ def _record(docket, question, options, collection, retrieval, evidence, output, 
     s = docket.settings
     threshold = s.grounding.low_confidence_threshold
     status, answer, withheld = output.status, output.answer, None
-    grounding: dict = {"verdict": "not-applicable"}
+    grounding = GroundingRecord.not_checked()
     flags: list[str] = []
     if output.status == "answered":
         # Ground against what the reasoner was actually shown: a source dropped for the token budget
@@ -185,7 +187,7 @@ def _record(docket, question, options, collection, retrieval, evidence, output, 
             output.answer, shown, low_confidence_threshold=threshold, question=options.kind_question or question,
             tables=tables_for_sources(docket.store.sessions, shown),  # a number's table cell and box (ingest.tables)
         )
-        grounding = report.to_dict()
+        grounding = report.to_record()
         flags = [
             f"{low.label} rests on page {low.page} of {low.doc_name}, read by OCR with confidence "
             f"{low.confidence:.2f} (below {threshold}); check the page image"

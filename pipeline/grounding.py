@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from ingest.tables import CellMatch, TableRecord, as_table, match_number_to_cell
 from pipeline.answer_kinds import KIND_WORDS, KindCheck, check_kind
+from pipeline.grounding_record import GroundingRecord
 from pipeline.normalise import flat, quote_forms, source_forms
 from pipeline.reasoning import Evidence
 
@@ -174,6 +175,10 @@ class GroundingReport:
             "supported": self.supported,
             "label": self.label,
         }
+
+    def to_record(self) -> GroundingRecord:
+        """The report as the answer record and the audit payload carry it."""
+        return GroundingRecord.from_payload(self.to_dict())
 
 
 # -- sentences ----------------------------------------------------------------------------------------

@@ -11,7 +11,9 @@ from typing import Any
 from pydantic import BaseModel, Field, model_validator
 
 from ingest.passages import Passage
+from pipeline.grounding_record import GroundingRecord
 from pipeline.reasoning import AnswerStatus, CallRecord, TraceFormat
+from pipeline.retrieval_info import RetrievalInfo
 
 
 # The evidence of an answer record is the passages the reasoner was shown (ingest.passages), kept as they are.
@@ -37,19 +39,19 @@ class AnswerRecord(BaseModel):
     documents: list[str] = Field(default_factory=list)  # the --doc filters as given
     # The --type/--since/--until filters as given (ISO dates); empty when none was.
     document_filter: dict[str, Any] = Field(default_factory=dict)
-    retrieval: dict[str, Any] = Field(default_factory=dict)
+    retrieval: RetrievalInfo = Field(default_factory=RetrievalInfo)  # the search's settings, encoder and index generation
     reasoner: str
     notice: str | None = None  # e.g. the extractive answerer's "not a language model"
     status: AnswerStatus
     answer: str
     # status "withheld": the reasoner's answer, kept but not shown as an answer because it failed grounding
-    # (grounding["label"] says which check failed; `docket ask --show-withheld` prints it, marked as such).
+    # (grounding.label says which check failed; `docket ask --show-withheld` prints it, marked as such).
     withheld_answer: str | None = None
     citations: list[str] = Field(default_factory=list)
     trace: str = ""
     trace_format: TraceFormat = "none"
     evidence: list[Passage] = Field(default_factory=list)
-    grounding: dict[str, Any] = Field(default_factory=dict)
+    grounding: GroundingRecord = Field(default_factory=GroundingRecord)
     flags: list[str] = Field(default_factory=list)
     call: CallRecord
     error: str | None = None

@@ -51,7 +51,7 @@ def _ask(docket: Docket):
 def test_rate_limit_then_success_honours_retry_after(magistral, fake_llm):
     fake_llm.script(rate_limited("3"), server_error(503), mistral_2509("Check S1.", GOOD))
     record, payload = _ask(magistral)
-    assert record.status == "answered" and record.grounding["verdict"] == "grounded"
+    assert record.status == "answered" and record.grounding.verdict == "grounded"
     assert magistral.waits[0] == 3.0  # the server's Retry-After, not the backoff
     assert len(fake_llm.chat_requests) == 3
 
@@ -88,10 +88,10 @@ def test_a_fabricated_quote_and_a_missing_source_are_flagged(magistral, fake_llm
     record, payload = _ask(magistral)
     # Issue 17: an answer that fails grounding is withheld by default (was "answered").
     assert record.status == "withheld" and record.withheld_answer.startswith("The contract says")
-    assert record.grounding["verdict"] != "grounded"
-    kinds = {p["kind"] for p in record.grounding["problems"]}
+    assert record.grounding.verdict != "grounded"
+    kinds = {p.kind for p in record.grounding.problems}
     assert len(kinds) >= 2, kinds
-    assert payload["grounding"] == record.grounding
+    assert payload["grounding"] == record.grounding.to_payload()
 
 
 def test_an_injected_instruction_in_a_document_is_fenced_and_an_obeying_answer_flagged(
@@ -117,4 +117,4 @@ def test_an_injected_instruction_in_a_document_is_fenced_and_an_obeying_answer_f
     user = sent[-1]["content"] if isinstance(sent[-1]["content"], str) else str(sent[-1]["content"])
     assert "ignore all previous instructions" in user  # the text reached the model as data ...
     assert user.count("</source>") == user.count("<source ")  # ... and could not close its fence
-    assert record.grounding["verdict"] == "ungrounded"  # the obeying answer cites nothing
+    assert record.grounding.verdict == "ungrounded"  # the obeying answer cites nothing

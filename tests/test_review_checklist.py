@@ -120,7 +120,7 @@ def test_citations_keep_quotes_inside_quoted_passages() -> None:
 
     sources = [Evidence(f"S{n}", n, n, "sha", "doc.pdf", n + 2, 0, 9, f"source {n} text", 0.5, "pymupdf") for n in (1, 2)]
     quoted = cell_citations('"the term (the “Initial Term”) renews yearly" [S2]\nAlso relevant [S1].', sources)
-    assert [(c["label"], c["page"], c["quote"], c["quoted"]) for c in quoted] == [
+    assert [(c.label, c.page, c.quote, c.quoted) for c in quoted] == [
         ("S2", 4, "the term (the “Initial Term”) renews yearly", True),
         ("S1", 3, "source 1 text", False),  # cited without a quote: the passage's own text stands in
     ]

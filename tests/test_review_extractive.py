@@ -46,7 +46,7 @@ def _cell(review: Review, item: str, document: str):
 
 
 def _quotes(cell) -> str:
-    return " ".join(c["quote"] for c in cell.finding["citations"])
+    return " ".join(c.quote for c in cell.finding.citations)
 
 
 def test_verdicts_match_what_the_contracts_say(reviewed) -> None:
@@ -54,16 +54,16 @@ def test_verdicts_match_what_the_contracts_say(reviewed) -> None:
     # The extractive answerer never judges; the shipped checklist's rules decide on the value it
     # extracted (issue 17): no sample is governed by New York or Delaware law.
     assert {c.verdict for c in review.cells.values()} <= {"compliant", "non-compliant", "needs-review", "not-addressed"}
-    assert all("not by a model" in c.finding["basis"] for c in review.cells.values() if c.verdict.endswith("compliant"))
+    assert all("not by a model" in c.finding.basis for c in review.cells.values() if c.verdict.endswith("compliant"))
     assert _cell(review, "renewal-notice", DUOS).verdict == "compliant"  # ninety (90) days >= 60
     assert _cell(review, "termination-for-convenience", DRIVEN).verdict == "non-compliant"  # thirty (30) days < 60
     assert _cell(review, "termination-for-convenience", NETGEAR).verdict == "compliant"  # ninety (90) days
 
     for document, state, page in ((NETGEAR, "California", 8), (DRIVEN, "California", 6), (DUOS, "Florida", 5)):
         law = _cell(review, "governing-law", document)
-        assert law.verdict == "non-compliant" and f"State of {state}" in law.finding["basis"]
-        cited = [c for c in law.finding["citations"] if f"laws of the State of {state}" in c["quote"]]
-        assert cited and cited[0]["page"] == page, law.finding["citations"]
+        assert law.verdict == "non-compliant" and f"State of {state}" in law.finding.basis
+        cited = [c for c in law.finding.citations if f"laws of the State of {state}" in c.quote]
+        assert cited and cited[0].page == page, law.finding.citations
 
     assert "ninety (90) days" in _quotes(_cell(review, "renewal-notice", DUOS))
     assert "thirty (30) days" in _quotes(_cell(review, "termination-for-convenience", DRIVEN))
@@ -73,7 +73,7 @@ def test_verdicts_match_what_the_contracts_say(reviewed) -> None:
     # Only the NETGEAR agreement requires insurance (page 7); the other two never mention it, so
     # nothing they yield can be insurance evidence (DUOS's nearest sentence is left for a person).
     insurance = _cell(review, "insurance", NETGEAR)
-    assert insurance.verdict == "compliant" and {c["page"] for c in insurance.finding["citations"]} == {7}
+    assert insurance.verdict == "compliant" and {c.page for c in insurance.finding.citations} == {7}
     assert "maintain insurance coverage" in _quotes(insurance)
     assert _cell(review, "insurance", DRIVEN).verdict == "non-compliant"  # clause_present, none found
     assert "insurance" not in _quotes(_cell(review, "insurance", DUOS)).lower()

@@ -145,13 +145,13 @@ def test_model_verdicts_are_kept_only_when_parsed_and_grounded(samples_copy: Pat
     assert {verdict[("termination", d)] for d in by_doc} == {"needs-review"}  # says compliant, cites nothing
     cell = review.cells[("termination", by_doc[NETGEAR])]
     # Issue 17: an answer that fails grounding is withheld, and a withheld answer gives no verdict.
-    assert cell.finding["status"] == "withheld" and "withheld" in cell.finding["basis"]
-    assert "not supported" in cell.finding["basis"] and cell.finding["grounding"]["verdict"] != "grounded"
+    assert cell.finding.status == "withheld" and "withheld" in cell.finding.basis
+    assert "not supported" in cell.finding.basis and cell.finding.grounding.verdict != "grounded"
     law = review.cells[("governing-law", by_doc[DUOS])].finding
-    assert law["citations"][0]["page"] >= 1 and law["trace"] == "I read the sources."
-    assert float(law["confidence"]) == 1.0
+    assert law.citations[0].page >= 1 and law.trace == "I read the sources."
+    assert float(law.confidence) == 1.0
     # The cell's entry carries the whole answer record (messages, model, evidence); no separate answer entry.
-    assert law["answer_record"]["call"]["messages"] and law["answer_record"]["evidence"]
+    assert law.answer_record["call"]["messages"] and law.answer_record["evidence"]
     assert not list(docket.audit.entries(event_type="answer"))
 
     # One audit entry per cell, tied to the review and the document; a signed checkpoint ends it.
@@ -184,7 +184,7 @@ def test_a_429_storm_mid_review_is_ridden_out(samples_copy: Path, serve) -> None
     cells = outcome.review.cells.values()
     assert server.served[429] == 10
     assert len(cells) == 9 and {c.verdict for c in cells} == {"compliant"} and not any(c.failed for c in cells)
-    assert sum(c.finding["attempts"] for c in cells) == 9 + 10  # every 429 retried, none lost
+    assert sum(c.finding.attempts for c in cells) == 9 + 10  # every 429 retried, none lost
     assert outcome.review.completed_at is not None
 
 
@@ -267,7 +267,7 @@ def test_failed_and_vanishing_documents_are_reported_and_the_rest_reviewed(sampl
                 for name, sha in by_name.items()}
     assert verdicts[NETGEAR] == verdicts[DUOS] == {"compliant"}
     gone = [c for (i, sha), c in review.cells.items() if sha == by_name[DRIVEN]]
-    assert all(c.failed and "no longer in the live index" in c.finding["error"] for c in gone)
+    assert all(c.failed and "no longer in the live index" in c.finding.error for c in gone)
     assert review.completed_at is not None  # every cell recorded, failures included
 
 

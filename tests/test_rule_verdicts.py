@@ -76,9 +76,9 @@ def test_rules_decide_cells_on_the_extracted_value(ingested_samples: Path, tmp_p
     duos, netgear = cell("governing-law", DUOS), cell("governing-law", NETGEAR)
     assert duos.verdict == "compliant" and netgear.verdict == "non-compliant"
     for law, state in ((duos, "Florida"), (netgear, "California")):
-        basis = law.finding["basis"]
+        basis = law.finding.basis
         assert "decided by the rule 'jurisdiction_in'" in basis and "not by a model" in basis
         assert f"State of {state}" in basis and f"laws of the State of {state}" in basis  # value and quote
     notice = cell("renewal-notice", DUOS)  # ninety (90) days >= 60
-    assert notice.verdict == "compliant" and "ninety (90) days" in notice.finding["basis"]
+    assert notice.verdict == "compliant" and "ninety (90) days" in notice.finding.basis
     assert cell("governing-law", DRIVEN).verdict == "non-compliant"

@@ -354,7 +354,7 @@ def _grown_review(home: Path, review_id: str, documents: int, items: int) -> str
             for i, item in enumerate(checklist["items"]):
                 cell = originals[i % len(originals)]
                 state.put_cell(grown.id, Cell(item["id"], doc.sha256, cell.verdict, cell.failed, cell.confidence,
-                                              cell.audit_seq, {**cell.finding, "item_id": item["id"]}))
+                                              cell.audit_seq, cell.finding.model_copy(update={"item_id": item["id"]})))
     finally:
         state.close()
     return grown.id

@@ -34,10 +34,10 @@ def print_answer(console: Console, record, *, show_trace: bool, streamed: bool =
             console.print("[dim]--show-withheld prints it, marked as withheld; --allow-ungrounded shows such answers as answers.[/]")
     style = STATUS_STYLE.get(record.status, "white")
     # The same words as the JSON record's grounding.label (docs/reasoning.md defines them).
-    label = record.grounding.get("label") or "not checked (no answer)"
+    label = record.grounding.label or "not checked (no answer)"
     console.print(f"[{style}]{record.status}[/] · {escape(label)} · audit entry #{record.audit_seq}", highlight=False)
-    for problem in record.grounding.get("problems", []):
-        console.print(f"  [yellow]![/] {escape(problem['kind'])}: {escape(problem['detail'])}", highlight=False)
+    for problem in record.grounding.problems:
+        console.print(f"  [yellow]![/] {escape(problem.kind)}: {escape(problem.detail)}", highlight=False)
     for flag in record.flags:
         console.print(f"  [yellow]![/] {escape(flag)}", highlight=False)
     cited = set(record.citations)

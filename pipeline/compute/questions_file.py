@@ -177,7 +177,7 @@ def answer_row(question: Question, record) -> dict[str, Any]:
         "documents": list(question.documents),
         "status": record.status,
         "answer": record.answer,
-        "grounding": record.grounding.get("label") or "not checked (no answer)",
+        "grounding": record.grounding.label or "not checked (no answer)",
         "sources": sources,
         "error": record.error,
         "audit_seq": record.audit_seq,

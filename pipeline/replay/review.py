@@ -112,7 +112,7 @@ def replay_review(docket: Docket, review_ref: str) -> ReviewReplay:
 
 def _finding(cell: Cell, report: ReplayReport, checklist: Checklist, new: Review) -> dict[str, Any]:
     """The replayed cell as a finding of the new review (the fields ``pipeline.review.runner`` writes)."""
-    old = cell.finding
+    old = cell.finding.to_payload()
     keep = ("item_id", "item_title", "severity", "requirement", "question", "document", "reasoner", "model")
     base = {"review_id": new.id, **{k: old.get(k) for k in keep}, "replays_seq": cell.audit_seq,
             "replay_seq": report.audit_seq, "replay_outcome": report.outcome}
@@ -127,7 +127,7 @@ def _finding(cell: Cell, report: ReplayReport, checklist: Checklist, new: Review
         "rationale": judgement.rationale, "citations": judgement.citations, "grounding": judgement.grounding,
         "failed": record.status in ("error", "incomplete"), "error": record.error, "answer": record.answer,
         "trace": record.trace, "trace_format": record.trace_format, "answer_record": report.replayed,
-        "status": record.status, "index_generation": record.retrieval.get("index_generation"),
+        "status": record.status, "index_generation": record.retrieval.index_generation,
     }
 
 

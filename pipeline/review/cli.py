@@ -106,7 +106,7 @@ def make_review_app(get_docket: Callable[[], Docket]) -> typer.Typer:
             progress.advance(task)
             if cell.failed and not as_json:
                 progress.console.print(f"[yellow]failed cell[/] {cell.item_id} × {escape(doc_name)}: "
-                                       f"{escape(cell.finding.get('error') or cell.finding['basis'])}")
+                                       f"{escape(cell.finding.error or cell.finding.basis)}")
 
         try:
             with progress:

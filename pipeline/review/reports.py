@@ -20,6 +20,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.grounding_record import GroundingRecord
 from pipeline.review.state import Cell, Review, ReviewDocument, SignOff
 from pipeline.review.verdicts import VERDICT_LABELS
 
@@ -41,11 +42,10 @@ def signoffs_for(review: Review, item_id: str | None, sha256: str | None) -> lis
     ]
 
 
-def grounding_words(grounding: dict | None) -> str:
+def grounding_words(grounding: GroundingRecord | None) -> str:
     """What grounding checked, in the words `docket ask` prints (docs/reasoning.md); older findings
     without a label show their verdict."""
-    grounding = grounding or {}
-    return grounding.get("label") or grounding.get("verdict") or "n/a"
+    return grounding.words if grounding is not None else "n/a"
 
 
 def reviewed_verdict(review: Review, cell: Cell) -> str:
@@ -158,7 +158,7 @@ def to_json(review: Review) -> dict[str, Any]:
         "items": review.checklist["items"],
         "documents": [d.__dict__ for d in review.documents],
         "cells": [
-            {**cell.finding, "audit_seq": cell.audit_seq, "reviewed_verdict": reviewed_verdict(review, cell),
+            {**cell.finding.to_payload(), "audit_seq": cell.audit_seq, "reviewed_verdict": reviewed_verdict(review, cell),
              "signoffs": [s.__dict__ for s in signoffs_for(review, cell.item_id, cell.doc_sha256)]}
             for cell in _ordered_cells(review)
         ],
@@ -176,10 +176,10 @@ def to_csv(review: Review) -> str:
     for cell in _ordered_cells(review):
         f = cell.finding
         writer.writerow([
-            review.id, f["document"]["name"], cell.doc_sha256, cell.item_id, f["item_title"], f["severity"],
-            cell.verdict, reviewed_verdict(review, cell), f["confidence"], f["basis"],
-            " | ".join(f"p.{c['page']}: {c['quote']}" for c in f.get("citations", [])),
-            grounding_words(f.get("grounding")), cell.audit_seq,
+            review.id, f.document.name, cell.doc_sha256, cell.item_id, f.item_title, f.severity,
+            cell.verdict, reviewed_verdict(review, cell), f.confidence, f.basis,
+            " | ".join(f"p.{c.page}: {c.quote}" for c in f.citations),
+            grounding_words(f.grounding), cell.audit_seq,
             " | ".join(f"{s.decision} by {s.actor}: {s.note}" for s in signoffs_for(review, cell.item_id, cell.doc_sha256)),
         ])
     for doc in review.documents:
@@ -219,15 +219,15 @@ def to_markdown(review: Review) -> str:
         f = cell.finding
         lines += [
             "",
-            f"### {_md(f['document']['name'])} · {f['item_title']} ({f['severity']})",
+            f"### {_md(f.document.name)} · {f.item_title} ({f.severity})",
             "",
-            f"**{VERDICT_LABELS[cell.verdict]}** (confidence {f['confidence']}): {_md(f['basis'])}. "
-            f"Audit entry #{cell.audit_seq}; grounding: {_md(grounding_words(f.get('grounding')))}.",
+            f"**{VERDICT_LABELS[cell.verdict]}** (confidence {f.confidence}): {_md(f.basis)}. "
+            f"Audit entry #{cell.audit_seq}; grounding: {_md(grounding_words(f.grounding))}.",
         ]
-        if f.get("rationale"):
-            lines += ["", "> " + _md(f["rationale"]).replace("\n", "\n> ")]
-        for c in f.get("citations", []):
-            lines.append(f"- [{c['label']}] page {c['page']}: “{_md(c['quote'])}”")
+        if f.rationale:
+            lines += ["", "> " + _md(f.rationale).replace("\n", "\n> ")]
+        for c in f.citations:
+            lines.append(f"- [{c.label}] page {c.page}: “{_md(c.quote)}”")
         for s in signoffs_for(review, cell.item_id, cell.doc_sha256):
             lines.append(f"- sign-off #{s.audit_seq}: **{s.decision}**"
                          + (f" → {VERDICT_LABELS[s.verdict]}" if s.verdict else "") + f" by {s.actor}: {_md(s.note)}")
@@ -393,29 +393,29 @@ def _html_finding(review: Review, cell: Cell) -> str:
     final = reviewed_verdict(review, cell)
     label = VERDICT_LABELS[cell.verdict] + (f" → {VERDICT_LABELS[final]}" if final != cell.verdict else "")
     citations = "".join(
-        f'<div class="citation" data-page="{c["page"]}">[{_h(c["label"])}] page {c["page"]}'
-        f'<blockquote class="quote">{_h(c["quote"])}</blockquote></div>'
-        for c in f.get("citations", [])
+        f'<div class="citation" data-page="{c.page}">[{_h(c.label)}] page {c.page}'
+        f'<blockquote class="quote">{_h(c.quote)}</blockquote></div>'
+        for c in f.citations
     ) or "<p><i>no passage cited</i></p>"
-    grounding = f.get("grounding") or {}
-    problems = "".join(f"<li>{_h(p['kind'])}: {_h(p['detail'])}</li>" for p in grounding.get("problems", []))
+    grounding = f.grounding
+    problems = "".join(f"<li>{_h(p.kind)}: {_h(p.detail)}</li>" for p in grounding.problems)
     signoffs = "".join(f'<p class="signoff">{_signoff_text(s)}</p>'
                        for s in signoffs_for(review, cell.item_id, cell.doc_sha256))
-    trace = f.get("trace") or ""
-    requirement = f.get("requirement") or next(
+    trace = f.trace or ""
+    requirement = f.requirement or next(
         (i.get("requirement", "") for i in review.checklist["items"] if i["id"] == cell.item_id), "")
     return (
         f'<article class="finding" id="{_anchor(cell)}" data-item="{_h(cell.item_id)}" data-verdict="{_h(cell.verdict)}" '
         f'style="border-left-color:{VERDICT_COLOURS[final]}">'
-        f'<h4>{_h(f["item_title"])} <small>({_h(f["severity"])})</small> {_pill(final, label)}</h4>'
+        f'<h4>{_h(f.item_title)} <small>({_h(f.severity)})</small> {_pill(final, label)}</h4>'
         f'<p class="meta">Requirement: {_h(requirement)}</p>'
-        f'<p>{_h(f["basis"])}</p>'
-        f'<p class="meta">confidence {_h(f["confidence"])} · grounding: {_h(grounding_words(grounding))} · '
+        f'<p>{_h(f.basis)}</p>'
+        f'<p class="meta">confidence {_h(f.confidence)} · grounding: {_h(grounding_words(grounding))} · '
         f'audit entry #{cell.audit_seq}</p>'
         + (f"<ul>{problems}</ul>" if problems else "")
-        + (f'<p class="answer">{_h(f["rationale"])}</p>' if f.get("rationale") else "")
+        + (f'<p class="answer">{_h(f.rationale)}</p>' if f.rationale else "")
         + citations
-        + (f'<details class="trace-box"><summary>trace ({_h(f.get("trace_format", ""))})</summary>'
+        + (f'<details class="trace-box"><summary>trace ({_h(f.trace_format or "")})</summary>'
            f'<pre class="trace">{_h(trace)}</pre></details>' if trace else "")
         + signoffs
         + "</article>"

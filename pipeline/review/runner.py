@@ -26,6 +26,7 @@ from pipeline.ask import AskOptions, ask
 from pipeline.documents import ingest_documents
 from pipeline.records import floats_to_strings
 from pipeline.review.checklist import Checklist, ChecklistItem
+from pipeline.review.findings import FindingDocument, ReviewFinding
 from pipeline.review.state import Cell, Review, ReviewDocument, ReviewState, utc_now
 from pipeline.review.verdicts import Judgement, judge, review_question
 
@@ -59,7 +60,7 @@ class RunHooks:
 # thread) as it completes; returns when every cell is recorded. Arguments: (docket, review, cells, workers,
 # record). ``evaluate_on_threads`` is the local one; ``pipeline.compute.review.evaluate_on_ray`` the Ray one.
 CellExecutor = Callable[
-    [Docket, "Review", list[tuple[ChecklistItem, ReviewDocument]], int, Callable[[dict[str, Any]], None]], None
+    [Docket, "Review", list[tuple[ChecklistItem, ReviewDocument]], int, Callable[[ReviewFinding], None]], None
 ]
 
 
@@ -196,10 +197,10 @@ def restore_from_audit(docket: Docket, state: ReviewState, review: Review) -> in
     """Cells the audit log holds that the state tables lack (a run killed between the two writes)."""
     restored = 0
     for entry in docket.audit.entries(event_type=FINDING_EVENT, subject=f"review:{review.id}"):
-        finding = entry.payload
-        if finding is None:  # redacted: the verdict is gone with the payload
+        if entry.payload is None:  # redacted: the verdict is gone with the payload
             continue
-        key = (finding["item_id"], finding["document"]["sha256"])
+        finding = ReviewFinding.from_payload(entry.payload)
+        key = finding.key
         cell = review.cells.get(key)
         if cell is None or cell.audit_seq < entry.seq:
             restored_cell = _cell(finding, entry.seq)
@@ -224,12 +225,12 @@ def _execute(docket: Docket, state: ReviewState, review: Review, checklist: Chec
     workers = (concurrency or s.llm.concurrency) if s.reasoner == "magistral" else 1
     ran = 0
 
-    def record(finding: dict[str, Any]) -> None:
+    def record(finding: ReviewFinding) -> None:
         nonlocal ran
         cell = record_finding(docket, state, review, finding)
         ran += 1
         if hooks.on_cell:
-            hooks.on_cell(cell, finding["document"]["name"])
+            hooks.on_cell(cell, cell.finding.document.name)
 
     executor: CellExecutor = evaluate_on_threads
     if s.compute.engine == "ray":
@@ -247,7 +248,7 @@ def _execute(docket: Docket, state: ReviewState, review: Review, checklist: Chec
 
 
 def evaluate_on_threads(docket: Docket, review: Review, cells: list[tuple[ChecklistItem, ReviewDocument]],
-                        workers: int, record: Callable[[dict[str, Any]], None]) -> None:
+                        workers: int, record: Callable[[ReviewFinding], None]) -> None:
     """The local ``CellExecutor``: cells on a pool of ``workers`` threads, recorded on this one."""
     _warm_up(docket)
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="review")
@@ -270,7 +271,7 @@ def _warm_up(docket: Docket) -> None:
     docket.store.lexical()
 
 
-def cell_failure(review: Review, item: ChecklistItem, doc: ReviewDocument, error: str) -> dict[str, Any]:
+def cell_failure(review: Review, item: ChecklistItem, doc: ReviewDocument, error: str) -> ReviewFinding:
     """The finding of a cell that could not be evaluated (a failed cell: redone on the next run)."""
     return _finding(_cell_base(review, item, doc), Judgement("needs-review", error, "", 0.0), failed=True, error=error)
 
@@ -283,13 +284,13 @@ def _cell_base(review: Review, item: ChecklistItem, doc: ReviewDocument) -> dict
         "severity": item.severity,
         "requirement": item.requirement,
         "question": review_question(item, review.reasoner),
-        "document": {"id": doc.document_id, "name": doc.name, "sha256": doc.sha256, "version": doc.version},
+        "document": FindingDocument(id=doc.document_id, name=doc.name, sha256=doc.sha256, version=doc.version),
         "reasoner": review.reasoner,
         "model": review.model,
     }
 
 
-def evaluate_cell(docket: Docket, review: Review, item: ChecklistItem, doc: ReviewDocument) -> dict[str, Any]:
+def evaluate_cell(docket: Docket, review: Review, item: ChecklistItem, doc: ReviewDocument) -> ReviewFinding:
     """Ask one item of one document and judge the answer; returns the finding (not yet recorded)."""
     question = review_question(item, review.reasoner)
     base = _cell_base(review, item, doc)
@@ -307,36 +308,39 @@ def evaluate_cell(docket: Docket, review: Review, item: ChecklistItem, doc: Revi
     return _finding(
         base, judgement, failed=failed, error=record.error,
         answer=record.answer, trace=record.trace, trace_format=record.trace_format, answer_record=record.audit_payload(),
-        status=record.status, index_generation=record.retrieval.get("index_generation"),
+        status=record.status, index_generation=record.retrieval.index_generation,
         attempts=record.call.attempts,
     )
 
 
-def _finding(base: dict[str, Any], judgement: Judgement, *, failed: bool, error: str | None, **extra: Any) -> dict[str, Any]:
-    return {
+def _finding(base: dict[str, Any], judgement: Judgement, *, failed: bool, error: str | None, **extra: Any) -> ReviewFinding:
+    return ReviewFinding(
         **base,
-        "verdict": judgement.verdict,
-        "basis": judgement.basis,
-        "confidence": f"{judgement.confidence:.2f}",
-        "rationale": judgement.rationale,
-        "citations": judgement.citations,
-        "grounding": judgement.grounding,
-        "failed": failed,
-        "error": error,
+        verdict=judgement.verdict,
+        basis=judgement.basis,
+        confidence=f"{judgement.confidence:.2f}",
+        rationale=judgement.rationale,
+        citations=judgement.citations,
+        grounding=judgement.grounding,
+        failed=failed,
+        error=error,
         **extra,
-    }
+    )
 
 
-def record_finding(docket: Docket, state: ReviewState, review: Review, finding: dict[str, Any]) -> Cell:
+def record_finding(docket: Docket, state: ReviewState, review: Review, finding: ReviewFinding | dict[str, Any]) -> Cell:
     """One ``review_finding`` audit entry, then the state row. A redone cell names the entry it supersedes.
-    ``review.cells`` is kept current (only the recording thread touches it)."""
-    key = (finding["item_id"], finding["document"]["sha256"])
+    ``review.cells`` is kept current (only the recording thread touches it). A finding given as its payload
+    (a dict) is read as one."""
+    if not isinstance(finding, ReviewFinding):
+        finding = ReviewFinding.from_payload(finding)
+    key = finding.key
     previous = review.cells.get(key)
-    finding = {**finding, "supersedes": previous.audit_seq if previous else None, "recorded_at": utc_now()}
+    finding = finding.model_copy(update={"supersedes": previous.audit_seq if previous else None, "recorded_at": utc_now()})
     appended = docket.audit.append(
-        FINDING_EVENT, floats_to_strings(finding), actor=docket.settings.actor, request_id=review.id,
-        subjects=[f"review:{review.id}", finding["document"]["sha256"], f"item:{finding['item_id']}"],
-        status=finding["verdict"],
+        FINDING_EVENT, floats_to_strings(finding.to_payload()), actor=docket.settings.actor, request_id=review.id,
+        subjects=[f"review:{review.id}", finding.document.sha256, f"item:{finding.item_id}"],
+        status=finding.verdict,
     )
     cell = _cell(finding, appended.seq)
     state.put_cell(review.id, cell)
@@ -344,11 +348,10 @@ def record_finding(docket: Docket, state: ReviewState, review: Review, finding: 
     return cell
 
 
-def _cell(finding: dict[str, Any], seq: int) -> Cell:
+def _cell(finding: ReviewFinding, seq: int) -> Cell:
     return Cell(
-        item_id=finding["item_id"], doc_sha256=finding["document"]["sha256"], verdict=finding["verdict"],
-        failed=bool(finding.get("failed")), confidence=float(finding.get("confidence") or 0), audit_seq=seq,
-        finding=finding,
+        item_id=finding.item_id, doc_sha256=finding.document.sha256, verdict=finding.verdict,
+        failed=finding.failed, confidence=finding.confidence_value, audit_seq=seq, finding=finding,
     )
 
 

@@ -33,6 +33,7 @@ from sqlalchemy import (
 
 from ingest.registry import make_engine
 from pipeline.review.checklist import Checklist
+from pipeline.review.findings import ReviewFinding
 
 metadata = MetaData()
 
@@ -119,7 +120,7 @@ class Cell:
     failed: bool
     confidence: float
     audit_seq: int
-    finding: dict[str, Any]
+    finding: ReviewFinding
 
 
 @dataclass
@@ -204,7 +205,8 @@ class ReviewState:
             ))
             conn.execute(insert(review_cells).values(
                 review_id=review_id, item_id=cell.item_id, doc_sha256=cell.doc_sha256, verdict=cell.verdict,
-                failed=int(cell.failed), confidence=cell.confidence, audit_seq=cell.audit_seq, finding=cell.finding,
+                failed=int(cell.failed), confidence=cell.confidence, audit_seq=cell.audit_seq,
+                finding=cell.finding.to_payload(),
             ))
 
     def complete(self, review_id: str, checkpoint: dict[str, Any]) -> None:
@@ -260,7 +262,7 @@ class ReviewState:
         review.cells = {
             (c["item_id"], c["doc_sha256"]): Cell(
                 c["item_id"], c["doc_sha256"], c["verdict"], bool(c["failed"]), c["confidence"], c["audit_seq"],
-                _as_dict(c["finding"]),
+                ReviewFinding.from_payload(_as_dict(c["finding"])),
             )
             for c in cells
         }

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from pipeline.grounding import check_grounding, cited_labels
+from pipeline.grounding_record import GroundingRecord
 from pipeline.reasoning import Evidence
 from pipeline.records import AnswerRecord
 from pipeline.review.checklist import ChecklistItem, Rule
+from pipeline.review.findings import CellCitation
 
 Verdict = Literal["compliant", "non-compliant", "not-addressed", "needs-review"]
 VERDICTS: tuple[Verdict, ...] = ("compliant", "non-compliant", "not-addressed", "needs-review")
@@ -63,8 +65,8 @@ class Judgement:
     basis: str  # why this verdict, in one sentence (shown in reports)
     rationale: str  # the answer without its verdict line
     confidence: float  # 0..1, see docs/review.md
-    grounding: dict[str, Any] = field(default_factory=dict)
-    citations: list[dict[str, Any]] = field(default_factory=list)
+    grounding: GroundingRecord = field(default_factory=GroundingRecord)
+    citations: list[CellCitation] = field(default_factory=list)
 
 
 def parse_verdict(answer: str) -> tuple[Verdict | None, str]:
@@ -90,7 +92,7 @@ def judge(record: AnswerRecord, reasoner: str, item: ChecklistItem | None = None
         return Judgement("needs-review", f"no answer ({record.status}): {reason}", "", 0.0)
     if record.status == "withheld" or record.withheld_answer:
         # Failed grounding: never a verdict from it, whatever it says; a person reads it.
-        label = record.grounding.get("label") or "it failed grounding"
+        label = record.grounding.label or "it failed grounding"
         return Judgement("needs-review", f"the answer was withheld, {label}", record.withheld_answer or "", 0.0,
                          record.grounding, cell_citations(record.withheld_answer or "", evidence))
     if record.status == "refused":
@@ -102,7 +104,7 @@ def judge(record: AnswerRecord, reasoner: str, item: ChecklistItem | None = None
             "needs-review",
             "evidence found; the extractive answerer quotes it and does not judge it",
             record.answer,
-            _support(record.grounding) * _reading_confidence(_cited(evidence, citations)),
+            record.grounding.support * _reading_confidence(_cited(evidence, citations)),
             record.grounding,
             citations,
         )
@@ -110,16 +112,16 @@ def judge(record: AnswerRecord, reasoner: str, item: ChecklistItem | None = None
     sent = record.call.sources_sent
     shown = [e for e in evidence if sent is None or e.label in sent]
     report = (
-        check_grounding(rationale, shown, question=record.question).to_dict()
-        if rationale else {"verdict": "ungrounded", "claims": 0, "label": "not supported: no answer beside the verdict"}
+        check_grounding(rationale, shown, question=record.question).to_record()
+        if rationale else GroundingRecord(verdict="ungrounded", claims=0, label="not supported: no answer beside the verdict")
     )
     citations = cell_citations(rationale, shown)
-    confidence = _support(report) * _reading_confidence(_cited(shown, citations))
+    confidence = report.support * _reading_confidence(_cited(shown, citations))
     if verdict is None:
         return Judgement("needs-review", "the model gave no verdict in the expected form", rationale, 0.0, report, citations)
-    if report.get("verdict") != "grounded" or not citations:
-        problems = "; ".join(p["detail"] for p in report.get("problems", [])[:2]) or (
-            "it cites no source" if not citations else report.get("label", "")
+    if not report.grounded or not citations:
+        problems = "; ".join(p.detail for p in report.problems[:2]) or (
+            "it cites no source" if not citations else report.label or ""
         )
         return Judgement(
             "needs-review", f"the model said {VERDICT_LABELS[verdict]}, but its answer is not grounded: {problems}",
@@ -129,7 +131,7 @@ def judge(record: AnswerRecord, reasoner: str, item: ChecklistItem | None = None
                      confidence, report, citations)
 
 
-def cell_citations(answer: str, evidence: list[Evidence]) -> list[dict[str, Any]]:
+def cell_citations(answer: str, evidence: list[Evidence]) -> list[CellCitation]:
     """Each cited source with its page and the words quoted from it (or the start of its text)."""
     by_label = {e.label: e for e in evidence}
     quotes: dict[str, list[str]] = {}
@@ -144,23 +146,17 @@ def cell_citations(answer: str, evidence: list[Evidence]) -> list[dict[str, Any]
         if source is None:
             continue
         text = " ".join(source.text.split())
-        out.append({
-            "label": label,
-            "page": source.page,
-            "quote": " … ".join(dict.fromkeys(said)) or text[:_QUOTE_FALLBACK_CHARS],
-            "quoted": bool(said),
-            "doc_sha256": source.doc_sha256,
-            "chunk_id": source.chunk_id,
-            "text_sha256": source.text_sha256,
-            "method": source.method,
-        })
+        out.append(CellCitation(
+            label=label,
+            page=source.page,
+            quote=" … ".join(dict.fromkeys(said)) or text[:_QUOTE_FALLBACK_CHARS],
+            quoted=bool(said),
+            doc_sha256=source.doc_sha256,
+            chunk_id=source.chunk_id,
+            text_sha256=source.text_sha256,
+            method=source.method,
+        ))
     return out
-
-
-def _support(grounding: dict[str, Any]) -> float:
-    """Share of the answer's claims that the grounding check found supported."""
-    claims = int(grounding.get("claims") or 0)
-    return int(grounding.get("grounded_claims") or 0) / claims if claims else 0.0
 
 
 def _reading_confidence(evidence: list[Evidence]) -> float:
@@ -169,8 +165,8 @@ def _reading_confidence(evidence: list[Evidence]) -> float:
     return min(values) if values else 1.0
 
 
-def _cited(evidence: list[Evidence], citations: list[dict[str, Any]]) -> list[Evidence]:
-    labels = {c["label"] for c in citations}
+def _cited(evidence: list[Evidence], citations: list[CellCitation]) -> list[Evidence]:
+    labels = {c.label for c in citations}
     return [e for e in evidence if e.label in labels]
 
 
@@ -267,8 +263,8 @@ def rule_judgement(rule: Rule, record: AnswerRecord, evidence: list[Evidence], t
         if days is None:
             return None
         compliant = days >= rule.value if rule.kind == "min_duration_days" else days <= rule.value
-    quote = _around(next((c["quote"] for c in citations if c["label"] == label and c["quoted"]), ""), value)
+    quote = _around(next((c.quote for c in citations if c.label == label and c.quoted), ""), value)
     basis = (f"decided by the {said} on the extracted value '{value}'" + (f" [{label}]" if label else "")
              + (f' from "{quote}"' if quote else "") + ", not by a model")
     return Judgement("compliant" if compliant else "non-compliant", basis, record.answer,
-                     _support(record.grounding) * reading if record.grounding else reading, record.grounding, citations)
+                     record.grounding.support * reading if record.grounding.given else reading, record.grounding, citations)

@@ -170,7 +170,7 @@ def show_cell(review_id: str, item: str, doc: str, principal: Principal = Depend
     cell = review.cells.get((item, document.sha256))
     if cell is None:
         raise not_found("cell", f"{item} x {doc}", "it is not run yet, or the item is not in the checklist")
-    return {**cell.finding, "audit_seq": cell.audit_seq, "reviewed_verdict": reviewed_verdict(review, cell),
+    return {**cell.finding.to_payload(), "audit_seq": cell.audit_seq, "reviewed_verdict": reviewed_verdict(review, cell),
             "signoffs": [s.__dict__ for s in signoffs_for(review, cell.item_id, cell.doc_sha256)]}
 
 
