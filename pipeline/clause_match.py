@@ -28,20 +28,23 @@ class ClauseProfile:
     signal: re.Pattern[str]  # a sentence that states such a clause
     heading: re.Pattern[str]  # the heading of a section holding such a clause
     looks_for: str  # what the answerer looked for, in words, for a refusal
+    # The clause's operative wording ("hereby grants ... a license", "may not assign ... without ...
+    # consent"), stronger than the signal's words, which a sentence that only mentions the clause has too.
+    strong: re.Pattern[str] | None = None
 
 
 def _p(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern, re.IGNORECASE | re.DOTALL)
 
 
-def _profile(name: str, question: str, signal: str, heading: str, looks_for: str) -> ClauseProfile:
-    return ClauseProfile(name, _p(question), _p(signal), _p(heading), looks_for)
+def _profile(name: str, question: str, signal: str, heading: str, looks_for: str, strong: str | None = None) -> ClauseProfile:
+    return ClauseProfile(name, _p(question), _p(signal), _p(heading), looks_for, _p(strong) if strong else None)
 
 
 _LICENSE = r"licen[cs]\w*"
 # "exclusive" as exclusivity: not "non-exclusive", nor an exclusive remedy, jurisdiction or ownership.
 _EXCLUSIVE = (r"(?<![-\w])exclusiv\w*(?!\s+(?:remed\w*|jurisdiction|venue|forum|courts?|property|owner\w*|right to terminate|"
-              r"of\b|basis\s+for\s+determining))")
+              r"of\b|basis\s+for\s+determining|(?:\w+\s+){0,2}agreement\b))")
 
 # First match wins: most-favoured-nation (its question mentions licensing) and the specific license questions before the general one, exceptions to restrictions
 # before the restrictions, a cap before uncapped liability's wider wording.
@@ -91,6 +94,7 @@ PROFILES: tuple[ClauseProfile, ...] = (
         r"\bshall not\b.{0,80}\b(?:sell|license|appoint|engage|purchase|market|distribute|offer|promote|endorse|use)\b.{0,120}\b(?:third part\w+|any other|other (?:than|persons?|companies|parties)|competitor\w*|anyone)",
         r"exclusiv",
         "an exclusive dealing commitment (exclusive rights, sole supplier, all requirements, a prohibition on dealing with others)",
+        r"\b(?:appoints?|grants?|granted)\b.{0,120}" + _EXCLUSIVE + r"|" + _EXCLUSIVE + r"\s+(?:right|license|licensee|distributor|supplier|provider|reseller|agent|basis)\b|\bexclusively\b",
     ),
     _profile(
         "Non-Disparagement",
@@ -132,6 +136,7 @@ PROFILES: tuple[ClauseProfile, ...] = (
         r"\b(?:not|neither|no)\b.{0,120}\b(?:assign\w*|transfer\w*|delegat\w*)\b",
         r"assign",
         "a clause requiring consent or notice to assign the agreement",
+        r"\b(?:not|neither|no)\b.{0,120}\bassign\w*\b.{0,200}\b(?:consent|approv\w+)|\bassign\w*\b.{0,200}\b(?:without|prior)\b.{0,60}\b(?:consent|approv\w+)|\bassign\w*\b.{0,150}\bnull and void\b",
     ),
     _profile(
         "Revenue/Profit Sharing",
@@ -140,6 +145,7 @@ PROFILES: tuple[ClauseProfile, ...] = (
         r"\bpercent(?:age)?\b|%|\bproceeds\b",
         r"royalt|revenue|profit|compensation|payment|commission|fees",
         "a duty to share revenue or profit (royalties, a share of sales, commissions)",
+        r"\b(?:pay|paid|payable|receive|entitled|shared?)\b.{0,120}(?:\broyalt\w*|\b(?:percent|percentage)\b|%|\bshare of\b|\bcommissions?\b)",
     ),
     _profile(
         "Price Restrictions",
@@ -156,6 +162,7 @@ PROFILES: tuple[ClauseProfile, ...] = (
         r"\b(?:purchase|order|sales?) (?:commitment|targets?|quotas?|milestones?|forecasts?)\b|\bquota\b",
         r"minimum|purchase|order|commitment|forecast",
         "a minimum purchase, order or volume commitment",
+        r"\b(?:purchase|order|buy|sell|deliver|provide|achieve|meet)\w*\b.{0,80}\b(?:minimum|not less than|no less than|at least)\b|\bminimum\b.{0,40}\b(?:order|purchase|quantit\w+|volume|amount|number|commitment)\b",
     ),
     _profile(
         "Volume Restriction",
@@ -230,14 +237,16 @@ PROFILES: tuple[ClauseProfile, ...] = (
         r"\bhereby licen[cs]es\b|\b(?:right|licen[cs]e) to use\b",
         _LICENSE + r"|grant",
         "a license granted by one party to the other",
+        r"\b(?:hereby\s+)?grants?\b.{0,200}\blicen[cs]e\b|\bhereby licen[cs]es\b",
     ),
     _profile(
         "Post-Termination Services",
         r"\bafter (?:the )?(?:termination|expiration)\b|\bpost-?termination\b|\bwind-?down\b|\btransition\b",
-        r"\b(?:after|following|upon|on|post-?|prior to the)\s*(?:the\s+|any\s+|such\s+)?(?:termination|expiration|expiry)\b|\bsurviv\w+|"
-        r"\bwind-?down\b|\btransition\w*|\bsell[- ]off\b|\blast[- ]time buy\b|\blast[- ]buy\b|\bthereafter\b",
+        r"\b(?:after|following|upon|on|post-?)\s*(?:the\s+|any\s+|such\s+)?(?:termination|expiration|expiry)\b|\bsurviv\w+|"
+        r"\bwind-?down\b|\btransition\w*|\bsell[- ]off\b|\blast[- ]time buy\b|\blast[- ]buy\b",
         r"terminat|expir|effect of|surviv",
         "an obligation after termination or expiration",
+        r"^\W*(?:\(?\w{1,3}[.)]\s*)?(?:upon|after|following|on)\s+(?:the\s+|any\s+|such\s+)?(?:termination|expiration|expiry)\b|\bshall survive\b|\b(?:after|following)\b.{0,30}\b(?:termination|expiration)\b.{0,80}\b(?:shall|will|may)\b",
     ),
     _profile(
         "Audit Rights",
@@ -245,6 +254,7 @@ PROFILES: tuple[ClauseProfile, ...] = (
         r"\baudit\w*|\binspect\w*|\bexamin\w*|\bbooks\b|\brecords\b|\baccess to\b.{0,40}\b(?:premises|facilit\w+|locations?)\b",
         r"audit|records|inspection|books",
         "a right to audit or inspect books, records or premises",
+        r"\b(?:right|entitled|may|shall be permitted)\b.{0,60}\b(?:audit|inspect|examin)\w*",
     ),
     _profile(
         "Cap On Liability",
@@ -284,6 +294,7 @@ PROFILES: tuple[ClauseProfile, ...] = (
         r"\binsur\w*|\bpolic(?:y|ies) of\b|\bcoverage\b",
         r"insurance",
         "a requirement to hold insurance",
+        r"\b(?:maintain|carry|carries|obtain|procure|secure|provide|keep)\b.{0,120}\binsur\w*",
     ),
     _profile(
         "Covenant Not To Sue",
@@ -321,6 +332,10 @@ def clause_profile(question: str) -> ClauseProfile | None:
 
 def states_clause(profile: ClauseProfile, sentence: str) -> bool:
     return bool(profile.signal.search(sentence))
+
+
+def states_clause_strongly(profile: ClauseProfile, sentence: str) -> bool:
+    return profile.strong is not None and bool(profile.strong.search(sentence))
 
 
 def heading_matches(profile: ClauseProfile, context: str) -> bool:

@@ -20,7 +20,7 @@ import numpy as np
 
 from ingest.chunking import sentence_spans
 from ingest.lexical import tokenize
-from pipeline.clause_match import ClauseProfile, clause_profile, heading_matches, states_clause
+from pipeline.clause_match import ClauseProfile, clause_profile, heading_matches, states_clause, states_clause_strongly
 from pipeline.answer_kinds import _CORPORATE, _DEFINED_TERM, KIND_WORDS, date_values, kind_rule, question_core, value_spans
 from pipeline.reasoning import CallRecord, ChatTurn, Evidence, ReasonerOutput
 
@@ -48,6 +48,7 @@ _OPENING_BOOST = 0.1
 # gets _CLAUSE_BOOST, one under the clause's heading _CLAUSE_HEADING_BOOST more.
 _CLAUSE_BOOST = 0.15
 _CLAUSE_HEADING_BOOST = 0.08
+_CLAUSE_STRONG_BOOST = 0.1  # ... and one with its operative wording ("hereby grants ... a license") this more
 _PREAMBLE = re.compile(r"\b(?:by and between|by and among|between|among|entered into by)\b", re.IGNORECASE)
 _PARTIES_QUESTION = re.compile(r"\bwho (?:are|were|is) the part|\bpart(?:y|ies)\b.{0,40}\b(?:signed|sign|entered|execut)", re.IGNORECASE)
 # (what a date question asks, the words of a sentence that give that date, whether the opening gives it)
@@ -167,12 +168,14 @@ class _Candidate:
     opening: bool = False  # on the document's first page, and the question is one the opening answers
     clause: bool = False  # has the wording of the clause the question asks about (clause_match)
     clause_heading: bool = False  # ... and stands under that clause's heading
+    clause_strong: bool = False  # ... has the clause's operative wording
 
     @property
     def score(self) -> float:
         return (0.75 * self.cosine + 0.25 * self.overlap + _HEADING_BOOST * self.heading
                 + _STRUCTURE_BOOST * self.structure + _OPENING_BOOST * self.opening
-                + _CLAUSE_BOOST * self.clause + _CLAUSE_HEADING_BOOST * (self.clause and self.clause_heading))
+                + _CLAUSE_BOOST * self.clause + _CLAUSE_HEADING_BOOST * (self.clause and self.clause_heading)
+                + _CLAUSE_STRONG_BOOST * (self.clause and self.clause_strong))
 
 
 class ExtractiveReasoner:
@@ -232,7 +235,8 @@ class ExtractiveReasoner:
             steps.append(
                 f"   {c.label} score {c.score:.3f} (cosine {c.cosine:.3f}, words {c.overlap:.2f}, heading {c.heading:.2f}"
                 f"{', value ' + repr(c.value) if c.value else ''}{', clause wording' if c.clause else ''}"
-                f"{', clause heading' if c.clause and c.clause_heading else ''}): {c.sentence[:90]!r}"
+                f"{', operative wording' if c.clause_strong else ''}{', clause heading' if c.clause and c.clause_heading else ''}"
+                f"): {c.sentence[:90]!r}"
             )
         best = ranked[0].score if ranked else 0.0
         if kind in VALUE_KINDS:
@@ -340,7 +344,9 @@ class ExtractiveReasoner:
                 opening = anchor[2] and ev.page == 1
             clause = profile is not None and states_clause(profile, sentence)
             under = clause and heading_matches(profile, ev.context)
-            out.append(_Candidate(ev.label, sentence, float(cosine), overlap, heading, value, structure, opening, clause, under))
+            strong = clause and states_clause_strongly(profile, sentence)
+            out.append(_Candidate(ev.label, sentence, float(cosine), overlap, heading, value, structure, opening,
+                                  clause, under, strong))
         return out, skipped
 
     def _embed(self, texts: list[str]) -> np.ndarray:
