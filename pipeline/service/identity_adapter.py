@@ -95,10 +95,11 @@ def can(state: ServiceState, principal: Principal, action: str, collection: str 
         document_id: int | None = None) -> bool:
     from pipeline.identity.access import Resource, can as allowed, load_grants
 
-    resource = Resource(collection, document_id) if (collection or document_id is not None) else None
+    if not collection and document_id is None:  # whether the role may do it at all: no grant decides that
+        return allowed(principal.user, action)
     with _sessions(state).begin() as session:
         grants = load_grants(session, principal.user)
-    return allowed(principal.user, action, resource, grants)
+    return allowed(principal.user, action, Resource(collection, document_id), grants)
 
 
 def allowed_documents(state: ServiceState, principal: Principal, collection: str | None = None,

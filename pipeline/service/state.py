@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from pipeline.app import Docket
+from pipeline.service.group_commit import GroupCommitLog
 from pipeline.settings import DocketSettings
 
 
@@ -145,6 +146,10 @@ class ServiceState:
     def __init__(self, settings: DocketSettings) -> None:
         self.settings = settings
         self.docket = Docket(settings)
+        # Every entry the service makes (answers, reviews, identity events) goes through one writer
+        # thread that commits what is queued together (pipeline/service/group_commit.py).
+        self.audit = GroupCommitLog(self.docket.audit)
+        self.docket.__dict__["audit"] = self.audit  # Docket.audit is a cached_property: this is its value
         self.jobs = Jobs()
         self.limiter = RateLimiter(settings.service.rate_limit_per_minute)
         self.pages = PageCache()
@@ -169,3 +174,4 @@ class ServiceState:
 
     def close(self) -> None:
         self.jobs.shutdown()
+        self.audit.close()

@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from pipeline.service import identity_adapter as identity
 from pipeline.service.deps import ARRIVED, allowed, service
-from pipeline.service.errors import not_found
+from pipeline.service.errors import ApiError, log, not_found
 from pipeline.service.state import Principal, ServiceState
 
 router = APIRouter(tags=["ask"])
@@ -78,20 +78,40 @@ def _prepare(state: ServiceState, principal: Principal, body: AskRequest):
     return state.docket_for(principal), options
 
 
+NOT_RECORDED = ("the answer was not recorded in the audit log, so it is not given; retry shortly, and if it "
+                "keeps failing tell the server's operator (the server's log has the details)")
+
+
+def recorded_ask(docket, question: str, options):
+    """``pipeline.ask.ask``, with an audit log that could not take the answer's entry as a 503 (an answer
+    that is not recorded is never sent). A busy log stays the 503 with Retry-After of the error handlers."""
+    from audit.errors import AuditError, AuditLockTimeout
+
+    from pipeline.ask import ask
+
+    try:
+        return ask(docket, question, options)
+    except AuditLockTimeout:
+        raise
+    except AuditError:
+        log.exception("an ask's audit entry could not be written")
+        raise ApiError(503, "audit_unavailable", NOT_RECORDED, {"Retry-After": "2"}) from None
+
+
 def _sse(event: str, data: Any) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
 def _stream(state: ServiceState, docket, question: str, options) -> StreamingResponse:
     """The trace and answer as they arrive (``delta`` events), then the whole record (``answer``)."""
-    from pipeline.ask import ask
-
     events: queue.Queue = queue.Queue()
     options.on_delta = lambda kind, text: events.put(("delta", {"kind": kind, "text": text}))
 
     def work() -> None:
         try:
-            events.put(("answer", answer_json(state, ask(docket, question, options))))
+            events.put(("answer", answer_json(state, recorded_ask(docket, question, options))))
+        except ApiError as exc:
+            events.put(("error", {"error": {"code": exc.code, "message": exc.message}}))
         except Exception as exc:  # the stream has started: the error is its last event
             events.put(("error", {"error": {"code": "internal", "message": f"the ask failed: {exc}"}}))
         events.put(None)
@@ -109,15 +129,13 @@ def _stream(state: ServiceState, docket, question: str, options) -> StreamingRes
              responses={200: {"content": {"text/event-stream": {}}}})
 def ask_question(body: AskRequest, request: Request, principal: Principal = Depends(allowed("ask")),
                  state: ServiceState = Depends(service)):
-    from pipeline.ask import ask
-
     began = time.perf_counter()
     docket, options = _prepare(state, principal, body)
     if "text/event-stream" in request.headers.get("accept", ""):
         return _stream(state, docket, body.question, options)
     options.timings = {}
     prepared = time.perf_counter()
-    record = ask(docket, body.question, options)
+    record = recorded_ask(docket, body.question, options)
     asked = time.perf_counter()
     response = JSONResponse(answer_json(state, record))
     done = time.perf_counter()
