@@ -153,7 +153,7 @@ def test_a_stopped_batch_continues_where_it_stopped_and_logs_nothing_twice(
     samples_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     from pipeline.compute import questions_file
-    from pipeline.compute.batch_cli import run_batch
+    from pipeline.cli.batch import run_batch
     from pipeline.compute.questions import BatchDefaults
 
     questions = write_jsonl(tmp_path / "questions.jsonl", QUESTIONS[:3])

@@ -255,7 +255,7 @@ def test_review_and_question_batch_on_ray_equal_local_and_survive_a_dead_worker_
     ray_nodes, local_workspace: Path, ray_home: Path, pg_url: str, tmp_path: Path
 ):
     from pipeline.app import Docket
-    from pipeline.compute.batch_cli import run_batch
+    from pipeline.cli.batch import run_batch
     from pipeline.compute.questions import BatchDefaults
     from pipeline.review import parse_checklist, run_review
     from pipeline.review.runner import FINDING_EVENT, RunHooks

@@ -227,8 +227,8 @@ def ask(
     """Answer a question from the ingested documents, citing [S#] sources; the answer is logged for audit.
 
     An answer that fails grounding is withheld (exit 1) unless --allow-ungrounded."""
-    if questions is not None or output is not None:  # many questions: pipeline/compute/batch_cli.py
-        from pipeline.compute.batch_cli import ask_batch_command
+    if questions is not None or output is not None:  # many questions: pipeline/cli/batch.py
+        from pipeline.cli.batch import ask_batch_command
 
         raise typer.Exit(ask_batch_command(
             state.docket, question, questions, output, collection=collection, documents=doc, top_k=top_k,

@@ -9,7 +9,7 @@
   or answer questions; the driver alone appends their results to the audit log.
 - ``llm_slots``: the cluster-wide limit on calls to the LLM (``llm.concurrency``), a named actor.
 - ``review``: review cells on Ray (``pipeline.review.runner``'s cell executor).
-- ``questions``, ``questions_file``, ``batch_cli``: ``docket ask --questions FILE``, locally or on Ray.
+- ``questions``, ``questions_file``: ``docket ask --questions FILE``, locally or on Ray (the command: ``pipeline.cli.batch``).
 
 Ray is an optional extra (``pip install 'docket[ray]'``); nothing here imports it until it is used.
 """

@@ -1,4 +1,4 @@
-"""``docket ask --questions FILE [--output OUT]``: the command's work, called by pipeline/cli.py.
+"""``docket ask --questions FILE [--output OUT]``: the command's work, called by pipeline/cli/root.py.
 
 The questions file is checked whole first (a bad line: one line naming it, exit 2, nothing asked or
 logged). Without ``--output`` the answers are printed as JSON lines, in the file's order, on stdout;
