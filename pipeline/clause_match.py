@@ -75,7 +75,8 @@ PROFILES: tuple[ClauseProfile, ...] = (
     _profile(
         "No-Solicit Of Customers",
         r"\bsolicit\w*\b.{0,80}\b(?:customers?|clients?|partners?|suppliers?)\b|\b(?:customers?|clients?)\b.{0,40}\bsolicit",
-        r"\b(?:solicit\w*|induce\w*|entic\w+|divert\w*|interfere\w*)\b.{0,150}\b(?:customers?|clients?|suppliers?|accounts?|business)\b",
+        r"\b(?:solicit\w*|induce\w*|entic\w+|divert\w*|interfere\w*)\b.{0,150}\b(?:customers?|clients?|suppliers?|accounts?|business)\b|"
+        r"\b(?:not|no)\b.{0,60}\b(?:market|sell|offer|provide|call on|contact)\w*\b.{0,60}\b(?:customers?|clients?)\b",
         r"solicit|customers|interfer",
         "a restriction on soliciting the other party's customers",
     ),
@@ -99,7 +100,8 @@ PROFILES: tuple[ClauseProfile, ...] = (
     _profile(
         "Non-Disparagement",
         r"\bdisparag\w*",
-        r"\bdisparag\w*|\bderogatory\b|\bnegative (?:statements?|comments?|remarks?)\b|\bdefam\w+|\bdiscredit\w*|\bill of\b",
+        r"\bdisparag\w*|\bderogatory\b|\bnegative (?:statements?|comments?|remarks?)\b|\bdefam\w+|\bdiscredit\w*|\bill of\b|"
+        r"\btarnish\w*|\bdisrepute\b|\b(?:harm|damage|injure)\w*\b.{0,40}\b(?:reputation|goodwill)\b",
         r"disparag",
         "a duty not to disparage",
     ),
@@ -167,14 +169,14 @@ PROFILES: tuple[ClauseProfile, ...] = (
     _profile(
         "Volume Restriction",
         r"\bthreshold\b|\bvolume\b|\bexceed\w*\b.{0,60}\b(?:use|usage|limit)",
-        r"\bexceed\w*|\bthresholds?\b|\bvolumes?\b|\bin excess of\b|\bmaximum\b|\bup to\b|\blimit\w*\b.{0,40}\b(?:number|quantity|usage|use)\b",
+        r"\bexceed\w*|\bthresholds?\b|\bvolumes?\b|\bin excess of\b|\bmaximum\b|\bup to\b|\bnot more than\b|\bno more than\b|\blimit\w*\b.{0,40}\b(?:number|quantity|usage|use)\b",
         r"volume|usage|limit|quantit",
         "a fee increase or consent required when use exceeds a threshold",
     ),
     _profile(
         "Joint Ip Ownership",
         r"\bjoint\w*\b.{0,40}\bown\w*|\bshared ownership\b|\bco-?own\w*",
-        r"\bjoint\w*\b.{0,80}\b(?:own\w*|property|title)\b|\bco-?own\w*|\bown\w*\b.{0,60}\bjoint\w*|\bequal(?:ly)?\b.{0,40}\b(?:undivided|interest|own\w*)",
+        r"\bjoint\w*\b.{0,80}\b(?:own\w*|property|title)\b|\bco-?own\w*|\bown\w*\b.{0,200}\bjoint\w*|\b(?:developed|created|conceived|made)\s+jointly\b|\bequal(?:ly)?\b.{0,40}\b(?:undivided|interest|own\w*)",
         r"intellectual property|ownership|inventions|proprietary",
         "joint or shared ownership of intellectual property",
     ),
@@ -197,7 +199,7 @@ PROFILES: tuple[ClauseProfile, ...] = (
         "Unlimited/All-You-Can-Eat-License",
         r"\bunlimited\b|\ball[- ]you[- ]can[- ]eat\b|\benterprise\b.{0,20}\blicen",
         r"\bunlimited\b|\benterprise(?:-wide)?\b|\ball[- ]you[- ]can[- ]eat\b|\bwithout (?:limit|limitation|restriction)\b.{0,40}\b(?:number|use|usage|copies|users)\b|"
-        r"\bno additional (?:fees?|charges?|costs?)\b|\bany number of\b",
+        r"\bno additional (?:fees?|charges?|costs?)\b|\bany number of (?:users?|copies|installations?|seats?|devices?|sites?|locations?|times)\b",
         _LICENSE,
         "an unlimited-usage or enterprise license",
     ),
@@ -211,14 +213,14 @@ PROFILES: tuple[ClauseProfile, ...] = (
     _profile(
         "Affiliate License-Licensor",
         r"\baffiliates? of (?:the )?licensor\b|\blicen[cs]\w*\b.{0,40}\bby (?:the )?affiliates?\b",
-        r"\baffiliat\w*|\bsubsidiar\w*",
+        r"\b(?:affiliat|subsidiar)\w*\b.{0,200}\b(?:licen[cs]\w*|grant\w*)|\b(?:licen[cs]\w*|grant\w*)\b.{0,200}\b(?:affiliat|subsidiar)\w*",
         _LICENSE,
         "a license granted by, or of intellectual property of, the licensor's affiliates",
     ),
     _profile(
         "Affiliate License-Licensee",
         r"\blicen[cs]\w*\b.{0,80}\baffiliat\w*|\baffiliat\w*\b.{0,40}\blicensee",
-        r"\baffiliat\w*|\bsubsidiar\w*",
+        r"\b(?:affiliat|subsidiar)\w*\b.{0,200}\b(?:licen[cs]\w*|grant\w*|sub-?licens\w*)|\b(?:licen[cs]\w*|grant\w*)\b.{0,200}\b(?:affiliat|subsidiar)\w*",
         _LICENSE,
         "a license granted to the licensee's affiliates",
     ),
