@@ -37,7 +37,7 @@ class DocketWorker:
         from pipeline.review.runner import evaluate_cell
 
         finding = evaluate_cell(self.docket, review, item, doc)
-        return self.snapshots.result(finding, finding.get("answer_record"))
+        return self.snapshots.result(finding, finding.answer_record)
 
     def ask(self, question: str, options):
         """The question's answer record, not recorded (a ``WorkerResult``)."""

@@ -93,6 +93,6 @@ class ReviewFinding(PayloadModel):
         return AnswerRecord.model_validate(self.answer_record) if self.answer_record is not None else None
 
     def get(self, key: str, default: Any = None) -> Any:
-        """A payload key's value as the payload holds it: for readers that still take a finding by its keys
-        (pipeline/compute/workers.py); new code reads the fields."""
+        """A payload key's value as the payload holds it, for readers that take a finding by its keys
+        (tests/test_ray_cluster.py compares local and Ray cells so); code reads the fields."""
         return self.to_payload().get(key, default)
