@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, model_validator
 from ingest.passages import Passage
 from pipeline.grounding_record import GroundingRecord
 from pipeline.reasoning import AnswerStatus, CallRecord, TraceFormat
-from pipeline.retrieval_info import RetrievalInfo
+from pipeline.retrieval_info import DocumentFilterInfo, RetrievalInfo
 
 
 # The evidence of an answer record is the passages the reasoner was shown (ingest.passages), kept as they are.
@@ -38,7 +38,7 @@ class AnswerRecord(BaseModel):
     collection: str | None
     documents: list[str] = Field(default_factory=list)  # the --doc filters as given
     # The --type/--since/--until filters as given (ISO dates); empty when none was.
-    document_filter: dict[str, Any] = Field(default_factory=dict)
+    document_filter: DocumentFilterInfo = Field(default_factory=DocumentFilterInfo)
     retrieval: RetrievalInfo = Field(default_factory=RetrievalInfo)  # the search's settings, encoder and index generation
     reasoner: str
     notice: str | None = None  # e.g. the extractive answerer's "not a language model"

@@ -1,9 +1,10 @@
-"""How an answer's passages were found: ``AnswerRecord.retrieval``, typed.
+"""How an answer's passages were found: ``AnswerRecord.retrieval`` and ``AnswerRecord.document_filter``, typed.
 
-The retrieval settings in force (``pipeline.settings.RetrievalSettings``, the same names), the top-k
-asked for, the encoder that embedded the question and the index generation searched. Which documents
-and collections were searched are the record's own fields (``collection``, ``documents``,
-``document_filter``, ``searched_document_ids``), the scores each passage's (``evidence``).
+``RetrievalInfo``: the retrieval settings in force (``pipeline.settings.RetrievalSettings``, the same
+names), the top-k asked for, the encoder that embedded the question and the index generation searched.
+``DocumentFilterInfo``: the --type/--since/--until filters as given. The rest of the search's scope is
+the record's own fields (``collection``, ``documents``, ``searched_document_ids``), the scores each
+passage's (``evidence``).
 
 In the log the weights are text (it keeps no floats; ``records.floats_to_strings``); they read back as
 floats. A payload from an older Docket may lack a setting added since, or hold one removed since: the
@@ -35,3 +36,11 @@ class RetrievalInfo(PayloadModel):
     embedding_model: str | None = None
     embedding_backend: str | None = None
     index_generation: int | None = None
+
+
+class DocumentFilterInfo(PayloadModel):
+    """The document filters as given; a filter not given is absent (``{}`` when none was)."""
+
+    types: list[str] = []  # any of these document types
+    since: str | None = None  # ISO date: documents dated on or after
+    until: str | None = None  # ISO date: documents dated on or before

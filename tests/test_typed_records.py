@@ -19,7 +19,7 @@ from pipeline.grounding_record import GroundingRecord
 from pipeline.payload_model import PayloadModel
 from pipeline.reasoning import Evidence
 from pipeline.records import AnswerRecord, floats_to_strings
-from pipeline.retrieval_info import RetrievalInfo
+from pipeline.retrieval_info import DocumentFilterInfo, RetrievalInfo
 from pipeline.review.findings import ReviewFinding
 from pipeline.settings import RetrievalSettings
 
@@ -82,6 +82,9 @@ def test_absent_keys_stay_absent_and_unknown_ones_are_kept() -> None:
     assert finding.to_payload() == older
     assert finding.answer is None and finding.grounding.label is None and finding.grounding.words == "grounded"
     assert finding.model_copy(update={"supersedes": 4}).to_payload() == {**older, "supersedes": 4}
+    assert DocumentFilterInfo.from_payload({"types": ["NDA"], "until": "2020-12-31"}).to_payload() == {
+        "types": ["NDA"], "until": "2020-12-31"}
+    assert DocumentFilterInfo().to_payload() == {} and DocumentFilterInfo.model_fields.keys() == {"types", "since", "until"}
 
 
 def test_the_fixture_workspaces_payloads_read_and_write_back_unchanged() -> None:
@@ -128,6 +131,6 @@ def test_a_review_and_an_ask_of_today_write_typed_payloads_that_read_back_unchan
     assert record.audit_payload() == logged
     read = AnswerRecord.model_validate(logged)
     assert read.audit_payload() == logged
-    assert _extras(read.grounding) == [] and _extras(read.retrieval) == []
+    assert _extras(read.grounding) == [] and _extras(read.retrieval) == [] and read.document_filter.to_payload() == {}
     assert read.retrieval.top_k == docket.settings.retrieval.top_k and read.retrieval.embedding_model
     assert read.grounding.checks is not None and read.grounding.label == record.grounding.label
