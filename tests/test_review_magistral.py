@@ -26,7 +26,7 @@ from fake_llm import FakeLLM, RecordedRequest, Reply, mistral_2509, rate_limited
 from pipeline.app import Docket
 from pipeline.grounding import REFUSAL_SENTENCE
 from pipeline.review import load_checklist, parse_checklist, run_review
-from pipeline.review.cli import make_review_app
+from pipeline.cli.review import make_review_app
 from pipeline.review.runner import FINDING_EVENT, RunHooks, review_state
 from pipeline.settings import load_settings
 

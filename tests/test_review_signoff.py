@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from conftest import DUOS
 from pipeline.app import Docket
 from pipeline.review import parse_checklist, run_review
-from pipeline.review.cli import make_review_app
+from pipeline.cli.review import make_review_app
 from pipeline.review.reports import render
 from pipeline.review.runner import review_state
 from pipeline.settings import load_settings

@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-SUBMODULES = ("answers", "db", "demo", "plumbing", "root")
+SUBMODULES = ("answers", "batch", "db", "demo", "models", "plumbing", "replay", "review", "root", "users")
 
 
 def __getattr__(name: str) -> Any:

@@ -502,20 +502,20 @@ def _mounted(mount: Callable[[typer.Typer], None], name: str):
 
 def _load_audit():
     from audit.cli import make_app
-    from pipeline.replay.cli import add_replay_command  # `audit replay` needs the rest of Docket; audit/ does not
+    from pipeline.cli.replay import add_replay_command  # `audit replay` needs the rest of Docket; audit/ does not
 
     return _mounted(lambda holder: holder.add_typer(add_replay_command(make_app(_audit_context), state.docket), name="audit", help=AUDIT_HELP), "audit")
 
 
 def _load_review():
-    from pipeline.review.cli import make_review_app
+    from pipeline.cli.review import make_review_app
 
     return _mounted(lambda holder: holder.add_typer(make_review_app(state.docket), name="review"), "review")
 
 
 def _load_users():
     from pipeline.identity.actors import os_identity
-    from pipeline.identity.cli import make_users_app
+    from pipeline.cli.users import make_users_app
 
     return _mounted(lambda holder: holder.add_typer(make_users_app(state.docket, os_identity), name="users"), "users")
 
@@ -527,7 +527,7 @@ def _load_db():
 
 
 def _load_models():
-    from pipeline.llm.models_cli import make_models_app
+    from pipeline.cli.models import make_models_app
 
     return _mounted(lambda holder: holder.add_typer(make_models_app(state.settings), name="models"), "models")
 

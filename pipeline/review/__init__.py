@@ -2,7 +2,7 @@
 
 See docs/review.md. The pieces: ``checklist`` (YAML models and validation), ``verdicts`` (answer ->
 verdict), ``runner`` (cells on a bounded pool, resumable), ``state`` (SQL tables), ``signoff``,
-``reports``, ``diff`` and ``cli`` (the ``docket review`` commands).
+``reports`` and ``diff``; the ``docket review`` commands are ``pipeline.cli.review``.
 """
 
 from pipeline.review.checklist import Checklist, ChecklistError, ChecklistItem, load_checklist, parse_checklist

@@ -4,7 +4,7 @@
 from functools import cache
 
 from pipeline.app import Docket
-from pipeline.review.cli import make_review_app
+from pipeline.cli.review import make_review_app
 from pipeline.identity.actors import os_identity, untrusted_actor_problem
 from pipeline.settings import ConfigError, load_settings
 

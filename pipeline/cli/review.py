@@ -1,6 +1,6 @@
 """`docket review ...`: run a checklist, show the matrix, write reports, diff, sign off.
 
-The lead's CLI mounts it with ``app.add_typer(make_review_app(state.docket), name="review")``.
+pipeline/cli/root.py mounts it on first use; ``python -m pipeline.review`` runs it alone.
 ``docket review CHECKLIST ...`` is short for ``docket review run CHECKLIST ...``.
 """
 
@@ -242,7 +242,7 @@ def make_review_app(get_docket: Callable[[], Docket]) -> typer.Typer:
         _out.print(f"signed off ({record.decision}) as audit entry #{record.audit_seq}"
                    + (f", with {acknowledge_open} open items acknowledged" if acknowledge_open else ""))
 
-    from pipeline.replay.cli import add_review_replay_command  # `review replay`: pipeline/replay/ (docs/replay.md)
+    from pipeline.cli.replay import add_review_replay_command  # `review replay`: pipeline/replay/ (docs/replay.md)
 
     return add_review_replay_command(app, get_docket)
 

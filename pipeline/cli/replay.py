@@ -1,4 +1,5 @@
-"""`docket audit replay SEQ [--against current]`: the command, mounted on the audit sub-app by pipeline/cli.py.
+"""`docket audit replay SEQ [--against current]` and `docket review replay`: the commands, added to the audit
+sub-app by pipeline/cli/root.py and to the review sub-app by pipeline/cli/review.py.
 
 audit/ imports nothing of Docket, so the command is added from here to the group ``audit.cli.make_app``
 builds. Exit codes: 0 the replay is identical; 1 it is not (evidence or answer changed, something a frozen
