@@ -51,12 +51,30 @@ _CLAUSE_HEADING_BOOST = 0.08
 _CLAUSE_STRONG_BOOST = 0.1  # ... and one with its operative wording ("hereby grants ... a license") this more
 _PREAMBLE = re.compile(r"\b(?:by and between|by and among|between|among|entered into by)\b", re.IGNORECASE)
 _PARTIES_QUESTION = re.compile(r"\bwho (?:are|were|is) the part|\bpart(?:y|ies)\b.{0,40}\b(?:signed|sign|entered|execut)", re.IGNORECASE)
-# (what a date question asks, the words of a sentence that give that date, whether the opening gives it)
-_DATE_ANCHORS = (
-    (re.compile(r"\beffective|\bcommenc|\bstart|\bbegin", re.IGNORECASE),
-     re.compile(r"\beffective\b|\bcommenc\w*|\bbegin\w*|\bstart\w*|\bcome into force\b", re.IGNORECASE), True),
-    (re.compile(r"\bdate of (?:this|the) (?:contract|agreement)|\bdated\b|\bsigned\b|\bexecuted\b|\bagreement date\b", re.IGNORECASE),
-     re.compile(r"\bdated\b|\bmade\b|\bentered into\b|\bexecuted\b|\bas of\b", re.IGNORECASE), True),
+@dataclass(frozen=True)
+class _Anchor:
+    """A date or duration question whose answer sits in a sentence of a known shape."""
+
+    kind: str  # the answer kind it applies to
+    question: re.Pattern[str]  # what the question asks
+    sentence: re.Pattern[str]  # the words of a sentence that gives that answer
+    opening: bool  # the opening (first page) gives it
+    periods: bool  # a period ("five (5) years from the Effective Date") answers it
+    renewal: bool  # a sentence about renewal may give it (else: a renewal gives the next term, not this one)
+
+
+def _re(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE)
+
+
+_ANCHORS = (
+    _Anchor("date", _re(r"\beffective|\bcommenc|\bstart|\bbegin"),
+            _re(r"\beffective\b|\bcommenc\w*|\bbegin\w*|\bstart\w*|\bcome into force\b"), True, False, False),
+    _Anchor("date", _re(r"\bdate of (?:this|the) (?:contract|agreement)|\bdated\b|\bsigned\b|\bexecuted\b|\bagreement date\b"),
+            _re(r"\bdated\b|\bmade\b|\bentered into\b|\bexecuted\b|\bas of\b"), True, False, False),
+    # The renewal term: a sentence that renews or extends the agreement.
+    _Anchor("duration", _re(r"^(?!.*\bnotice\b).*\brenew"),
+            _re(r"\brenew\w*|\bextend\w*|\bextension\b|\bsuccessive\b"), False, True, True),
 )
 _RECITAL = re.compile(r"^\W*(?:WHEREAS|RECITALS?)\b", re.IGNORECASE)
 _PERIOD_STRENGTH = 0.7  # answer_kinds.date_values' strength of a period that fixes a date
@@ -319,7 +337,7 @@ class ExtractiveReasoner:
         cosines = vectors[1:] @ vectors[0]
         terms = {t for t in tokenize(core) if t not in _QUESTION_WORDS}
         parties = kind == "party" and bool(_PARTIES_QUESTION.search(core))
-        anchor = next((a for a in _DATE_ANCHORS if a[0].search(core)), None) if kind == "date" else None
+        anchor = next((a for a in _ANCHORS if a.kind == kind and a.question.search(core)), None)
         out = []
         for (ev, sentence), cosine in zip(sentences, cosines, strict=True):
             words = set(tokenize(sentence))
@@ -337,11 +355,15 @@ class ExtractiveReasoner:
                 # date of signature"); a period from it ("five (5) years from the Effective Date") is when
                 # its term ends. A recital, or a date that dates another document ("the Purchase Agreement,
                 # dated July 4, 2000"), does not date this one; a renewal gives the next term.
-                dates = [d for d in date_values(sentence) if d[2] != _PERIOD_STRENGTH and not _dates_another_document(sentence, d[0])]
-                if (dates and anchor[1].search(sentence) and not _RECITAL.match(sentence)
-                        and not re.search(r"\brenew", sentence, re.IGNORECASE)):
-                    structure, value = dates[0][2], dates[0][1]
-                opening = anchor[2] and ev.page == 1
+                if kind == "date":
+                    found = [(start, text, strength) for start, text, strength in date_values(sentence)
+                             if (anchor.periods or strength != _PERIOD_STRENGTH) and not _dates_another_document(sentence, start)]
+                else:
+                    found = [(start, text, 1.0) for start, text in value_spans(kind, sentence)]
+                if (found and anchor.sentence.search(sentence) and not _RECITAL.match(sentence)
+                        and (anchor.renewal or not re.search(r"\brenew", sentence, re.IGNORECASE))):
+                    structure, value = found[0][2], found[0][1] if kind == "date" else value
+                opening = anchor.opening and ev.page == 1
             clause = profile is not None and states_clause(profile, sentence)
             under = clause and heading_matches(profile, ev.context)
             strong = clause and states_clause_strongly(profile, sentence)
