@@ -69,18 +69,25 @@ def current_principal(request: Request, state: ServiceState = Depends(service)) 
     raise ApiError(401, "unauthenticated", "send 'Authorization: Bearer <token>' or log in (POST /api/v1/login)")
 
 
+def require_role(state: ServiceState, principal: Principal, action: str) -> Principal:
+    """The principal, if their role may do ``action`` somewhere (403 otherwise, recorded)."""
+    if not identity.can(state, principal, action):
+        identity.record_denied(state, principal, action, detail=f"role {principal.role}")
+        article = "an" if principal.role[0] in "aeiou" else "a"
+        raise ApiError(403, "forbidden", f"{article} {principal.role} may not {action.replace('_', ' ')}; "
+                       "an admin can change your role")
+    return principal
+
+
 def allowed(action: str):
-    """A dependency: the principal, if their role may do ``action`` somewhere (403 otherwise, recorded).
+    """A dependency: the authenticated principal, if their role may do ``action`` somewhere (401 or 403).
 
-    Whether they may do it to a given collection or document is the route's check (``check_access``)."""
+    Whether they may do it to a given collection or document is the route's check (``check_access``).
+    One dependency, not ``current_principal`` beneath a second one: FastAPI runs each sync dependency
+    on its thread pool, and every hand-off waits for a worker to get the GIL back from the busy ones."""
 
-    def check(principal: Principal = Depends(current_principal), state: ServiceState = Depends(service)) -> Principal:
-        if not identity.can(state, principal, action):
-            identity.record_denied(state, principal, action, detail=f"role {principal.role}")
-            article = "an" if principal.role[0] in "aeiou" else "a"
-            raise ApiError(403, "forbidden", f"{article} {principal.role} may not {action.replace('_', ' ')}; "
-                           "an admin can change your role")
-        return principal
+    def check(request: Request, state: ServiceState = Depends(service)) -> Principal:
+        return require_role(state, current_principal(request, state), action)
 
     return check
 

@@ -21,7 +21,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from pipeline.service import identity_adapter as identity
-from pipeline.service.deps import CSRF_HEADER, SESSION_COOKIE, allowed, rate_limit
+from pipeline.service.deps import CSRF_HEADER, SESSION_COOKIE, rate_limit, require_role
 from pipeline.service.errors import ApiError, not_found
 from pipeline.service.state import Principal, ServiceState
 
@@ -76,7 +76,7 @@ def may(state: ServiceState, principal: Principal, action: str) -> bool:
 
 def require(state: ServiceState, principal: Principal, action: str) -> None:
     """The API's own role check (403, recorded as a denied access)."""
-    allowed(action)(principal=principal, state=state)
+    require_role(state, principal, action)
 
 
 def render(request: Request, template: str, who: Visitor | None, status: int = 200, **context: Any) -> HTMLResponse:
