@@ -43,7 +43,7 @@ def _profile(name: str, question: str, signal: str, heading: str, looks_for: str
 
 _LICENSE = r"licen[cs]\w*"
 # "exclusive" as exclusivity: not "non-exclusive", nor an exclusive remedy, jurisdiction or ownership.
-_EXCLUSIVE = (r"(?<![-\w])exclusiv\w*(?!\s+(?:remed\w*|jurisdiction|venue|forum|courts?|property|owner\w*|right to terminate|"
+_EXCLUSIVE = (r"(?<![-\w])exclusiv\w*\b(?!\s+(?:remed\w*|jurisdiction|venue|forum|courts?|property|owner\w*|right to terminate|"
               r"of\b|basis\s+for\s+determining|(?:\w+\s+){0,2}agreement\b))")
 
 # First match wins: most-favoured-nation (its question mentions licensing) and the specific license questions before the general one, exceptions to restrictions
