@@ -22,6 +22,7 @@ from ingest.chunking import sentence_spans
 from ingest.lexical import tokenize
 from pipeline.clause_match import ClauseProfile, clause_profile, heading_matches, states_clause, states_clause_strongly
 from pipeline.answer_kinds import _CORPORATE, _DEFINED_TERM, KIND_WORDS, date_values, kind_rule, question_core, value_spans
+from pipeline.table_answers import table_answer
 from pipeline.reasoning import CallRecord, ChatTurn, Evidence, ReasonerOutput
 
 NOT_FOUND = "Not found in the documents."
@@ -239,6 +240,9 @@ class ExtractiveReasoner:
             f"1. Answer wanted: {kind} (question rule: {rule})"
             + (f"; clause asked about: {profile.name}." if profile else "."),
         ]
+        table = table_answer(question, evidence, self._embed)  # a figure read from, or computed on, statement cells
+        if table is not None:
+            return self._output("answered", table.answer, steps + table.steps, on_delta, citations=table.citations)
         candidates, skipped = self._candidates(question, core, kind, evidence, profile)
         steps.append(
             f"2. Split {len(evidence)} evidence passages into sentences; skipped as boilerplate: "
