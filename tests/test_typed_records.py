@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import NETGEAR
+from conftest import NETGEAR, SAMPLES
 from pipeline.grounding import check_grounding
 from pipeline.grounding_record import GroundingRecord
 from pipeline.payload_model import PayloadModel
@@ -104,22 +104,25 @@ def test_the_fixture_workspaces_payloads_read_and_write_back_unchanged() -> None
         assert finding.answer_record_model().grounding.grounded
 
 
-def test_a_review_and_an_ask_of_today_write_typed_payloads_that_read_back_unchanged(samples_copy: Path) -> None:
-    from pipeline.app import Docket
+def _review_and_ask(docket) -> None:
+    """A review of one item over the collection ``samples``, then an ask: their payloads, typed, read back unchanged."""
     from pipeline.ask import AskOptions, ask
     from pipeline.review import load_checklist, run_review
-    from pipeline.review.runner import FINDING_EVENT, cell_failure
-    from pipeline.settings import load_settings
+    from pipeline.review.runner import FINDING_EVENT, cell_failure, review_state
 
-    docket = Docket(load_settings(home=samples_copy, actor="test-analyst"))
     shipped = load_checklist("commercial-contract")
     checklist = shipped.model_copy(update={"items": [i for i in shipped.items if i.id == "governing-law"]})
     review = run_review(docket, checklist, collection="samples").review
     entries = {e.seq: e.payload for e in docket.audit.entries(event_type=FINDING_EVENT)}
-    assert len(entries) == len(review.cells) == 3
-    for cell in review.cells.values():
+    assert len(entries) == len(review.cells) == len(review.ready_documents)
+    state = review_state(docket)
+    try:
+        stored = state.load(review.id).cells  # the rows as the database gives them back
+    finally:
+        state.close()
+    for key, cell in review.cells.items():
         payload = entries[cell.audit_seq]
-        assert floats_to_strings(cell.finding.to_payload()) == payload  # the state row holds what the log holds
+        assert floats_to_strings(stored[key].finding.to_payload()) == payload  # the state row holds what the log holds
         assert ReviewFinding.from_payload(payload).to_payload() == payload
         assert _extras(cell.finding) == [], "a key the runner writes is not a field of ReviewFinding"
         assert cell.finding.answer_record is not None and cell.finding.status and cell.finding.citations
@@ -134,3 +137,27 @@ def test_a_review_and_an_ask_of_today_write_typed_payloads_that_read_back_unchan
     assert _extras(read.grounding) == [] and _extras(read.retrieval) == [] and read.document_filter.to_payload() == {}
     assert read.retrieval.top_k == docket.settings.retrieval.top_k and read.retrieval.embedding_model
     assert read.grounding.checks is not None and read.grounding.label == record.grounding.label
+
+
+def test_a_review_and_an_ask_of_today_write_typed_payloads_that_read_back_unchanged(samples_copy: Path) -> None:
+    from pipeline.app import Docket
+    from pipeline.settings import load_settings
+
+    _review_and_ask(Docket(load_settings(home=samples_copy, actor="test-analyst")))
+
+
+@pytest.fixture
+def pg_url():
+    from test_audit_support import pg_schema_url
+
+    yield from pg_schema_url()
+
+
+@pytest.mark.postgres
+def test_the_same_with_the_registry_review_state_and_log_in_postgres(home: Path, pg_url: str) -> None:
+    from pipeline.app import Docket
+    from pipeline.settings import load_settings
+
+    docket = Docket(load_settings("postgres", registry_url=pg_url, audit_url=pg_url, actor="test-analyst"))
+    assert docket.store.ingest([SAMPLES / NETGEAR], "samples").count("added") == 1
+    _review_and_ask(docket)
