@@ -7,6 +7,7 @@ verdict), ``runner`` (cells on a bounded pool, resumable), ``state`` (SQL tables
 
 from pipeline.review.checklist import Checklist, ChecklistError, ChecklistItem, load_checklist, parse_checklist
 from pipeline.review.diff import ReviewDiff, diff_reviews
+from pipeline.review.findings import ReviewFinding
 from pipeline.review.runner import ReviewError, ReviewInterrupted, RunHooks, RunOutcome, run_review
 from pipeline.review.signoff import sign_off
 from pipeline.review.state import Review, ReviewState
@@ -20,6 +21,7 @@ __all__ = [
     "Review",
     "ReviewDiff",
     "ReviewError",
+    "ReviewFinding",
     "ReviewInterrupted",
     "ReviewState",
     "RunHooks",
