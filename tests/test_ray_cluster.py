@@ -126,6 +126,17 @@ def assert_index_matches_registry(docket) -> None:
     assert np.array_equal(np.stack([held[i] for i in live]), stored)
 
 
+def cli_env(ray_home: Path, pg_url: str, ray_nodes) -> dict[str, str]:
+    """The environment of a `docket` process driving the cluster, on the module's PostgreSQL workspace."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKET_")}
+    env.update(
+        DOCKET_HOME=str(ray_home), DOCKET_REGISTRY_URL=pg_url, DOCKET_AUDIT_URL=pg_url, DOCKET_OCR__DPI="150",
+        DOCKET_COMPUTE__ENGINE="ray", DOCKET_COMPUTE__ADDRESS=ray_nodes.address,
+        DOCKET_MIGRATIONS__AUTO_UPGRADE="true", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", **ray_nodes.env,
+    )
+    return env
+
+
 def test_ingest_on_two_nodes_equals_local_after_a_killed_driver_and_a_dead_worker_node(
     ray_nodes, local_workspace: Path, pg_url: str, ray_home: Path
 ):
@@ -133,12 +144,7 @@ def test_ingest_on_two_nodes_equals_local_after_a_killed_driver_and_a_dead_worke
     from pipeline.documents import ingest_documents
 
     # 1. `docket ingest` on the cluster, SIGKILLed once its first document is committed.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKET_")}
-    env.update(
-        DOCKET_HOME=str(ray_home), DOCKET_REGISTRY_URL=pg_url, DOCKET_AUDIT_URL=pg_url, DOCKET_OCR__DPI="150",
-        DOCKET_COMPUTE__ENGINE="ray", DOCKET_COMPUTE__ADDRESS=ray_nodes.address,
-        DOCKET_MIGRATIONS__AUTO_UPGRADE="true", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", **ray_nodes.env,
-    )
+    env = cli_env(ray_home, pg_url, ray_nodes)
     docket_cli = [sys.executable, "-m", "pipeline.cli", "ingest", *map(str, FILES), "-c", "deals", "--json"]
     driver = subprocess.Popen(docket_cli, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     engine = create_engine(pg_url)
@@ -306,3 +312,154 @@ def test_review_and_question_batch_on_ray_equal_local_and_survive_a_dead_worker_
     redone = list(on_ray.audit.entries(event_type=FINDING_EVENT, subject=f"review:{again.review.id}"))
     assert len(redone) == 9  # nothing recorded twice
     assert on_ray.audit.verify().ok
+
+
+def _named_corpus(payload: dict) -> str:
+    record = payload.get("answer_record", payload)  # a finding carries its answer record
+    return record["corpus"]["sha256"]
+
+
+def test_a_corpus_changed_mid_run_is_one_entry_the_driver_appends_before_the_answers_naming_it(
+    ray_nodes, ray_home: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    """Two ingests, each committed while a question batch and a review run on the cluster: the
+    answers computed after it name the new corpus, whose entry the driver appends once (though several
+    results bring it), before the first answer naming it; workers write nothing; the seqs stay contiguous."""
+    from conftest import SAMPLES as CONTRACTS
+    from pipeline.app import Docket
+    from pipeline.compute import snapshots as snapshot_module
+    from pipeline.compute.questions import BatchDefaults, answer_questions
+    from pipeline.compute.questions_file import Question
+    from pipeline.documents import ingest_documents
+    from pipeline.replay.snapshots import CORPUS_EVENT, SETTINGS_EVENT
+    from pipeline.review import parse_checklist, run_review
+    from pipeline.review.runner import FINDING_EVENT, RunHooks
+
+    duos = "DUOSTECHNOLOGIESGROUP_INC_04_21_2009-EX-10.1-STRATEGIC_ALLIANCE_AGREEMENT.pdf"
+    on_ray = Docket(ray_settings(ray_home, pg_url, ray_nodes.address, compute={"max_in_flight": 2}))
+    other = Docket(ray_settings(ray_home, pg_url, ray_nodes.address, compute={"engine": "local"}))  # another command
+    brought: list[str] = []  # the snapshot subjects results brought back to the driver
+    real_before = snapshot_module.DriverSnapshots.before
+
+    def before(self, found):
+        brought.extend(s.subject for s in found)
+        return real_before(self, found)
+
+    monkeypatch.setattr(snapshot_module.DriverSnapshots, "before", before)
+    first_seq = len(list(on_ray.audit.entries())) + 1
+
+    # 1. A question batch; after its first answer, another document is ingested (another collection).
+    asks = ["Which state's law governs the agreement?", "How much notice ends the agreement?",
+            "What fee does the consultant receive?", "Who are the parties?", "Can the agreement be assigned?",
+            "When does the agreement end?"]
+    answered: list[int] = []
+
+    def on_answer(question, record) -> None:
+        answered.append(record.audit_seq)
+        if len(answered) == 1:
+            assert ingest_documents(other, [CONTRACTS / duos], "late").count("added") == 1
+
+    questions = [Question(position=i, id=str(i), question=q) for i, q in enumerate(asks, start=1)]
+    answer_questions(on_ray, questions, BatchDefaults(collection="deals"), on_answer)
+    assert len(answered) == len(asks)
+
+    # 2. A review; after its first cell, one more document is ingested (a PDF made here).
+    import pymupdf
+
+    note = tmp_path / "late-note.pdf"
+    with pymupdf.open() as pdf:
+        pdf.new_page().insert_text((72, 72), "Side letter: the parties extend the term by twelve months.")
+        pdf.save(note)
+    added: list = []
+
+    def on_cell(cell, name: str) -> None:
+        if not added:
+            added.append(ingest_documents(other, [note], "late").count("added"))
+
+    review = run_review(on_ray, parse_checklist(CHECKLIST), collection="deals", new=True,
+                        hooks=RunHooks(on_cell=on_cell))
+    assert added == [1] and len(review.review.cells) == 9 and not any(c.failed for c in review.review.cells.values())
+
+    entries = list(on_ray.audit.entries())
+    assert [e.seq for e in entries] == list(range(1, len(entries) + 1))  # contiguous
+    run = [e for e in entries if e.seq >= first_seq]
+    corpus_seq: dict[str, list[int]] = {}
+    for e in entries:
+        if e.event_type == CORPUS_EVENT:
+            corpus_seq.setdefault(e.payload["corpus_sha256"], []).append(e.seq)
+    assert all(len(seqs) == 1 for seqs in corpus_seq.values()), corpus_seq  # one entry per distinct corpus
+    settings_named = [e.payload["settings_sha256"] for e in entries if e.event_type == SETTINGS_EVENT]
+    assert len(settings_named) == len(set(settings_named))  # one entry per distinct settings, the earlier tests' too
+    answers = [e for e in run if e.event_type == "answer" or (e.event_type == FINDING_EVENT
+                                                             and e.payload.get("answer_record"))]
+    assert len(answers) == len(asks) + 9
+    named = [_named_corpus(e.payload) for e in answers]
+    (run_settings,) = {(e.payload.get("answer_record") or e.payload)["settings_sha256"] for e in answers}
+    (settings_entry,) = [e for e in entries if e.event_type == SETTINGS_EVENT and e.payload["settings_sha256"] == run_settings]
+    assert settings_entry.seq < answers[0].seq
+    for e, corpus in zip(answers, named):
+        assert corpus_seq[corpus][0] < e.seq, f"entry #{e.seq} names a corpus entry written after it"
+    assert len(set(named)) == 3, "each ingest was to be seen mid-run"  # before, after the first, after the second
+    # The new corpora came back from the workers, with every result naming them, and were written once.
+    new_subjects = {f"corpus:{c}" for c in set(named) - {named[0]}}
+    assert new_subjects <= set(brought) and len(brought) > len(set(brought))
+    assert on_ray.audit.verify().ok
+
+
+def test_a_review_whose_driver_is_killed_mid_run_continues_when_the_same_command_runs_again(
+    ray_nodes, ray_home: Path, pg_url: str, tmp_path: Path
+):
+    """`docket review run` on the cluster through the fake model, SIGKILLed once a finding is in the shared
+    log, then the same command again: every cell recorded exactly once, the review complete."""
+    from pipeline.app import Docket
+    from pipeline.review.runner import FINDING_EVENT
+
+    checklist = tmp_path / "crash-review.yaml"
+    checklist.write_text(CHECKLIST.replace("name: sample-contracts", "name: crash-review"), encoding="utf-8")
+    server = ReviewServer(lambda title, doc: ADDRESSES_ALL + "compliant", latency_s=1.0)
+    server.start()
+    llm = server.llm_settings(concurrency=1)
+    env = cli_env(ray_home, pg_url, ray_nodes)
+    env.update(
+        DOCKET_REASONER="magistral", DOCKET_LLM__PROVIDER=llm.provider, DOCKET_LLM__BASE_URL=llm.base_url,
+        DOCKET_LLM__MODEL=llm.model, DOCKET_LLM__API_KEY=llm.api_key.get_secret_value(), DOCKET_LLM__SEED="7",
+        DOCKET_LLM__CONCURRENCY="1", DOCKET_LLM__TIMEOUT_S="10",
+    )
+    command = [sys.executable, "-m", "pipeline.cli", "review", "run", str(checklist), "-c", "deals",
+               "--doc", NETGEAR, "--doc", DRIVEN, "--json"]
+    docket = Docket(ray_settings(ray_home, pg_url, ray_nodes.address))
+
+    first_seq = len(list(docket.audit.entries())) + 1
+
+    def findings() -> list:  # this test's: the log's other writers are done
+        return [e for e in docket.audit.entries(event_type=FINDING_EVENT) if e.seq >= first_seq]
+
+    try:
+        driver = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 600
+            while not findings():
+                assert driver.poll() is None, driver.communicate()
+                assert time.monotonic() < deadline, "the review on Ray recorded no finding in 10 minutes"
+                time.sleep(0.2)
+            driver.kill()
+            driver.communicate(timeout=60)
+        finally:
+            if driver.poll() is None:
+                driver.kill()
+        before = len(findings())
+        assert 1 <= before < 6, "the driver was to be killed mid-run"
+
+        again = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=900)
+    finally:
+        server.stop()
+    assert again.returncode == 0, again.stderr
+    shown = json.loads(again.stdout)
+    assert shown["resumed"] and shown["ran"] == 6 - before  # the cells not in the log, and only those
+    assert shown["summary"]["cells"] == shown["summary"]["expected_cells"] == 6 and not shown["summary"]["failed_cells"]
+    recorded = [e for e in findings() if e.payload["review_id"] == shown["review_id"]]
+    cells = [(e.payload["item_id"], e.payload["document"]["sha256"]) for e in recorded]
+    assert len(cells) == 6 and len(set(cells)) == 6  # every cell once: none lost, none recorded twice
+    assert {e.payload["verdict"] for e in recorded} == {"compliant"}
+    seqs = [e.seq for e in docket.audit.entries()]
+    assert seqs == list(range(1, len(seqs) + 1))
