@@ -113,7 +113,7 @@ def test_the_package_keeps_the_names_others_import():
     import sys
 
     code = ("import sys; import pipeline.cli.plumbing; print('pipeline.cli.root' in sys.modules); "
-            "from pipeline.cli import app, main, LAZY_COMMANDS, _doc_summary; print(callable(main), 'audit' in LAZY_COMMANDS)")
+            "from pipeline.cli import app, main, LAZY_COMMANDS; print(callable(main), 'audit' in LAZY_COMMANDS)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.split() == ["False", "True", "True"]
     shown = subprocess.run([sys.executable, "-m", "pipeline.cli", "--help"], capture_output=True, text=True, cwd=ROOT,
@@ -123,6 +123,34 @@ def test_the_package_keeps_the_names_others_import():
         import pipeline.cli
 
         pipeline.cli.no_such_name  # noqa: B018
+
+
+def test_every_sub_app_lives_in_the_cli_package_and_builds_on_the_plumbing():
+    """No command module outside pipeline/cli/ (but `eval`'s, beside the evaluator, and audit/cli.py,
+    which stands alone); each sub-app module there takes its errors, ``--json`` and exit codes from the
+    plumbing."""
+    elsewhere = sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("pipeline/**/*.py")
+                       if (p.name == "cli.py" or p.name.endswith("_cli.py")) and p.parent.name != "cli")
+    assert elsewhere == []
+    sub_apps = [p for p in CLI_MODULES if p.startswith("pipeline/cli/") and "def make_" in (ROOT / p).read_text()]
+    assert len(sub_apps) >= 6, sub_apps  # docs, config, review, users, models, db
+    assert [p for p in sub_apps if "pipeline.cli.plumbing" not in imported_modules(ROOT / p)] == []
+
+
+def test_help_mounts_no_sub_app():
+    """`docket --help` lists every command from ``LAZY_COMMANDS`` without importing a sub-app's module."""
+    import json
+    import subprocess
+    import sys
+
+    code = ("import json, sys\nfrom pipeline.cli import app\ntry:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(json.dumps(sorted(m for m in sys.modules if m.startswith('pipeline.cli'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT,
+                         env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+    listed = out.stdout.strip().splitlines()
+    assert json.loads(listed[-1]) == ["pipeline.cli", "pipeline.cli.answers", "pipeline.cli.options",
+                                      "pipeline.cli.plumbing", "pipeline.cli.root"]
+    assert all(any(line.startswith(f"│ {name} ") for line in listed) for name in ("docs", "config", "review", "users")), out.stdout
 
 
 def test_the_demo_finds_the_sample_contracts_from_inside_the_package():

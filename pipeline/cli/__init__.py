@@ -1,19 +1,20 @@
-"""The `docket` command line: the root app, its shared plumbing, and the commands of no other package.
+"""The `docket` command line: one package, one set of plumbing, every sub-app mounted on first use.
 
-- ``root``: the `docket` app and its own commands (ingest, ask, chat, docs, config, serve, demo), and the
-  sub-apps it mounts on first use (``root.LAZY_COMMANDS``);
+- ``root``: the `docket` app, its root options and its own commands (ingest, ask, chat, serve, demo),
+  and the sub-apps it mounts when they are first asked for (``root.LAZY_COMMANDS``);
 - ``plumbing``: errors as one line with their exit code, ``--json`` printing, the exit-code table
-  (docs/cli.md, "Exit codes");
-- ``answers``: how an answer record is printed (ask, chat, the demo);
-- ``db``: `docket db`; ``demo``: `docket demo`.
+  (docs/cli.md, "Exit codes"); ``options``: the options several commands share;
+- the sub-apps, each a ``make_*_app`` (or ``add_*_command``) given a factory for the Docket or its
+  settings, called when a command runs: ``docs``, ``config``, ``review``, ``users`` (the service's
+  users, pipeline/identity/), ``models`` (``docket models check``), ``replay`` (``audit replay`` and
+  ``review replay``), ``db``; ``batch`` is ``ask --questions FILE``, ``demo`` is `docket demo`,
+  ``answers`` prints an answer record. `docket audit` is ``audit.cli`` (audit/ stands alone, so an
+  auditor can run it without the rest of Docket) and `docket eval` is ``pipeline.evaluation``'s.
 
-The sub-apps of other packages (`review`, `users`, `audit replay`, `models`, `eval`) live beside what
-they drive and build on ``plumbing`` alone.
-
-Importing this package loads none of its modules: a sub-app imports ``pipeline.cli.plumbing``, and that
-must not load the root app that mounts the sub-app (no import cycle). ``app``, ``main`` and the root's
-other names (``from pipeline.cli import app``, the console script ``pipeline.cli:main``) are looked up
-in ``root`` on first access.
+The sub-apps build on ``plumbing`` and never import ``root``, which imports them only inside its
+loaders: no import cycle (tests/test_cli_plumbing.py). Importing this package loads none of its
+modules; ``app``, ``main`` and the root's other names (``from pipeline.cli import app``, the console
+script ``pipeline.cli:main``) are looked up in ``root`` on first access.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-SUBMODULES = ("answers", "batch", "db", "demo", "models", "plumbing", "replay", "review", "root", "users")
+SUBMODULES = (
+    "answers", "batch", "config", "db", "demo", "docs", "models", "options", "plumbing", "replay", "review", "root", "users",
+)
 
 
 def __getattr__(name: str) -> Any:

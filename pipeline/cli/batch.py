@@ -4,17 +4,18 @@ The questions file is checked whole first (a bad line: one line naming it, exit 
 logged). Without ``--output`` the answers are printed as JSON lines, in the file's order, on stdout;
 with it they go to OUT (.jsonl or .csv, written whole at the end) and stdout gets the summary (JSON
 with ``--json``). Exit 1 when an answer errored, was cut short or was withheld, as for one question.
+Errors and exit codes are ``pipeline.cli.plumbing``'s.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from pipeline.app import Docket
+from pipeline.cli.plumbing import FAILED, OK, USAGE, fail, parse_day, print_json, say_error
 from pipeline.compute.questions import BatchDefaults, answer_questions
 from pipeline.compute.questions_file import (
     PartialAnswers, QuestionsFileError, answer_row, file_format, jsonl_lines, questions_digest, read_questions,
@@ -26,10 +27,8 @@ FAILED_STATUSES = ("error", "incomplete", "withheld")
 
 def run_batch(
     docket: Docket, questions_path: Path, output: Path | None, defaults: BatchDefaults, as_json: bool = False,
-    out: TextIO | None = None, err: TextIO | None = None,
 ) -> int:
     """The exit code: 0 every answer shown, 1 one or more not, 2 a bad questions file or output."""
-    out, err = out or sys.stdout, err or sys.stderr
     try:
         questions = read_questions(questions_path)
         partial = None
@@ -39,8 +38,8 @@ def run_batch(
                 raise QuestionsFileError(f"output {output}: no folder {output.parent}; create it first")
             partial = PartialAnswers.open(output, questions_digest(questions_path))
     except QuestionsFileError as exc:
-        err.write(f"error: {exc}\n")
-        return 2
+        say_error(str(exc))
+        return USAGE
     done = dict(partial.rows) if partial is not None else {}
     todo = [q for q in questions if q.id not in done]
 
@@ -56,13 +55,13 @@ def run_batch(
         write_answers(output, rows)
         partial.remove()
     else:
-        out.write(jsonl_lines(rows))
+        sys.stdout.write(jsonl_lines(rows))
     summary = batch_summary(rows, resumed=len(questions) - len(todo), output=output, engine=docket.settings.compute.engine)
     if output is not None and as_json:
-        out.write(json.dumps(summary, indent=2) + "\n")
-    else:
-        (out if output is not None else err).write(summary_line(summary) + "\n")
-    return 1 if any(summary["statuses"].get(s) for s in FAILED_STATUSES) else 0
+        print_json(summary)
+    else:  # beside JSON lines on stdout, the summary goes to stderr
+        (sys.stdout if output is not None else sys.stderr).write(summary_line(summary) + "\n")
+    return FAILED if any(summary["statuses"].get(s) for s in FAILED_STATUSES) else OK
 
 
 def batch_summary(rows: list[dict[str, Any]], resumed: int, output: Path | None, engine: str) -> dict[str, Any]:
@@ -91,25 +90,15 @@ def ask_batch_command(
     collection: str | None, documents: list[str] | None, top_k: int | None, allow_ungrounded: bool,
     doc_types: list[str] | None, since: str | None, until: str | None, as_json: bool,
 ) -> int:
-    """`docket ask` given --questions or --output: the usage checked, then ``run_batch``."""
-    from datetime import date
-
-    def usage(message: str) -> int:
-        sys.stderr.write(f"error: {message}\n")
-        return 2
-
+    """`docket ask` given --questions or --output: the usage checked (a usage error exits 2 here), then
+    ``run_batch``."""
     if questions is None:
-        return usage("--output goes with --questions FILE")
+        fail("--output goes with --questions FILE", USAGE)
     if question is not None:
-        return usage("give one question or --questions FILE, not both")
-    days = {}
-    for flag, value in (("--since", since), ("--until", until)):
-        try:
-            days[flag] = date.fromisoformat(value) if value is not None else None
-        except ValueError:
-            return usage(f"{flag} {value}: expected a date as YYYY-MM-DD, e.g. 2022-12-31")
+        fail("give one question or --questions FILE, not both", USAGE)
     defaults = BatchDefaults(
         collection=collection, documents=list(documents or []), doc_types=list(doc_types or []),
-        since=days["--since"], until=days["--until"], top_k=top_k, allow_ungrounded=True if allow_ungrounded else None,
+        since=parse_day(since, "--since"), until=parse_day(until, "--until"), top_k=top_k,
+        allow_ungrounded=True if allow_ungrounded else None,
     )
     return run_batch(docket_factory(), questions, output, defaults, as_json=as_json)

@@ -16,14 +16,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.panel import Panel
-from rich.table import Table
 from typer.core import TyperGroup, TyperOption
 
 from pipeline.cli.answers import print_answer
-from pipeline.cli.plumbing import (
-    FAILED, INTERRUPTED, USAGE, JsonFlag, err_console, error_message, exit_code_for, fail, parse_day, print_json, say_error,
-)
+from pipeline.cli.options import CollectionOpt, SinceOpt, TypeFilterOpt, UntilOpt, document_tags
+from pipeline.cli.plumbing import FAILED, INTERRUPTED, USAGE, JsonFlag, err_console, exit_code_for, fail, parse_day, print_json, say_error
 
 # Settings (pydantic), the store (SQLAlchemy, FAISS) and the sub-apps are imported by the commands that
 # use them, not here: `docket --help` should cost Python, typer and rich, and nothing else.
@@ -79,17 +76,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     cls=LazyGroup,
 )
-docs_app = typer.Typer(help="List, inspect and remove ingested documents.", no_args_is_help=True)
-config_app = typer.Typer(help="Show the settings in force.", no_args_is_help=True)
-app.add_typer(docs_app, name="docs")
-app.add_typer(config_app, name="config")
 
 console = Console()
-
-CollectionOpt = Annotated[str | None, typer.Option("--collection", "-c", help="Collection (default from config).")]
-TypeFilterOpt = Annotated[list[str] | None, typer.Option("--type", "-t", help="Only documents of this type (as tagged); repeatable.")]
-SinceOpt = Annotated[str | None, typer.Option("--since", help="Only documents dated on or after this day (YYYY-MM-DD).")]
-UntilOpt = Annotated[str | None, typer.Option("--until", help="Only documents dated on or before this day (YYYY-MM-DD).")]
 
 
 class _State:
@@ -118,14 +106,6 @@ class _State:
 
 
 state = _State()
-
-
-def document_tags(doc_type: str | None, doc_date: str | None):
-    from ingest.store import DocumentTags
-
-    if doc_type is not None and not doc_type.strip():
-        fail("--type: give a non-empty document type, e.g. 10-K or NDA", USAGE)
-    return DocumentTags(doc_type.strip() if doc_type else None, parse_day(doc_date, "--date"))
 
 
 @app.callback()
@@ -335,150 +315,6 @@ def _live_printer(show_trace: bool):
     return on_delta
 
 
-# -- docs -----------------------------------------------------------------------------------------------
-def _doc_summary(doc) -> dict[str, Any]:
-    current = next((v for v in reversed(doc.versions) if v.status == "current"), doc.versions[-1])
-    return {
-        "id": doc.id,
-        "name": doc.name,
-        "collection": doc.collection,
-        "source": doc.source_key,
-        "sha256": current.sha256,
-        "version": current.version,
-        "status": "removed" if doc.removed_at else current.status,
-        "pages": current.page_count,
-        "title": current.title,
-        "type": doc.doc_type,
-        "date": doc.doc_date.isoformat() if doc.doc_date else None,
-        "ingested_at": current.ingested_at.isoformat() + "Z",
-    }
-
-
-@docs_app.command("list")
-def docs_list(
-    collection: CollectionOpt = None,
-    all_: Annotated[bool, typer.Option("--all", help="Include removed documents.")] = False,
-    doc_type: TypeFilterOpt = None,
-    since: SinceOpt = None,
-    until: UntilOpt = None,
-    as_json: JsonFlag = False,
-) -> None:
-    """List documents: id, name, type, date, current version, pages."""
-    from ingest.store import DocumentFilter
-
-    where = DocumentFilter(doc_types=tuple(doc_type or ()), since=parse_day(since, "--since"), until=parse_day(until, "--until"))
-    docs = [_doc_summary(d) for d in state.docket().store.documents(collection, include_removed=all_, where=where)]
-    if as_json:
-        print_json({"documents": docs})
-        return
-    table = Table("id", "name", "type", "date", "collection", "version", "pages", "sha256", "status")
-    for d in docs:
-        table.add_row(
-            str(d["id"]), escape(d["name"]), escape(d["type"] or "-"), d["date"] or "-", d["collection"],
-            str(d["version"]), str(d["pages"]), d["sha256"][:12], d["status"],
-        )
-    console.print(table)
-
-
-@docs_app.command("show")
-def docs_show(
-    doc: Annotated[str, typer.Argument(help="Document id, file name or SHA-256 prefix.")],
-    pages: Annotated[bool, typer.Option("--pages", help="Include each page's text and how it was read.")] = False,
-    collection: CollectionOpt = None,
-    as_json: JsonFlag = False,
-) -> None:
-    """Show a document: its versions and, with --pages, every page's text, reader, engine, DPI and confidence."""
-    try:
-        document = state.docket().store.resolve(doc, collection)
-    except LookupError as exc:
-        fail(error_message(exc), USAGE)
-    data = _doc_summary(document)
-    data["versions"] = [
-        {"version": v.version, "sha256": v.sha256, "status": v.status, "pages": v.page_count,
-         "size_bytes": v.size_bytes, "ingested_at": v.ingested_at.isoformat() + "Z"}
-        for v in document.versions
-    ]
-    current = next((v for v in reversed(document.versions) if v.sha256 == data["sha256"]), document.versions[-1])
-    if pages:  # a key of its own: "pages" stays the page count, whatever the flags
-        data["page_details"] = [
-            {"page": p.number, "text": p.text, "reader": p.method, "engine": p.engine_version, "dpi": p.dpi,
-             "confidence": p.confidence, "route": p.route, "notes": p.notes}
-            for p in current.pages
-        ]
-    if as_json:
-        print_json(data)
-        return
-    console.print(f"[bold]{escape(data['name'])}[/] (id {data['id']}, {data['status']}) in {data['collection']!r}")
-    for v in data["versions"]:
-        console.print(f"  v{v['version']} {v['sha256']} {v['status']} {v['pages']} pages, ingested {v['ingested_at']}")
-    if pages:
-        for p in data["page_details"]:
-            conf = "-" if p["confidence"] is None else f"{p['confidence']:.2f}"
-            console.print(Panel(escape(p["text"]) or "[dim](no text)[/]",
-                                title=f"page {p['page']} · {p['reader']} ({escape(p['engine'])}) · dpi {p['dpi'] or '-'} · confidence {conf}"))
-
-
-@docs_app.command("tag")
-def docs_tag(
-    doc: Annotated[str, typer.Argument(help="Document id, file name or SHA-256 prefix.")],
-    doc_type: Annotated[str | None, typer.Option("--type", "-t", help="The document's type (10-K, NDA, ...).")] = None,
-    doc_date: Annotated[str | None, typer.Option("--date", help="The document's own date (YYYY-MM-DD).")] = None,
-    collection: CollectionOpt = None,
-    as_json: JsonFlag = False,
-) -> None:
-    """Set a document's type and/or date, which `ask --type/--since/--until` filter on."""
-    if doc_type is None and doc_date is None:
-        fail("docs tag: give --type and/or --date", USAGE)
-    tags = document_tags(doc_type, doc_date)
-    try:
-        document = state.docket().store.tag(doc, tags, collection)
-    except LookupError as exc:
-        fail(error_message(exc), USAGE)
-    data = _doc_summary(document)
-    if as_json:
-        print_json({"tagged": {k: data[k] for k in ("id", "name", "type", "date")}})
-    else:
-        console.print(f"Tagged {escape(data['name'])} (id {data['id']}): type {escape(data['type'] or '-')}, date {data['date'] or '-'}.")
-
-
-@docs_app.command("remove")
-def docs_remove(
-    doc: Annotated[str, typer.Argument(help="Document id, file name or SHA-256 prefix.")],
-    collection: CollectionOpt = None,
-    as_json: JsonFlag = False,
-) -> None:
-    """Take a document out of the live index. Its versions stay in the registry for audit and replay."""
-    from pipeline.documents import UnrecordedChange, remove_document
-
-    try:
-        removed = remove_document(state.docket(), doc, collection)  # and its document_removed audit event
-    except LookupError as exc:
-        fail(error_message(exc), USAGE)
-    except UnrecordedChange as exc:
-        fail(str(exc), FAILED)
-    if as_json:
-        print_json({"removed": {"id": removed.id, "name": removed.name}})
-    else:
-        console.print(f"Removed {escape(removed.name)} (id {removed.id}) from the live index; its versions stay on record.")
-
-
-@config_app.command("show")
-def config_show(as_json: JsonFlag = False) -> None:
-    """The settings in force (secrets masked), with where the workspace is."""
-    from pipeline.secrets import mask_url
-
-    settings = state.settings()
-    data = settings.public_dict()
-    data["config_hash"] = settings.config_hash()
-    data["resolved"] = {"registry_url": mask_url(settings.resolved_registry_url), "audit_url": mask_url(settings.resolved_audit_url)}
-    if as_json:
-        print_json(data)
-    else:
-        import yaml
-
-        console.print(yaml.safe_dump(data, sort_keys=False), highlight=False)
-
-
 # -- audit (the commands live in audit/, so an auditor can run them without the rest of Docket) ----------
 def _audit_context():
     from audit import AuditContext
@@ -505,6 +341,18 @@ def _load_audit():
     from pipeline.cli.replay import add_replay_command  # `audit replay` needs the rest of Docket; audit/ does not
 
     return _mounted(lambda holder: holder.add_typer(add_replay_command(make_app(_audit_context), state.docket), name="audit", help=AUDIT_HELP), "audit")
+
+
+def _load_docs():
+    from pipeline.cli.docs import make_docs_app
+
+    return _mounted(lambda holder: holder.add_typer(make_docs_app(state.docket), name="docs"), "docs")
+
+
+def _load_config():
+    from pipeline.cli.config import make_config_app
+
+    return _mounted(lambda holder: holder.add_typer(make_config_app(state.settings), name="config"), "config")
 
 
 def _load_review():
@@ -542,6 +390,8 @@ AUDIT_HELP = "Inspect, verify, prove and export the audit log."
 # Mounted by LazyGroup on first use; the help lines are the sub-apps' own (tests/test_startup_imports.py
 # compares them with the loaded commands').
 LAZY_COMMANDS: dict[str, tuple[Callable[[], Any], str]] = {
+    "docs": (_load_docs, "List, inspect and remove ingested documents."),
+    "config": (_load_config, "Show the settings in force."),
     "audit": (_load_audit, AUDIT_HELP),
     "review": (_load_review, "Run a checklist over documents, show and report the findings, diff reviews, sign off."),
     "users": (_load_users, "Add, list and disable service users; grant collections and documents; issue and revoke API tokens."),

@@ -64,9 +64,9 @@ def _uploads(state: ServiceState) -> Path:
 
 
 def _summary(doc) -> dict[str, Any]:
-    from pipeline.cli import _doc_summary  # the CLI's own JSON for a document (docs/cli.md keys)
+    from pipeline.cli.docs import document_summary  # the CLI's own JSON for a document (docs/cli.md keys)
 
-    return _doc_summary(doc)
+    return document_summary(doc)
 
 
 # -- upload and jobs ------------------------------------------------------------------------------------------
