@@ -11,8 +11,9 @@ per task and per item so that they can be read apart from the machine's size. Wi
 private local Ray of ``--cpus`` CPUs is started and stopped. The machine's load average is printed
 beside the figures: on a shared machine every rate swings with it.
 
-The PostgreSQL audit append rate with 8 writers is the audit benchmark's:
-``python -m bench.audit_bench --entries 2000 --sign-rounds 0 --headed-entries 0 --rounds 1``.
+With ``--postgres`` it also measures the shared audit log's appends/s with 1 and 8 concurrent writer
+processes (``bench.audit_bench``'s append run: each append its own durable commit and signed head), in a
+fresh PostgreSQL schema: what every driver of a cluster shares.
 """
 
 from __future__ import annotations
@@ -220,6 +221,22 @@ def index_rates(flat_vectors: int, hnsw_vectors: int, dimension: int = 384) -> d
     return out
 
 
+def audit_appends(appends: int, payload_bytes: int) -> list[dict]:
+    """Appends/s and CPU ms an append (the writers' and their PostgreSQL backends') with 1 and 8 writers."""
+    from bench.audit_bench import append_run, backend
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="docket-scale-audit-") as tmp:
+        for writers in (1, 8):
+            with backend("postgres", Path(tmp)) as url:
+                per_writer = appends // writers
+                wall, cpu, backend_cpu = append_run(url, writers, per_writer, payload_bytes, Path(tmp) / "keys")
+            count = per_writer * writers
+            rows.append({"writers": writers, "appends": count, "per_s": count / wall, "writer_cpu_ms": 1000 * cpu / count,
+                         "backend_cpu_ms": None if backend_cpu is None else 1000 * backend_cpu / count})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", nargs="+", type=Path, default=DEFAULT_FILES[:1], help="PDFs with a text layer")
@@ -231,7 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--address", help="an existing Ray cluster (host:port); default: a private local one")
     parser.add_argument("--skip-review", action="store_true")
     parser.add_argument("--postgres", action="store_true",
-                        help="registry and audit log of both engines in fresh schemas of DOCKET_TEST_PG_URL (dropped after)")
+                        help="registry and audit log of both engines in fresh schemas of DOCKET_TEST_PG_URL (dropped after); "
+                             "and the audit log's appends/s with 1 and 8 writers")
+    parser.add_argument("--audit-appends", type=int, default=400, help="with --postgres: appends per writer count")
     args = parser.parse_args(argv)
 
     if not args.address:
@@ -277,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         if schemas:
             schemas.drop()
     index = index_rates(args.flat_vectors, args.hnsw_vectors)
+    appends = audit_appends(args.audit_appends, 8192) if args.postgres else []
 
     print()
     print("| measure | local | Ray | Ray / local |")
@@ -310,6 +330,13 @@ def main(argv: list[str] | None = None) -> int:
     for kind, r in index.items():
         print(f"| FAISS {kind} add, vectors/s ({r['count']} vectors) | {r['add_per_s']:.0f} |")
         print(f"| FAISS {kind} save of {r['count']} vectors, s (MB/s) | {r['save_s']:.2f} ({r['save_mb_per_s']:.0f}) |")
+    if appends:
+        print()
+        print("| PostgreSQL audit log, 8 KB payloads | appends/s | writers' CPU ms an append | PostgreSQL's CPU ms an append |")
+        print("|---|---|---|---|")
+        for row in appends:
+            server = "n/a" if row["backend_cpu_ms"] is None else f"{row['backend_cpu_ms']:.2f}"
+            print(f"| {row['writers']} writer(s), {row['appends']} appends | {row['per_s']:.0f} | {row['writer_cpu_ms']:.2f} | {server} |")
     print(f"\n{load()}")
     return 0
 
