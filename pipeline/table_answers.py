@@ -216,7 +216,7 @@ class _Formula:
     def __init__(self, finder: CellFinder, year: int):
         self.finder, self.year = finder, year
         self.inputs: list[tuple[terms.LineItem, int, CellRead]] = []
-        self.missing: list[str] = []
+        self.missing: list[tuple[terms.LineItem, int]] = []
 
     def cell(self, key: str, year: int) -> CellRead | None:
         for item, y, read in self.inputs:
@@ -225,7 +225,7 @@ class _Formula:
         item = terms.ITEMS[key]
         read = self.finder.find(item, year)
         if read is None:
-            self.missing.append(f"{item.name} {year}")
+            self.missing.append((item, year))
             return None
         self.inputs.append((item, year, read))
         return read
@@ -420,7 +420,7 @@ def _computed(question: str, wanted: _Plan, finder: CellFinder, steps: list[str]
         except (ValueError, SyntaxError, ArithmeticError):
             result = None
         if result is None:
-            missing = ", ".join(formula.missing) or "a cell"
+            missing = ", ".join(f"{item.name} FY{y}" for item, y in formula.missing) or "a cell"
             steps.append(f"Not computed: {missing} is not among the sources' table rows.")
             return None
         results.append(result)
@@ -486,3 +486,80 @@ def _flip(shown: str) -> str:
 
 def _capital(text: str) -> str:
     return text[:1].upper() + text[1:]
+
+
+# -- rows the search did not bring ------------------------------------------------------------------
+
+# What a statement is called, for a search for one of its rows.
+STATEMENT_NAMES = {
+    "cash_flows": "Consolidated Statements of Cash Flows",
+    "balance_sheet": "Consolidated Balance Sheets",
+    "income": "Consolidated Statements of Operations Income",
+}
+MAX_EXTRA_SOURCES = 4  # rows added for one question at most
+EXTRA_SEARCH_K = 5
+
+
+def needed_cells(question: str, views: list[TableView]) -> list[tuple[terms.LineItem, int]] | None:
+    """The (item, year) cells the question needs that no table among ``views`` holds; None when the
+    question asks for no figure. Label words only (no encoder): it decides what to search for."""
+    wanted = plan(question, list(views))
+    if wanted is None:
+        return None
+    finder = CellFinder(views, None, _named_statements(question))
+    if wanted.formula is None:
+        return [] if finder.find(wanted.item, wanted.years[0]) else [(wanted.item, wanted.years[0])]
+    missing: list[tuple[terms.LineItem, int]] = []
+    for year in wanted.years:
+        formula = _Formula(finder, year)
+        source = re.sub(r"(\w+)@(\d{4})", lambda m: f"{m.group(1)}_AT_{m.group(2)}", wanted.formula)
+        try:
+            _evaluate_all(formula, _resolve_fixed_years(ast.parse(source, mode="eval").body), year)
+        except (ValueError, SyntaxError, ArithmeticError):
+            return None
+        missing += [m for m in formula.missing if m not in missing]
+    return missing
+
+
+def _evaluate_all(formula: _Formula, node: ast.AST, year: int) -> None:
+    """Visit every leaf of the formula (not stopping at the first missing cell), so every missing one is known."""
+    if isinstance(node, ast.Name):
+        formula.cell(node.id, year)
+    elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        fixed = re.fullmatch(r"at(\d{4})", node.func.id)
+        years = [int(fixed.group(1))] if fixed else [year - 1] if node.func.id == "prev" else [year, year - 1]
+        for y in years:
+            _evaluate_all(formula, node.args[0], y)
+    elif isinstance(node, ast.BinOp):
+        _evaluate_all(formula, node.left, year)
+        _evaluate_all(formula, node.right, year)
+
+
+def rows_to_add(question: str, evidence: list[Evidence], search: Callable[[str, int], list[Evidence]]) -> list[Evidence]:
+    """Table chunks holding the cells the question's figure needs and the retrieved ``evidence`` lacks
+    (the revenue of a margin, the prior year's inventories of a turnover), each found by a search for
+    the item's usual label in its statement; to be shown after the retrieved sources. Empty when the
+    question asks for no figure or nothing is missing."""
+    views = table_views(evidence)
+    if not views:
+        return []
+    missing = needed_cells(question, views)
+    if not missing:
+        return []
+    seen = {e.chunk_id for e in evidence}
+    added: list[Evidence] = []
+    for item, year in missing:
+        if len(added) >= MAX_EXTRA_SOURCES:
+            break
+        if added and CellFinder(table_views(added), None, set()).find(item, year):
+            continue  # a row added for another item holds this one too
+        # The item's usual label first, then its other labels together (a filing calls it one of them).
+        for query in (f"{STATEMENT_NAMES[item.statement]} {item.labels[0]} {year}",
+                      f"{STATEMENT_NAMES[item.statement]} {'; '.join(item.labels[1:4])} {year}"):
+            hit = next((h for h in search(query, EXTRA_SEARCH_K) if h.chunk_id not in seen
+                        and CellFinder(table_views([h]), None, set()).find(item, year)), None)
+            if hit is not None:
+                added.append(hit)
+                seen.add(hit.chunk_id)
+                break
+    return added
