@@ -23,6 +23,7 @@ from ingest.tables import tables_for_sources
 from pipeline.app import Docket, software_version
 from pipeline.grounding import check_grounding
 from pipeline.grounding_record import GroundingRecord
+from pipeline.table_answers import rows_to_add
 from pipeline.reasoning import ChatTurn, Evidence, ReasonerOutput
 from pipeline.records import ANSWER_PAYLOAD_VERSION, AnswerRecord
 from pipeline.replay.snapshots import commit_snapshots, corpus_snapshot, settings_sha256
@@ -119,6 +120,10 @@ def ask(docket: Docket, question: str, options: AskOptions | None = None) -> Ans
                 mode=s.retrieval.mode,
                 options=retrieval_options,
             )
+            # The statement rows a figure the question asks for needs and the search did not bring (a margin's revenue).
+            hits += rows_to_add(question, hits, lambda query, k: docket.store.search(
+                query, k, collection=collection, document_ids=document_ids or None, mode=s.retrieval.mode,
+                options=retrieval_options))
             evidence = to_evidence(hits)
             mark, stage = _lap(options, "retrieval", mark), "answerer"
             output = docket.reasoner.answer(question, evidence, options.history or None, options.on_delta)
