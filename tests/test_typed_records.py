@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,8 @@ FIXTURE_LOG = Path(__file__).parent / "fixtures" / "workspace_3aea598" / "audit.
 
 
 def _fixture_payloads(event_type: str) -> list[dict]:
-    with sqlite3.connect(f"file:{FIXTURE_LOG}?mode=ro", uri=True) as conn:
+    # immutable: read the committed file as it is, leaving no -wal/-shm beside it
+    with closing(sqlite3.connect(f"file:{FIXTURE_LOG}?immutable=1", uri=True)) as conn:
         rows = conn.execute(
             "SELECT p.payload FROM audit_payloads p JOIN audit_entries e ON e.seq = p.seq WHERE e.event_type = ?",
             (event_type,),
