@@ -36,9 +36,10 @@ from pipeline.reasoning import Evidence
 MIN_LABEL_SCORE = 0.7
 # Encoder similarity counts for less than the same words: a label only the encoder relates to an item
 # needs cosine >= MIN_LABEL_SCORE + this.
-ENCODER_DISCOUNT = 0.15
-# A balance-sheet item read from another statement is a change in it ("Inventories" in the cash flow
-# statement), not its level: that row needs far more to be taken.
+ENCODER_DISCOUNT = 0.2
+# A balance sheet holds levels at a date, the other statements flows over a period: a balance-sheet item
+# read from another statement is a change in it ("Inventories" in the cash flow statement), a flow read
+# from a balance sheet is another thing of the same name ("Deferred revenues"). Such a row needs far more.
 OTHER_STATEMENT_PENALTY = 0.35
 SAME_STATEMENT_BONUS = 0.05
 # Kinds of question the tables may answer (a yes/no question or a list is the quoting answerer's).
@@ -119,16 +120,15 @@ def _words(label: str) -> frozenset[str]:
 
 
 def word_score(label: str, item: terms.LineItem) -> float:
-    """1.0 when the label has the words of one of the item's labels and no others; less for each extra
-    word, and a little less the further down the item's list the label is."""
+    """The share of the row label's words that one of the item's labels has, when it has all of its own
+    (1.0: the same words; "Deferred revenues" is only half "revenues"); a little less the further down
+    the item's list that label is."""
     have = _words(label)
     best = 0.0
     for rank, wanted in enumerate(item.labels):
         want = _words(wanted)
-        if not want or not want <= have:
-            continue
-        score = 1.0 - 0.08 * len(have - want) - 0.01 * rank
-        best = max(best, score)
+        if want and want <= have:
+            best = max(best, len(want) / len(have) - 0.01 * rank)
     return best
 
 
@@ -173,10 +173,13 @@ class CellFinder:
         return self._cosines[item.key]
 
     def score(self, item: terms.LineItem, view: TableView, label: str) -> float:
-        score = max(word_score(label, item), self._cosine(item).get(label, 0.0) - ENCODER_DISCOUNT)
+        words = word_score(label, item)
+        if words < 1.0 and any(word_score(label, other) >= 0.95 for other in terms.LINE_ITEMS if other is not item):
+            return 0.0  # the row is exactly another item's ("Net income" is not revenue, however close its vector)
+        score = max(words, self._cosine(item).get(label, 0.0) - ENCODER_DISCOUNT)
         if view.statement == item.statement:
             score += SAME_STATEMENT_BONUS
-        elif view.statement is not None and item.statement == "balance_sheet":
+        elif view.statement is not None and "balance_sheet" in (item.statement, view.statement):
             score -= OTHER_STATEMENT_PENALTY
         if view.statement and view.statement in self.named:
             score += SAME_STATEMENT_BONUS
@@ -255,8 +258,8 @@ class _Formula:
             now, before = self.evaluate(arg, year), self.evaluate(arg, year - 1)
             if now is None or before is None:
                 return None
-            if node.func.id == "avg":
-                return _Evaluation((now.value + before.value) / 2, f"({now.shown} + {before.shown}) / 2")
+            if node.func.id == "avg":  # in parentheses: it is a quotient inside the formula
+                return _Evaluation((now.value + before.value) / 2, f"(({now.shown} + {before.shown}) / 2)")
             if node.func.id == "delta":
                 return _Evaluation(now.value - before.value, f"({now.shown} - {before.shown})")
             raise ValueError(f"unknown function {node.func.id}")
@@ -497,7 +500,7 @@ STATEMENT_NAMES = {
     "income": "Consolidated Statements of Operations Income",
 }
 MAX_EXTRA_SOURCES = 4  # rows added for one question at most
-EXTRA_SEARCH_K = 5
+EXTRA_SEARCH_K = 12  # a statement's first rows may rank below its later ones and the notes
 
 
 def needed_cells(question: str, views: list[TableView]) -> list[tuple[terms.LineItem, int]] | None:
@@ -556,8 +559,10 @@ def rows_to_add(question: str, evidence: list[Evidence], search: Callable[[str, 
         # The item's usual label first, then its other labels together (a filing calls it one of them).
         for query in (f"{STATEMENT_NAMES[item.statement]} {item.labels[0]} {year}",
                       f"{STATEMENT_NAMES[item.statement]} {'; '.join(item.labels[1:4])} {year}"):
-            hit = next((h for h in search(query, EXTRA_SEARCH_K) if h.chunk_id not in seen
-                        and CellFinder(table_views([h]), None, set()).find(item, year)), None)
+            # Of the hits holding the cell, the one whose row is the item's best (a statement's over a note's).
+            found = [(read.score, -rank, h) for rank, h in enumerate(search(query, EXTRA_SEARCH_K)) if h.chunk_id not in seen
+                     for read in [CellFinder(table_views([h]), None, set()).find(item, year)] if read]
+            hit = max(found, key=lambda f: f[:2])[2] if found else None
             if hit is not None:
                 added.append(hit)
                 seen.add(hit.chunk_id)
