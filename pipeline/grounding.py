@@ -462,6 +462,11 @@ def _computation(sentence: str) -> tuple[set[Decimal], list[str]]:
     return results, problems
 
 
+# Numbers a formula of a computed sentence may hold that are definitions, not figures a source states
+# (the 2 of an average, the 365 of days outstanding, the 100 of a percentage).
+FORMULA_CONSTANTS = frozenset({"2", "3", "4", "5", "12", "100", "360", "365"})
+
+
 # -- the check ----------------------------------------------------------------------------------------
 
 
@@ -531,6 +536,8 @@ def _sentence_problems(
         counted["numbers"] = counted.get("numbers", 0) + 1
         if number.mantissa in results or number.value in results:
             continue
+        if results and number.text.strip() in FORMULA_CONSTANTS:
+            continue  # the 2 of an average, the 365 of days outstanding, the 100 of a percentage: not read from a source
         if not _number_in(number, source_numbers):
             problems.append(("number_not_found", f"'{number.text.strip()}' not in {where}"))
         elif tables and cells is not None:
