@@ -190,6 +190,12 @@ class _Candidate:
     clause_strong: bool = False  # ... has the clause's operative wording
 
     @property
+    def lexical(self) -> bool:
+        """Shares something with the question besides meaning: a word, the heading, the clause's
+        wording, a value of the wanted kind, the answer's structure."""
+        return bool(self.overlap > 0 or self.heading > 0 or self.clause or self.value or self.structure > 0)
+
+    @property
     def score(self) -> float:
         return (0.75 * self.cosine + 0.25 * self.overlap + _HEADING_BOOST * self.heading
                 + _STRUCTURE_BOOST * self.structure + _OPENING_BOOST * self.opening
@@ -210,6 +216,7 @@ class ExtractiveReasoner:
         max_quotes: int = 3,
         relative_cutoff: float = 0.85,
         min_clause_score: float = 0.30,
+        prefilter: bool = True,
     ):
         self.embed = embed
         # A vector may be reused only if it does not depend on the texts it was batched with: true of the
@@ -224,6 +231,7 @@ class ExtractiveReasoner:
         self.max_quotes = max_quotes
         self.relative_cutoff = relative_cutoff  # keep quotes scoring within this share of the best
         self.min_clause_score = min_clause_score  # a sentence with the asked clause's wording needs this
+        self.prefilter = prefilter  # embed only the sentences that share something with the question
 
     def answer(
         self,
@@ -337,13 +345,11 @@ class ExtractiveReasoner:
                     sentences.append((ev, sentence))
         if not sentences:
             return [], skipped
-        vectors = self._embed([core] + [s for _, s in sentences])
-        cosines = vectors[1:] @ vectors[0]
         terms = {t for t in tokenize(core) if t not in _QUESTION_WORDS}
         parties = kind == "party" and bool(_PARTIES_QUESTION.search(core))
         anchor = next((a for a in _ANCHORS if a.kind == kind and a.question.search(core)), None)
         out = []
-        for (ev, sentence), cosine in zip(sentences, cosines, strict=True):
+        for ev, sentence in sentences:
             words = set(tokenize(sentence))
             overlap = len(terms & words) / len(terms) if terms else 0.0
             heading = len(terms & set(tokenize(ev.context))) / len(terms) if terms and ev.context else 0.0
@@ -371,8 +377,17 @@ class ExtractiveReasoner:
             clause = profile is not None and states_clause(profile, sentence)
             under = clause and heading_matches(profile, ev.context)
             strong = clause and states_clause_strongly(profile, sentence)
-            out.append(_Candidate(ev.label, sentence, float(cosine), overlap, heading, value, structure, opening,
+            out.append(_Candidate(ev.label, sentence, 0.0, overlap, heading, value, structure, opening,
                                   clause, under, strong))
+        # Only sentences that share something with the question (a content word, the heading's words,
+        # the clause's wording, a value of the wanted kind) are embedded: embedding is most of an
+        # answer's cost, and a sentence sharing nothing with the question is seldom the answer.
+        if self.prefilter:
+            out = [c for c in out if c.lexical]
+        if out:
+            vectors = self._embed([core] + [c.sentence for c in out])
+            for c, cosine in zip(out, vectors[1:] @ vectors[0], strict=True):
+                c.cosine = float(cosine)
         return out, skipped
 
     def _embed(self, texts: list[str]) -> np.ndarray:

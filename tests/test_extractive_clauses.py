@@ -105,3 +105,22 @@ def test_an_absent_clause_is_refused_saying_what_was_looked_for(reasoner) -> Non
     assert "Looked for an exclusive dealing commitment" in out.trace
     escrow = reasoner.answer("Is one party required to deposit its source code into escrow?", _pages(NETGEAR, [1, 2, 3]))
     assert escrow.status == "refused" and "source code escrow" in escrow.answer, escrow.answer
+
+
+def test_only_sentences_sharing_something_with_the_question_are_embedded(reasoner) -> None:
+    # Embedding is most of an answer's cost: a sentence with none of the question's words, no value of
+    # the wanted kind, no clause wording and no matching heading is not embedded, and the answer is the
+    # one the answerer gives embedding every sentence.
+    seen: list[list[str]] = []
+
+    def counting(texts: list[str]):
+        seen.append(list(texts))
+        return reasoner.embed(texts)
+
+    evidence = _pages(NETGEAR, [3, 6, 7])
+    question = "Is there a requirement for insurance that must be maintained by one party?"
+    filtered = ExtractiveReasoner(counting).answer(question, evidence)
+    embedded = len(seen[-1]) - 1
+    everything = ExtractiveReasoner(counting, prefilter=False).answer(question, evidence)
+    assert filtered.answer == everything.answer and filtered.status == everything.status == "answered"
+    assert 0 < embedded < len(seen[-1]) - 1, (embedded, len(seen[-1]) - 1)
