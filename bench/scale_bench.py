@@ -124,10 +124,11 @@ def ingest(docket: Docket, files: list[Path]) -> dict:
 def review(docket: Docket) -> dict:
     from pipeline.review import parse_checklist, run_review
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds()
     outcome = run_review(docket, parse_checklist(CHECKLIST), collection="bench", new=True)
-    seconds = time.perf_counter() - started
-    return {"cells": outcome.ran, "seconds": seconds}
+    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+    # Locally every cell runs in this process: its CPU is the cells'. On Ray it is the driver's share.
+    return {"cells": outcome.ran, "seconds": seconds, "cpu_seconds": cpu}
 
 
 def ray_task_overhead(count: int = 200) -> dict:
@@ -312,6 +313,12 @@ def main(argv: list[str] | None = None) -> int:
         cells_l, cells_r = local["cells"] / local["seconds"], on_ray["cells"] / on_ray["seconds"]
         print(f"| review cells/s ({local['cells']} cells, extractive) | {cells_l:.2f} | {cells_r:.2f} | {cells_r / cells_l:.2f} |")
     ray_r, text_r, scans_r = results["ray"], results["local-text"], results["local-scans"]
+    cell_rows = []
+    if not args.skip_review:
+        cell_rows = [
+            f"| local engine, CPU s per review cell (extractive; {local['cells']} cells) | {local['cpu_seconds'] / local['cells']:.3f} |",
+            f"| Ray driver, CPU s per review cell (submit, record finding and state row) | {on_ray['cpu_seconds'] / on_ray['cells']:.4f} |",
+        ]
     print()
     print("| per item | value |")
     print("|---|---|")
@@ -321,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| Ray driver, CPU s per page (hash, plan, commit, audit event) | {ray_r['cpu_seconds'] / ray_r['pages']:.4f} |")
     print(f"| Ray driver commit (registry + FAISS), s per document | {ray_r['commit_seconds'] / max(ray_r['commits'], 1):.3f} |")
     print(f"| Ray driver commit, ms per chunk | {1000 * ray_r['commit_seconds'] / max(ray_r['chunks'], 1):.2f} |")
+    for row in cell_rows:
+        print(row)
     print(f"| empty Ray task, ms (200 at once) | {overhead['task_ms']:.2f} |")
     print(f"| empty actor call, ms (one at a time) | {overhead['actor_call_ms']:.2f} |")
     print(f"| {start_up['count']} encoder actors ready (once a run), s | {start_up['encoders_s']:.1f} |")
