@@ -9,8 +9,6 @@ payload written by an older Docket it has the fields that Docket wrote (the firs
 
 from __future__ import annotations
 
-from typing import Any
-
 from pipeline.payload_model import PayloadModel
 
 NOT_CHECKED = "not-applicable"  # the verdict of a record whose answer was not checked (no answer to check)
@@ -32,6 +30,20 @@ class LowConfidencePage(PayloadModel):
     doc_name: str
     page: int
     confidence: str  # two decimals, as text (the log keeps no floats)
+
+
+class TableCell(PayloadModel):
+    """The table cell of a cited source that holds a number of the answer (ingest.tables.CellMatch)."""
+
+    number: str  # as the answer writes it
+    page: int
+    table_title: str
+    units: str
+    row_label: str
+    column: str  # the column's header ("2018", "December 31, 2023")
+    period: str
+    cell_text: str
+    box: list[float]  # x0, y0, x1, y1 in PDF points (text in the log, which keeps no floats)
 
 
 class GroundingChecks(PayloadModel):
@@ -61,7 +73,7 @@ class GroundingRecord(PayloadModel):
     problems: list[ClaimProblem] = []  # per claim, what failed
     low_confidence: list[LowConfidencePage] = []
     unknown_citations: list[str] = []  # labels cited that no source sent carries
-    cells: list[dict[str, Any]] = []  # each number's table cell (ingest.tables.CellMatch.to_dict)
+    cells: list[TableCell] = []  # each number found in a table: its cell
     possible_injection: bool | None = None
     checks: GroundingChecks | None = None
     answer_kind: AnswerKindCheck | None = None

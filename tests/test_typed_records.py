@@ -70,6 +70,24 @@ def test_the_grounding_record_types_every_key_of_the_report_and_writes_it_back()
     assert record.support == pytest.approx(2 / 3) and record.words == report.label
 
 
+def test_a_numbers_table_cell_is_typed_and_reads_back_as_logged() -> None:
+    from dataclasses import fields
+
+    from ingest.tables import CellMatch
+    from pipeline.grounding_record import TableCell
+
+    assert {f.name for f in fields(CellMatch)} == set(TableCell.model_fields)
+    logged = {"cells": [{"number": "5,363", "page": 41, "table_title": "CONSOLIDATED BALANCE SHEETS",
+                         "units": "(in millions)", "row_label": "Total current assets", "column": "2018",
+                         "period": "2018", "cell_text": "$ 5,363", "box": ["401.5", "300.2", "440.0", "309.9"]}]}
+    record = GroundingRecord.from_payload(logged)
+    assert record.cells[0].box == [401.5, 300.2, 440.0, 309.9] and record.cells[0].row_label == "Total current assets"
+    assert floats_to_strings(record.to_payload()) == logged
+    match = CellMatch("1,577", 3, "Cash flows", "(in millions)", "Capital expenditure", "2022", "2022", "(1,577)",
+                      (72.04, 510.0, 120.55, 519.96))
+    assert TableCell.from_payload(match.to_dict()).to_payload() == match.to_dict()
+
+
 def test_the_retrieval_info_types_every_retrieval_setting() -> None:
     missing = set(RetrievalSettings.model_fields) - set(RetrievalInfo.model_fields)
     assert not missing, f"RetrievalInfo does not type the retrieval settings {sorted(missing)}"
