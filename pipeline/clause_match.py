@@ -63,6 +63,8 @@ PROFILES: tuple[ClauseProfile, ...] = (
         r"\bnothing (?:in|herein)\b.{0,80}\b(?:prevent|restrict|prohibit|preclude|limit)\w*",
         r"non-?compet|exclusiv|restrict|solicit",
         "an exception or carve-out to a non-compete, exclusivity or no-solicit restriction",
+        r"\b(?:shall|will) be (?:permitted|entitled|free|allowed)\b|\bnothing (?:in|herein|contained)\b.{0,120}\b(?:prevent|restrict|prohibit|preclude|limit)\w*|"
+        r"\bshall not (?:prevent|restrict|prohibit|preclude|apply to)\b|^\W*(?:\(?\w{1,3}[.)]\s*)?(?:notwithstanding|provided,? however|except)\b",
     ),
     _profile(
         "No-Solicit Of Employees",
@@ -113,6 +115,7 @@ PROFILES: tuple[ClauseProfile, ...] = (
         r"\bterminat\w+\b.{0,120}\b(?:upon|on|by giving|with)\b.{0,40}\b(?:days|months)\b.{0,30}\bnotice\b",
         r"terminat",
         "a right to terminate without cause or by notice alone",
+        r"\b(?:for convenience|without cause|for any reason|for no reason|with or without cause)\b",
     ),
     _profile(
         "Rofr/Rofo/Rofn",
@@ -121,6 +124,7 @@ PROFILES: tuple[ClauseProfile, ...] = (
         r"\bright to (?:match|purchase|acquire|negotiate)\b|\boffer\w*\b.{0,60}\bfirst\b",
         r"first refusal|first offer|first negotiation|option|right of first",
         "a right of first refusal, first offer or first negotiation",
+        r"\bright of first (?:refusal|offer|negotiation)\b|\bfirst right (?:of|to) (?:refusal|offer|negotiat\w*|purchase)\b",
     ),
     _profile(
         "Change Of Control",
@@ -130,6 +134,7 @@ PROFILES: tuple[ClauseProfile, ...] = (
         r"\bcontrolling (?:interest|shareholder)\b|\bvoting (?:stock|securities|power)\b",
         r"change of control|change in control|assign",
         "a clause triggered by a change of control, merger or sale of the business",
+        r"\bchange (?:of|in) (?:control|ownership)\b",
     ),
     _profile(
         "Anti-Assignment",
@@ -187,6 +192,7 @@ PROFILES: tuple[ClauseProfile, ...] = (
         r"\bright,? title,? and interest\b|\bvest\w*|\bhereby (?:assigns?|transfers?|conveys?)\b|\bworks? (?:made )?for hire\b|\bshall assign\b",
         r"intellectual property|ownership|inventions|proprietary|work product",
         "intellectual property of one party becoming the other's",
+        r"\bhereby (?:assigns?|transfers?|conveys?)\b|\bshall (?:be|become|remain) the (?:sole )?(?:and exclusive )?(?:property|owner)\b|\bshall (?:solely |exclusively )?own\b|\bworks? (?:made )?for hire\b",
     ),
     _profile(
         "Source Code Escrow",
@@ -266,6 +272,7 @@ PROFILES: tuple[ClauseProfile, ...] = (
         r"\b(?:action|claim|suit|proceeding)s?\b.{0,120}\b(?:brought|commenced|filed)\b.{0,80}\b(?:within|after|more than)\b",
         r"liabilit|damages|limitation",
         "a cap or limit on liability (a maximum amount, excluded damages, a time limit for claims)",
+        r"\bin no event\b.{0,200}\b(?:exceed\w*|liab\w*)|\b(?:aggregate|total|maximum|cumulative) liabilit\w*|\bliabilit\w*\b.{0,120}\b(?:shall not exceed|limited to|not to exceed)\b",
     ),
     _profile(
         "Uncapped Liability",
@@ -275,6 +282,7 @@ PROFILES: tuple[ClauseProfile, ...] = (
         r"willful|wilful|infring\w*|fraud)\b|\bunlimited\b|\bliab\w*\b.{0,60}\b(?:for all|any and all)\b",
         r"liabilit|damages|limitation|indemnif",
         "liability that is uncapped (a limitation that does not apply to some breach)",
+        r"\b(?:limitations?|limits?|exclusions?)\b.{0,150}\b(?:shall not apply|do(?:es)? not apply|will not apply)\b|^\W*except (?:for|with respect to|in the case of)\b.{0,200}\bliab",
     ),
     _profile(
         "Liquidated Damages",
@@ -319,6 +327,7 @@ PROFILES: tuple[ClauseProfile, ...] = (
         r"\bgovern\w*|\bconstru\w*|\binterpret\w*|\blaws? of\b|\benforce\w*",
         r"governing law|applicable law|choice of law|jurisdiction|governing",
         "a governing-law clause",
+        r"\bgoverned by\b|\bconstrued (?:and enforced )?in accordance with\b|\blaws of\b.{0,80}\bgovern",
     ),
 )
 
