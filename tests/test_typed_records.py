@@ -181,3 +181,34 @@ def test_the_same_with_the_registry_review_state_and_log_in_postgres(home: Path,
     docket = Docket(load_settings("postgres", registry_url=pg_url, audit_url=pg_url, actor="test-analyst"))
     assert docket.store.ingest([SAMPLES / NETGEAR], "samples").count("added") == 1
     _review_and_ask(docket)
+
+
+def test_a_finding_that_does_not_read_is_one_line_naming_the_cell_and_its_entry(samples_copy: Path) -> None:
+    from sqlalchemy import update
+    from typer.testing import CliRunner
+
+    from pipeline.app import Docket
+    from pipeline.cli import app
+    from pipeline.review import load_checklist, run_review
+    from pipeline.review.state import review_cells
+    from pipeline.review.runner import review_state
+    from pipeline.settings import load_settings
+
+    docket = Docket(load_settings(home=samples_copy))
+    shipped = load_checklist("commercial-contract")
+    checklist = shipped.model_copy(update={"items": [i for i in shipped.items if i.id == "governing-law"]})
+    review = run_review(docket, checklist, collection="samples").review
+    cell = next(iter(review.cells.values()))
+    state = review_state(docket)
+    try:
+        with state.engine.begin() as conn:  # a row whose finding lost its item (a damaged or foreign database)
+            conn.execute(update(review_cells).where(review_cells.c.audit_seq == cell.audit_seq)
+                         .values(finding={**cell.finding.to_payload(), "item_id": None}))
+    finally:
+        state.close()
+    result = CliRunner().invoke(app, ["review", "report", review.id, "-f", "json"])
+    assert result.exit_code == 2, result.output
+    line = " ".join(result.output.split())
+    assert f"review {review.id}, cell governing-law x {cell.doc_sha256[:12]}: the review finding does not read" in line
+    assert "(item_id: Input should be a valid string)" in line and f"docket audit show {cell.audit_seq}" in line
+    assert "Traceback" not in result.output

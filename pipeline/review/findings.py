@@ -16,8 +16,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from pipeline.grounding_record import GroundingRecord
 from pipeline.payload_model import PayloadModel
+from pipeline.review.errors import ReviewError
 
 if TYPE_CHECKING:
     from pipeline.records import AnswerRecord
@@ -96,3 +99,17 @@ class ReviewFinding(PayloadModel):
         """A payload key's value as the payload holds it, for readers that take a finding by its keys
         (tests/test_ray_cluster.py compares local and Ray cells so); code reads the fields."""
         return self.to_payload().get(key, default)
+
+
+def read_finding(payload: dict[str, Any], where: str, seq: int) -> ReviewFinding:
+    """``payload`` (of audit entry ``seq``) as a finding, or a ReviewError naming ``where`` (the entry, a review's
+    cell) and the field that does not read."""
+    try:
+        return ReviewFinding.from_payload(payload)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(part) for part in error["loc"]) or "payload"
+        raise ReviewError(
+            f"{where}: the review finding does not read ({field}: {error['msg']}); `docket audit show {seq}` shows "
+            "it as logged (a newer Docket may have written it: read it with that one)"
+        ) from None

@@ -26,17 +26,14 @@ from pipeline.ask import AskOptions, ask
 from pipeline.documents import ingest_documents
 from pipeline.records import floats_to_strings
 from pipeline.review.checklist import Checklist, ChecklistItem
-from pipeline.review.findings import FindingDocument, ReviewFinding
+from pipeline.review.errors import ReviewError
+from pipeline.review.findings import FindingDocument, ReviewFinding, read_finding
 from pipeline.review.state import Cell, Review, ReviewDocument, ReviewState, utc_now
 from pipeline.review.verdicts import Judgement, judge, review_question
 
 FINDING_EVENT = "review_finding"
 STARTED_EVENT = "review_started"
 COMPLETED_EVENT = "review_completed"
-
-
-class ReviewError(Exception):
-    """A review that cannot start; ``str()`` is one line saying what to do."""
 
 
 class ReviewInterrupted(Exception):
@@ -199,7 +196,7 @@ def restore_from_audit(docket: Docket, state: ReviewState, review: Review) -> in
     for entry in docket.audit.entries(event_type=FINDING_EVENT, subject=f"review:{review.id}"):
         if entry.payload is None:  # redacted: the verdict is gone with the payload
             continue
-        finding = ReviewFinding.from_payload(entry.payload)
+        finding = read_finding(entry.payload, f"audit entry #{entry.seq}", entry.seq)
         key = finding.key
         cell = review.cells.get(key)
         if cell is None or cell.audit_seq < entry.seq:

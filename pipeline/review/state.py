@@ -33,7 +33,7 @@ from sqlalchemy import (
 
 from ingest.registry import make_engine
 from pipeline.review.checklist import Checklist
-from pipeline.review.findings import ReviewFinding
+from pipeline.review.findings import ReviewFinding, read_finding
 
 metadata = MetaData()
 
@@ -262,7 +262,8 @@ class ReviewState:
         review.cells = {
             (c["item_id"], c["doc_sha256"]): Cell(
                 c["item_id"], c["doc_sha256"], c["verdict"], bool(c["failed"]), c["confidence"], c["audit_seq"],
-                ReviewFinding.from_payload(_as_dict(c["finding"])),
+                read_finding(_as_dict(c["finding"]), f"review {review_id}, cell {c['item_id']} x {c['doc_sha256'][:12]}",
+                             c["audit_seq"]),
             )
             for c in cells
         }
