@@ -154,7 +154,7 @@ AVERAGE_OVER_YEARS = re.compile(r"\b(?:\d|two|three|four|five)[\s-]+years?\s+ave
 _ROUND = re.compile(r"\bround(?:ed|ing)?\b[^.?]{0,40}?\b(?:to\s+)?(\d|one|two|three|zero|no)\s+decimal", re.I)
 _WORD_NUMBER = {"zero": 0, "no": 0, "one": 1, "two": 2, "three": 3}
 
-_YEAR = re.compile(r"(?<![\d,.])(?:fy\s?|fiscal\s+(?:year\s+)?)?((?:19|20)\d{2})(?![\d,])", re.I)
+_YEAR = re.compile(r"(?<![\d,.])(?:fy\s?|fiscal\s+(?:year\s+)?)?((?:19|20)\d{2})(?!\d|,\d)", re.I)
 _SHORT_FY = re.compile(r"\bfy\s?'?(\d{2})\b", re.I)
 
 

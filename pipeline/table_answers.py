@@ -98,19 +98,38 @@ def _cells(line: str) -> tuple[str, ...] | None:
     return tuple(c.strip() for c in line[1:-1].split(" | "))
 
 
+_SEPARATOR = re.compile(r"^\|\s*---\s*\|")
+
+
+def _view(label: str, where: str, columns: tuple[str, ...], lines: list[str]) -> TableView:
+    rows = tuple(r for r in (_cells(line) for line in lines) if r and len(r) == len(columns))
+    kinds = [statement_kind(part.strip()) for part in re.split(r"[;|]", where)]
+    dollars = any("$" in c for r in rows for c in r) or bool(re.search(r"\$|dollars", where + columns[0], re.I))
+    return TableView(label, where, next((k for k in kinds if k), None), units_exponent(f"{where} {columns[0]}"),
+                     columns, rows, dollars)
+
+
 def table_views(evidence: list[Evidence]) -> list[TableView]:
-    """The table chunks among ``evidence`` as tables (chunks of text are left out)."""
+    """The tables among ``evidence``: a table chunk (its header row in the context, its rows as the text),
+    or a Markdown table inside a chunk of text (a header row, its separator, rows), titled by the lines
+    above it. Chunks without a table are left out."""
     out = []
     for ev in evidence:
         where, header = split_context(ev.context)
         columns = _cells(header) if header else None
-        if not columns or not ev.text.lstrip().startswith("| "):
+        if columns and ev.text.lstrip().startswith("| "):
+            out.append(_view(ev.label, where, columns, ev.text.splitlines()))
             continue
-        rows = tuple(r for r in (_cells(line) for line in ev.text.splitlines()) if r and len(r) == len(columns))
-        kinds = [statement_kind(part.strip()) for part in re.split(r"[;|]", where)]
-        dollars = "$" in ev.text or bool(re.search(r"\$|dollars", where + columns[0], re.I))
-        out.append(TableView(ev.label, where, next((k for k in kinds if k), None),
-                             units_exponent(f"{where} {columns[0]}"), columns, rows, dollars))
+        lines = ev.text.splitlines()
+        for i in range(len(lines) - 1):
+            columns = _cells(lines[i]) if _SEPARATOR.match(lines[i + 1].strip()) else None
+            if not columns:
+                continue
+            end = i + 2
+            while end < len(lines) and _cells(lines[end]):
+                end += 1
+            above = [ln.strip() for ln in lines[max(0, i - 4): i] if ln.strip() and not _cells(ln)]
+            out.append(_view(ev.label, "; ".join([p for p in (where, *above) if p]), columns, lines[i + 2: end]))
     return out
 
 
