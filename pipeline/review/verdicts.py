@@ -59,7 +59,7 @@ def review_question(item: ChecklistItem, reasoner: str) -> str:
     )
 
 
-@dataclass
+@dataclass(frozen=True)
 class Judgement:
     verdict: Verdict
     basis: str  # why this verdict, in one sentence (shown in reports)
