@@ -76,14 +76,14 @@ def inserts_refused(url: str) -> Iterator[None]:
 
 
 def queued_behind_the_lock(log: GroupCommitLog, url: str, work: list[Callable[[], object]]) -> list[Future]:
-    """Run ``work`` on threads while the write lock is held; release it once all of them have queued
-    (the writer holds the first batch it took, the rest wait in its queue)."""
+    """Run ``work`` on threads while the write lock is held; release it once all of them have been
+    handed to the writer (it holds the first batch it took behind the lock, the rest wait in its queue)."""
     pool = ThreadPoolExecutor(len(work))
     with write_lock_held(url):
         futures = [pool.submit(job) for job in work]
         deadline = time.monotonic() + QUEUE_TIMEOUT_S
-        while log.queued < len(work) - 1 and not any(f.done() for f in futures):
-            assert time.monotonic() < deadline, f"only {log.queued} of {len(work)} appends queued"
+        while log.waiting < len(work) and not any(f.done() for f in futures):
+            assert time.monotonic() < deadline, f"only {log.waiting} of {len(work)} appends reached the writer"
             time.sleep(0.01)
     pool.shutdown(wait=True)
     return futures

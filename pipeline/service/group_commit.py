@@ -12,10 +12,12 @@ Durability is unchanged: a request gets its entries (its ``audit_seq``) only aft
 holding them has committed, and an error when it did not, so no answer leaves the server unrecorded.
 One request's events stay together and in order, and each keeps its own actor.
 
-A batch that fails before anything of it is written (the log's size unchanged) is tried again one
-request at a time, so an event the log refuses fails its own request only; a lock timeout, or a
-failure after which the size has moved (another writer, or a commit whose outcome is unknown), fails
-the whole batch with that error and is not tried again, so no entry is written twice.
+A batch that fails before anything of it is written (the log's size still what this writer's last
+commit left) is tried again one request at a time, so an event the log refuses fails its own request
+only; a lock timeout, or a failure after which the size has moved (another writer, or a commit whose
+outcome is unknown), fails the whole batch with that error and is not tried again, so no entry is
+written twice. The size is read only after a failure: every read is statements the writer would wait
+for the GIL to run, between the other threads' work.
 """
 
 from __future__ import annotations
@@ -61,6 +63,9 @@ class GroupCommitLog:
         self.max_batch_events = max_batch_events
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._closed = False
+        self._waiting = 0
+        self._count_lock = threading.Lock()
+        self._size: int | None = None  # the log's size after this writer's last commit (None: not known yet)
         self._thread = threading.Thread(target=self._run, name="docket-audit-writer", daemon=True)
         self._thread.start()
 
@@ -84,19 +89,26 @@ class GroupCommitLog:
         if self._closed or threading.current_thread() is self._thread:
             return self.log.append_many(events)
         pending = _Pending(events)
+        with self._count_lock:
+            self._waiting += 1
         self._queue.put(pending)
-        while not pending.done.wait(_WAKE_CHECK_S):
-            if not self._thread.is_alive():
-                raise AuditError("the audit log's writer thread has stopped; restart `docket serve`")
+        try:
+            while not pending.done.wait(_WAKE_CHECK_S):
+                if not self._thread.is_alive():
+                    raise AuditError("the audit log's writer thread has stopped; restart `docket serve`")
+        finally:
+            with self._count_lock:
+                self._waiting -= 1
         if pending.error is not None:
             raise pending.error
         assert pending.appended is not None
         return pending.appended
 
     @property
-    def queued(self) -> int:
-        """Requests waiting for the writer (not counting the batch it is committing)."""
-        return self._queue.qsize()
+    def waiting(self) -> int:
+        """Requests handed to the writer and not answered yet (queued, or in the batch it is committing)."""
+        with self._count_lock:
+            return self._waiting
 
     def close(self) -> None:
         """Commit what is queued, then stop the writer; later appends go to the log directly."""
@@ -130,14 +142,16 @@ class GroupCommitLog:
         if len(batch) == 1:
             self._commit_alone(batch[0])
             return
+        if self._size is None:  # once: what "nothing was written" will be compared with
+            try:
+                self._size = self.log.size
+            except Exception as error:  # the log cannot be read: it cannot be written either
+                for pending in batch:
+                    pending.settle(error=error)
+                return
+        size_before = self._size
         try:
-            size_before = self.log.size
-        except Exception as error:  # the log cannot be read: it cannot be written either
-            for pending in batch:
-                pending.settle(error=error)
-            return
-        try:
-            appended = self.log.append_many([event for pending in batch for event in pending.events])
+            appended = self._append(event for pending in batch for event in pending.events)
         except Exception as error:
             if isinstance(error, AuditLockTimeout) or not self._unchanged(size_before):
                 for pending in batch:
@@ -153,11 +167,17 @@ class GroupCommitLog:
 
     def _commit_alone(self, pending: _Pending) -> None:
         try:
-            pending.settle(self.log.append_many(pending.events))
+            pending.settle(self._append(pending.events))
         except Exception as error:
             pending.settle(error=error)
 
+    def _append(self, events) -> list[AppendedEntry]:
+        appended = self.log.append_many(list(events))
+        self._size = appended[-1].seq
+        return appended
+
     def _unchanged(self, size_before: int) -> bool:
+        """Whether the log is as this writer's last commit left it (False when that is not known)."""
         try:
             return self.log.size == size_before
         except Exception:

@@ -142,6 +142,33 @@ class PageCache:
                 self._items.popitem(last=False)
 
 
+class ChunkBoxes:
+    """Each chunk's boxes on its page, as the registry has them, kept for the chunks answers cite most
+    recently. A chunk row is never changed once written (a new version of a document is new chunks),
+    so what is kept cannot go stale."""
+
+    def __init__(self, capacity: int = 8192) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[int, list] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_many(self, chunk_ids: list[int], load: Callable[[list[int]], dict[int, list]]) -> dict[int, list]:
+        with self._lock:
+            found = {cid: self._items[cid] for cid in chunk_ids if cid in self._items}
+            for cid in found:
+                self._items.move_to_end(cid)
+        missing = [cid for cid in dict.fromkeys(chunk_ids) if cid not in found]
+        if missing:
+            loaded = load(missing)
+            with self._lock:
+                for cid, boxes in loaded.items():
+                    self._items[cid] = boxes
+                while len(self._items) > self.capacity:
+                    self._items.popitem(last=False)
+            found.update(loaded)
+        return found
+
+
 class ServiceState:
     def __init__(self, settings: DocketSettings) -> None:
         self.settings = settings
@@ -153,6 +180,7 @@ class ServiceState:
         self.jobs = Jobs()
         self.limiter = RateLimiter(settings.service.rate_limit_per_minute)
         self.pages = PageCache()
+        self.boxes = ChunkBoxes()
 
     def warm(self) -> None:
         """Load what the first ask would otherwise pay for: the encoder's question path, the indexes, the log."""

@@ -45,11 +45,12 @@ def evidence_boxes(state: ServiceState, chunk_ids: list[int]) -> dict[int, list]
     """Each chunk's boxes on its page ([x0, y0, x1, y1] in PDF points, origin top-left)."""
     from ingest.registry import ChunkRow
 
-    if not chunk_ids:
-        return {}
-    with state.docket.store.sessions() as session:
-        rows = session.execute(select(ChunkRow.id, ChunkRow.boxes).where(ChunkRow.id.in_(chunk_ids))).all()
-    return {cid: [list(b)[:4] for b in boxes or []] for cid, boxes in rows}
+    def load(ids: list[int]) -> dict[int, list]:
+        with state.docket.store.sessions() as session:
+            rows = session.execute(select(ChunkRow.id, ChunkRow.boxes).where(ChunkRow.id.in_(ids))).all()
+        return {cid: [list(b)[:4] for b in boxes or []] for cid, boxes in rows}
+
+    return state.boxes.get_many(chunk_ids, load) if chunk_ids else {}
 
 
 def answer_json(state: ServiceState, record) -> dict[str, Any]:
