@@ -1,18 +1,22 @@
 """Service: warm ask latency (p50, p95) and asks/s through the HTTP API at 1 and 16 clients, with the
 extractive answerer and with the fake LLM at a fixed latency per call, beside the cold CLI `docket ask`.
 
-    python -m bench.service_bench [--asks 40] [--clients 1 16] [--latency 0.25] [--cold-runs 3]
+    python -m bench.service_bench [--asks 40] [--asks-per-client 10] [--clients 1 16] [--latency 0.25] [--cold-runs 3]
 
 The sample contracts (samples/contracts) are ingested into a temporary workspace; a reader granted
 their collection asks through `docket serve` (a real uvicorn process, one per answerer) with a bearer
-token, cycling through eight questions. A row of N clients runs at least 4 x N asks after N untimed ones
-at the same concurrency (threads and connections started). The cold CLI runs `docket ask` as a new
-process on the same workspace (extractive: imports, model and index loads included).
+token, cycling through eight questions. A row of N clients runs at least --asks, and --asks-per-client x N,
+asks after N untimed ones at the same concurrency (threads and connections started). The fake LLM
+server runs in a process of its own, so its threads do not share a GIL with the clients'. The cold CLI
+runs `docket ask` as a new process on the same workspace (extractive: imports, model and index loads
+included).
 
 Where the time goes, three ways: each row's median of the server's own stages (the Server-Timing header
 of POST /ask: auth, prepare, retrieval, answerer, grounding, audit, serialize, total; "http" is the
 client's latency less the server's total); the server process's CPU per ask (/proc, user + system,
-all its threads); and the CPU of each stage of one warm ask in this process (``time.process_time``). On
+all its threads); the audit entries per commit (the service commits what is queued together: entries
+over signed heads added in the row); and the CPU of each stage of one warm ask in this process
+(``time.process_time``). On
 a machine shared with other work, wall times wait for a core: the load average is printed beside them.
 """
 
@@ -22,6 +26,7 @@ import argparse
 import json
 import os
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -29,6 +34,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -48,7 +54,7 @@ QUESTIONS = [
 ]
 GOALS = {"extractive_p50_ms": 300, "fake_llm_asks_per_s_16": 40}
 STAGES = ["auth", "prepare", "retrieval", "answerer", "grounding", "audit", "serialize", "total", "http"]
-ASKS_PER_CLIENT = 4  # a row of N clients runs at least this many asks per client: ramp-up is not the rate
+ASKS_PER_CLIENT = 10  # a row of N clients runs at least this many asks per client: ramp-up is not the rate
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -95,9 +101,18 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_clients(base_url: str, token: str, clients: int, asks: int, pid: int | None = None) -> dict:
+def audit_counts(home: Path) -> tuple[int, int]:
+    """(entries, signed heads) of the workspace's audit log: each committed write transaction signs one head."""
+    with closing(sqlite3.connect(f"file:{home / 'audit.db'}?mode=ro", uri=True)) as db:
+        return (db.execute("SELECT size FROM audit_head").fetchone()[0],
+                db.execute("SELECT count(*) FROM audit_signed_heads").fetchone()[0])
+
+
+def run_clients(base_url: str, token: str, clients: int, asks: int, pid: int | None = None,
+                home: Path | None = None) -> dict:
     """``asks`` asks spread over ``clients`` threads, each with its own connection: latencies, rate, the
-    median of each server stage, and (given the server's ``pid``) the server's CPU per ask."""
+    median of each server stage, (given the server's ``pid``) the server's CPU per ask, and (given the
+    workspace) the audit entries per commit."""
     latencies: list[float] = []
     model_ms: list[float] = []
     stages: dict[str, list[float]] = {}
@@ -123,16 +138,22 @@ def run_clients(base_url: str, token: str, clients: int, asks: int, pid: int | N
                         model_ms.append(record["call"]["latency_ms"])
 
     cpu_before = process_cpu_s(pid) if pid else None
+    counts_before = audit_counts(home) if home else None
     started = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
         list(pool.map(client_loop, range(clients)))
     wall = time.perf_counter() - started
+    per_commit = None
+    if counts_before:
+        entries, commits = (after - before for after, before in zip(audit_counts(home), counts_before))
+        per_commit = round(entries / commits, 2) if commits else None
     return {
         "clients": clients, "asks": len(latencies), "wall_s": round(wall, 2), "asks_per_s": round(len(latencies) / wall, 1),
         "p50_ms": round(statistics.median(latencies) * 1000), "p95_ms": round(percentile(latencies, 0.95) * 1000),
         "model_p50_ms": round(statistics.median(model_ms)) if model_ms else None,
         "server_cpu_ms_per_ask": round((process_cpu_s(pid) - cpu_before) * 1000 / len(latencies), 1) if pid else None,
         "stages_p50_ms": {k: round(statistics.median(v), 1) for k, v in stages.items()},
+        "entries_per_commit": per_commit,
         "load_1min": round(os.getloadavg()[0], 1),
     }
 
@@ -234,23 +255,47 @@ def parts_of_one_ask(home: Path, env: dict[str, str], repeats: int = 8) -> dict[
     return {k: round(statistics.median(v), 1) for k, v in timings.items()}
 
 
-def main() -> None:
+def serve_fake_llm(latency: float) -> None:
+    """The fake LLM server of the tests, answering every call after ``latency`` s: prints its base URL,
+    serves until its standard input closes (``--fake-llm-server``: the bench runs it as a child process)."""
     from tests.fake_llm import FakeLLM, mistral_2509
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--asks", type=int, default=40, help="asks per measurement")
-    parser.add_argument("--clients", type=int, nargs="+", default=[1, 16])
-    parser.add_argument("--latency", type=float, default=0.25, help="seconds per fake model call")
-    parser.add_argument("--cold-runs", type=int, default=3)
-    args = parser.parse_args()
 
     class LatencyServer(FakeLLM):
         def _next(self, path: str):
-            time.sleep(args.latency)
+            time.sleep(latency)
             return mistral_2509("The clause is in S1.", "The agreement addresses this in S1 [S1].")
 
     fake = LatencyServer()
     fake.start()
+    print(fake.base_url, flush=True)
+    sys.stdin.read()
+    fake.stop()
+
+
+def start_fake_llm(latency: float) -> tuple[subprocess.Popen, str]:
+    process = subprocess.Popen([sys.executable, "-m", "bench.service_bench", "--fake-llm-server", "--latency", str(latency)],
+                               cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    base_url = process.stdout.readline().strip()
+    if not base_url.startswith("http"):
+        process.kill()
+        raise SystemExit(f"the fake LLM server did not start (it printed {base_url!r})")
+    return process, base_url
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--asks", type=int, default=40, help="asks per measurement, at least")
+    parser.add_argument("--asks-per-client", type=int, default=ASKS_PER_CLIENT, help="asks per client in a row, at least")
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 16])
+    parser.add_argument("--latency", type=float, default=0.25, help="seconds per fake model call")
+    parser.add_argument("--cold-runs", type=int, default=3)
+    parser.add_argument("--fake-llm-server", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.fake_llm_server:
+        serve_fake_llm(args.latency)
+        return
+
+    fake, fake_url = start_fake_llm(args.latency)
     results: dict = {"latency_s": args.latency, "asks": args.asks, "load_1min_start": round(os.getloadavg()[0], 1)}
     try:
         with tempfile.TemporaryDirectory(prefix="docket-service-bench-") as tmp:
@@ -259,7 +304,7 @@ def main() -> None:
             answerers = {
                 "extractive": {},
                 "fake LLM": {"DOCKET_REASONER": "magistral", "DOCKET_LLM__PROVIDER": "openai-compatible",
-                             "DOCKET_LLM__BASE_URL": fake.base_url, "DOCKET_LLM__MAX_RETRIES": "0"},
+                             "DOCKET_LLM__BASE_URL": fake_url, "DOCKET_LLM__MAX_RETRIES": "0"},
             }
             for label, env in answerers.items():
                 log = Path(tmp) / f"serve-{label.replace(' ', '-')}.log"
@@ -268,11 +313,11 @@ def main() -> None:
                     print(f"{label}: server ready in {ready_s:.1f}s", flush=True)
                     # Each question once, first thing: what an ask costs before the server has met its
                     # evidence (the extractive answerer keeps the sentence vectors it computed).
-                    first = run_clients(base, token, 1, len(QUESTIONS), process.pid)
+                    first = run_clients(base, token, 1, len(QUESTIONS), process.pid, home)
                     runs = []
                     for n in args.clients:
                         run_clients(base, token, n, n)  # untimed: the row's threads and connections
-                        runs.append(run_clients(base, token, n, max(args.asks, ASKS_PER_CLIENT * n), process.pid))
+                        runs.append(run_clients(base, token, n, max(args.asks, args.asks_per_client * n), process.pid, home))
                         print(f"{label}, {n} clients: {runs[-1]}", flush=True)
                     results[label] = {"ready_s": round(ready_s, 1), "first_asks": first, "runs": runs}
                 except httpx.HTTPStatusError:
@@ -286,7 +331,8 @@ def main() -> None:
                                      "max": round(max(cold), 2)}
             results["parts_cpu_ms"] = {label: parts_of_one_ask(home, env) for label, env in answerers.items()}
     finally:
-        fake.stop()
+        fake.stdin.close()
+        fake.wait(timeout=30)
     results["load_1min_end"] = round(os.getloadavg()[0], 1)
     report(results, args)
 
@@ -296,7 +342,7 @@ def report(results: dict, args) -> None:
           f"fake LLM >= {GOALS['fake_llm_asks_per_s_16']} asks/s at 16 clients; 1-minute load average "
           f"{results['load_1min_start']} at the start, {results['load_1min_end']} at the end, on {os.cpu_count()} cores")
     print(f"{'answerer':<11} {'row':<11} {'asks':>5} {'p50 ms':>7} {'p95 ms':>7} {'asks/s':>7} {'model p50':>9} "
-          f"{'server CPU ms/ask':>17} {'load':>5}")
+          f"{'server CPU ms/ask':>17} {'entries/commit':>14} {'load':>5}")
     rows = []
     for label in ("extractive", "fake LLM"):
         data = results[label]
@@ -304,7 +350,7 @@ def report(results: dict, args) -> None:
     for label, row, r in rows:
         model = r["model_p50_ms"] if r["model_p50_ms"] is not None else "-"
         print(f"{label:<11} {row:<11} {r['asks']:>5} {r['p50_ms']:>7} {r['p95_ms']:>7} {r['asks_per_s']:>7} {model:>9} "
-              f"{r['server_cpu_ms_per_ask']:>17} {r['load_1min']:>5}")
+              f"{r['server_cpu_ms_per_ask']:>17} {r.get('entries_per_commit') or '-':>14} {r['load_1min']:>5}")
     print("\nwhere the time goes, in the server (median ms of each stage of its Server-Timing; http = latency - total):")
     print(f"{'answerer':<11} {'row':<11} " + " ".join(f"{s:>9}" for s in STAGES))
     for label, row, r in rows:
