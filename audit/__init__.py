@@ -20,7 +20,7 @@ _PUBLIC = {
     "EntryFilter": "audit.records",
     "NewEvent": "audit.records",
     "Redaction": "audit.records",
-    "VerifyReport": "audit.verify_bundle",
+    "VerifyReport": "audit.verification.chain",
 }
 
 __all__ = sorted(_PUBLIC)
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from audit.errors import AuditError
     from audit.log import AuditLog
     from audit.records import AppendedEntry, Entry, EntryFilter, NewEvent, Redaction
-    from audit.verify_bundle import VerifyReport
+    from audit.verification.chain import VerifyReport
 
 
 def __getattr__(name: str) -> Any:

@@ -14,10 +14,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from audit import verify_bundle
 from audit.errors import AuditError, AuditLockTimeout
 from audit.log import DEFAULT_LOCK_TIMEOUT, AuditLog
 from audit.records import DECISION_EVENTS, Entry, EntryFilter
+from audit.verification import VERIFIER_SCRIPT
+from audit.verification.hostile_files import sha256_file
 
 
 @dataclass(frozen=True)
@@ -338,8 +339,8 @@ def make_app(get_context: Callable[[], AuditContext]) -> typer.Typer:
     @_user_errors
     def verifier(as_json: JsonFlag = False) -> None:
         """Path and SHA-256 of the bundle verifier this installation ships: compare it with an auditor's copy."""
-        path = Path(verify_bundle.__file__).resolve()
-        digest = verify_bundle.sha256_file(path)
+        path = VERIFIER_SCRIPT
+        digest = sha256_file(path)
         if as_json:
             _print_json({"path": str(path), "sha256": digest})
         else:

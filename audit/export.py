@@ -28,12 +28,15 @@ from typing import TYPE_CHECKING, Any
 from audit.errors import AuditError
 from audit.records import EntryFilter
 from audit.files import read_checkpoint
-from audit.verify_bundle import BUNDLE_FORMAT, seq_ranges, sha256_file
+from audit.verification import VERIFIER_SCRIPT
+from audit.verification.bundle import seq_ranges
+from audit.verification.formats import BUNDLE_FORMAT
+from audit.verification.hostile_files import sha256_file
 
 if TYPE_CHECKING:
     from audit.log import AuditLog
 
-_VERIFIER_SOURCE = Path(__file__).with_name("verify_bundle.py")
+_VERIFIER_SOURCE = VERIFIER_SCRIPT
 
 README = """# Docket audit bundle
 

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from audit.errors import AuditError
-from audit.verify_bundle import CHECKPOINT_FORMAT, BundleFileError, MissingFile, read_checkpoint_file
+from audit.verification.formats import CHECKPOINT_FORMAT
+from audit.verification.hostile_files import BundleFileError, MissingFile, read_checkpoint_file
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from audit.errors import AuditError
-from audit.verify_bundle import key_id_of, load_public_keys
+from audit.verification.entries import key_id_of, load_public_keys
 
 
 def public_hex(key: Ed25519PublicKey) -> str:

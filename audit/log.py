@@ -53,27 +53,26 @@ from audit.records import (
 )
 from audit.migrations import AUDIT as AUDIT_MIGRATIONS
 from audit.schema import entries, head, payloads, redactions, signed_heads, subjects
-from audit.verify_bundle import (
-    CHECKPOINT_FORMAT,
-    GENESIS_HASH,
-    KEY_ANNOUNCEMENT_VERSION,
-    STRUCTURAL_EVENTS,
+from audit.verification.chain import (
     ChainProblem,
     ChainVerifier,
-    Frontier,
+    RangeResult,
     TreeHead,
     VerifyReport,
+    check_range,
+    verify_rows,
+)
+from audit.verification.entries import (
+    KEY_ANNOUNCEMENT_VERSION,
     checkpoint_message,
     endorsement_message,
     handover_message,
     key_id_of,
     leaf_bytes,
-    leaf_hash,
-    RangeResult,
-    check_range,
     payload_commitment,
-    verify_rows,
 )
+from audit.verification.formats import CHECKPOINT_FORMAT, GENESIS_HASH, STRUCTURAL_EVENTS
+from audit.verification.tree import Frontier, leaf_hash
 
 # Imported where used: appending (every `docket ask`) needs neither verify's worker pool nor
 # PostgreSQL's dialect on a SQLite log.

@@ -1,11 +1,12 @@
 """RFC 9162 proofs on the prover's side: the tree over all leaf hashes, inclusion and consistency paths.
 
-Checking proofs (and hashing) lives in `audit.verify_bundle`, the stand-alone verifier.
+Checking proofs (and hashing) lives in `audit.verification.tree`, which the stand-alone verifier is built from.
 """
 
 from __future__ import annotations
 
-from audit.verify_bundle import EMPTY_ROOT, node_hash
+from audit.verification.formats import EMPTY_ROOT
+from audit.verification.tree import node_hash
 
 
 class MerkleTree:

@@ -1,12 +1,14 @@
 """Docket audit verifier: standard library plus `cryptography`, in one file on purpose.
 
-This module is copied verbatim into every export bundle as ``verify_bundle.py`` so that an auditor can
+This file is copied verbatim into every export bundle as ``verify_bundle.py`` so that an auditor can
 check a bundle on another machine with nothing of Docket installed::
 
     python verify_bundle.py BUNDLE_DIR --trust LOG_KEY.pub [--checkpoint MY_CHECKPOINT.json] [--json]
 
-The log itself (``audit.log``) verifies through the same code, so what the auditor runs is exactly
-what Docket runs. It holds:
+It is built from the modules of Docket's ``audit/verification/`` package, one section each
+(``python -m audit.verification.build``; edit those modules, not this file). The log itself
+(``audit.log``) verifies through the same modules, so what the auditor runs is the code Docket runs.
+It holds:
 
 * canonical JSON (RFC 8785) for float-free JSON, with the standard library;
 * RFC 9162 Merkle hashing: leaf ``H(0x00||d)``, node ``H(0x01||l||r)``, a compact frontier, and the
@@ -15,7 +17,8 @@ what Docket runs. It holds:
 * `ChainVerifier`, the one-pass (O(n) time, O(log n) memory) check of a stream of entries, and
   `check_range` / `ChainVerifier.absorb`, which let ranges of it be checked in other processes
   with the same report;
-* `verify_bundle`, the check of an exported bundle directory.
+* the bounded, strict reading of the files an auditor was handed, and the keys they trust;
+* `verify_bundle`, the check of an exported bundle directory, and the command line.
 """
 
 from __future__ import annotations
@@ -37,6 +40,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
 
+
+# -- audit/verification/formats.py ---------------------------------------------------------------------------
+# Format identifiers and constants of the audit log's records: the leaf version, the checkpoint and
+# bundle formats, the genesis hash, the empty tree's root, and the events verification depends on.
+
 LEAF_VERSION = 1
 CHECKPOINT_FORMAT = "docket-audit-checkpoint/1"
 BUNDLE_FORMAT = "docket-audit-bundle/1"
@@ -44,11 +52,12 @@ GENESIS_HASH = "00" * 32
 EMPTY_ROOT = hashlib.sha256(b"").hexdigest()
 # Events whose payloads verification itself depends on; they can never be redacted.
 STRUCTURAL_EVENTS = frozenset({"checkpoint", "key_rotation", "redaction"})
-_JSON_SAFE_INT = 2**53 - 1
+JSON_SAFE_INT = 2**53 - 1
 
 
-# -- canonical JSON (RFC 8785, float-free) ---------------------------------------------------------
-
+# -- audit/verification/jcs.py -------------------------------------------------------------------------------
+# Canonical JSON (RFC 8785) of float-free JSON with the standard library alone: the bytes that
+# checkpoints and key messages are signed over.
 
 def _sorted_for_jcs(value: Any) -> Any:
     """Rebuild dicts with keys in UTF-16 code-unit order (RFC 8785 3.2.3), checking every scalar."""
@@ -63,7 +72,7 @@ def _sorted_for_jcs(value: Any) -> Any:
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
     if isinstance(value, int):
-        if abs(value) > _JSON_SAFE_INT:
+        if abs(value) > JSON_SAFE_INT:
             raise ValueError(f"canonical JSON: integer {value} is outside the IEEE-754 safe range")
         return value
     raise TypeError(f"canonical JSON: unsupported value of type {type(value).__name__}")
@@ -74,8 +83,10 @@ def canonical_json(value: Any) -> bytes:
     return json.dumps(_sorted_for_jcs(value), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-# -- RFC 9162 Merkle hashing -----------------------------------------------------------------------
-
+# -- audit/verification/tree.py ------------------------------------------------------------------------------
+# RFC 9162 Merkle hashing on the verifier's side: leaf ``H(0x00||d)`` and node ``H(0x01||l||r)``
+# hashes, a compact frontier, and the inclusion and consistency proof checks of sections 2.1.3.2 and
+# 2.1.4.2. The prover's tree (all levels, the proofs' paths) is ``audit.merkle``.
 
 def leaf_hash(data: bytes) -> bytes:
     return hashlib.sha256(b"\x00" + data).digest()
@@ -212,7 +223,9 @@ def verify_consistency(first: int, second: int, first_root: bytes, second_root: 
     return sn == 0 and fr == first_root and sr == second_root
 
 
-# -- entries, commitments, checkpoints -------------------------------------------------------------
+# -- audit/verification/entries.py ---------------------------------------------------------------------------
+# An audit entry as it is hashed: the leaf encoding, payload commitments, checkpoint, key-handover and
+# endorsement messages, Ed25519 key ids and signature checks.
 
 LEAF_FIELDS = ("seq", "time", "event_type", "actor", "request_id", "subjects", "status", "payload_commitment", "prev_hash")
 # A row as the verifier reads it: the leaf fields, then what is stored beside them. `subjects` is a
@@ -220,24 +233,24 @@ LEAF_FIELDS = ("seq", "time", "event_type", "actor", "request_id", "subjects", "
 ROW_FIELDS = (*LEAF_FIELDS, "leaf_hash", "salt", "payload")
 
 _LEAF_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-_json_string = encode_basestring  # what _LEAF_ENCODER writes for a str, as one C call
+quote_json_string = encode_basestring  # what _LEAF_ENCODER writes for a str, as one C call
 # The leaf's keys in RFC 8785 order; each %s receives one value already rendered as JSON.
 _LEAF_TEMPLATE = (
     '{"actor":%s,"event_type":%s,"payload_commitment":%s,"prev_hash":%s,"request_id":%s,'
     '"seq":%s,"status":%s,"subjects":%s,"time":%s,"v":' + str(LEAF_VERSION) + "}"
 )
 # What a leaf hash covers (RFC 9162: 0x00, then the leaf), as one string to encode: one bytes object per row.
-_HASHED_LEAF_TEMPLATE = "\x00" + _LEAF_TEMPLATE
+HASHED_LEAF_TEMPLATE = "\x00" + _LEAF_TEMPLATE
 # Rows whose leaf hashes the checks gather before growing the Merkle frontier with them in one go.
-_FRONTIER_BATCH = 256
+FRONTIER_BATCH = 256
 
 
-def _json_value(value: Any) -> str:
-    return _json_string(value) if type(value) is str else _LEAF_ENCODER.encode(value)
+def json_value(value: Any) -> str:
+    return quote_json_string(value) if type(value) is str else _LEAF_ENCODER.encode(value)
 
 
 @lru_cache(maxsize=4096)
-def _stored_subjects_json(text: str) -> str | None:
+def stored_subjects_as_json(text: str) -> str | None:
     """The leaf JSON of a subjects list the database stores as JSON text; None when it is not JSON."""
     try:
         return _LEAF_ENCODER.encode(json.loads(text))
@@ -245,11 +258,11 @@ def _stored_subjects_json(text: str) -> str | None:
         return None
 
 
-def _subjects_json(subjects: Any) -> str | None:
-    return _stored_subjects_json(subjects) if type(subjects) is str else _json_value(subjects)
+def subjects_as_json(subjects: Any) -> str | None:
+    return stored_subjects_as_json(subjects) if type(subjects) is str else json_value(subjects)
 
 
-def _leaf_text(
+def leaf_text(
     seq: Any, time: Any, event_type: Any, actor: Any, request_id: Any, subjects_json: str, status: Any,
     commitment: Any, prev_hash: Any,
 ) -> str:
@@ -261,22 +274,22 @@ def _leaf_text(
     """
     try:
         return _LEAF_TEMPLATE % (
-            _json_string(actor), _json_string(event_type), _json_string(commitment), _json_string(prev_hash),
-            "null" if request_id is None else _json_string(request_id),
-            seq if type(seq) is int else _json_value(seq),
-            "null" if status is None else _json_string(status), subjects_json, _json_string(time),
+            quote_json_string(actor), quote_json_string(event_type), quote_json_string(commitment), quote_json_string(prev_hash),
+            "null" if request_id is None else quote_json_string(request_id),
+            seq if type(seq) is int else json_value(seq),
+            "null" if status is None else quote_json_string(status), subjects_json, quote_json_string(time),
         )
     except TypeError:  # a value that is not a string where one belongs (an edited row): render it as it is
         values = (actor, event_type, commitment, prev_hash, request_id, seq, status)
-        return _LEAF_TEMPLATE % (*map(_json_value, values), subjects_json, _json_value(time))
+        return _LEAF_TEMPLATE % (*map(json_value, values), subjects_json, json_value(time))
 
 
 def leaf_bytes(entry: Mapping[str, Any]) -> bytes:
     """The bytes an entry's leaf hash commits to: every chained field, never the payload itself."""
-    subjects_json = _subjects_json(entry["subjects"])
+    subjects_json = subjects_as_json(entry["subjects"])
     if subjects_json is None:
         raise ValueError(f"seq {entry['seq']}: subjects is not JSON")
-    return _leaf_text(*(entry[name] for name in LEAF_FIELDS[:5]), subjects_json, entry["status"],
+    return leaf_text(*(entry[name] for name in LEAF_FIELDS[:5]), subjects_json, entry["status"],
                       entry["payload_commitment"], entry["prev_hash"]).encode("utf-8")
 
 
@@ -335,8 +348,10 @@ def endorsement_message(log_id: str, key_id: str, public_key_hex: str, endorsed_
     )
 
 
-# -- one-pass chain verification -------------------------------------------------------------------
-
+# -- audit/verification/chain.py -----------------------------------------------------------------------------
+# ``ChainVerifier``: the one-pass (O(n) time, O(log n) memory) check of a stream of entries, and
+# ``check_range`` / ``ChainVerifier.absorb``, which let ranges of it be checked in other processes with
+# the same report.
 
 @dataclass
 class VerifyReport:
@@ -422,12 +437,12 @@ def _misplaced(seq: Any, size: int) -> ChainProblem:
 
 def _explain_leaf_mismatch(row: Sequence[Any]) -> str:
     seq, stored_leaf = row[0], row[9]
-    subjects_json = _subjects_json(row[5])
+    subjects_json = subjects_as_json(row[5])
     if subjects_json is not None and isinstance(seq, int):
         # Renumbering and reordering keep a row's content but change its seq: find the seq it was
         # committed under, nearby. Only runs on the failure path.
         for committed in [s for d in range(1, 4) for s in (seq + d, seq - d) if s >= 1]:
-            text = _leaf_text(committed, *row[1:5], subjects_json, *row[6:9])
+            text = leaf_text(committed, *row[1:5], subjects_json, *row[6:9])
             if leaf_hash(text.encode("utf-8")).hex() == stored_leaf:
                 if committed > seq:
                     return (
@@ -438,7 +453,7 @@ def _explain_leaf_mismatch(row: Sequence[Any]) -> str:
     return f"seq {seq}: its fields do not match its leaf_hash (entry metadata edited)"
 
 
-def _payload_matches(salt: Any, payload: Any, commitment: Any) -> bool:
+def payload_matches(salt: Any, payload: Any, commitment: Any) -> bool:
     try:
         return payload_commitment(salt, payload) == commitment
     except (TypeError, ValueError):  # a salt that is not hex, a payload that is not valid Unicode
@@ -475,10 +490,10 @@ class RangeChecker:
         # The hot loop of every verification: names bound locally, no dict and no Python function call
         # per row. Leaf hashes are compared in hex, the form they are stored in, and gathered (`pending`)
         # to grow the Merkle frontier a level at a time (`Frontier.extend`), before any note (whose
-        # handler may read the tree) and every `_FRONTIER_BATCH` rows (memory stays O(log n)).
+        # handler may read the tree) and every `FRONTIER_BATCH` rows (memory stays O(log n)).
         frontier, head, mark, on_note = self.frontier, self.head, self.mark, self.on_note
-        sha256, fromhex, json_string, stored_subjects = hashlib.sha256, bytes.fromhex, _json_string, _stored_subjects_json
-        version, structural, batch_mask = LEAF_VERSION, STRUCTURAL_EVENTS, _FRONTIER_BATCH - 1
+        sha256, fromhex, json_string, stored_subjects = hashlib.sha256, bytes.fromhex, quote_json_string, stored_subjects_as_json
+        version, structural, batch_mask = LEAF_VERSION, STRUCTURAL_EVENTS, FRONTIER_BATCH - 1
         size = self.start + frontier.size
         pending: list[str] = []
         gather = pending.append
@@ -487,18 +502,18 @@ class RangeChecker:
                 seq, time, event_type, actor, request_id, subjects, status, commitment, prev_hash, stored_leaf, salt, payload = row
                 if seq != size + 1:
                     raise _misplaced(seq, size)
-                subjects_json = stored_subjects(subjects) if type(subjects) is str else _json_value(subjects)
-                try:  # `_HASHED_LEAF_TEMPLATE % ...` as in `_leaf_text`, written as an f-string: 0.3 µs less a row
+                subjects_json = stored_subjects(subjects) if type(subjects) is str else json_value(subjects)
+                try:  # `HASHED_LEAF_TEMPLATE % ...` as in `leaf_text`, written as an f-string, which is faster per row
                     text = (
                         f'\x00{{"actor":{json_string(actor)},"event_type":{json_string(event_type)},'
                         f'"payload_commitment":{json_string(commitment)},"prev_hash":{json_string(prev_hash)},'
                         f'"request_id":{"null" if request_id is None else json_string(request_id)},'
-                        f'"seq":{seq if type(seq) is int else _json_value(seq)},'
+                        f'"seq":{seq if type(seq) is int else json_value(seq)},'
                         f'"status":{"null" if status is None else json_string(status)},'
                         f'"subjects":{subjects_json},"time":{json_string(time)},"v":{version}}}'
                     )
                 except TypeError:  # a value that is not a string where one belongs (an edited row)
-                    text = "\x00" + _leaf_text(seq, time, event_type, actor, request_id, subjects_json, status, commitment, prev_hash)
+                    text = "\x00" + leaf_text(seq, time, event_type, actor, request_id, subjects_json, status, commitment, prev_hash)
                 try:
                     computed = sha256(text.encode("utf-8")).hexdigest()
                 except UnicodeEncodeError:
@@ -521,7 +536,7 @@ class RangeChecker:
                         pending.clear()
                     on_note(RangeNote("missing", seq, commitment=commitment))
                 else:
-                    # `_payload_matches`, inline: this is the bulk of the bytes verification hashes.
+                    # `payload_matches`, inline: this is the bulk of the bytes verification hashes.
                     try:
                         digest = sha256(fromhex(salt))
                         digest.update(payload if type(payload) is bytes else payload.encode("utf-8"))
@@ -747,7 +762,7 @@ class ChainVerifier:
             if note.kind == "missing" and self.stored_payload is not None:
                 stored = self.stored_payload(note.seq)
                 if stored is not None:  # erased after our snapshot: check it as a single pass would have
-                    if not _payload_matches(*stored, note.commitment):
+                    if not payload_matches(*stored, note.commitment):
                         raise ChainProblem(note.seq, f"seq {note.seq}: payload does not match its commitment (payload edited)")
                     return
             self._apply(note, frontier)
@@ -1049,7 +1064,9 @@ def verify_stream(
     return verify_rows(([tuple(e.get(name) for name in ROW_FIELDS)] for e in entries), trusted_keys, **options)
 
 
-# -- reading the files an auditor was handed (hostile input) -----------------------------------------
+# -- audit/verification/hostile_files.py ---------------------------------------------------------------------
+# Reading the files an auditor was handed, as hostile input: regular files only, bounded sizes,
+# strict JSON (no floats, bounded integers and nesting), every record's fields checked.
 
 # What the verifier reads of a file, at most. A file or line beyond these is refused before it is read
 # whole, so a hostile bundle or checkpoint cannot make it use unbounded memory.
@@ -1180,35 +1197,35 @@ def _json_kind(value: Any) -> str:
     return {int: "an integer", str: "a string", list: "an array", dict: "an object"}.get(type(value), type(value).__name__)
 
 
-def _is_hex(value: Any, length: int | None = None) -> bool:
+def is_hex(value: Any, length: int | None = None) -> bool:
     return type(value) is str and bool(value) and (length is None or len(value) == length) and not value.strip(_HEX_DIGITS)
 
 
 # Each field of a record: a check of its JSON value, and what it must be (for the message).
 _Field = tuple[Callable[[Any], bool], str]
-_HEX64: _Field = (lambda v: _is_hex(v, 64), "64 lowercase hex digits")
+_HEX64: _Field = (lambda v: is_hex(v, 64), "64 lowercase hex digits")
 _TEXT: _Field = (lambda v: type(v) is str, "a string")
 _TEXT_OR_NULL: _Field = (lambda v: v is None or type(v) is str, "a string or null")
 _COUNT: _Field = (lambda v: type(v) is int and v >= 0, "an integer of at least 0")
 _SEQ: _Field = (lambda v: type(v) is int and v >= 1, "a seq (an integer of at least 1)")
-_HASH_LIST: _Field = (lambda v: type(v) is list and all(_is_hex(h, 64) for h in v), "an array of 64-hex-digit hashes")
+_HASH_LIST: _Field = (lambda v: type(v) is list and all(is_hex(h, 64) for h in v), "an array of 64-hex-digit hashes")
 _OBJECT: _Field = (lambda v: type(v) is dict, "an object")
 
 ENTRY_FIELDS: dict[str, _Field] = {
     "seq": _SEQ, "time": _TEXT, "event_type": _TEXT, "actor": _TEXT, "request_id": _TEXT_OR_NULL,
     "subjects": (lambda v: type(v) is list and all(type(s) is str for s in v), "an array of strings"),
     "status": _TEXT_OR_NULL, "payload_commitment": _HEX64, "prev_hash": _HEX64, "leaf_hash": _HEX64,
-    "salt": (lambda v: v is None or _is_hex(v, 64), "64 lowercase hex digits or null"), "payload": _TEXT_OR_NULL,
+    "salt": (lambda v: v is None or is_hex(v, 64), "64 lowercase hex digits or null"), "payload": _TEXT_OR_NULL,
 }
 CHECKPOINT_FIELDS: dict[str, _Field] = {
     "format": (lambda v: v == CHECKPOINT_FORMAT, repr(CHECKPOINT_FORMAT)), "log_id": _TEXT, "size": _COUNT,
-    "root": _HEX64, "time": _TEXT, "key_id": _TEXT, "signature": (lambda v: _is_hex(v, 128), "128 lowercase hex digits"),
+    "root": _HEX64, "time": _TEXT, "key_id": _TEXT, "signature": (lambda v: is_hex(v, 128), "128 lowercase hex digits"),
 }
 MANIFEST_FIELDS: dict[str, _Field] = {
     "format": (lambda v: v == BUNDLE_FORMAT, repr(BUNDLE_FORMAT)), "log_id": _TEXT, "tree_size": _COUNT,
     "root": _HEX64, "filters": (lambda v: type(v) is dict and all(type(x) is str for x in v.values()), "an object of strings"),
     "entries": _COUNT, "key_id": _TEXT,
-    "files": (lambda v: type(v) is dict and all(_is_hex(d, 64) for d in v.values()), "an object of SHA-256 hex digests"),
+    "files": (lambda v: type(v) is dict and all(is_hex(d, 64) for d in v.values()), "an object of SHA-256 hex digests"),
 }
 PROOF_FIELDS: dict[str, _Field] = {"seq": _SEQ, "tree_size": _COUNT, "path": _HASH_LIST}
 EARLIER_CHECKPOINT_FIELDS: dict[str, _Field] = {"checkpoint": _OBJECT, "consistency": _HASH_LIST}
@@ -1233,7 +1250,7 @@ def read_checkpoint_file(path: Path, label: str | None = None) -> dict[str, Any]
     return check_record(read_json_file(path, label)[1], CHECKPOINT_FIELDS, label)
 
 
-def _sha256_of(handle: BinaryIO) -> str:
+def sha256_of(handle: BinaryIO) -> str:
     digest = hashlib.sha256()
     for block in iter(lambda: handle.read(1 << 20), b""):
         digest.update(block)
@@ -1242,17 +1259,18 @@ def _sha256_of(handle: BinaryIO) -> str:
 
 def sha256_file(path: Path, label: str | None = None) -> str:
     with open_regular_file(path, label or str(path)) as handle:
-        return _sha256_of(handle)
+        return sha256_of(handle)
 
 
-# -- trusted keys ------------------------------------------------------------------------------------
-
+# -- audit/verification/trust.py -----------------------------------------------------------------------------
+# The keys an auditor trusts (``--trust``): a PEM or hex key file or a key id, and the bundle's key
+# chain they pin.
 
 def load_trusted_key(value: str) -> tuple[str, Ed25519PublicKey | None]:
     """A `--trust` value: a public key file (PEM, or the raw key as 64 hex digits) or a key id (16 hex
     digits). Returns the key id and the key (None when pinned by id: the bundle must announce it)."""
     path = Path(value)
-    if _is_hex(value.lower(), 16) and not path.exists():
+    if is_hex(value.lower(), 16) and not path.exists():
         return value.lower(), None
     data = read_bounded(path, value, 64 << 10)
     if data.lstrip().startswith(b"-----BEGIN"):
@@ -1264,7 +1282,7 @@ def load_trusted_key(value: str) -> tuple[str, Ed25519PublicKey | None]:
             raise BundleFileError(f"{value}: not an Ed25519 public key")
         return key_id_of(key), key
     text = data.decode("ascii", "replace").strip().lower()
-    if not _is_hex(text, 64):
+    if not is_hex(text, 64):
         raise BundleFileError(
             f"{value}: neither a PEM public key, an Ed25519 public key in hex (64 digits), nor a key id (16 hex digits)"
         )
@@ -1272,7 +1290,7 @@ def load_trusted_key(value: str) -> tuple[str, Ed25519PublicKey | None]:
     return key_id_of(key), key
 
 
-def _bundle_key_chain(
+def bundle_key_chain(
     key_events: Sequence[tuple[int, dict[str, Any]]], anchors: Mapping[str, Ed25519PublicKey] | None, log_id: str,
 ) -> tuple[ChainVerifier, list[str]]:
     """The log's key events (announcements, handovers, endorsements) run through `ChainVerifier`'s own
@@ -1289,8 +1307,9 @@ def _bundle_key_chain(
     return chain, problems
 
 
-# -- bundles -------------------------------------------------------------------------------------------
-
+# -- audit/verification/bundle.py ----------------------------------------------------------------------------
+# ``verify_bundle``: the check of an exported bundle directory against its signed manifest,
+# checkpoints, proofs and the keys the auditor trusts.
 
 @dataclass
 class BundleReport:
@@ -1366,7 +1385,7 @@ def _check_entry(entry: dict[str, Any], label: str) -> bytes:
         raise BundleFileError(f"{label}: entry seq {seq} does not match its leaf hash (entry changed)")
     if (entry["payload"] is None) != (entry["salt"] is None):
         raise BundleFileError(f"{label}: entry seq {seq} has a payload without its salt, or a salt without its payload")
-    if entry["payload"] is not None and not _payload_matches(entry["salt"], entry["payload"], entry["payload_commitment"]):
+    if entry["payload"] is not None and not payload_matches(entry["salt"], entry["payload"], entry["payload_commitment"]):
         raise BundleFileError(f"{label}: entry seq {seq} payload does not match its commitment")
     return computed
 
@@ -1401,7 +1420,7 @@ class _Bundle:
                             f"{name}: SHA-256 differs from the manifest (file changed or swapped: "
                             f"{size} bytes, the manifest lists {listed_size})"
                         )
-                    elif _sha256_of(handle) != digest:
+                    elif sha256_of(handle) != digest:
                         self.problems.append(f"{name}: SHA-256 differs from the manifest (file changed or swapped)")
             except MissingFile:
                 self.problems.append(f"{name}: listed in the manifest but missing")
@@ -1599,13 +1618,13 @@ def _check_bundle(bundle: _Bundle, my_checkpoint: Path | None, pins: Mapping[str
     announced = {payload.get("key_id"): payload.get("public_key") for _, payload in key_events}
     anchors: dict[str, Ed25519PublicKey] = {}
     for key_id, key in pins.items():
-        if key is None and _is_hex(announced.get(key_id), 64):  # pinned by id: the key the log announced under it
+        if key is None and is_hex(announced.get(key_id), 64):  # pinned by id: the key the log announced under it
             key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(announced[key_id]))
         if key is not None and key_id_of(key) == key_id:
             anchors[key_id] = key
     chain: ChainVerifier | None = None
     if key_events:
-        chain, chain_problems = _bundle_key_chain(key_events, anchors if pins else None, log_id)
+        chain, chain_problems = bundle_key_chain(key_events, anchors if pins else None, log_id)
         problems.extend(chain_problems)
     signatures = _Signatures(chain, _load_bundle_keys(bundle.dir / "public_keys"), bool(pins), bundle.report)
     signatures.check("manifest.json", manifest["key_id"], size, signature, manifest_bytes)
@@ -1643,6 +1662,10 @@ def _check_bundle(bundle: _Bundle, my_checkpoint: Path | None, pins: Mapping[str
                 "is not the log this bundle was exported from, or it was rewritten"
             )
 
+
+# -- audit/verification/script.py ----------------------------------------------------------------------------
+# The auditor's command line: ``python verify_bundle.py BUNDLE --trust KEY [--checkpoint MINE.json]
+# [--json]``.
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Verify a Docket audit export bundle offline.")

@@ -41,7 +41,8 @@ from audit import AuditLog, NewEvent
 from audit.keys import KeyStore
 from audit.log import PG_VERIFY_SETTINGS, range_query, stream_row_batches
 from audit.schema import entries, payloads
-from audit.verify_bundle import CHECKPOINT_FORMAT, checkpoint_message, leaf_bytes
+from audit.verification.formats import CHECKPOINT_FORMAT
+from audit.verification.entries import checkpoint_message, leaf_bytes
 
 PG_URL = os.environ.get("DOCKET_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 GOAL_FRACTION = 1 / 3

@@ -32,14 +32,10 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
 from audit.log import PG_VERIFY_SETTINGS, SQLITE_READ_MMAP, range_query, stream_row_batches
-from audit.verify_bundle import (
-    GENESIS_HASH,
-    Frontier,
-    RangeChecker,
-    _HASHED_LEAF_TEMPLATE,
-    _json_string,
-    _stored_subjects_json,
-)
+from audit.verification.formats import GENESIS_HASH
+from audit.verification.tree import Frontier
+from audit.verification.entries import HASHED_LEAF_TEMPLATE, quote_json_string, stored_subjects_as_json
+from audit.verification.chain import RangeChecker
 from bench.audit_bench import backend, build_log, pg_reachable
 
 
@@ -99,10 +95,10 @@ def check_parts(batches: list[list[tuple[Any, ...]]]) -> dict[str, Callable[[], 
 
     def leaf_text(row: tuple[Any, ...]) -> str:
         seq, time, event_type, actor, request_id, subjects, status, commitment, prev_hash = row[:9]
-        return _HASHED_LEAF_TEMPLATE % (
-            _json_string(actor), _json_string(event_type), _json_string(commitment), _json_string(prev_hash),
-            "null" if request_id is None else _json_string(request_id), seq,
-            "null" if status is None else _json_string(status), _stored_subjects_json(subjects), _json_string(time),
+        return HASHED_LEAF_TEMPLATE % (
+            quote_json_string(actor), quote_json_string(event_type), quote_json_string(commitment), quote_json_string(prev_hash),
+            "null" if request_id is None else quote_json_string(request_id), seq,
+            "null" if status is None else quote_json_string(status), stored_subjects_as_json(subjects), quote_json_string(time),
         )
 
     leaf_messages = [leaf_text(row).encode() for row in rows]

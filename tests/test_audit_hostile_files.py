@@ -21,7 +21,7 @@ import pytest
 from test_audit_support import fill
 
 from audit import AuditLog
-from audit.verify_bundle import MAX_JSON_DEPTH, MAX_JSON_FILE_BYTES, MAX_LINE_BYTES
+from audit.verification.hostile_files import MAX_JSON_DEPTH, MAX_JSON_FILE_BYTES, MAX_LINE_BYTES
 
 REPO = Path(__file__).resolve().parents[1]
 VERIFIER = REPO / "audit" / "verify_bundle.py"

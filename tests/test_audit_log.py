@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 from audit import AuditContext, AuditError, AuditLog, EntryFilter, NewEvent
 from audit.cli import make_app
 from audit.schema import entries, payloads
-from audit.verify_bundle import leaf_bytes, leaf_hash, verify_consistency, verify_inclusion
+from audit.verification.tree import leaf_hash, verify_consistency, verify_inclusion
+from audit.verification.entries import leaf_bytes
 
 REPO = Path(__file__).resolve().parents[1]
 

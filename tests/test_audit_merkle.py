@@ -12,9 +12,11 @@ from hypothesis import strategies as st
 
 from audit.canonical import canonical_payload
 from audit.merkle import MerkleTree
-from audit.verify_bundle import (
-    STRUCTURAL_EVENTS, ChainProblem, Frontier, RangeChecker, canonical_json, leaf_bytes, verify_consistency, verify_inclusion,
-)
+from audit.verification.formats import STRUCTURAL_EVENTS
+from audit.verification.jcs import canonical_json
+from audit.verification.tree import Frontier, verify_consistency, verify_inclusion
+from audit.verification.entries import leaf_bytes
+from audit.verification.chain import ChainProblem, RangeChecker
 
 # -- naive RFC 9162 section 2.1, written straight from the text ------------------------------------
 

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from audit import AuditContext, AuditError, AuditLog
 from audit.cli import make_app
 from audit.schema import head, signed_heads
-from audit.verify_bundle import Frontier
+from audit.verification.tree import Frontier
 
 
 @pytest.fixture

@@ -20,7 +20,8 @@ from sqlalchemy.engine import make_url
 
 from audit import AuditLog
 from audit.schema import entries, head, payloads, redactions, signed_heads, subjects
-from audit.verify_bundle import leaf_bytes, leaf_hash, payload_commitment
+from audit.verification.tree import leaf_hash
+from audit.verification.entries import leaf_bytes, payload_commitment
 
 PG_URL = os.environ.get("DOCKET_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TABLES = (entries, payloads, subjects, redactions, signed_heads, head)

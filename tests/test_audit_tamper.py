@@ -17,7 +17,7 @@ from test_audit_support import attack, db_url, fill, keys_dir, read_rows, rehash
 from audit import AuditLog
 from audit.keys import KeyStore
 from audit.schema import entries, head, payloads, redactions, signed_heads, subjects
-from audit.verify_bundle import checkpoint_message
+from audit.verification.entries import checkpoint_message
 
 N = 10
 

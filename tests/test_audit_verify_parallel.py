@@ -24,15 +24,10 @@ from audit import AuditLog
 from audit.errors import AuditError
 from audit.log import _plan_ranges
 from audit.schema import entries, head, payloads
-from audit.verify_bundle import (
-    GENESIS_HASH,
-    ROW_FIELDS,
-    Frontier,
-    VerifyReport,
-    check_range,
-    leaf_hash,
-    verify_rows,
-)
+from audit.verification.formats import GENESIS_HASH
+from audit.verification.tree import Frontier, leaf_hash
+from audit.verification.entries import ROW_FIELDS
+from audit.verification.chain import VerifyReport, check_range, verify_rows
 
 N = 40
 LAYOUTS = [(2, 4), (3, 8), (2, 16)]  # (workers, range_size)

@@ -18,7 +18,9 @@ from audit import AuditContext, AuditError, AuditLog
 from audit.cli import make_app
 from audit.keys import KeyStore, public_hex
 from audit.schema import entries, payloads, signed_heads
-from audit.verify_bundle import CHECKPOINT_FORMAT, Frontier, checkpoint_message
+from audit.verification.formats import CHECKPOINT_FORMAT
+from audit.verification.tree import Frontier
+from audit.verification.entries import checkpoint_message
 
 pytestmark = pytest.mark.postgres
 

@@ -466,7 +466,7 @@ def test_audit_verify_ok_then_names_the_tampered_seq(browser, server, shots: Pat
     page.screenshot(path=str(shots / "entry.png"), full_page=True)
 
     # The inclusion proof downloads as JSON, and it proves this entry's leaf under the log's root.
-    from audit.verify_bundle import verify_inclusion
+    from audit.verification.tree import verify_inclusion
 
     with page.expect_download() as got:
         page.get_by_role("link", name="Download its inclusion proof (JSON)").click()
@@ -517,7 +517,7 @@ def test_audit_verify_ok_then_names_the_tampered_seq(browser, server, shots: Pat
     unpacked = bundle.parent / "unpacked"
     with zipfile.ZipFile(io.BytesIO(bundle.read_bytes())) as zf:
         zf.extractall(unpacked)
-    from audit.verify_bundle import verify_bundle
+    from audit.verification.bundle import verify_bundle
 
     checked = verify_bundle(unpacked / "bundle", trust=[str(k) for k in (server.home / "keys").glob("*.pub")])
     assert checked.ok, checked.problems
