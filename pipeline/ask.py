@@ -21,6 +21,7 @@ from ingest.retrieval import RetrievalOptions
 from ingest.store import ChunkHit, DocumentFilter
 from ingest.tables import tables_for_sources
 from pipeline.app import Docket, software_version
+from pipeline.clause_match import passages_to_add
 from pipeline.grounding import check_grounding
 from pipeline.grounding_record import GroundingRecord
 from pipeline.table_answers import rows_to_add
@@ -122,6 +123,10 @@ def ask(docket: Docket, question: str, options: AskOptions | None = None) -> Ans
             )
             # The statement rows a figure the question asks for needs and the search did not bring (a margin's revenue).
             hits += rows_to_add(question, hits, lambda query, k: docket.store.search(
+                query, k, collection=collection, document_ids=document_ids or None, mode=s.retrieval.mode,
+                options=retrieval_options))
+            # The passages a question about a known clause needs when none retrieved has its wording (pipeline.clause_match).
+            hits += passages_to_add(question, hits, lambda query, k: docket.store.search(
                 query, k, collection=collection, document_ids=document_ids or None, mode=s.retrieval.mode,
                 options=retrieval_options))
             evidence = to_evidence(hits)

@@ -353,3 +353,27 @@ def heading_matches(profile: ClauseProfile, context: str) -> bool:
     """Whether the heading in force (the last part of the passage's heading context) is this clause's."""
     heading = context.rsplit("|", 1)[-1] if context else ""
     return bool(heading.strip()) and bool(profile.heading.search(heading))
+
+
+# Passages a question about a known clause may add to the retrieved ones: the search for the question
+# ranks passages worded like the question, and a clause is often worded unlike it ("Is there a
+# requirement for insurance ..." against "Distributor warrants that it carries general liability
+# insurance ..."); a second search for what the clause says finds those.
+MAX_EXTRA_PASSAGES = 3
+EXTRA_SEARCH_K = 5
+
+
+def passages_to_add(question: str, evidence: list, search) -> list:
+    """For a question about a known kind of clause none of whose ``evidence`` passages has the clause's
+    wording, up to ``MAX_EXTRA_PASSAGES`` passages found by ``search(query, k)`` for the clause's
+    description (``looks_for``) that ``evidence`` lacks, in the search's order; empty otherwise. ``search`` is the ask's own search (same collection,
+    documents and filters), so nothing the caller may not read is added. The same seam as
+    ``pipeline.table_answers.rows_to_add``: the caller shows them after the retrieved sources."""
+    from pipeline.answer_kinds import question_core
+
+    profile = clause_profile(question_core(question))
+    # A passage with the clause's wording is already there: the answerer quotes it; nothing is added.
+    if profile is None or any(states_clause(profile, " ".join(e.text.split())) for e in evidence):
+        return []
+    seen = {e.chunk_id for e in evidence}
+    return [h for h in search(profile.looks_for, EXTRA_SEARCH_K) if h.chunk_id not in seen][:MAX_EXTRA_PASSAGES]

@@ -124,3 +124,33 @@ def test_only_sentences_sharing_something_with_the_question_are_embedded(reasone
     everything = ExtractiveReasoner(counting, prefilter=False).answer(question, evidence)
     assert filtered.answer == everything.answer and filtered.status == everything.status == "answered"
     assert 0 < embedded < len(seen[-1]) - 1, (embedded, len(seen[-1]) - 1)
+
+
+def test_a_clause_question_adds_passages_only_when_none_retrieved_has_its_wording(ingested_samples: Path) -> None:
+    # The ask's own search, restricted as the ask is (here: the NETGEAR contract of the samples).
+    from pipeline.app import Docket
+    from pipeline.ask import to_evidence
+    from pipeline.clause_match import MAX_EXTRA_PASSAGES, passages_to_add
+    from pipeline.settings import load_settings
+
+    store = Docket(load_settings(home=ingested_samples, actor="test")).store
+    netgear = store.resolve(NETGEAR, "samples").id
+    queries: list[str] = []
+
+    def search(query: str, k: int):
+        queries.append(query)
+        return store.search(query, k, collection="samples", document_ids=[netgear])
+
+    question = "Is there a requirement for insurance that must be maintained by one party?"
+    retrieved = to_evidence(search(question, 5))
+    without = [e for e in retrieved if "insur" not in e.text.lower()]
+    added = passages_to_add(question, without, search)
+    assert queries[-1] == clause_profile(question).looks_for
+    assert 0 < len(added) <= MAX_EXTRA_PASSAGES and not {e.chunk_id for e in added} & {e.chunk_id for e in without}
+    assert any("insurance" in " ".join(e.text.split()).lower() for e in added), [e.text[:80] for e in added]
+    assert all(e.doc_name == NETGEAR for e in added)
+    searched = len(queries)
+    with_clause = [e for e in retrieved if "insur" in e.text.lower()]
+    assert with_clause and passages_to_add(question, with_clause, search) == []
+    assert passages_to_add("Who are the parties that signed this contract?", without, search) == []
+    assert len(queries) == searched  # neither searched again
