@@ -3,9 +3,9 @@
 Per sentence of the answer: each [S#] names a source that was given; each sentence that carries a
 claim cites; each quoted passage is in a cited source (modulo whitespace, quote and dash style, case,
 as ``pipeline.normalise`` folds them); each number (amount, percentage, date) is in a cited source
-after normalisation, unless the sentence says it is computed and shows its inputs, in which case the
-inputs are checked and the arithmetic too.
-The same checks run on Magistral's answers and on the extractive answerer's verbatim quotes.
+after normalisation (``pipeline.figures``), unless the sentence says it is computed and shows its
+inputs, in which case the inputs are checked and the arithmetic too. The same checks run on
+Magistral's answers and on the extractive answerer's verbatim quotes.
 
 Separately, given the question, whether the answer addresses it: the kind of answer the question asks
 for (an amount, a date, a duration, ...; ``pipeline.answer_kinds``) is present in the answer. A quote
@@ -16,16 +16,14 @@ check on its own (``checks``) and says in plain words what held and what failed 
 
 from __future__ import annotations
 
-import ast
-import operator
 import re
 from dataclasses import asdict, dataclass, field
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Literal
 
 from ingest.tables import CellMatch, TableRecord, as_table, match_number_to_cell
 from pipeline.answer_kinds import KIND_WORDS, KindCheck, check_kind
 from pipeline.grounding_record import GroundingRecord
+from pipeline.figures import FORMULA_CONSTANTS, Date, Number, computation, date_in, dates_in, number_in, numbers_in
 from pipeline.normalise import flat, quote_forms, source_forms
 from pipeline.reasoning import Evidence
 
@@ -296,177 +294,6 @@ def _quote_in(quote: str, forms: tuple[str, ...]) -> bool:
     return False
 
 
-# -- numbers and dates ----------------------------------------------------------------------------
-
-_SCALES = {
-    "thousand": 3, "k": 3, "million": 6, "mn": 6, "mm": 6, "m": 6, "billion": 9, "bn": 9, "b": 9,
-    "trillion": 12, "tn": 12,
-}
-_NUMBER = re.compile(
-    r"(?<![\w.,])(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)"
-    r"(?:(?P<tight>k|m|bn|mn|b)\b|\s?(?P<word>thousand|million|billion|trillion|bn|mn|mm|tn)\b)?",
-    re.IGNORECASE,
-)
-_MONTHS = {
-    name: i
-    for i, names in enumerate(
-        ("jan january", "feb february", "mar march", "apr april", "may", "jun june", "jul july",
-         "aug august", "sep sept september", "oct october", "nov november", "dec december"),
-        start=1,
-    )
-    for name in names.split()
-}
-_MONTH = r"(?P<month>" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.?"
-_DATES = [
-    re.compile(_MONTH + r"\s+(?P<day>\d{1,2})(?:st|nd|rd|th)?,?\s+(?P<year>\d{4})\b", re.I),
-    re.compile(r"\b(?P<day>\d{1,2})(?:st|nd|rd|th)?\s+(?:day\s+of\s+)?" + _MONTH + r",?\s+(?P<year>\d{4})\b", re.I),
-    re.compile(r"\b(?P<year>\d{4})-(?P<mnum>\d{2})-(?P<day>\d{2})\b"),
-    re.compile(r"\b(?P<a>\d{1,2})[/.](?P<b>\d{1,2})[/.](?P<year>\d{4})\b"),
-    re.compile(r"\b" + _MONTH + r",?\s+(?P<year>\d{4})\b", re.I),
-]
-
-Date = tuple[int, int, int | None]
-
-
-@dataclass(frozen=True)
-class _Number:
-    value: Decimal
-    mantissa: Decimal
-    scaled: bool  # written with a scale word (million, bn, ...)
-    text: str
-
-
-def _numbers(text: str) -> list[_Number]:
-    out = []
-    for m in _NUMBER.finditer(text):
-        try:
-            mantissa = Decimal(m.group("num").replace(",", ""))
-        except InvalidOperation:
-            continue
-        scale = (m.group("tight") or m.group("word") or "").casefold()
-        out.append(_Number(mantissa.scaleb(_SCALES.get(scale, 0)), mantissa, bool(scale), m.group(0)))
-    return out
-
-
-def _dates(text: str) -> tuple[list[tuple[set[Date], tuple[int, int]]], str]:
-    """Dates in ``text`` (each as its possible readings, with its span) and the text with them blanked."""
-    found: list[tuple[set[Date], tuple[int, int]]] = []
-    for pattern in _DATES:
-        for m in pattern.finditer(text):
-            if any(s < m.end() and m.start() < e for _, (s, e) in found):
-                continue
-            groups = m.groupdict()
-            year = int(groups["year"])
-            if groups.get("a"):  # 03/04/2021: month/day or day/month
-                a, b = int(groups["a"]), int(groups["b"])
-                readings = {(year, x, y) for x, y in ((a, b), (b, a)) if 1 <= x <= 12 and 1 <= y <= 31}
-            else:
-                month = int(groups["mnum"]) if groups.get("mnum") else _MONTHS[groups["month"].casefold()]
-                day = int(groups["day"]) if groups.get("day") else None
-                readings = {(year, month, day)}
-            if readings:
-                found.append((readings, m.span()))
-    blanked = text
-    for _, (s, e) in found:
-        blanked = blanked[:s] + " " * (e - s) + blanked[e:]
-    return found, blanked
-
-
-def _date_in(readings: set[Date], source_dates: set[Date], source_text: str) -> bool:
-    for year, month, day in readings:
-        if any(sy == year and sm == month and (day is None or sd == day) for sy, sm, sd in source_dates):
-            return True
-        # Legal prose ("the 31st day of March, 2021") that the patterns miss: the parts are all there.
-        month_names = [n for n, i in _MONTHS.items() if i == month and len(n) > 3]
-        if str(year) in source_text and any(n in source_text for n in month_names) and (
-            day is None or re.search(rf"\b{day}(?:st|nd|rd|th)?\b", source_text)
-        ):
-            return True
-    return False
-
-
-def _number_in(number: _Number, sources: list[_Number]) -> bool:
-    """Equal after normalisation ("$1,577 million" == "1577.00" == "1.577 billion"), or equal to a
-    source number rounded to the answer's precision when the answer keeps >= 2 significant digits."""
-    exponent = number.mantissa.as_tuple().exponent
-    digits = len(number.mantissa.normalize().as_tuple().digits)
-    for source in sources:
-        # Thousands/millions shifts only when a scale word says so: "5" must not match "5,000".
-        shifts = range(-12, 13, 3) if (number.scaled or source.scaled) else (0,)
-        for shift in shifts:
-            value = source.value.scaleb(shift)
-            if value == number.value:
-                return True
-            if digits >= 2 and isinstance(exponent, int):
-                scale = number.value.adjusted() - number.mantissa.adjusted()
-                quantum = Decimal(1).scaleb(exponent + scale)
-                if value.quantize(quantum, rounding=ROUND_HALF_UP) == number.value:
-                    return True
-    return False
-
-
-# -- computed numbers ---------------------------------------------------------------------------------
-
-_COMPUTED = re.compile(r"\b(?:computed|calculated|calculation|derived|berechnet|calculé|calculado|calcolato)\b", re.I)
-_EXPRESSION_TAIL = re.compile(r"[\d\s.,+\-−–×x*/÷()%$€£]+$")
-_RESULT_HEAD = re.compile(r"\s*[$€£]?\s*(\d[\d,]*(?:\.\d+)?)\s*(%?)")
-_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
-
-
-def _evaluate(expression: str) -> Decimal | None:
-    cleaned = (
-        expression.replace(",", "").replace("$", "").replace("€", "").replace("£", "").replace("%", "")
-        .replace("×", "*").replace("x", "*").replace("÷", "/").replace("−", "-").replace("–", "-")
-    )
-    try:
-        tree = ast.parse(cleaned.strip(), mode="eval").body
-    except SyntaxError:
-        return None
-
-    def walk(node: ast.AST) -> Decimal:
-        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
-            return Decimal(str(node.value))
-        if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
-            return _OPS[type(node.op)](walk(node.left), walk(node.right))
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-            return -walk(node.operand)
-        raise ValueError("not arithmetic")
-
-    try:
-        return walk(tree)
-    except (ValueError, ArithmeticError):
-        return None
-
-
-def _computation(sentence: str) -> tuple[set[Decimal], list[str]]:
-    """For a sentence marked as computed: the results (exempt from the source check, wherever the
-    sentence states them) and the problems with its arithmetic (an expression giving another result)."""
-    if not _COMPUTED.search(sentence) or "=" not in sentence:
-        return set(), []
-    results: set[Decimal] = set()
-    problems: list[str] = []
-    for eq in re.finditer("=", sentence):
-        result = _RESULT_HEAD.match(sentence, eq.end())
-        if not result:
-            continue
-        claimed = Decimal(result.group(1).replace(",", ""))
-        results.add(claimed)
-        tail = _EXPRESSION_TAIL.search(sentence[: eq.start()])
-        value = _evaluate(tail.group(0)) if tail and re.search(r"[+\-−–×x*/÷]", tail.group(0)) else None
-        if value is None:
-            continue
-        candidates = [value, value * 100] if result.group(2) else [value]
-        tolerance = max(abs(claimed) * Decimal("0.005"), Decimal(1).scaleb(claimed.as_tuple().exponent) / 2)
-        if all(abs(c - claimed) > tolerance for c in candidates):
-            problems.append(f"computed {result.group(1)} but {tail.group(0).strip()} = {value.normalize():f}")
-    return results, problems
-
-
-# Numbers a formula of a computed sentence may hold that are definitions, not figures a source states
-# (the 2 of an average, the 365 of days outstanding, the 100 of a percentage).
-FORMULA_CONSTANTS = frozenset({"2", "3", "4", "5", "12", "100", "360", "365"})
-
-
 # -- the check ----------------------------------------------------------------------------------------
 
 
@@ -474,7 +301,7 @@ FORMULA_CONSTANTS = frozenset({"2", "3", "4", "5", "12", "100", "360", "365"})
 class _Source:
     evidence: Evidence
     forms: tuple[str, ...]
-    numbers: list[_Number]
+    numbers: list[Number]
     dates: set[Date]
     folded: str
 
@@ -485,11 +312,11 @@ def _index(evidence: list[Evidence]) -> dict[str, _Source]:
         # A table's rows are shown under their column headers (ingest.tables.as_table): "2018" is checked
         # against what the reasoner read.
         text = as_table(item.context, item.text) or item.text
-        dates, _ = _dates(text)
+        dates, _ = dates_in(text)
         out[item.label] = _Source(
             item,
             source_forms(text),
-            _numbers(text),
+            numbers_in(text),
             {d for readings, _ in dates for d in readings},
             text.casefold(),
         )
@@ -522,23 +349,23 @@ def _sentence_problems(
     # Numbers outside quotes (quotes are checked verbatim above) and outside the citations.
     bare = _QUOTED.sub(lambda m: " " * len(m.group(0)), sentence)
     bare = _CITATION.sub(lambda m: " " * len(m.group(0)), bare)
-    results, arithmetic = _computation(bare)
+    results, arithmetic = computation(bare)
     problems += [("computation_mismatch", detail) for detail in arithmetic]
-    dates, bare = _dates(bare)
+    dates, bare = dates_in(bare)
     source_numbers = [n for s in scope for n in s.numbers]
     source_dates = {d for s in scope for d in s.dates}
     source_text = " ".join(s.folded for s in scope)
     counted["numbers"] = counted.get("numbers", 0) + len(dates)
     for readings, (start, end) in dates:
-        if not _date_in(readings, source_dates, source_text):
+        if not date_in(readings, source_dates, source_text):
             problems.append(("number_not_found", f"date '{sentence[start:end]}' not in {where}"))
-    for number in _numbers(bare):
+    for number in numbers_in(bare):
         counted["numbers"] = counted.get("numbers", 0) + 1
         if number.mantissa in results or number.value in results:
             continue
         if results and number.text.strip() in FORMULA_CONSTANTS:
             continue  # the 2 of an average, the 365 of days outstanding, the 100 of a percentage: not read from a source
-        if not _number_in(number, source_numbers):
+        if not number_in(number, source_numbers):
             problems.append(("number_not_found", f"'{number.text.strip()}' not in {where}"))
         elif tables and cells is not None:
             # The table cell of a cited source that holds it: its box is the evidence shown for it.
