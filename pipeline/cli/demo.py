@@ -14,7 +14,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from pipeline.cli.plumbing import USAGE, say_error
+from pipeline.cli.plumbing import FAILED, OK, USAGE, say_error
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "contracts"  # the checkout's samples/
 DEMO_MARKER = ".docket-demo"
@@ -57,7 +57,7 @@ def run_demo(state, console: Console, fresh: bool = False) -> int:
         console.print(f"  {result.outcome:<11} {escape(Path(result.path).name)}  ({result.pages} pages, {result.chunks} chunks)",
                       soft_wrap=True, highlight=False)
     if report.failed:
-        return 1
+        return FAILED
 
     console.rule(f"[bold]2. Ask ({settings.reasoner} answerer)")
     failures = 0
@@ -79,7 +79,7 @@ def run_demo(state, console: Console, fresh: bool = False) -> int:
                   f"`{docket_} audit list`, `{docket_} audit show SEQ`, `{docket_} docs list` "
                   f"(with DOCKET_HOME={escape(str(settings.home))}).", soft_wrap=True, highlight=False)
     _web_app_logins(docket, console, docket_, settings.home)
-    return 0 if report.ok and not failures else 1
+    return OK if report.ok and not failures else FAILED
 
 
 def _web_app_logins(docket, console: Console, docket_: str, home: Path) -> None:

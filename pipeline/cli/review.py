@@ -20,7 +20,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from pipeline.app import Docket
-from pipeline.cli.plumbing import INTERRUPTED, JsonFlag, parse_day, print_json, user_errors
+from pipeline.cli.plumbing import FAILED, INTERRUPTED, JsonFlag, parse_day, print_json, user_errors
 from pipeline.review.checklist import load_checklist
 from pipeline.review.diff import diff_reviews
 from pipeline.review.reports import FORMATS, VERDICT_COLOURS, render, reviewed_verdict, summary
@@ -126,7 +126,7 @@ def make_review_app(get_docket: Callable[[], Docket]) -> typer.Typer:
                        f"{info['cells']} of {info['expected_cells']} recorded"
                        + (f"; signed checkpoint at log size {review.checkpoint['size']}" if review.checkpoint else ""))
         if any(d.status == "failed" for d in review.documents) or summary(review)["failed_cells"]:
-            raise typer.Exit(1)
+            raise typer.Exit(FAILED)
 
     @app.command("validate")
     @user_errors

@@ -215,13 +215,13 @@ def ask(
             allow_ungrounded=allow_ungrounded, doc_types=doc_type, since=since, until=until, as_json=as_json,
         ))
     if question is None or not question.strip():  # before the workspace is opened: nothing to search, nothing to log
-        fail('the question is empty; ask one, e.g. docket ask "Which law governs the agreement?"', 2)
+        fail('the question is empty; ask one, e.g. docket ask "Which law governs the agreement?"', USAGE)
     from pipeline.ask import AskOptions
     from pipeline.ask import ask as run_ask
 
     if strict is False:
         fail("--no-strict is gone: an answer that fails grounding is withheld by default; "
-             "use --allow-ungrounded (or grounding.allow_ungrounded) to show it anyway", 2)
+             "use --allow-ungrounded (or grounding.allow_ungrounded) to show it anyway", USAGE)
     options = AskOptions(
         collection=collection, every_collection=collection is None,  # without -c: every collection
         documents=doc or [], top_k=top_k, doc_types=doc_type or [],
@@ -239,7 +239,7 @@ def ask(
             console.print(f"[dim]searched {_collections_phrase(searched)}[/]", highlight=False, soft_wrap=True)
         print_answer(console, record, show_trace=show_trace and not stream, streamed=stream, show_withheld=show_withheld)
     if record.status in ("error", "incomplete", "withheld"):
-        raise typer.Exit(1)
+        raise typer.Exit(FAILED)
 
 
 def _collections_searched(collection: str | None, doc_refs: list[str]) -> list[str]:
