@@ -8,6 +8,9 @@ used as it is and left connected. Ray's worker output is kept off the driver's s
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,9 +44,20 @@ def import_ray():
     return ray
 
 
+def private_token() -> None:
+    """A private local Ray gets a token of its own, for this process only. Left to itself Ray 2.60 makes one
+    and writes it to ~/.ray/auth_token, where every later `ray start` on the host would pick it up. Ray
+    reads these when it is first imported; a token already in the environment is kept."""
+    if "ray" not in sys.modules and not os.environ.get("RAY_AUTH_TOKEN"):
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
+        os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+
+
 @contextmanager
 def ray_cluster(compute: ComputeSettings) -> Iterator[ClusterInfo]:
     """Connected to the cluster for the block; the private one started here is stopped after it."""
+    if compute.address is None:
+        private_token()
     ray = import_ray()
     connected_here = False
     if not ray.is_initialized():
