@@ -2,6 +2,7 @@
 
     python -m bench.ingest_bench                       # 3 FinanceBench filings, 2 rounds, then memory
     python -m bench.ingest_bench --filings AMAZON_2017_10K.pdf --rounds 3 --skip-memory
+    python -m bench.ingest_bench --tables-cost --filings Pfizer_2023Q2_10Q.pdf --rounds 3   # what tables cost
 
 Systems (run alternately, each round in the opposite order, so load drift on a shared machine hits
 all of them alike; every one on the same number of CPU threads):
@@ -18,6 +19,13 @@ all of them alike; every one on the same number of CPU threads):
 Then the quality cost of int8: cosine of int8 to fp32 vectors of the same chunks, and how many of the
 top-10 chunks for the FinanceBench questions on these filings stay the same. Then peak memory (RSS growth
 over the loaded model, in a fresh process per system) ingesting one ~500-page filing.
+
+``--tables-cost`` measures instead what table detection and table chunks cost Docket's own ingest: the
+real ``DocumentStore.ingest`` (default embedding settings) of each filing into a fresh workspace, with
+tables and without (``ingest.tables.page_tables`` answering "no table", so pages are laid out as before
+tables existed), alternately, in CPU seconds of this process (every thread, the encoder's included; OCR
+off, so no worker process), which a loaded machine inflates far less than wall time; and apart, the CPU
+of reading and chunking alone, the chunks and the word pieces embedded.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -372,6 +381,76 @@ def concatenated_pdf(files: list[Path], pages: int, target: Path) -> Path:
     return target
 
 
+# -- what tables cost ---------------------------------------------------------------------------------
+@contextmanager
+def tables_off():
+    """Every text-layer page read as if it had no table (the layout before tables existed)."""
+    import ingest.tables
+
+    found = ingest.tables.page_tables
+    ingest.tables.page_tables = lambda *args, **kwargs: None
+    try:
+        yield
+    finally:
+        ingest.tables.page_tables = found
+
+
+def tables_cost(files: list[Path], rounds: int, workspace: Path) -> list[dict]:
+    """Per filing, round and arm ("tables", "no tables"): ingest CPU seconds, read and chunk CPU seconds,
+    chunks and word pieces embedded. Arms alternate, each round in the opposite order."""
+    from ingest.config import ChunkingSettings, EmbeddingSettings, OcrSettings
+    from ingest.extract import read_document
+    from ingest.ingestion import chunk_for_encoder, embedding_text
+    from ingest.store import DocumentStore
+
+    ocr = OcrSettings(mode="never")
+    results = []
+    for file in files:
+        for round_ in range(rounds):
+            arms = ("tables", "no tables") if round_ % 2 == 0 else ("no tables", "tables")
+            for arm in arms:
+                home = workspace / f"{file.stem}-{round_}-{arm.replace(' ', '-')}"
+                with tables_off() if arm == "no tables" else nullcontext():
+                    store = DocumentStore(f"sqlite:///{home / 'registry.db'}", home / "index", EmbeddingSettings(), ChunkingSettings(), ocr)
+                    store.encoder.encode(["warm up: load the model before the clock starts"])
+                    gc.collect()
+                    cpu = time.process_time()
+                    report = store.ingest([file])
+                    ingest_cpu = time.process_time() - cpu
+                    if report.failed:
+                        raise SystemExit(f"{file.name}: {report.failed[0].error}")
+                    cpu = time.process_time()
+                    document = read_document(file, ocr)
+                    read_cpu = time.process_time() - cpu
+                    cpu = time.process_time()
+                    chunks = chunk_for_encoder(document, store.encoder, ChunkingSettings())
+                    chunk_cpu = time.process_time() - cpu
+                pieces = sum(store.encoder.count_tokens(embedding_text(c)) for c in chunks)
+                row = {"filing": file.name, "round": round_, "arm": arm, "pages": len(document.pages),
+                       "ingest_cpu_s": round(ingest_cpu, 2), "read_cpu_s": round(read_cpu, 2),
+                       "chunk_cpu_s": round(chunk_cpu, 2), "chunks": len(chunks), "word_pieces": pieces,
+                       "tables": sum(len(p.tables) for p in document.pages)}
+                print(f"  {file.name} round {round_ + 1} {arm:9}: ingest {ingest_cpu:6.1f} s CPU, read {read_cpu:5.2f} s, "
+                      f"chunk {chunk_cpu:5.2f} s, {len(chunks)} chunks, {pieces} word pieces, {row['tables']} tables", flush=True)
+                results.append(row)
+    return results
+
+
+def print_tables_cost(results: list[dict]) -> dict:
+    """Median over rounds of each arm, per filing, and what tables add in %."""
+    summary = {}
+    for filing in dict.fromkeys(r["filing"] for r in results):
+        arm = {a: [r for r in results if r["filing"] == filing and r["arm"] == a] for a in ("tables", "no tables")}
+        med = {a: {k: statistics.median(r[k] for r in rows) for k in ("ingest_cpu_s", "read_cpu_s", "chunk_cpu_s", "chunks", "word_pieces")}
+               for a, rows in arm.items()}
+        added = {k: 100.0 * (med["tables"][k] / med["no tables"][k] - 1) for k in med["tables"] if med["no tables"][k]}
+        summary[filing] = {"median": med, "added_percent": added}
+        print(f"\n{filing}: median of {len(arm['tables'])} rounds | with tables | without | added")
+        for k in med["tables"]:
+            print(f"  {k:13} {med['tables'][k]:10.2f} {med['no tables'][k]:10.2f} {added.get(k, float('nan')):+7.1f} %")
+    return summary
+
+
 # -- main ----------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.ingest_bench", description=__doc__.split("\n\n")[0])
@@ -386,6 +465,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--ort-option", action="append", default=[], metavar="NAME=VALUE", help="set an onnxruntime SessionOptions attribute (repeatable)")
+    parser.add_argument("--tables-cost", action="store_true", help="only measure what tables add to Docket's ingest (CPU time, chunks, word pieces)")
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     parser.add_argument("file", nargs="?", type=Path, help=argparse.SUPPRESS)
@@ -402,6 +482,15 @@ def main(argv: list[str] | None = None) -> None:
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise SystemExit(f"{missing[0]}: no such filing; pick names from {pdfs}")
+    if args.tables_cost:
+        print(f"tables cost: {len(files)} filings, {args.rounds} rounds, load {os.getloadavg()}", flush=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            results = tables_cost(files, args.rounds, Path(tmp))
+        figures = {"tables_cost": results, "summary": print_tables_cost(results), "load_after": os.getloadavg()}
+        print(f"\nload average after: {figures['load_after']}")
+        if args.json:
+            args.json.write_text(json.dumps(figures, indent=2))
+        return
     systems = args.systems.split(",")
     unknown = set(systems) - set(SYSTEMS)
     if unknown:
