@@ -46,6 +46,10 @@ SAME_STATEMENT_BONUS = 0.05
 NUMERIC_KINDS = frozenset({"amount", "percentage", "unspecified"})
 _STOP = frozenset("of and the in for to by from a an on at".split())
 _SCALE_WORD = {3: "thousand", 6: "million", 9: "billion"}
+# Questions that name a figure but ask for its reasons or a comparison in words ("What drove operating
+# margin change?", "How does the tax rate compare?"): the quoting answerer's, not one figure's.
+_REASONS = re.compile(r"^(?:what|which)\s+(?:\w+\s+)?(?:drove|drives|driven|caused|causes|explains?)\b|^why\b|"
+                      r"^how\s+(?:did|does|do|has|have)\b(?!.*\bhow\s+much\b)", re.I)
 _QUESTION_SCALE = re.compile(r"\b(?:in|usd|us\$|\$)\s*(?:usd\s+)?(thousand|million|billion)s?\b", re.I)
 
 
@@ -335,6 +339,8 @@ def plan(question: str, views: list[TableView]) -> _Plan | None:
     if kind not in NUMERIC_KINDS:
         return None
     core = question_core(question)
+    if _REASONS.search(core):
+        return None
     years = terms.asked_years(question)
     if not years:
         # No period asked: only a primary statement's latest column answers (a contract's fee table does not).
