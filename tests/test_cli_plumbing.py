@@ -153,6 +153,25 @@ def test_help_mounts_no_sub_app():
     assert all(any(line.startswith(f"│ {name} ") for line in listed) for name in ("docs", "config", "review", "users")), out.stdout
 
 
+def test_python_m_pipeline_review_is_the_review_group_of_docket():
+    """`python -m pipeline.review` (pipeline/review/__main__.py) runs the group pipeline/cli/review.py builds."""
+    import subprocess
+    import sys
+
+    env = {"COLUMNS": "200", "PATH": "/usr/bin:/bin"}
+    alone = subprocess.run([sys.executable, "-m", "pipeline.review", "--help"], capture_output=True, text=True, cwd=ROOT, env=env)
+    mounted = subprocess.run([sys.executable, "-m", "pipeline.cli", "review", "--help"], capture_output=True, text=True,
+                             cwd=ROOT, env=env)
+    assert alone.returncode == mounted.returncode == 0, alone.stderr + mounted.stderr
+
+    def commands(text: str) -> list[str]:
+        return [line.split()[1] for line in text.splitlines() if line.startswith("│ ") and len(line.split()) > 2
+                and not line.split()[1].startswith("-")]
+
+    assert commands(alone.stdout) == commands(mounted.stdout)
+    assert {"run", "show", "report", "diff", "sign-off", "replay"} <= set(commands(alone.stdout))
+
+
 def test_the_demo_finds_the_sample_contracts_from_inside_the_package():
     from pipeline.cli.demo import QUESTIONS, SAMPLES
 
