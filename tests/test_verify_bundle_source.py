@@ -23,7 +23,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from test_audit_support import fill, keys_dir  # noqa: F401
+from test_audit_support import db_url, fill, keys_dir  # noqa: F401
 
 from audit import AuditLog
 from audit.verification import MODULES, VERIFIER_SCRIPT
@@ -119,8 +119,9 @@ def script(tmp_path: Path) -> Iterator[ModuleType]:
 
 
 @pytest.fixture
-def exported(tmp_path: Path, keys_dir: Path) -> Path:  # noqa: F811
-    with AuditLog.open(f"sqlite:///{tmp_path / 'audit.db'}", keys_dir) as log:
+def exported(db_url: str, tmp_path: Path, keys_dir: Path) -> Path:  # noqa: F811
+    """A bundle exported from a real log, on SQLite and on PostgreSQL."""
+    with AuditLog.open(db_url, keys_dir) as log:
         fill(log, 6)
         log.append("rejection", {"seq": 3, "decision": "reject", "note": "missing indemnity"}, actor="partner")
         log.export(tmp_path / "bundle", actor="auditor")
