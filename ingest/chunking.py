@@ -165,19 +165,78 @@ def chunk_page(
     tables = [t for t in page.tables if 0 <= t.start < t.end <= len(text)]
     if tables:
         units = [u for u in units if not any(t.start <= u.start < t.end for t in tables)]
+    runs = _runs_apart(_runs_read_alike(units, page), [t.start for t in tables])
+    leads = _table_leads(runs, tables, text, token_starts, budget) if tables else {}
     chunks = []
-    for run in _runs_apart(_runs_read_alike(units, page), [t.start for t in tables]):
+    for run in runs:
+        if run[0].start in leads.values():
+            continue  # a table's lead: its first block starts there
         for first, last, tokens in _pack(run, budget, overlap):
             chunk = _make_chunk(page, doc_sha256, run[first].start, run[last - 1].end, tokens)
             if context_of:
                 context = _fit_context(context_of(chunk.char_start), token_offsets, max_model_tokens - tokens)
                 chunk = replace(chunk, context=context)
             chunks.append(chunk)
-    for table in tables:
+    for index, table in enumerate(tables):
         parts = context_of(table.start) if context_of else []
-        chunks += _table_chunks(page, table, doc_sha256, token_offsets, token_starts, settings, max_model_tokens, parts)
+        chunks += _table_chunks(
+            page, table, doc_sha256, token_offsets, token_starts, settings, max_model_tokens, parts, leads.get(index)
+        )
     chunks.sort(key=lambda c: c.char_start)
+    if tables:
+        chunks = _join_footers(chunks, page, tables, token_offsets, token_starts, settings.max_tokens, max_model_tokens, budget // 4)
     return chunks
+
+
+def _table_leads(
+    runs: list[list[_Unit]], tables, text: str, token_starts: list[int], budget: int
+) -> dict[int, int]:
+    """table index -> where its lead starts: a run of text under a quarter of the budget that ends just
+    above the table (the statement's title, its units, "(Unaudited)"), when it and the table's header
+    take at most half the budget. The table splits such a run off from the text around it; alone it
+    would be a chunk of a few words that matches the question's words (the statement's name) about as
+    well as the table does and takes a place in the top k; as the first block's start, the block reads
+    as printed: title, header, rows."""
+    def count(start: int, end: int) -> int:
+        return bisect_left(token_starts, end) - bisect_left(token_starts, start)
+
+    leads: dict[int, int] = {}
+    for run in runs:
+        start, end = run[0].start, run[-1].end
+        below = next((i for i, t in enumerate(tables) if t.start >= end and not text[end : t.start].strip()), None)
+        if below is None or below in leads or sum(u.tokens for u in run) >= budget // 4:
+            continue
+        table = tables[below]
+        header_end = table.body_start if table.start < table.body_start else table.start
+        if count(start, header_end) <= budget // 2:
+            leads[below] = start
+    return leads
+
+
+def _join_footers(
+    chunks: list[Chunk], page: PageText, tables, token_offsets: TokenOffsets, token_starts: list[int],
+    max_tokens: int, max_model_tokens: int, small: int,
+) -> list[Chunk]:
+    """A text chunk under ``small`` tokens just below a table (its footnotes, "See the accompanying
+    notes", the page number) joined to the table's last block, when the join still fits ``max_tokens``
+    and the encoder: the same reason as a table's lead (``_table_leads``), from below."""
+    def count(start: int, end: int) -> int:
+        return bisect_left(token_starts, end) - bisect_left(token_starts, start)
+
+    merged: list[tuple[Chunk, bool]] = []  # (chunk, whether it holds table rows)
+    for chunk in chunks:
+        rows = any(t.start <= chunk.char_end - 1 < t.end or chunk.char_start <= t.start < chunk.char_end for t in tables)
+        previous = merged[-1] if merged else None
+        if previous is not None and previous[1] and not rows and chunk.token_count < small:
+            block = previous[0]
+            tokens = count(block.char_start, chunk.char_end)
+            if (not page.text[block.char_end : chunk.char_start].strip() and tokens <= max_tokens
+                    and tokens + len(token_offsets(block.context)) <= max_model_tokens):
+                joined = _make_chunk(page, block.doc_sha256, block.char_start, chunk.char_end, tokens)
+                merged[-1] = (replace(joined, context=block.context), True)
+                continue
+        merged.append((chunk, rows))
+    return [chunk for chunk, _ in merged]
 
 
 # Tokens a table chunk's context may take: the statement's title, units, section row and the column
@@ -185,14 +244,22 @@ def chunk_page(
 TABLE_CONTEXT_TOKENS = 80
 
 
-def table_context(parts: list[str], table, section: str, token_offsets: TokenOffsets, limit: int) -> str:
+# Tokens of a table chunk's context always left for where it is (page title, table title, units), however
+# long the column header: a header longer than the rest is left out of the context.
+TABLE_PLACE_TOKENS = 16
+
+
+def table_context(
+    parts: list[str], table, section: str, token_offsets: TokenOffsets, limit: int, with_header: bool = True
+) -> str:
     """A table chunk's context: where it is ("3M Company and Subsidiaries; Consolidated Statement of Cash
     Flows; (Millions) | Cash Flows from Investing Activities"), then on its own line the column headers
     as a Markdown header row, so every block of rows reads as a small table (``ingest.tables.as_table``).
-    The header is kept whole when it fits in half the limit; the place is cut to what is left."""
-    header = table.header_markdown if any(table.columns) else ""
+    The header is kept whole when it leaves ``TABLE_PLACE_TOKENS`` for the place, which is cut to what is
+    left. ``with_header`` False: the chunk's text holds the header rows already (the table's first block)."""
+    header = table.header_markdown if with_header and any(table.columns) else ""
     header_tokens = len(token_offsets(header)) if header else 0
-    if header_tokens > limit // 2:
+    if header_tokens > limit - TABLE_PLACE_TOKENS:
         header, header_tokens = "", 0
     place = [p for p in parts if p] + [p for p in (table.title, table.units) if p]
     where = _fit_context(place, token_offsets, max(0, limit - header_tokens - (2 if section else 0)))
@@ -203,31 +270,37 @@ def table_context(parts: list[str], table, section: str, token_offsets: TokenOff
 
 def _table_chunks(
     page: PageText, table, doc_sha256: str, token_offsets: TokenOffsets, token_starts: list[int],
-    settings: ChunkingSettings, max_model_tokens: int, parts: list[str],
+    settings: ChunkingSettings, max_model_tokens: int, parts: list[str], lead: int | None = None,
 ) -> list[Chunk]:
     """Chunks of whole rows of one table, each with the table's title, units and column headers in its
     context. A chunk ends before a section row ("Cash Flows from Investing Activities") once it is half
-    full, so a block of rows tends to be one section."""
+    full, so a block of rows tends to be one section. The first block starts at the table's header rows
+    when they are printed on this page: the header's words (periods, "Three months ended") are then in
+    the text that BM25 and the encoder read, and the block is the table as printed; it starts at
+    ``lead`` when given (the title and units just above, ``_table_leads``)."""
     def count(start: int, end: int) -> int:
         return bisect_left(token_starts, end) - bisect_left(token_starts, start)
 
     rows = [r for r in table.rows if 0 <= r.start < r.end]
     limit = min(TABLE_CONTEXT_TOKENS, max_model_tokens // 3)
+    header_in_text = 0 <= table.start < table.body_start <= (rows[0].start if rows else table.body_start)
     chunks: list[Chunk] = []
     i = 0
     while i < len(rows):
+        first = i == 0 and (header_in_text or lead is not None)
         # A block that opens with its section row has its section in its text already.
         section = "" if rows[i].is_section else rows[i].section
-        context = table_context(parts, table, section, token_offsets, limit)
+        context = table_context(parts, table, section, token_offsets, limit, with_header=not (i == 0 and header_in_text))
         budget = min(settings.max_tokens, max_model_tokens - len(token_offsets(context)))
-        j, tokens = i, 0
+        block_start = (lead if lead is not None else table.start) if first else rows[i].start
+        j, tokens = i, count(block_start, rows[i].start)
         while j < len(rows):
             n = count(rows[j].start, rows[j].end)
             if j > i and (tokens + n > budget or (rows[j].is_section and tokens >= budget // 2)):
                 break
             tokens += n
             j += 1
-        start, end = rows[i].start, rows[j - 1].end
+        start, end = block_start, rows[j - 1].end
         if tokens > budget:  # one row longer than the budget: cut on a token boundary
             cut = bisect_left(token_starts, start) + budget
             end = _strip(page.text, start, token_starts[cut] if cut < len(token_starts) else end)[1]

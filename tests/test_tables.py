@@ -126,15 +126,24 @@ def test_a_balance_sheet_row_is_found_with_its_headers(statement_pdf: Path, enco
     chunks = chunk_document(document, encoder.token_offsets, ChunkingSettings(), encoder.max_tokens - 2)
     chunk = next(c for c in chunks if "| Total assets |" in c.text)
     assert "Consolidated Balance Sheets" in chunk.context and UNITS in chunk.context
-    assert chunk.context.endswith("| (in millions, except per share data) | December 31, 2023 | December 31, 2022 |")
+    # Its column headers: in its text when the block starts the table as printed, else in its context.
+    header = "| (in millions, except per share data) | December 31, 2023 | December 31, 2022 |"
+    assert header == table.header_markdown
+    assert header in chunk.text.splitlines() or chunk.context.endswith(header)
     assert chunk.text == document.pages[0].text[chunk.char_start : chunk.char_end]
     assert encoder.count_tokens(f"{chunk.context}\n{chunk.text}") <= encoder.max_tokens - 2
     # The chunk's boxes are its cells' boxes, each around what the PDF shows there.
     assert any(words_in(statement_pdf, 1, box) == ["$", "9,876"] for box in chunk.boxes)
-    # The model gets it as a small table: header row, separator, the rows.
-    shown = as_table(chunk.context, chunk.text)
-    assert shown.splitlines()[:2] == [table.header_markdown, "| --- | ---: | ---: |"]
+    # The model gets it as a small table: header row, separator, the rows; so does every block of the table.
+    shown = as_table(chunk.context, chunk.text) or chunk.text
+    lines = shown.splitlines()
+    assert lines[lines.index(header) + 1] == "| --- | ---: | ---: |"
     assert "| Total assets | $ 9,876 | $ 9,100 |" in shown
+    blocks = [c for c in chunks if c.page == 1 and c.text.count("| ") >= 3]
+    for block in blocks:
+        assert header in (as_table(block.context, block.text) or block.text).splitlines()
+    # The statement's title above the table is in a chunk with its rows, not a chunk of its own.
+    assert not [c for c in chunks if c.page == 1 and "Consolidated Balance Sheets" in c.text and "| " not in c.text]
 
 
 def test_a_table_split_across_two_pages_keeps_its_headers(statement_pdf: Path, encoder: Encoder):
@@ -220,6 +229,25 @@ def test_a_filing_statement_split_across_two_pages_keeps_its_headers():
     assert continued.continued_from == 111 and not continued.header_rows
     assert continued.columns == before.tables[-1].columns and "2022" in continued.columns[1]
     assert statement_kind(continued.title) == "cash_flows"
+
+
+@pytest.mark.shared_eval
+def test_a_long_column_header_and_the_title_above_stay_with_the_rows(encoder: Encoder):
+    """MGM's supplemental data: a header of four two-line periods, too long for a chunk's context, and
+    each table's title a few words above it. Both are read with the rows, not left out or split off."""
+    pdf = shared_eval_or_skip() / FILINGS / "MGMRESORTS_2022Q4_EARNINGS.pdf"
+    document = read_document(pdf, OcrSettings(mode="never"))
+    page = document.pages[12]  # page 13
+    assert len(page.tables) == 2 and all("Twelve months ended December 31, 2022" in t.columns for t in page.tables)
+    chunks = [c for c in chunk_document(document, encoder.token_offsets, ChunkingSettings(), encoder.max_tokens - 2) if c.page == 13]
+    for table in page.tables:
+        first = next(c for c in chunks if c.char_start <= table.rows[0].start < c.char_end)
+        shown = (as_table(first.context, first.text) or first.text).splitlines()
+        assert table.header_markdown in shown  # the periods, with the rows under them
+        assert any(table.title in line for line in shown[: shown.index(table.header_markdown)])  # the title above
+        assert encoder.count_tokens(f"{first.context}\n{first.text}") <= encoder.max_tokens - 2
+    # No chunk of the page is the title alone.
+    assert all("| " in c.text for c in chunks if "SUPPLEMENTAL DATA" in c.text)
 
 
 # -- a scanned statement ----------------------------------------------------------------------------

@@ -144,6 +144,9 @@ def page_tables(page, textpage, blocks: Sequence[tuple], number: int) -> tuple[s
     """A PyMuPDF page's text laid out with its tables (``layout_page``), or None when it has none (the
     caller then builds the page text as before)."""
     words = page.get_text("words", textpage=textpage)
+    # Most pages are prose: too few figures for a grid, so no Word is built (detect_tables would say none).
+    if sum(1 for w in words if is_figure(w[4])) < 2 * MIN_VALUE_ROWS:
+        return None
     tables = detect_tables((Word(*w[:5]) for w in words), number, source="pymupdf")
     if not tables:
         return None

@@ -165,9 +165,15 @@ def split_context(context: str) -> tuple[str, str]:
 
 def as_table(context: str, text: str) -> str | None:
     """A table chunk as the small Markdown table it is (header row, separator, its rows); None for a
-    chunk of text. Its context says where it is; ``text`` is its rows exactly as the page text has them."""
+    chunk of text, and for a block that holds its table's header rows itself (the table as printed).
+    Its context says where it is; ``text`` is its rows exactly as the page text has them, after any
+    lines above the table the chunk took in (the table's title), which stay above the header."""
     _, header = split_context(context)
-    if not header or not text.lstrip().startswith("| "):
+    if not header:
+        return None
+    lines = text.split("\n")
+    first = next((i for i, line in enumerate(lines) if line.startswith("| ")), None)
+    if first is None:
         return None
     width = header.count(" | ") + 1
-    return "\n".join([header, separator_row(width), text])
+    return "\n".join([*lines[:first], header, separator_row(width), *lines[first:]])
