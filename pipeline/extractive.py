@@ -369,10 +369,10 @@ class ExtractiveReasoner:
                     found = [(start, text, strength) for start, text, strength in date_values(sentence)
                              if (anchor.periods or strength != _PERIOD_STRENGTH) and not _dates_another_document(sentence, start)]
                 else:
-                    found = [(start, text, 1.0) for start, text in value_spans(kind, sentence)]
+                    found = _nearest_to_anchor(kind, sentence, anchor)
                 if (found and anchor.sentence.search(sentence) and not _RECITAL.match(sentence)
                         and (anchor.renewal or not re.search(r"\brenew", sentence, re.IGNORECASE))):
-                    structure, value = found[0][2], found[0][1] if kind == "date" else value
+                    structure, value = found[0][2], found[0][1]
                 opening = anchor.opening and ev.page == 1
             clause = profile is not None and states_clause(profile, sentence)
             under = clause and heading_matches(profile, ev.context)
@@ -434,6 +434,20 @@ def _party_names(sentence: str) -> list[str]:
     if len(names) < 2:
         names += [m.group(0).strip(" ()") for m in _DEFINED_TERM.finditer(sentence)]
     return list(dict.fromkeys(n for n in names if n))[:4]
+
+
+def _nearest_to_anchor(kind: str, sentence: str, anchor: _Anchor) -> list[tuple[int, str, float]]:
+    """The values of ``kind`` in the sentence nearest first to the anchor's words ("automatic annual
+    renewals": the renewal is annual, not the initial "two (2) years" the sentence starts with); a
+    notice period ("sixty (60) days prior to the expiration") is not a term."""
+    plain = " ".join(sentence.split())
+    marks = [m.start() for m in anchor.sentence.finditer(plain)]
+    spans = [(start, text) for start, text in value_spans(kind, plain)
+             if not re.search(r"\bnoti(?:ce|fication)\b", text, re.IGNORECASE)
+             and not re.match(r"\s*(?:\([^)]*\)\s*)?(?:prior|before|in advance|notice)\b", plain[start + len(text):], re.IGNORECASE)]
+    if not marks:
+        return []
+    return sorted(((start, text, 1.0) for start, text in spans), key=lambda v: min(abs(v[0] - m) for m in marks))
 
 
 def _dates_another_document(sentence: str, offset: int) -> bool:

@@ -154,3 +154,15 @@ def test_a_clause_question_adds_passages_only_when_none_retrieved_has_its_wordin
     assert with_clause and passages_to_add(question, with_clause, search) == []
     assert passages_to_add("Who are the parties that signed this contract?", without, search) == []
     assert len(queries) == searched  # neither searched again
+
+
+def test_the_renewal_term_is_the_duration_the_renewal_names(reasoner) -> None:
+    # One sentence gives the initial term, the renewal and the notice to end it: the renewal term is
+    # the duration nearest the renewal words, not the initial term nor the notice period.
+    text = ("2. Term. The term of this Agreement shall be two (2) years from the Effective Date with automatic "
+            "annual renewals thereafter unless either party gives sixty (60) days notice of non-renewal.\n"
+            "3. Fees. The Distributor shall pay the fees set out in Exhibit A within thirty (30) days of invoice.\n")
+    evidence = [Evidence(label="S1", rank=1, chunk_id=1, doc_sha256="made-up", doc_name="made-up.pdf", page=2,
+                         char_start=0, char_end=len(text), text=text, score=1.0, method="pymupdf")]
+    out = reasoner.answer("What is the renewal term after the initial term expires?", evidence)
+    assert out.status == "answered" and out.answer.splitlines()[0] == "annual [S1]", out.answer
