@@ -127,7 +127,7 @@ _DATE = re.compile(
     r"|\b\d{4}-\d{2}-\d{2}\b|\b\d{1,2}[/.]\d{1,2}[/.]\d{2,4}\b"
     r"|\b" + _MONTH + r",?\s+\d{4}\b"
     r"|\b(?:19|20)\d{2}\b"
-    r"|\b(?:effective date|date (?:of|hereof)|upon (?:execution|signing)|date first (?:written|above))\b",
+    r"|\b(?:effective date|date (?:of|hereof)|upon (?:execution|signing)|date first (?:written|above)|first date (?:above )?written)\b",
     re.IGNORECASE,
 )
 _CURRENCY = r"(?:[$€£¥₹]|\b(?:usd|eur|gbp|chf|jpy|us\$|rmb|cad|aud)\b)"

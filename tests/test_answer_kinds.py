@@ -54,3 +54,14 @@ def test_date_values_put_a_calendar_date_before_a_period_and_a_reference():
     # A date only named is the last resort, and "date of first intended use" is no date at all.
     assert date_values("Each party shall appoint a manager after the Effective Date.")[0][2] == 0.2
     assert [v for _, v, s in date_values("submitted at least 7 days prior to the date of first intended use, on May 1, 2019") if s == 1.0] == ["May 1, 2019"]
+
+
+def test_a_date_given_by_reference_addresses_a_date_question():
+    # The answerer reads "the first date above written" as the date (date_values); the grounding check
+    # must take it as a date too, or the answerer's own verbatim answer is withheld.
+    from pipeline.answer_kinds import check_kind
+
+    for sentence in ("This Agreement shall become effective as of the first date above written.",
+                     "IN WITNESS WHEREOF the parties have signed as of the date first written above."):
+        assert check_kind("What is the date of this contract?", f'"{sentence}" [S1]').addresses, sentence
+    assert not check_kind("What is the date of this contract?", '"The Distributor shall pay all fees." [S1]').addresses
