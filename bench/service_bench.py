@@ -174,9 +174,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(home: Path, env_extra: dict[str, str], log: Path):
+def serve(home: Path, env_extra: dict[str, str], log: Path, pythonpath: str | None = None):
+    """`docket serve` on the workspace; ``pythonpath``: source trees to run it from instead of this one
+    (another commit's, to compare two versions on the same machine at the same time)."""
     port = free_port()
     env = clean_env(home, DOCKET_SERVICE__RATE_LIMIT_PER_MINUTE="1000000", **env_extra)
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
     process = subprocess.Popen([*docket_command(), "serve", "--port", str(port)], env=env,
                                stdout=log.open("wb"), stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -289,6 +293,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--latency", type=float, default=0.25, help="seconds per fake model call")
     parser.add_argument("--cold-runs", type=int, default=3)
+    parser.add_argument("--server-pythonpath", help="run `docket serve` from these source trees (PYTHONPATH), "
+                        "e.g. an older commit's `git archive` unpacked, to compare it with this one")
+    parser.add_argument("--rows-only", action="store_true", help="the servers' rows only: no cold CLI, no in-process parts")
     parser.add_argument("--fake-llm-server", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.fake_llm_server:
@@ -308,7 +315,7 @@ def main() -> None:
             }
             for label, env in answerers.items():
                 log = Path(tmp) / f"serve-{label.replace(' ', '-')}.log"
-                process, base, ready_s = serve(home, env, log)
+                process, base, ready_s = serve(home, env, log, args.server_pythonpath)
                 try:
                     print(f"{label}: server ready in {ready_s:.1f}s", flush=True)
                     # Each question once, first thing: what an ask costs before the server has met its
@@ -326,10 +333,11 @@ def main() -> None:
                 finally:
                     process.terminate()
                     process.wait(timeout=30)
-            cold = cold_cli(home, args.cold_runs)
-            results["cold_cli_s"] = {"median": round(statistics.median(cold), 2), "min": round(min(cold), 2),
-                                     "max": round(max(cold), 2)}
-            results["parts_cpu_ms"] = {label: parts_of_one_ask(home, env) for label, env in answerers.items()}
+            if not args.rows_only:
+                cold = cold_cli(home, args.cold_runs)
+                results["cold_cli_s"] = {"median": round(statistics.median(cold), 2), "min": round(min(cold), 2),
+                                         "max": round(max(cold), 2)}
+                results["parts_cpu_ms"] = {label: parts_of_one_ask(home, env) for label, env in answerers.items()}
     finally:
         fake.stdin.close()
         fake.wait(timeout=30)
@@ -356,9 +364,10 @@ def report(results: dict, args) -> None:
     for label, row, r in rows:
         stages = r["stages_p50_ms"]
         print(f"{label:<11} {row:<11} " + " ".join(f"{stages.get(s, '-'):>9}" for s in STAGES))
-    c = results["cold_cli_s"]
-    print(f"\ncold CLI `docket ask` (new process, extractive): median {c['median']} s (min {c['min']}, max {c['max']})")
-    for label, parts in results["parts_cpu_ms"].items():
+    c = results.get("cold_cli_s")
+    if c:
+        print(f"\ncold CLI `docket ask` (new process, extractive): median {c['median']} s (min {c['min']}, max {c['max']})")
+    for label, parts in results.get("parts_cpu_ms", {}).items():
         print(f"one warm ask in parts ({label}, in-process, median CPU ms): " + ", ".join(f"{k} {v}" for k, v in parts.items()))
     busiest = results["fake LLM"]["runs"][-1]
     if busiest["server_cpu_ms_per_ask"]:
