@@ -114,9 +114,9 @@ class GroupCommitLog:
         """Commit what is queued, then stop the writer; later appends go to the log directly."""
         if self._closed:
             return
+        self._closed = True  # first: a request arriving now appends by itself (the log's own lock orders it)
         self._queue.put(None)
         self._thread.join()
-        self._closed = True
 
     # -- the writer thread ---------------------------------------------------------------------------------
     def _run(self) -> None:
