@@ -202,8 +202,14 @@ def test_asks_whose_entries_cannot_be_committed_get_a_json_error_and_leave_no_en
                 barrier.wait()
                 return client.post("/ask", json=question)
 
-        with inserts_refused(url), ThreadPoolExecutor(REQUESTS) as pool:
-            refused = list(pool.map(lambda _: ask(), range(REQUESTS)))
+        with inserts_refused(url):
+            with ThreadPoolExecutor(REQUESTS) as pool:
+                refused = list(pool.map(lambda _: ask(), range(REQUESTS)))
+            with server.client("reader") as reader, reader.stream("POST", "/ask/stream", json=question) as streamed:
+                lines = list(streamed.iter_lines())
+            # A stream has started before the ask runs: its last event is the error, and no answer event came.
+            assert "event: answer" not in lines and lines[-3] == "event: error", lines[-4:]
+            assert '"audit_unavailable"' in lines[-2] and "injected" not in lines[-2], lines[-2]
         for response in refused:
             assert response.status_code == 503, response.text
             error = response.json()["error"]
