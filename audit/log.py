@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Connection, Engine, LargeBinary, Select, String, and_, cast, create_engine, event, exists, func, insert, inspect,
-    select, text, update,
+    select, text,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
@@ -71,7 +71,7 @@ from audit.verification.entries import (
     leaf_bytes,
     payload_commitment,
 )
-from audit.verification.formats import CHECKPOINT_FORMAT, GENESIS_HASH, STRUCTURAL_EVENTS
+from audit.verification.formats import CHECKPOINT_FORMAT, GENESIS_HASH, JSON_SAFE_INT, STRUCTURAL_EVENTS
 from audit.verification.tree import Frontier, leaf_hash
 
 # Imported where used: appending (every `docket ask`) needs neither verify's worker pool nor
@@ -95,6 +95,7 @@ class _Head:
     frontier: Frontier
     checkpoint_size: int
     key_id: str | None
+    appended_at: str | None = None  # the time of the newest entry this transaction appended
 
 
 @dataclass
@@ -244,6 +245,74 @@ _ENTRY_WITH_PAYLOAD = select(entries, payloads.c.salt, payloads.c.payload).selec
     entries.outerjoin(payloads, payloads.c.seq == entries.c.seq)
 )
 
+# The statements that end every write transaction: the head row, and the signed head beside it. They
+# run as plain SQL on the driver's cursor: building and compiling them through SQLAlchemy on every
+# append cost more than the database spends on them, and the signed head's statement was most of what
+# signing added to an append (docs/audit.md, *Measured*).
+_HEAD_COLUMNS = ("size", "head_hash", "frontier", "checkpoint_size", "key_id")
+_SIGNED_HEAD_COLUMNS = tuple(column.name for column in signed_heads.c)
+
+
+@dataclass(frozen=True)
+class _HeadSQL:
+    update_head: str  # parameters: _HEAD_COLUMNS
+    insert_signed: str  # parameters: _SIGNED_HEAD_COLUMNS
+    signed_then_head: str | None  # both in one statement (PostgreSQL: DML in WITH), signed head's values first
+
+    @classmethod
+    def of(cls, postgres: bool) -> _HeadSQL:
+        mark = "%s" if postgres else "?"  # psycopg's and sqlite3's parameter styles
+        update_head = f"UPDATE {head.name} SET {', '.join(f'{name} = {mark}' for name in _HEAD_COLUMNS)} WHERE id = 1"
+        insert_signed = (
+            f"INSERT INTO {signed_heads.name} ({', '.join(_SIGNED_HEAD_COLUMNS)}) "
+            f"VALUES ({', '.join(mark for _ in _SIGNED_HEAD_COLUMNS)})"
+        )
+        # One round trip for the head and its signature on PostgreSQL; SQLite has no DML in WITH, and
+        # its statements cost no round trip.
+        combined = f"WITH signed_head AS ({insert_signed}) {update_head}" if postgres else None
+        return cls(update_head, insert_signed, combined)
+
+
+_HEAD_SQL = {False: _HeadSQL.of(False), True: _HeadSQL.of(True)}
+
+
+def head_message(fields: dict[str, Any]) -> bytes:
+    """`checkpoint_message` of a tree head this log signs, without the general canonical JSON's per-value walk.
+
+    A head's field names are fixed ASCII words and its values strings and one size: for those, RFC
+    8785's key order is plain string order and its escaping json.dumps's, so the bytes are json.dumps
+    with sorted keys (tests/test_audit_signed_heads.py checks both agree).
+    Anything else goes the general way.
+    """
+    if not all(
+        name.isascii() and (type(value) is str or (type(value) is int and 0 <= value <= JSON_SAFE_INT))
+        for name, value in fields.items()
+    ):
+        return checkpoint_message(fields)
+    unsigned = {name: value for name, value in fields.items() if name != "signature"}
+    return json.dumps(unsigned, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _write_head(conn: Connection, state: _Head, signed: dict[str, Any] | None) -> None:
+    """Write the head row back, with the transaction's signed head when there is one, in its transaction."""
+    sql = _HEAD_SQL[conn.dialect.name == "postgresql"]
+    head_values = (
+        state.size, state.head_hash, json.dumps([h.hex() for h in state.frontier.hashes]), state.checkpoint_size, state.key_id,
+    )
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        if signed is None:
+            cursor.execute(sql.update_head, head_values)
+            return
+        signed_values = tuple(signed[name] for name in _SIGNED_HEAD_COLUMNS)
+        if sql.signed_then_head is not None:
+            cursor.execute(sql.signed_then_head, signed_values + head_values)
+        else:
+            cursor.execute(sql.insert_signed, signed_values)
+            cursor.execute(sql.update_head, head_values)
+    finally:
+        cursor.close()
+
 
 class AuditLog:
     """An append-only, hash-chained, Merkle-tree audit log with signed checkpoints."""
@@ -260,7 +329,7 @@ class AuditLog:
         self.lock_timeout = DEFAULT_LOCK_TIMEOUT
         self._log_keys = _LogKeys()  # the keys the log announced, as of the last write transaction
         self._signing_key: tuple[str, Ed25519PrivateKey] | None = None  # signed a committed head last
-        self._active_marker: tuple[tuple[int, int, int], str | None] | None = None  # ACTIVE's stat, its key id
+        self._signed_under: str | None = None  # the head row's key_id (last key announced) when it did
         self._writer = threading.Lock()  # this object's writers, one at a time (SQLite: see _one_writer)
 
     # -- opening ---------------------------------------------------------------------------------
@@ -371,7 +440,7 @@ class AuditLog:
 
         A transaction that appended signs the new tree head before it commits; the witness gets it after.
         """
-        signed = signed_with = None
+        signed = signed_with = state = None
         try:
             with self._one_writer(), self._connection(write=True) as conn, conn.begin():
                 if conn.dialect.name == "postgresql":  # SQLite: the busy timeout set on connect
@@ -386,24 +455,8 @@ class AuditLog:
                 yield conn, state
                 if state.size != size_before:
                     signed, signed_with = self._sign_head_locked(conn, state)
-                new_head = (
-                    update(head)
-                    .where(head.c.id == 1)
-                    .values(
-                        size=state.size, head_hash=state.head_hash,
-                        frontier=json.dumps([h.hex() for h in state.frontier.hashes]),
-                        checkpoint_size=state.checkpoint_size, key_id=state.key_id,
-                    )
-                )
-                if signed is not None and conn.dialect.name == "postgresql":
-                    # One round trip for the head and its signature: signing then costs one Ed25519
-                    # signature, not a statement more per append (the bench's signing budget).
-                    conn.execute(new_head.add_cte(insert(signed_heads).values(signed).cte("signed_head")))
-                else:
-                    if signed is not None:  # SQLite has no DML in WITH; its statements cost no round trip
-                        conn.execute(insert(signed_heads), signed)
-                    conn.execute(new_head)
-        except DBAPIError as error:
+                _write_head(conn, state, signed)
+        except (DBAPIError, self.engine.dialect.loaded_dbapi.Error) as error:  # the latter: from `_write_head`
             if _is_lock_timeout(error):
                 raise self._lock_timeout_error() from None
             raise AuditError(f"audit write failed on {_display_url(self.url)}: {_first_line(error)}") from None
@@ -412,6 +465,7 @@ class AuditLog:
             if (cached is None or cached[0] != signed["key_id"]) and self.keys_dir is not None \
                     and KeyStore(self.keys_dir).has_private(signed["key_id"]):
                 self._signing_key = (signed["key_id"], signed_with)
+            self._signed_under = state.key_id
             self._send_to_witness(signed)
 
     @contextmanager
@@ -455,6 +509,7 @@ class AuditLog:
         state.size += 1
         state.head_hash = leaf.hex()
         state.frontier.append(leaf)
+        state.appended_at = fields["time"]
         return AppendedEntry(seq=fields["seq"], leaf_hash=leaf.hex(), time=fields["time"])
 
     def append(
@@ -501,14 +556,17 @@ class AuditLog:
         at the first checkpoint, enrolment or rotation), so that the entries before stay where they are;
         its heads before that are valid (`ChainVerifier.key_valid_at`). A workspace that holds a valid
         key but made another one active hands over from it; one that holds none must be enrolled.
+
+        The key that signed this object's last committed head is used again, with no query, file or PEM
+        parse, while the head row names the same last-announced key as then: a key becomes valid or
+        retired only by a key_rotation event, and each sets that column. A rotation by another process
+        of this workspace (a new ACTIVE) is such an event; an ACTIVE edited by hand takes effect at the
+        next key event, checkpoint, or when the log is opened again.
         """
-        store = self.key_store()
-        key_id = self._active_key_id(store)
         cached = self._signing_key
-        if cached is not None and cached[0] == key_id and not announce:
-            # It signed a committed head of this log before: only the holder of this very key can have
-            # retired it since, and a rotation here changes ACTIVE. No query, no PEM parse per append.
+        if cached is not None and not announce and state.key_id == self._signed_under:
             return cached
+        store = self.key_store()
         key_id, key = store.active()
         known = self._log_keys = _LogKeys.read(conn)
         if known.valid(key_id):
@@ -531,17 +589,6 @@ class AuditLog:
             self._announce_locked(conn, state, actor, key_id, key, previous=(own_valid[-1], store.private(own_valid[-1])))
             return key_id, key
         raise AuditError(self._not_enrolled(store, key_id, "a workspace whose key is enrolled"))
-
-    def _active_key_id(self, store: KeyStore) -> str | None:
-        """`store.active_id()`, read again only when the ACTIVE marker changed (a rotation replaces it)."""
-        try:
-            seen = os.stat(store.directory / "ACTIVE")
-        except FileNotFoundError:
-            return None
-        stamp = (seen.st_ino, seen.st_mtime_ns, seen.st_size)
-        if self._active_marker is None or self._active_marker[0] != stamp:
-            self._active_marker = (stamp, store.active_id())
-        return self._active_marker[1]
 
     def _not_enrolled(self, store: KeyStore, key_id: str, who: str) -> str:
         return (
@@ -586,11 +633,12 @@ class AuditLog:
                 )
             return None, None
         key_id, key = self._writer_key_locked(conn, state, "docket-audit", announce=False)
+        # Timed like its newest entry, microseconds before: one clock reading and formatting fewer per append.
         signed: dict[str, Any] = {
             "format": CHECKPOINT_FORMAT, "log_id": state.log_id, "size": state.size,
-            "root": state.frontier.root().hex(), "time": utc_now(), "key_id": key_id,
+            "root": state.frontier.root().hex(), "time": state.appended_at or utc_now(), "key_id": key_id,
         }
-        signed["signature"] = key.sign(checkpoint_message(signed)).hex()
+        signed["signature"] = key.sign(head_message(signed)).hex()
         return signed, key  # stored by `_locked`, with the head row
 
     def _send_to_witness(self, signed: dict[str, Any]) -> None:
@@ -599,6 +647,8 @@ class AuditLog:
         The entry is committed whatever happens here; a failure is logged (stderr by default) so
         that someone sees the witness fall behind, and the next head the witness gets covers it.
         """
+        if self.witness is None and not self.witness_command:
+            return
         line = json.dumps(signed, sort_keys=True, separators=(",", ":")) + "\n"
         if self.witness is not None:
             try:
@@ -1441,9 +1491,12 @@ def _filtered_query(filters: EntryFilter, up_to: int | None, postgres: bool) -> 
     return query
 
 
-def _is_lock_timeout(error: DBAPIError) -> bool:
-    """PostgreSQL's lock_not_available (SET LOCAL lock_timeout ran out), SQLite's busy timeout ran out."""
-    orig = error.orig
+def _is_lock_timeout(error: Exception) -> bool:
+    """PostgreSQL's lock_not_available (SET LOCAL lock_timeout ran out), SQLite's busy timeout ran out.
+
+    `error`: SQLAlchemy's DBAPIError, or the driver's own error from a statement run on its cursor.
+    """
+    orig = getattr(error, "orig", error)
     if getattr(orig, "sqlstate", None) == "55P03":
         return True
     return type(orig).__module__.startswith("sqlite3") and "database is locked" in str(orig)

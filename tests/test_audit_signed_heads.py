@@ -184,3 +184,40 @@ def test_an_existing_workspace_is_made_private(home: Path) -> None:
     private_workspace(home)
     assert stat.S_IMODE(home.stat().st_mode) == 0o700
     assert stat.S_IMODE((home / "audit.db").stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"format": "docket-checkpoint/1", "log_id": "0f" * 16, "size": 7, "root": "ab" * 32,
+         "time": "2026-01-01T00:00:00.000000Z", "key_id": "0123456789abcdef", "signature": "00" * 64},
+        {"format": "x", "log_id": 'naïve "log"\\\n\u2028', "size": 0, "root": "", "time": "t", "key_id": "k"},
+        {"format": "x", "log_id": "l", "size": 2**60, "root": "r", "time": "t", "key_id": "k"},  # beyond JSON's safe range
+        {"zeta": "z", "alpha": "a", "size": True},  # not a head's types: the general way
+    ],
+)
+def test_the_signed_bytes_of_a_head_are_its_canonical_json(fields: dict) -> None:
+    from audit.log import head_message
+    from audit.verification.entries import checkpoint_message
+
+    try:
+        expected = checkpoint_message(fields)
+    except ValueError as error:  # an integer outside the safe range is refused by both
+        with pytest.raises(ValueError, match=str(error)):
+            head_message(fields)
+        return
+    assert head_message(fields) == expected
+
+
+def test_a_rotation_by_another_process_of_the_workspace_is_followed_by_the_next_append(
+    log: AuditLog, db_url: str, keys_dir: Path
+) -> None:
+    fill(log, 2)  # this object now signs with its cached key, without reading the keys directory
+    with AuditLog.open(db_url, keys_dir) as other:  # the same workspace: another process, as `docket audit rotate-key`
+        new_key = other.rotate_key(actor="admin")
+    fill(log, 1)
+    with log.engine.connect() as conn:
+        newest = conn.execute(signed_heads.select().order_by(signed_heads.c.size.desc()).limit(1)).one()
+    assert newest.key_id == new_key and newest.size == log.size
+    report = log.verify()
+    assert report.ok and report.signed_size == log.size, report
