@@ -46,9 +46,10 @@ SAME_STATEMENT_BONUS = 0.05
 NUMERIC_KINDS = frozenset({"amount", "percentage", "unspecified"})
 _STOP = frozenset("of and the in for to by from a an on at".split())
 _SCALE_WORD = {3: "thousand", 6: "million", 9: "billion"}
-# Questions that name a figure but ask for its reasons or a comparison in words ("What drove operating
-# margin change?", "How does the tax rate compare?"): the quoting answerer's, not one figure's.
-_REASONS = re.compile(r"^(?:what|which)\s+(?:\w+\s+)?(?:drove|drives|driven|caused|causes|explains?)\b|^why\b|"
+# Questions that name a figure but ask for its reasons, a comparison in words or which one it is ("What
+# drove operating margin change?", "How does the tax rate compare?", "Which region had the biggest
+# drop in revenue?"): the quoting answerer's, not one figure's.
+_REASONS = re.compile(r"^(?:what|which)\s+(?:\w+\s+)?(?:drove|drives|driven|caused|causes|explains?)\b|^why\b|(?:^|,\s*)(?:which|who)\b|"
                       r"^how\s+(?:did|does|do|has|have)\b(?!.*\bhow\s+much\b)", re.I)
 _QUESTION_SCALE = re.compile(r"\b(?:in|usd|us\$|\$)\s*(?:usd\s+)?(thousand|million|billion)s?\b", re.I)
 

@@ -190,6 +190,10 @@ def test_questions_that_ask_for_no_figure_are_left_to_the_quoting_answerer(filed
     assert table_views(evidence)
     assert table_answer("Does the company have a supply chain review?", evidence) is None
     assert table_answer("What is the FY2023 number of employees?", evidence) is None  # no such row
+    # Naming a figure is not asking for it: reasons, comparisons in words, which one.
+    assert table_answer("What drove the change in net sales in FY2023?", evidence) is None
+    assert table_answer("For Example Holdings, which segment had the biggest drop in net sales in FY2023?", evidence) is None
+    assert table_answer("What was the FY2023 capital expenditure?", evidence) is not None
     # A line item the filing does not print is not read from another row.
     missing = asked(filed, "What was the FY2023 research and development expense?")
     assert table_answer("What was the FY2023 research and development expense?", missing.evidence) is None
