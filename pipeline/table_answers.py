@@ -396,7 +396,7 @@ def _amount(read: CellRead, digits: str, dollars: bool = False) -> str:
     return f"{'$' if read.dollars or dollars else ''}{digits}{' ' + scale if scale else ''}"
 
 
-def _in_asked_unit(question: str, read: CellRead) -> str:
+def _in_asked_unit(question: str, read: CellRead, dollars: bool = False) -> str:
     """The figure again in the unit the question asks for ("Answer in USD billions"), when it differs."""
     asked = _QUESTION_SCALE.search(question)
     if not asked or not read.exponent:
@@ -405,7 +405,7 @@ def _in_asked_unit(question: str, read: CellRead) -> str:
     if exponent == read.exponent:
         return ""
     value = abs(read.value).scaleb(read.exponent - exponent)
-    return f" (≈ {'$' if read.dollars else ''}{_figure(value, 1)} {asked.group(1).casefold()})"
+    return f" (≈ {'$' if read.dollars or dollars else ''}{_figure(value, 1)} {asked.group(1).casefold()})"
 
 
 def table_answer(
@@ -429,7 +429,7 @@ def table_answer(
             return None
         steps.append(f"Read {read.label} row {read.row!r} (label score {read.score:.2f}), column {read.column!r}: {read.text}.")
         dollars = bool(re.search(r"\busd\b|\$|dollars", question, re.I))
-        first = f"{_amount(read, read.digits, dollars)}{_in_asked_unit(question, read)} ({_where(read)}) [{read.label}]"
+        first = f"{_amount(read, read.digits, dollars)}{_in_asked_unit(question, read, dollars)} ({_where(read)}) [{read.label}]"
         row = next(r for v in views if v.label == read.label for r in v.rows if r[0] == read.row)
         quote = "| " + " | ".join(row) + " |"
         return TableAnswer("\n".join([first, f'"{quote}" [{read.label}]']), [read.label], steps)
