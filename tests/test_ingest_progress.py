@@ -47,13 +47,13 @@ def test_ocr_pages_are_reported_and_nothing_is_heard_outside_the_block(docket, t
 
 
 def test_the_upload_job_stage_says_which_page_or_passage() -> None:
-    from pipeline.service.routes.documents import _show_progress
+    from pipeline.service.routes.documents import show_progress
     from pipeline.service.state import Job
 
     job = Job(id="j", kind="ingest", owner="admin")
-    _show_progress(job, "reading pages", 2, 7)
+    show_progress(job, "reading pages", 2, 7)
     assert job.stage == "reading page 3 of 7"
-    _show_progress(job, "embedding", 64, 120)
+    show_progress(job, "embedding", 64, 120)
     assert job.stage == "embedding: 64 of 120 passages done"
-    _show_progress(job, "storing", 120, 120)
+    show_progress(job, "storing", 120, 120)
     assert job.stage == "storing"

@@ -114,7 +114,7 @@ def _check_content(state: ServiceState, path: Path, suffix: str, name: str) -> i
     return pages
 
 
-def _show_progress(job: Job, step: str, done: int, total: int) -> None:
+def show_progress(job: Job, step: str, done: int, total: int) -> None:
     """The upload job's stage in words, as the ingest reports it: the page read, OCR'd or passage embedded."""
     if step == "reading pages":
         job.stage = f"reading page {min(done + 1, total)} of {total}"
@@ -145,7 +145,7 @@ def _ingest_job(state: ServiceState, principal: Principal, staged: Path, name: s
             os.replace(tmp, target)
         finally:
             staged.unlink(missing_ok=True)
-        with progress.listening(lambda step, done, total: _show_progress(job, step, done, total)):
+        with progress.listening(lambda step, done, total: show_progress(job, step, done, total)):
             report = ingest_documents(state.docket_for(principal), [target], collection, tags=tags)
         job.stage = "ingesting"
         result = report.results[0]
