@@ -371,6 +371,10 @@ def plan(question: str, views: list[TableView]) -> _Plan | None:
         if last - base != 1:  # a change over several years: from the first year asked to the last
             formula = formula.replace(f"prev({item.key})", f"{item.key}@{base}")
         return _Plan(f"change in {item.name}", formula, None, percent, asked if asked is not None else (1 if percent else 0), (last,))
+    if terms.AVERAGE_OVER_YEARS.search(core) or (re.search(r"\baverage\b", core, re.I) and first < last):
+        # "the average inventories between FY2021 and FY2022": the mean of the item over the years named.
+        span = tuple(range(first, last + 1))
+        return _Plan(f"average {item.name}", item.key, None, False, asked if asked is not None else 0, span)
     return _Plan(item.name, None, item, False, 0, (last,))
 
 

@@ -174,6 +174,17 @@ def test_a_ratio_over_two_statements_brings_the_rows_the_search_did_not(filed):
     assert any(c.row_label == "Inventories" and c.cell_text == "3,456" for c in dpo.grounding.cells)
 
 
+def test_shares_of_revenue_and_averages_over_the_years_named(filed):
+    share = asked(filed, "What was SG&A as a percent of net sales in FY2023?")
+    assert share.status == "answered" and share.grounding.supported, share.answer
+    sga, sales = figure(INCOME, "Selling, general and administrative", "2023"), figure(INCOME, "Net sales", "2023")
+    assert f"{sga:,} / {sales:,} = {rounded(sga / sales * 100, 1)}%" in share.answer.splitlines()[0]
+    average = asked(filed, "What were the average inventories between FY2022 and FY2023 (in USD millions)?")
+    assert average.status == "answered" and average.grounding.supported, average.answer
+    mean = (figure(BALANCE, "Inventories", "2022") + figure(BALANCE, "Inventories", "2023")) / 2
+    assert f"= {rounded(mean, 0)} million [" in average.answer.splitlines()[0]
+
+
 def test_a_computed_figure_that_does_not_follow_from_its_cells_is_caught(filed):
     record = asked(filed, "What is the FY2023 gross margin in percent?")
     assert record.status == "answered", record.answer
