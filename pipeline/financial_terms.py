@@ -87,9 +87,11 @@ LINE_ITEMS: tuple[LineItem, ...] = (
           "operating income; income from operations; operating profit; operating income (loss); income (loss) from operations",
           "income"),
     _item("pretax_income", "income before income taxes", r"(?:pre-?tax|before\s+(?:income\s+)?taxes)\s*(?:income|earnings)?",
-          "income before income taxes; earnings before income taxes; income before provision for income taxes", "income"),
+          "income before income taxes; earnings before income taxes; income before provision for income taxes; pretax income",
+          "income"),
     _item("income_tax", "provision for income taxes", r"income\s+tax(?:es)?\s+(?:expense|provision)|provision\s+for\s+income\s+taxes",
-          "provision for income taxes; income tax expense; provision for (benefit from) income taxes; income taxes", "income"),
+          "provision for income taxes; income tax expense; income tax provision; provision for (benefit from) income taxes; "
+          "income taxes", "income"),
     _item("sga", "selling, general and administrative expenses", r"\bsg\s?&\s?a\b|selling,?\s+general\s+(?:and|&)\s+administrative",
           "selling, general and administrative expenses; selling, general and administrative; "
           "selling, general and administrative expense", "income"),

@@ -138,9 +138,14 @@ def table_views(evidence: list[Evidence]) -> list[TableView]:
     return out
 
 
+def _singular(word: str) -> str:
+    """Plural and singular are one word to a label ("Income taxes" ~ "income tax", "Net revenues" ~ "net revenue")."""
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
 def _words(label: str) -> frozenset[str]:
     plain = re.sub(r"\([^)]*\)", " ", label.casefold()).replace("&", " and ")
-    return frozenset(w for w in re.findall(r"[a-z]+", plain) if w not in _STOP)
+    return frozenset(_singular(w) for w in re.findall(r"[a-z]+", plain) if w not in _STOP)
 
 
 def word_score(label: str, item: terms.LineItem) -> float:
@@ -332,6 +337,7 @@ class _Plan:
     percent: bool
     decimals: int
     years: tuple[int, ...]  # the years the result is computed for (more than one: their average)
+    difference: bool = False  # the change of a metric between the first and the last of ``years``
 
 
 def plan(question: str, views: list[TableView]) -> _Plan | None:
@@ -354,6 +360,9 @@ def plan(question: str, views: list[TableView]) -> _Plan | None:
     asked = terms.asked_decimals(question)
     metric = terms.asked_metric(core)
     if metric is not None:
+        if terms.CHANGE.search(core) and first < last:  # "how much has the effective tax rate changed"
+            return _Plan(f"change in {metric.name}", metric.formula, None, metric.percent,
+                         asked if asked is not None else metric.decimals, (first, last), difference=True)
         return _Plan(metric.name, metric.formula, None, metric.percent, asked if asked is not None else metric.decimals, (last,))
     items = terms.asked_items(core)
     if not items:
@@ -460,6 +469,8 @@ def _computed(question: str, wanted: _Plan, finder: CellFinder, steps: list[str]
         inputs += [e for e in formula.inputs if not any(e[0].key == i[0].key and e[1] == i[1] for i in inputs)]
     steps += [f"Read {read.label} row {read.row!r} (label score {read.score:.2f}), column {read.column!r}: {read.text}."
               for _, _, read in inputs]
+    if wanted.difference:
+        return _difference(wanted, results, inputs, steps)
     if len(results) == 1:
         value, shown = results[0].value, results[0].shown
     else:
@@ -493,6 +504,29 @@ def _computed(question: str, wanted: _Plan, finder: CellFinder, steps: list[str]
     for item, year, read in inputs:
         lines.append(f"{_capital(item.name)}, FY{year}: {_amount(read, read.digits)} ({_where(read)}) [{read.label}]")
     steps.append(f"Computed {shown} = {result} from {len(inputs)} cells.")
+    return TableAnswer("\n".join(lines), labels, steps)
+
+
+def _difference(wanted: _Plan, results: list[_Evaluation], inputs, steps: list[str]) -> TableAnswer | None:
+    """A metric in two years and the change between them, on one computed line; the change is taken
+    between the figures as shown, so the line's arithmetic is checkable as written."""
+    scale = Decimal(100) if wanted.percent else Decimal(1)
+    if any(r.value < 0 for r in results) or any(read.exponent != inputs[0][2].exponent for _, _, read in inputs):
+        steps.append("Not computed: a negative figure or cells in different units.")
+        return None
+    mark = "%" if wanted.percent else ""
+    shown = [_figure(r.value * scale, wanted.decimals) for r in results]
+    before, after = (Decimal(x.replace(",", "")) for x in shown)
+    unit = " percentage points" if wanted.percent else ""
+    change = (f"an increase of {shown[1]} - {shown[0]} = {_figure(after - before, wanted.decimals)}{unit}" if after >= before
+              else f"a decrease of {shown[0]} - {shown[1]} = {_figure(before - after, wanted.decimals)}{unit}")
+    parts = "; ".join(f"FY{y}: {r.shown} = {v}{mark}" for y, r, v in zip(wanted.years, results, shown, strict=True))
+    labels = list(dict.fromkeys(read.label for _, _, read in inputs))
+    lines = [f"{_capital(wanted.name)}, FY{wanted.years[0]} to FY{wanted.years[-1]}, computed by Docket from the cited cells "
+             f"(not read from the filing): {parts}; {change} [{', '.join(labels)}]"]
+    lines += [f"{_capital(item.name)}, FY{year}: {_amount(read, read.digits)} ({_where(read)}) [{read.label}]"
+              for item, year, read in inputs]
+    steps.append(f"Computed {parts}; {change}.")
     return TableAnswer("\n".join(lines), labels, steps)
 
 
@@ -573,9 +607,7 @@ def rows_to_add(question: str, evidence: list[Evidence], search: Callable[[str, 
     (the revenue of a margin, the prior year's inventories of a turnover), each found by a search for
     the item's usual label in its statement; to be shown after the retrieved sources. Empty when the
     question asks for no figure or nothing is missing."""
-    views = table_views(evidence)
-    if not views:
-        return []
+    views = table_views(evidence)  # none at all: the question may still name a year and a figure to search for
     missing = needed_cells(question, views)
     if not missing:
         return []

@@ -185,6 +185,16 @@ def test_shares_of_revenue_and_averages_over_the_years_named(filed):
     assert f"= {rounded(mean, 0)} million [" in average.answer.splitlines()[0]
 
 
+def test_the_change_of_a_metric_is_computed_for_both_years_on_one_checkable_line(filed):
+    record = asked(filed, "How much has the gross margin changed between FY2022 and FY2023?")
+    assert record.status == "answered" and record.grounding.supported, record.answer
+    margins = [rounded(figure(INCOME, "Gross profit", y) / figure(INCOME, "Net sales", y) * 100, 1) for y in ("2022", "2023")]
+    line = record.answer.splitlines()[0]
+    assert f"FY2022: {figure(INCOME, 'Gross profit', '2022'):,} / {figure(INCOME, 'Net sales', '2022'):,} = {margins[0]}%" in line
+    change = Decimal(margins[1]) - Decimal(margins[0])
+    assert f"an increase of {margins[1]} - {margins[0]} = {change} percentage points" in line
+
+
 def test_a_computed_figure_that_does_not_follow_from_its_cells_is_caught(filed):
     record = asked(filed, "What is the FY2023 gross margin in percent?")
     assert record.status == "answered", record.answer
