@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 
 from ingest.tables import CellMatch, TableRecord, as_table, match_number_to_cell
@@ -297,30 +298,57 @@ def _quote_in(quote: str, forms: tuple[str, ...]) -> bool:
 # -- the check ----------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Source:
-    evidence: Evidence
+@dataclass(frozen=True)
+class _PassageFacts:
+    """What grounding compares in one passage: its text's compared forms, numbers, dates and folded text."""
+
     forms: tuple[str, ...]
-    numbers: list[Number]
-    dates: set[Date]
+    numbers: tuple[Number, ...]
+    dates: frozenset[Date]
     folded: str
 
 
+@lru_cache(maxsize=2048)
+def _passage_facts(context: str, text: str) -> _PassageFacts:
+    """A passage's facts, a pure function of its context and text, so kept: the same evidence comes back
+    ask after ask, and its regular expressions are the grounding check's main cost. Frozen, so a cached
+    value cannot be changed by one caller under another."""
+    # A table's rows are shown under their column headers (ingest.tables.as_table): "2018" is checked
+    # against what the reasoner read.
+    shown = as_table(context, text) or text
+    dates, _ = dates_in(shown)
+    return _PassageFacts(
+        source_forms(shown),
+        tuple(numbers_in(shown)),
+        frozenset(d for readings, _ in dates for d in readings),
+        shown.casefold(),
+    )
+
+
+@dataclass(frozen=True)
+class _Source:
+    evidence: Evidence
+    facts: _PassageFacts
+
+    @property
+    def forms(self) -> tuple[str, ...]:
+        return self.facts.forms
+
+    @property
+    def numbers(self) -> tuple[Number, ...]:
+        return self.facts.numbers
+
+    @property
+    def dates(self) -> frozenset[Date]:
+        return self.facts.dates
+
+    @property
+    def folded(self) -> str:
+        return self.facts.folded
+
+
 def _index(evidence: list[Evidence]) -> dict[str, _Source]:
-    out = {}
-    for item in evidence:
-        # A table's rows are shown under their column headers (ingest.tables.as_table): "2018" is checked
-        # against what the reasoner read.
-        text = as_table(item.context, item.text) or item.text
-        dates, _ = dates_in(text)
-        out[item.label] = _Source(
-            item,
-            source_forms(text),
-            numbers_in(text),
-            {d for readings, _ in dates for d in readings},
-            text.casefold(),
-        )
-    return out
+    return {item.label: _Source(item, _passage_facts(item.context, item.text)) for item in evidence}
 
 
 def _sentence_problems(
