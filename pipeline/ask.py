@@ -10,11 +10,14 @@ cannot take it, the caller gets an error, never an unrecorded answer.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
+from typing import Any
 
 from ingest.passages import source_label
 from ingest.retrieval import RetrievalOptions
@@ -79,14 +82,14 @@ def ask(docket: Docket, question: str, options: AskOptions | None = None) -> Ans
     mark, stage = time.perf_counter(), "retrieval"  # the stage the time until the next lap is spent on
     created_at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     retrieval_options = RetrievalOptions.from_settings(s.retrieval)
+    corpus = corpus_snapshot(docket.store)  # the live versions searched, committed for replay (pipeline/replay)
     retrieval = RetrievalInfo(**{
         **s.retrieval.model_dump(mode="json"),
         "top_k": top_k,
         "embedding_model": docket.store.encoder.model_id,
         "embedding_backend": s.embedding.backend,
-        "index_generation": docket.store.generation(),
+        "index_generation": corpus.generation,  # the snapshot's: read once, and the same the record names
     })
-    corpus = corpus_snapshot(docket.store)  # the live versions searched, committed for replay (pipeline/replay)
     searched: list[int] | None = None  # the documents the search is restricted to, as the store is given them
 
     evidence: list[Evidence] = []
@@ -106,7 +109,7 @@ def ask(docket: Docket, question: str, options: AskOptions | None = None) -> Ans
             if not document_ids:
                 raise LookupError(NO_MATCH.format(what=describe_filter(options, collection)))
         searched = sorted(document_ids) if document_ids else None
-        if not docket.store.live_chunk_ids(collection, document_ids or None):
+        if not has_live_chunks(docket.store, corpus.generation, collection, document_ids or None):
             in_collection = f" in collection {collection!r}" if collection else ""
             where = in_collection if not options.documents else " for the given --doc"
             if options.allowed_documents is not None and not options.documents:
@@ -158,6 +161,33 @@ def ask(docket: Docket, question: str, options: AskOptions | None = None) -> Ans
     record.audit_seq = appended.seq
     _lap(options, "audit", mark)  # the snapshots' check and the answer's entry
     return record
+
+
+# Whether a filter has live chunks, per store and index generation: the live chunk set changes only with
+# the generation (every ingest and removal bumps it in the transaction that changes the set), so an
+# answer found at generation G holds for as long as G is current, and a removal is seen on the next ask.
+_live_by_store: weakref.WeakKeyDictionary[Any, dict[tuple, bool]] = weakref.WeakKeyDictionary()
+_live_lock = threading.Lock()
+_LIVE_ENTRIES = 256  # filters kept per store; past it the cache starts again (a generation's worth is small)
+
+
+def has_live_chunks(store: Any, generation: int, collection: str | None, document_ids: list[int] | None) -> bool:
+    """Whether any live chunk is in ``collection`` (any, if None) and ``document_ids`` (any, if None), at
+    ``generation``. Read from the registry once per filter and generation."""
+    key = (generation, collection, tuple(sorted(document_ids or ())))
+    with _live_lock:
+        known = _live_by_store.setdefault(store, {})
+        if key in known:
+            return known[key]
+    live = bool(store.live_chunk_ids(collection, document_ids))
+    # Kept only when no ingest or removal committed around the read (SQLite runs each SELECT in its own
+    # snapshot): the answer is then the one of ``generation`` itself.
+    if store.generation() == generation:
+        with _live_lock:
+            if len(known) >= _LIVE_ENTRIES:
+                known.clear()
+            known[key] = live
+    return live
 
 
 def _lap(options: AskOptions, stage: str, since: float) -> float:

@@ -261,14 +261,34 @@ def test_upload_ingests_in_a_job_then_pages_render_and_remove_works(server) -> N
         assert admin.get(f"/documents/{doc_id}").status_code == 403  # an admin lists documents, never reads them
         with server.client("reader") as reader:
             assert reader.get(f"/documents/{doc_id}", params={"pages": True}).json()["page_details"][1]["page"] == 2
+            # Asked before the removal, the upload is evidence, and the ask on it alone finds live chunks.
+            asked = ask_about_upload(reader, doc_id)
+            assert doc_id in asked["anywhere"] and asked["alone"]["status"] != "error", asked
         removed = admin.delete(f"/documents/{doc_id}")
         assert removed.status_code == 200 and removed.json()["removed"]["id"] == doc_id
         assert doc_id not in {d["id"] for d in admin.get("/documents").json()["documents"]}
+        with server.client("reader") as reader:
+            # The same asks after it: none of its chunks is evidence, and asked on it alone it is no document
+            # the reader may read any more (a removed document is outside every grant's live documents).
+            asked = ask_about_upload(reader, doc_id)
+            assert doc_id not in asked["anywhere"], asked
+            assert asked["alone"]["status"] == "error" and not asked["alone"]["evidence"], asked["alone"]
+            assert "no such document" in asked["alone"]["error"], asked["alone"]
     with server.client("reader") as reader:
         image = reader.get("/documents/1/pages/1/image", params={"box": "50,50,300,120", "zoom": 1})
         assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
         assert reader.get("/documents/1/pages/999/image").status_code == 404
         assert reader.get("/documents/1/pages/1/image", params={"box": "1,2,three"}).status_code == 400
+
+
+def ask_about_upload(reader: httpx.Client, doc_id: int) -> dict:
+    """The document ids of the evidence of an ask about pdf_bytes' text in the collection, and the record of
+    the same ask restricted to ``doc_id``."""
+    question = "Which party may end the services agreement on sixty days' notice?"
+    anywhere = reader.post("/ask", json={"question": question, "collection": COLLECTION})
+    alone = reader.post("/ask", json={"question": question, "collection": COLLECTION, "documents": [str(doc_id)]})
+    assert anywhere.status_code == 200 and alone.status_code == 200, (anywhere.text, alone.text)
+    return {"anywhere": {e["document_id"] for e in anywhere.json()["evidence"]}, "alone": alone.json()}
 
 
 def _documents(server) -> list[int]:
