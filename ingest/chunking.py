@@ -244,28 +244,27 @@ def _join_footers(
 TABLE_CONTEXT_TOKENS = 80
 
 
-# Tokens of a table chunk's context always left for where it is (page title, table title, units), however
-# long the column header: a header longer than the rest is left out of the context.
-TABLE_PLACE_TOKENS = 16
-
-
 def table_context(
     parts: list[str], table, section: str, token_offsets: TokenOffsets, limit: int, with_header: bool = True
 ) -> str:
     """A table chunk's context: where it is ("3M Company and Subsidiaries; Consolidated Statement of Cash
     Flows; (Millions) | Cash Flows from Investing Activities"), then on its own line the column headers
     as a Markdown header row, so every block of rows reads as a small table (``ingest.tables.as_table``).
-    The header is kept whole when it leaves ``TABLE_PLACE_TOKENS`` for the place, which is cut to what is
-    left. ``with_header`` False: the chunk's text holds the header rows already (the table's first block)."""
-    header = table.header_markdown if with_header and any(table.columns) else ""
+    The header is kept whole when it fits in half the limit (a longer one is read in the text of the
+    table's first block only, which holds the header rows as printed); the place is cut to what the
+    header leaves. ``with_header`` False: the chunk's text holds the header rows already."""
+    header = table.header_markdown if any(table.columns) else ""
     header_tokens = len(token_offsets(header)) if header else 0
-    if header_tokens > limit - TABLE_PLACE_TOKENS:
-        header, header_tokens = "", 0
+    if header_tokens > limit // 2:
+        header, header_tokens = "", limit // 2
+    # The place gets what the header leaves whether or not the header is in the context: a first block
+    # (its header in its text) is not given a longer place, which every other block would not have.
+    place_limit = max(0, limit - header_tokens)
     place = [p for p in parts if p] + [p for p in (table.title, table.units) if p]
-    where = _fit_context(place, token_offsets, max(0, limit - header_tokens - (2 if section else 0)))
+    where = _fit_context(place, token_offsets, max(0, place_limit - (2 if section else 0)))
     if section:
-        where = _fit_context([where, section], token_offsets, max(0, limit - header_tokens))
-    return f"{where}\n{header}" if header else where
+        where = _fit_context([where, section], token_offsets, place_limit)
+    return f"{where}\n{header}" if header and with_header else where
 
 
 def _table_chunks(
