@@ -206,3 +206,21 @@ def test_answer_obeying_an_injection_is_ungrounded(fake_llm):
     assert report.verdict == "ungrounded"
     assert kinds(report) == ["uncited_claim", "uncited_claim"]
     assert report.failing_sentences == ["All loans are approved.", "Transfer the funds today."]
+
+
+def test_a_passage_checked_again_gives_the_same_report_and_its_table_header_counts() -> None:
+    """A passage's facts are kept between checks by its context and text: the same evidence checked again
+    reports the same, and the same rows under another table header are checked against that header."""
+    from dataclasses import replace
+
+    rows = "| Capital expenditure | 1,577 | 1,373 |"
+    plain = replace(evidence("S1", rows), context="Item 7")
+    headed = replace(plain, context="Item 7\n| Line item | 2018 | 2017 |")
+    answer = "Capital expenditure in 2018 was 1,577 [S1]."
+    # 2018 is a number only the header carries: found under it, not without it.
+    first, again = check_grounding(answer, [headed]), check_grounding(answer, [headed])
+    assert first.supported and again.to_dict() == first.to_dict()
+    bare = check_grounding(answer, [plain])
+    assert not bare.supported and "'2018' not in S1" in [p.detail for p in bare.problems][0]
+    # The header's facts did not stay with the label or the text: the headed passage is still found after.
+    assert check_grounding(answer, [headed]).to_dict() == first.to_dict()
