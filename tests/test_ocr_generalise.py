@@ -14,6 +14,7 @@ from ingest.config import OcrSettings
 from ingest.ocr import read_image_file
 from ingest.ocr.readers import (
     MIN_ADDED_WORD_CONFIDENCE, UNSURE_WORD_CONFIDENCE, combine_readings, drop_unsure_non_text, mean_confidence,
+    take_surer_readings,
 )
 from ingest.ocr.tesseract import OcrWord
 from ingest.ocr.wordbag import bag_of_words_f1, word_bag
@@ -38,6 +39,25 @@ def test_combining_adds_only_confident_words_where_the_kept_reading_has_none():
     assert words[2].block > max(w.block for w in kept)  # its own block: a paragraph of its own in the text
     assert combine_readings(kept, []) == (kept, 0)
     assert mean_confidence([]) == 0.0 and mean_confidence(kept) == pytest.approx(0.85)
+
+
+def test_a_word_read_differently_at_the_same_place_takes_the_surer_reading():
+    kept = [
+        _word("Marlbaro", (10, 10, 90, 30), 0.55),
+        _word("627", (100, 10, 130, 30), 0.9, line=2),
+        _word("Viceroy", (140, 10, 210, 30), 0.5, line=2),
+        _word("Total", (10, 100, 60, 120), 0.7, line=3),
+    ]
+    other = [
+        _word("Marlboro", (11, 9, 91, 31), 0.92),  # the same place, surer: taken
+        _word("621", (100, 11, 131, 30), 0.6),  # the same place, less sure: the kept reading stays
+        _word("Vic", (140, 10, 170, 30), 0.95),  # overlaps, but not the same word (IoU under the minimum)
+        _word("Tota1", (200, 300, 250, 320), 0.99),  # elsewhere: not this function's business
+    ]
+    words, replaced = take_surer_readings(kept, other)
+    assert [w.text for w in words] == ["Marlboro", "627", "Viceroy", "Total"] and replaced == 1
+    assert words[0].box == kept[0].box and words[0].line == kept[0].line and words[0].confidence == 0.92
+    assert take_surer_readings(kept, []) == (kept, 0) and take_surer_readings([], other) == ([], 0)
 
 
 def test_unsure_words_are_dropped_only_when_they_do_not_look_like_text():

@@ -10,6 +10,8 @@ import statistics
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+import numpy as np
+
 from ingest.config import OcrSettings
 from ingest.models import TextSpan
 from ingest.ocr import preprocess
@@ -30,6 +32,10 @@ SPARSE_SEGMENTATION_MODE = 11
 MIN_ADDED_WORD_CONFIDENCE = 0.8
 # A word overlapping a kept word by more than this share of its own box is the same word read twice.
 MAX_ADDED_WORD_OVERLAP = 0.2
+# Where both readings found the same word (their boxes overlap by at least this intersection over union)
+# but read it differently, the more confident reading of it is kept: the two segmentations feed the
+# recogniser different line images, so a letter misread in one is often read right in the other.
+MIN_SAME_WORD_IOU = 0.5
 # An unsure word (under this confidence) is dropped when it does not look like text: no letter or digit
 # in it, or a box much shorter (a rule, an underscore run) or taller (a box edge) than the page's
 # typical word. Unsure words that do look like text stay: on a degraded contract they are mostly real
@@ -106,6 +112,31 @@ def combine_readings(kept: list[OcrWord], other: list[OcrWord]) -> tuple[list[Oc
     return kept + added, len(added)
 
 
+def take_surer_readings(kept: list[OcrWord], other: list[OcrWord]) -> tuple[list[OcrWord], int]:
+    """``kept`` with each word read differently, and more confidently, at the same place in ``other``
+    replaced by that reading (text and confidence; box and order stay ``kept``'s), and how many were."""
+    if not kept or not other:
+        return kept, 0
+    a = np.array([w.box for w in kept], dtype=np.float64)[:, None, :]
+    b = np.array([w.box for w in other], dtype=np.float64)[None, :, :]
+    width = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    height = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    overlap = width * height
+    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
+    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    iou = overlap / np.maximum(area_a + area_b - overlap, 1.0)
+    best = iou.argmax(axis=1)
+    words, replaced = [], 0
+    for index, word in enumerate(kept):
+        match = other[best[index]]
+        if iou[index, best[index]] >= MIN_SAME_WORD_IOU and match.text != word.text and match.confidence > word.confidence:
+            words.append(replace(word, text=match.text, confidence=match.confidence))
+            replaced += 1
+        else:
+            words.append(word)
+    return words, replaced
+
+
 def drop_unsure_non_text(words: list[OcrWord]) -> list[OcrWord]:
     """``words`` without the unsure ones that do not look like text (see UNSURE_WORD_CONFIDENCE)."""
     if not words:
@@ -133,13 +164,15 @@ class TesseractReader:
         # Ties keep automatic segmentation (its order is the better one for prose).
         kept_psm = max(readings, key=lambda psm: (mean_confidence(readings[psm]), psm == PAGE_SEGMENTATION_MODE))
         other_psm = SPARSE_SEGMENTATION_MODE if kept_psm == PAGE_SEGMENTATION_MODE else PAGE_SEGMENTATION_MODE
-        words, added = combine_readings(readings[kept_psm], readings[other_psm])
+        surer, replaced = take_surer_readings(readings[kept_psm], readings[other_psm])
+        words, added = combine_readings(surer, readings[other_psm])
         confident = drop_unsure_non_text(words)
         text, spans = words_to_reading(confident, page, factor)
         notes = [f"upscaled {factor:.2f}x from {page.dpi} dpi"] if factor != 1.0 else []
         notes.append(
             f"read with --psm {kept_psm} (mean word confidence {mean_confidence(readings[kept_psm]):.2f}, "
-            f"--psm {other_psm} {mean_confidence(readings[other_psm]):.2f}); {added} words added from --psm "
+            f"--psm {other_psm} {mean_confidence(readings[other_psm]):.2f}); {replaced} words read more surely by "
+            f"--psm {other_psm} taken from it; {added} words added from --psm "
             f"{other_psm}; {len(words) - len(confident)} unsure words unlike text dropped (rules, box edges)"
         )
         return Reading(text, spans, round(mean_confidence(confident), 4), tesseract_version(), notes)
