@@ -22,7 +22,7 @@ from test_audit_support import attack, db_url, fill, keys_dir, read_rows, rehash
 
 from audit import AuditLog
 from audit.errors import AuditError
-from audit.log import _plan_ranges
+from audit.log_checks import plan_ranges
 from audit.schema import entries, head, payloads
 from audit.verification.formats import GENESIS_HASH
 from audit.verification.tree import Frontier, leaf_hash
@@ -63,7 +63,7 @@ def test_a_misaligned_range_is_refused() -> None:
 @pytest.mark.parametrize("size", [0, 7, 64, 100, 1000, 100_000])
 @pytest.mark.parametrize(("workers", "range_size"), [(1, 4), (2, 4), (2, 16), (2, None), (8, None)])
 def test_ranges_tile_the_log_from_seq_1_each_aligned_to_its_width(size: int, workers: int, range_size: int | None) -> None:
-    ranges = _plan_ranges(size, workers, range_size)
+    ranges = plan_ranges(size, workers, range_size)
     if workers == 1 or not ranges:
         assert workers == 1 or size < 2 * (range_size or 4096)
         return
@@ -271,7 +271,7 @@ def _in_ranges(rows: list[dict[str, Any]], size: int, width: int, mark: int | No
     def within(after: int, up_to: int | None) -> list[tuple[Any, ...]]:
         return _as_tuples([r for r in rows if (after == 0 or r["seq"] > after) and (up_to is None or r["seq"] <= up_to)])
 
-    ranges = _plan_ranges(size, 2, width)
+    ranges = plan_ranges(size, 2, width)
     parts = []
     for after, up_to in ranges:
         boundary = next((r["leaf_hash"] for r in rows if r["seq"] == after), GENESIS_HASH)

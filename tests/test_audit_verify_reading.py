@@ -21,7 +21,8 @@ from sqlalchemy.engine import make_url
 from test_audit_support import attack, db_url, pg_schema_url  # noqa: F401
 
 from audit import AuditLog, schema
-from audit.log import PG_VERIFY_SETTINGS, _widened, range_query
+from audit.log import PG_VERIFY_SETTINGS, range_query
+from audit.rows import _widened
 from audit.schema import payloads
 
 # Two-, three- and four-byte UTF-8, a line separator json leaves unescaped, and a long payload
