@@ -131,12 +131,12 @@ def _stream_psycopg(connection: Any, sql: str) -> Iterator[list[tuple[Any, ...]]
 _PG_INPUT_BUFFER = 4 << 20
 
 
-_widened: weakref.WeakSet[Any] = weakref.WeakSet()  # psycopg connections whose buffer is that large
+widened_connections: weakref.WeakSet[Any] = weakref.WeakSet()  # psycopg connections whose buffer is that large
 
 
 def _widen_input_buffer(connection: Any) -> None:
     """Have the server send one message of `_PG_INPUT_BUFFER` bytes, once per connection, and drop it."""
-    if connection in _widened:
+    if connection in widened_connections:
         return
     cursor = connection.cursor()
     try:
@@ -145,7 +145,7 @@ def _widen_input_buffer(connection: Any) -> None:
         cursor.execute(f"SELECT repeat('x', {_PG_INPUT_BUFFER})")
     finally:
         cursor.close()
-    _widened.add(connection)
+    widened_connections.add(connection)
 
 
 @contextmanager

@@ -22,7 +22,7 @@ from test_audit_support import attack, db_url, pg_schema_url  # noqa: F401
 
 from audit import AuditLog, schema
 from audit.log import PG_VERIFY_SETTINGS, range_query
-from audit.rows import _widened
+from audit.rows import widened_connections
 from audit.schema import payloads
 
 # Two-, three- and four-byte UTF-8, a line separator json leaves unescaped, and a long payload
@@ -218,7 +218,7 @@ def test_the_widened_libpq_buffer_still_delivers_every_row_and_an_edit_far_in(
         _fill_unicode(log, 900)
         assert log.verify(workers=workers, range_size=range_size).ok
         with log.engine.connect() as conn:  # the pooled connection verify used: widened once, kept
-            assert conn.connection.driver_connection in _widened
+            assert conn.connection.driver_connection in widened_connections
         _edit_payload(pg_url, 887, "東", "西")  # seq 887 holds TEXTS[1]
         report = log.verify(workers=workers, range_size=range_size)
         assert not report.ok and report.first_bad_seq == 887, report.problem

@@ -52,3 +52,27 @@ def test_opening_a_registry_and_its_store_loads_nothing_of_pipeline(tmp_path: Pa
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]", out.stderr
     assert (tmp_path / "registry.db").is_file()  # it did open (and migrate) the registry
+
+
+def private_imports(path: Path) -> list[str]:
+    """Every `from ingest|pipeline|audit... import _name` in a file: a private name imported from outside."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module.split(".")[0] in {"ingest", "pipeline", "audit"}:
+                found += [f"{node.module}.{a.name}" for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+    return found
+
+
+def test_no_test_or_bench_imports_a_private_name():
+    """Issue 14: tests and benches use public names, so a module's private helpers stay free to change."""
+    files = sorted((ROOT / "tests").rglob("*.py")) + sorted((ROOT / "bench").rglob("*.py"))
+    assert len(files) > 20
+    offending = {str(f.relative_to(ROOT)): private_imports(f) for f in files}
+    assert {f: names for f, names in offending.items() if names} == {}
+
+
+def test_the_private_import_scan_sees_one(tmp_path: Path):
+    module = tmp_path / "t.py"
+    module.write_text("from audit.rows import _hidden, shown\nfrom pipeline import __version__\n")
+    assert private_imports(module) == ["audit.rows._hidden"]
