@@ -14,7 +14,6 @@ ROOT = Path(__file__).resolve().parent.parent
 CLI_MODULES = sorted(
     {str(p.relative_to(ROOT)) for p in ROOT.glob("pipeline/cli/*.py")}
     | {str(p.relative_to(ROOT)) for p in ROOT.glob("pipeline/*/*cli.py")}
-    | {"pipeline/evaluation.py"}
 )
 PLUMBING = "pipeline/cli/plumbing.py"
 
@@ -126,12 +125,15 @@ def test_the_package_keeps_the_names_others_import():
 
 
 def test_every_sub_app_lives_in_the_cli_package_and_builds_on_the_plumbing():
-    """No command module outside pipeline/cli/ (but `eval`'s, beside the evaluator, and audit/cli.py,
-    which stands alone); each sub-app module there takes its errors, ``--json`` and exit codes from the
-    plumbing."""
+    """No command module outside pipeline/cli/ (but audit/cli.py, which stands alone; `eval`'s is
+    pipeline/cli/eval.py, over pipeline/evaluation.py) and no typer import elsewhere; each sub-app module
+    there takes its errors, ``--json`` and exit codes from the plumbing."""
     elsewhere = sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("pipeline/**/*.py")
                        if (p.name == "cli.py" or p.name.endswith("_cli.py")) and p.parent.name != "cli")
     assert elsewhere == []
+    typer_elsewhere = sorted(str(p.relative_to(ROOT)) for p in [*ROOT.glob("pipeline/**/*.py"), *ROOT.glob("ingest/**/*.py")]
+                             if p.parent.name != "cli" and "typer" in imported_modules(p))
+    assert typer_elsewhere == []  # commands are defined in pipeline/cli/ only
     sub_apps = [p for p in CLI_MODULES if p.startswith("pipeline/cli/") and "def make_" in (ROOT / p).read_text()]
     assert len(sub_apps) >= 6, sub_apps  # docs, config, review, users, models, db
     assert [p for p in sub_apps if "pipeline.cli.plumbing" not in imported_modules(ROOT / p)] == []

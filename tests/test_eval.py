@@ -56,7 +56,7 @@ def tiny_questions(tmp_path: Path) -> Path:
 
 
 def _app() -> typer.Typer:
-    from pipeline.evaluation import eval_command
+    from pipeline.cli.eval import eval_command
 
     app = typer.Typer()
     app.command()(eval_command)

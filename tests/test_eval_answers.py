@@ -156,7 +156,7 @@ def test_a_part_holds_whole_documents():
 
 
 def _app() -> typer.Typer:
-    from pipeline.evaluation import eval_command
+    from pipeline.cli.eval import eval_command
 
     app = typer.Typer()
     app.command()(eval_command)

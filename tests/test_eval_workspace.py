@@ -12,7 +12,8 @@ import typer
 from typer.testing import CliRunner
 
 from conftest import DRIVEN, DUOS, NETGEAR, SAMPLES
-from pipeline.evaluation import EvalQuestion, document_set_key, eval_command
+from pipeline.cli.eval import eval_command
+from pipeline.evaluation import EvalQuestion, document_set_key
 
 
 def _row(qid: str, pdf: str, question: str, page: int) -> dict:

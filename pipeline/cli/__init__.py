@@ -9,7 +9,7 @@
   users, pipeline/identity/), ``models`` (``docket models check``), ``replay`` (``audit replay`` and
   ``review replay``), ``db``; ``batch`` is ``ask --questions FILE``, ``demo`` is `docket demo`,
   ``answers`` prints an answer record. `docket audit` is ``audit.cli`` (audit/ stands alone, so an
-  auditor can run it without the rest of Docket) and `docket eval` is ``pipeline.evaluation``'s.
+  auditor can run it without the rest of Docket); ``eval`` is `docket eval`, over ``pipeline.evaluation``.
 
 The sub-apps build on ``plumbing`` and never import ``root``, which imports them only inside its
 loaders: no import cycle (tests/test_cli_plumbing.py). Importing this package loads none of its
@@ -23,7 +23,7 @@ import importlib
 from typing import Any
 
 SUBMODULES = (
-    "answers", "batch", "config", "db", "demo", "docs", "models", "options", "plumbing", "replay", "review", "root", "users",
+    "answers", "batch", "config", "db", "demo", "docs", "eval", "models", "options", "plumbing", "replay", "review", "root", "users",
 )
 
 

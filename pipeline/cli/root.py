@@ -381,7 +381,7 @@ def _load_models():
 
 
 def _load_eval():
-    from pipeline.evaluation import eval_command
+    from pipeline.cli.eval import eval_command
 
     return _mounted(lambda holder: holder.command("eval")(eval_command), "eval")
 
