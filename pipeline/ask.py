@@ -72,6 +72,19 @@ def to_evidence(hits: list[ChunkHit]) -> list[Evidence]:
     return [h if h.rank == rank else replace(h, rank=rank, label=source_label(rank)) for rank, h in enumerate(hits, start=1)]
 
 
+def with_needed_passages(question: str, hits: list[ChunkHit],
+                         search: Callable[[str, int], list[ChunkHit]]) -> list[ChunkHit]:
+    """The search's hits, then what the question needs that they lack, found by further searches.
+
+    First the statement rows a figure the question asks for needs (a margin's revenue,
+    `pipeline.table_answers.rows_to_add`), then, for a question about a known clause, passages with the
+    clause's wording when no hit so far has it (`pipeline.clause_match.passages_to_add`). `search` is
+    the caller's own (the live store for `ask`, the frozen index for a replay), so both add the same.
+    """
+    hits = hits + rows_to_add(question, hits, search)
+    return hits + passages_to_add(question, hits, search)
+
+
 def ask(docket: Docket, question: str, options: AskOptions | None = None) -> AnswerRecord:
     options = options or AskOptions()
     s = docket.settings
@@ -124,12 +137,7 @@ def ask(docket: Docket, question: str, options: AskOptions | None = None) -> Ans
                 mode=s.retrieval.mode,
                 options=retrieval_options,
             )
-            # The statement rows a figure the question asks for needs and the search did not bring (a margin's revenue).
-            hits += rows_to_add(question, hits, lambda query, k: docket.store.search(
-                query, k, collection=collection, document_ids=document_ids or None, mode=s.retrieval.mode,
-                options=retrieval_options))
-            # The passages a question about a known clause needs when none retrieved has its wording (pipeline.clause_match).
-            hits += passages_to_add(question, hits, lambda query, k: docket.store.search(
+            hits = with_needed_passages(question, hits, lambda query, k: docket.store.search(
                 query, k, collection=collection, document_ids=document_ids or None, mode=s.retrieval.mode,
                 options=retrieval_options))
             evidence = to_evidence(hits)

@@ -164,16 +164,10 @@ def _replay_frozen(docket: Docket, report: ReplayReport) -> None:
     report.missing += altered
     if altered:
         return
-    from pipeline.clause_match import passages_to_add
-    from pipeline.table_answers import rows_to_add
+    from pipeline.ask import with_needed_passages
 
-    # The statement rows ask added for a figure the question needs, searched for the same way (pipeline.ask).
-    hits += rows_to_add(question, hits, lambda query, k: frozen_search(
-        docket.store, index, encoder.encode_query, query, k, collection=original.get("collection"),
-        document_ids=recorded.searched_document_ids, mode=settings.retrieval.mode,
-        options=RetrievalOptions.from_settings(settings.retrieval))[0])
-    # ... and the passages it added for a question about a known clause (pipeline.clause_match).
-    hits += passages_to_add(question, hits, lambda query, k: frozen_search(
+    # The passages ask added to its search's (statement rows, a clause's wording), searched for in the frozen index.
+    hits = with_needed_passages(question, hits, lambda query, k: frozen_search(
         docket.store, index, encoder.encode_query, query, k, collection=original.get("collection"),
         document_ids=recorded.searched_document_ids, mode=settings.retrieval.mode,
         options=RetrievalOptions.from_settings(settings.retrieval))[0])
