@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from sqlalchemy import Connection, Engine, insert, inspect, select
 from sqlalchemy.exc import DBAPIError
 
@@ -45,7 +44,7 @@ from audit.log_checks import (
     DEFAULT_VERIFY_WORKERS, DriverLink, RangeTask, check_derived_tables, check_signed_heads,
     check_stored_range, checks_in_turn, plan_ranges, range_pool, stored_payload,
 )
-from audit.log_keys import LogKeys, key_announcements, pin_first_key, trusted_key
+from audit.log_keys import LogKeys, key_announcements, pin_first_key, read_public_key_file, trusted_key
 from audit.merkle import MerkleTree
 from audit.migrations import AUDIT as AUDIT_MIGRATIONS
 from audit.queries import ENTRY_WITH_PAYLOAD, entry_of, filtered_rows, row_to_dict
@@ -426,14 +425,12 @@ class AuditLog:
 
     def enrol_key(self, public_key_file: Path, *, actor: str) -> str:
         """Endorse another writer's public key with this workspace's valid key: it may then sign this log."""
-        try:
-            loaded = load_pem_public_key(public_key_file.read_bytes())
-        except OSError as error:
-            raise AuditError(f"cannot read the public key {public_key_file}: {error.strerror or error}") from None
-        except ValueError:
-            raise AuditError(f"{public_key_file}: not a PEM public key (the .pub file of the other workspace's keys/)") from None
-        if not isinstance(loaded, Ed25519PublicKey):
-            raise AuditError(f"{public_key_file}: not an Ed25519 public key")
+        loaded = read_public_key_file(
+            public_key_file,
+            unreadable="cannot read the public key {path}: {why}",
+            not_pem="{path}: not a PEM public key (the .pub file of the other workspace's keys/)",
+            not_ed25519="{path}: not an Ed25519 public key",
+        )
         new_id = key_id_of(loaded)
         with self._locked() as (conn, state):
             own_id, own = self._writer_key_locked(conn, state, actor, announce=True)

@@ -119,12 +119,26 @@ def trusted_key(item: str | Path, announcements: list[dict[str, Any]]) -> dict[s
                 return {text: key}
         raise AuditError(f"trusted key {text}: no key with that id is announced in this log; give its public key file instead")
     path = Path(text).expanduser()
+    key = read_public_key_file(
+        path,
+        unreadable="trusted key {path}: cannot be read ({why})",
+        not_pem="trusted key {path}: not a PEM public key file (nor a 16-hex key id)",
+        not_ed25519="trusted key {path}: not an Ed25519 public key",
+    )
+    return {key_id_of(key): key}
+
+
+def read_public_key_file(path: Path, *, unreadable: str, not_pem: str, not_ed25519: str) -> Ed25519PublicKey:
+    """The Ed25519 public key in a PEM file, or an AuditError with the caller's message for what is wrong.
+
+    Each message is a format string given ``path``; ``unreadable`` is also given ``why``, the OS's reason.
+    """
     try:
         key = load_pem_public_key(path.read_bytes())
     except OSError as error:
-        raise AuditError(f"trusted key {path}: cannot be read ({error.strerror or error})") from None
+        raise AuditError(unreadable.format(path=path, why=error.strerror or error)) from None
     except ValueError:
-        raise AuditError(f"trusted key {path}: not a PEM public key file (nor a 16-hex key id)") from None
+        raise AuditError(not_pem.format(path=path)) from None
     if not isinstance(key, Ed25519PublicKey):
-        raise AuditError(f"trusted key {path}: not an Ed25519 public key")
-    return {key_id_of(key): key}
+        raise AuditError(not_ed25519.format(path=path))
+    return key

@@ -122,21 +122,26 @@ def make_users_app(get_docket: Callable[[], Any], get_identity: Callable[[], Ide
         else:
             _out.print(f"Disabled {escape(user.name)}.")
 
+    def change_grant(change: Callable[..., Any], name: str, collection: str, document: str | None, as_json: bool,
+                     done: str, preposition: str) -> None:
+        """Run ``grant`` or ``revoke`` of pipeline.identity.users and report the grant it made or took back."""
+        docket = get_docket()
+        doc_id = document_id(collection, document)
+        with sessions().begin() as session:
+            changed = change(session, docket.audit, get_identity(), name, collection, doc_id)
+        if as_json:
+            print_json(asdict(changed))
+        else:
+            what = f"document {changed.document_id} of {changed.collection}" if changed.document_id is not None else f"collection {changed.collection}"
+            _out.print(f"{done} {escape(what)} {preposition} {escape(name)}.")
+
     @app.command("grant")
     @user_errors
     def grant_(name: Name, collection: CollectionOpt, document: DocumentOpt = None, as_json: JsonFlag = False) -> None:
         """Let a user read a collection, or one document of it (and, as a reviewer, review it)."""
         from pipeline.identity.users import grant
 
-        docket = get_docket()
-        doc_id = document_id(collection, document)
-        with sessions().begin() as session:
-            made = grant(session, docket.audit, get_identity(), name, collection, doc_id)
-        if as_json:
-            print_json(asdict(made))
-        else:
-            what = f"document {made.document_id} of {made.collection}" if made.document_id is not None else f"collection {made.collection}"
-            _out.print(f"Granted {escape(what)} to {escape(name)}.")
+        change_grant(grant, name, collection, document, as_json, "Granted", "to")
 
     @app.command("revoke")
     @user_errors
@@ -144,15 +149,7 @@ def make_users_app(get_docket: Callable[[], Any], get_identity: Callable[[], Ide
         """Take back a grant (the same --collection and --document it was given with)."""
         from pipeline.identity.users import revoke
 
-        docket = get_docket()
-        doc_id = document_id(collection, document)
-        with sessions().begin() as session:
-            taken = revoke(session, docket.audit, get_identity(), name, collection, doc_id)
-        if as_json:
-            print_json(asdict(taken))
-        else:
-            what = f"document {taken.document_id} of {taken.collection}" if taken.document_id is not None else f"collection {taken.collection}"
-            _out.print(f"Revoked {escape(what)} from {escape(name)}.")
+        change_grant(revoke, name, collection, document, as_json, "Revoked", "from")
 
     @app.command("token")
     @user_errors
