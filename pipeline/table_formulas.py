@@ -7,8 +7,9 @@ expression with its inputs; ``computed`` writes the labelled, cited computed ans
 
 It is apart from ``pipeline.table_answers`` (which reads tables and cells out of the evidence) because
 planning and evaluating a formula need only the plain cell types below, the financial terms and the
-question's kind, not the reading of tables: the dependency goes one way, ``table_answers`` imports this module and never the
-reverse. The finder is any object with ``find(item, year)``, ``table_answers.CellFinder`` in use.
+question's kind, not the reading of tables: the dependency goes one way, ``table_answers`` imports
+this module and never the reverse. The finder is any object with ``find(item, year)``,
+``table_answers.CellFinder`` in use.
 """
 
 from __future__ import annotations
