@@ -4,7 +4,7 @@ A small vocabulary, written from how US filings label their primary statements, 
 question set: each ``LineItem`` says how a question names it and how a statement's row labels it
 ("capital expenditure" ~ "Purchases of property, plant and equipment"; "revenue" ~ "Total net sales");
 each ``Metric`` is a textbook formula over line items ("fixed asset turnover" = revenue / average net
-PP&E), written in a tiny expression language that ``pipeline.table_answers`` evaluates on cited cells:
+PP&E), written in a tiny expression language that ``pipeline.table_formulas`` evaluates on cited cells:
 ``item`` is the item in the period asked, ``prev(item)`` the period before, ``avg(item)`` their mean,
 ``delta(item)`` the change from the period before. ``%`` after a formula: the result is a percentage.
 
