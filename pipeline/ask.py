@@ -129,17 +129,11 @@ def ask(docket: Docket, question: str, options: AskOptions | None = None) -> Ans
                 where = f" that you may read{in_collection}"
             output = ReasonerOutput(status="error", answer="", error=NO_DOCUMENTS.format(where=where))
         else:
-            hits = docket.store.search(
-                question,
-                top_k,
-                collection=collection,
-                document_ids=document_ids or None,
-                mode=s.retrieval.mode,
-                options=retrieval_options,
-            )
-            hits = with_needed_passages(question, hits, lambda query, k: docket.store.search(
-                query, k, collection=collection, document_ids=document_ids or None, mode=s.retrieval.mode,
-                options=retrieval_options))
+            def search(query: str, k: int) -> list[ChunkHit]:
+                return docket.store.search(query, k, collection=collection, document_ids=document_ids or None,
+                                           mode=s.retrieval.mode, options=retrieval_options)
+
+            hits = with_needed_passages(question, search(question, top_k), search)
             evidence = to_evidence(hits)
             mark, stage = _lap(options, "retrieval", mark), "answerer"
             output = docket.reasoner.answer(question, evidence, options.history or None, options.on_delta)

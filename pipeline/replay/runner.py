@@ -156,21 +156,22 @@ def _replay_frozen(docket: Docket, report: ReplayReport) -> None:
     from ingest.retrieval import RetrievalOptions
 
     question = original["question"]
-    hits, altered = frozen_search(
-        docket.store, index, encoder.encode_query, question, int(retrieval["top_k"]),
-        collection=original.get("collection"), document_ids=recorded.searched_document_ids,
-        mode=settings.retrieval.mode, options=RetrievalOptions.from_settings(settings.retrieval),
-    )
+    retrieval_options = RetrievalOptions.from_settings(settings.retrieval)
+
+    def search(query: str, k: int):
+        """The recorded search over the frozen index: its hits, and what of them was altered since."""
+        return frozen_search(docket.store, index, encoder.encode_query, query, k,
+                             collection=original.get("collection"), document_ids=recorded.searched_document_ids,
+                             mode=settings.retrieval.mode, options=retrieval_options)
+
+    hits, altered = search(question, int(retrieval["top_k"]))
     report.missing += altered
     if altered:
         return
     from pipeline.ask import with_needed_passages
 
     # The passages ask added to its search's (statement rows, a clause's wording), searched for in the frozen index.
-    hits = with_needed_passages(question, hits, lambda query, k: frozen_search(
-        docket.store, index, encoder.encode_query, query, k, collection=original.get("collection"),
-        document_ids=recorded.searched_document_ids, mode=settings.retrieval.mode,
-        options=RetrievalOptions.from_settings(settings.retrieval))[0])
+    hits = with_needed_passages(question, hits, lambda query, k: search(query, k)[0])
     evidence = to_evidence(hits)
     reasoner = _reasoner(settings, original, encoder)
     call = original.get("call") or {}
