@@ -1,6 +1,9 @@
 """The web app: server-rendered pages (Jinja2 and htmx) over the service's own functions and checks.
 
-``install(app)`` adds the pages' router and the vendored static files to the service's FastAPI app.
+The pages are split by area, one module and router each: ``auth`` (log in and out, the home page),
+``ask``, ``documents`` (the list, upload and its job, the page viewer), ``audit`` and ``reviews``;
+``common`` holds what they all use (the visitor, the role checks, rendering and error pages).
+``install(app)`` adds their routers and the vendored static files to the service's FastAPI app.
 Every asset is in pipeline/web/static/, so the pages work with no internet access.
 """
 
@@ -14,7 +17,8 @@ STATIC = Path(__file__).with_name("static")
 def install(app) -> None:
     from fastapi.staticfiles import StaticFiles
 
-    from pipeline.web.pages import router
+    from pipeline.web import ask, audit, auth, documents, reviews
 
-    app.include_router(router)
+    for module in (auth, ask, documents, audit, reviews):  # the order the pages were declared in, kept
+        app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
