@@ -8,7 +8,9 @@ clauses and each clause is classed:
 
 - *content*: what is asked ("What is the FY2018 capital expenditure amount for 3M?");
 - *definition*: "X is defined as: ..." (its line items matter, its algebra does not);
-- *instruction*: how to answer ("Round ...", "Answer in USD millions", "If ... then state that").
+- *instruction*: how to answer ("Round ...", "Answer in USD millions", "If ... then state that");
+- *reference*: which document to look in ("In the NETGEAR DISTRIBUTOR AGREEMENT (NETGEAR): ..."),
+  weighed as content across many documents and as an instruction within the one it names.
 
 The dense encoder reads the content clauses plus the names of any statement the question points to
 (named anywhere, instructions included); BM25 weights content terms 1.0, definition terms 0.5,
@@ -16,18 +18,27 @@ instruction terms 0.2. A small glossary adds the words filings and contracts use
 call by another name ("capex" -> "purchases of property, plant and equipment"; "cash flow statement" ->
 "Consolidated Statements of Cash Flows"; "which law governs" -> "governing law"), at weight 0.5.
 The glossary was written while reading FinanceBench and CUAD questions (see docs/retrieval.md).
+
+A caller that knows a domain passes *expanders* (``QueryExpander``): for a question they recognise, how
+an answering passage is usually worded, which the encoder reads after the question and BM25 weighs at
+the expansion's weight. The store holds them; ``pipeline.clause_match.clause_expansion`` is Docket's.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ingest.lexical import tokenize
 
-CONTENT, DEFINITION, INSTRUCTION = "content", "definition", "instruction"
+CONTENT, DEFINITION, INSTRUCTION, REFERENCE = "content", "definition", "instruction", "reference"
 WEIGHTS = {CONTENT: 1.0, DEFINITION: 0.5, INSTRUCTION: 0.2}
+# A reference ("In the NETGEAR DISTRIBUTOR AGREEMENT (NETGEAR): ...") names where to look. Across many
+# documents it picks the document, so its terms count as content; within the one document it names, they
+# match its title page and running headers and nothing the question asks, so they count as instructions.
+REFERENCE_WEIGHT = {False: WEIGHTS[CONTENT], True: WEIGHTS[INSTRUCTION]}  # keyed by "one document searched"
 EXPANSION_WEIGHT = 0.5
 
 _INSTRUCTION = re.compile(
@@ -35,6 +46,8 @@ _INSTRUCTION = re.compile(
     r"provide|express|show|base|utili[sz]e|address|focus|report|state|explain|note|do\s+not|don't|"
     r"if\b.*\b(?:then|state|explain)\b|this\s+includes|(?:the\s+)?answer\s+should)"
 )
+# "In the NETGEAR DISTRIBUTOR AGREEMENT (NETGEAR): ...": which document to look in, not what to look for.
+_REFERENCE = re.compile(r"(?i)^(?:in|within|from|according\s+to|under|per)\s+[^?]{1,200}$")
 _DEFINITION = re.compile(r"(?i)\b(?:is|are)\s+defined\s+as\b|^define\b|\bdefined\s+as\b")
 _CLAUSE_END = re.compile(r"(?<=[.?!])\s+(?=[A-Z(\"“])")
 
@@ -137,7 +150,7 @@ def split_clauses(question: str) -> list[str]:
     clauses = []
     for sentence in _CLAUSE_END.split(question.strip()):
         head, colon, tail = sentence.partition(": ")
-        if colon and _INSTRUCTION.match(head) and tail:
+        if colon and (_INSTRUCTION.match(head) or _REFERENCE.match(head)) and tail:
             clauses += [head, tail]
         else:
             clauses.append(sentence)
@@ -145,6 +158,8 @@ def split_clauses(question: str) -> list[str]:
 
 
 def classify(clause: str) -> str:
+    if _REFERENCE.match(clause) and not clause.rstrip().endswith("?"):
+        return REFERENCE
     if _DEFINITION.search(clause):
         return DEFINITION
     if _INSTRUCTION.match(clause):
@@ -152,14 +167,31 @@ def classify(clause: str) -> str:
     return CONTENT
 
 
-def plan_query(question: str) -> QueryPlan:
+@dataclass(frozen=True)
+class QueryExpansion:
+    """How a passage that answers the question is likely worded, from a caller that knows the domain
+    (``pipeline.clause_match`` knows how contracts word each clause a review asks about). The dense
+    encoder reads it after the question's content; BM25 weighs its words at ``weight``."""
+
+    passage: str
+    weight: float = EXPANSION_WEIGHT
+
+
+# A caller's knowledge of how documents word an answer: the question in, an expansion (or None) out.
+QueryExpander = Callable[[str], "QueryExpansion | None"]
+
+
+def plan_query(question: str, expanders: Sequence[QueryExpander] = (), *, one_document: bool = False) -> QueryPlan:
+    """The query for ``question``; ``one_document`` when the search is restricted to a single document
+    (see ``REFERENCE_WEIGHT``), and ``expanders`` the caller's knowledge of how answers are worded."""
     clauses = [(classify(c), c) for c in split_clauses(question)]
     if not any(kind == CONTENT for kind, _ in clauses):
         clauses = [(CONTENT, c) for _, c in clauses]  # all instructions: the instructions are the question
+    weights = {**WEIGHTS, REFERENCE: REFERENCE_WEIGHT[one_document]}
     terms: Counter[str] = Counter()
     for kind, clause in clauses:
         for term in tokenize(clause):
-            terms[term] = max(terms[term], WEIGHTS[kind])
+            terms[term] = max(terms[term], weights[kind])
     statements = [expansion for pattern, expansion in _STATEMENTS if pattern.search(question)]
     for expansion in statements:
         for term in tokenize(expansion):
@@ -168,7 +200,14 @@ def plan_query(question: str) -> QueryPlan:
         if pattern.search(question):
             for term in tokenize(expansion):
                 terms[term] = max(terms[term], EXPANSION_WEIGHT)
-    text = " ".join([*(c for kind, c in clauses if kind == CONTENT), *statements])
+    passages = []
+    for expand in expanders:
+        expansion = expand(question)
+        if expansion is not None:
+            passages.append(expansion.passage)
+            for term in tokenize(expansion.passage):
+                terms[term] = max(terms[term], expansion.weight)
+    text = " ".join([*(c for kind, c in clauses if kind in (CONTENT, REFERENCE)), *statements, *passages])
     return QueryPlan(
         text=text, terms=dict(terms), clauses=clauses, statements=statement_kinds(question),
         opening=bool(_OPENING.search(question)),

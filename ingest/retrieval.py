@@ -55,6 +55,7 @@ class RetrievalOptions:
     lexical_weight: float = 1.0
     candidates: int = 50  # hits taken from each retriever before fusion
     query_analysis: bool = True  # content/instruction split, statement names, glossary (ingest.query)
+    query_expansion: bool = True  # the store's expanders: how an answering passage is worded (ingest.query)
     mmr_lambda: float = 1.0  # 1.0 = relevance only; lower trades relevance for diversity
     neighbours: int = 0  # adjacent chunks (each side, same page) merged into each hit
     reranker: str | None = None  # local cross-encoder folder; None = no reranking

@@ -7,7 +7,7 @@ when asked, reads the hits from the registry and widens them to their neighbours
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 
 from sqlalchemy import func, select
@@ -16,9 +16,19 @@ from sqlalchemy.orm import sessionmaker
 from ingest.embedding import Encoder
 from ingest.index_cache import IndexCache
 from ingest.passages import Passage, source_label
-from ingest.query import plain_query, plan_query
+from ingest.query import QueryExpander, QueryPlan, plain_query, plan_query
 from ingest.registry import ChunkRow, Document, DocumentVersion, PageRow, live_chunks
 from ingest.retrieval import RetrievalOptions, SearchMode, mmr, needs_facts, rank_chunks, rerank
+
+
+def search_plan(query: str, options: RetrievalOptions, expanders: Sequence[QueryExpander],
+                document_ids: Collection[int] | None) -> QueryPlan:
+    """The query a search runs for ``query`` (``ingest.query``), searching ``document_ids`` (None: all).
+    The live search and the frozen replay (``pipeline.replay.frozen``) both plan through here."""
+    if not options.query_analysis:
+        return plain_query(query)
+    one_document = document_ids is not None and len(document_ids) == 1
+    return plan_query(query, expanders if options.query_expansion else (), one_document=one_document)
 
 
 # A search result: a passage, ranked and labelled (ingest.passages). The name callers have used.
@@ -26,10 +36,12 @@ ChunkHit = Passage
 
 
 class Search:
-    def __init__(self, sessions: sessionmaker, indexes: IndexCache, encoder: Encoder):
+    def __init__(self, sessions: sessionmaker, indexes: IndexCache, encoder: Encoder,
+                 expanders: Sequence[QueryExpander] = ()):
         self.sessions = sessions
         self.indexes = indexes
         self.encoder = encoder
+        self.expanders = tuple(expanders)  # the caller's domain knowledge of answers' wording (ingest.query)
         self._allowed_cache: dict[tuple, list[int]] = {}  # (generation, collection, document ids) -> chunk ids
         self._allowed_set: tuple[list[int], frozenset[int]] | None = None
 
@@ -81,12 +93,12 @@ class Search:
         options = options or RetrievalOptions()
         overrides = {"candidates": candidates, "rrf_k": rrf_k}
         options = replace(options, **{name: v for name, v in overrides.items() if v is not None})
-        plan = plan_query(query) if options.query_analysis else plain_query(query)
         if allowed_documents is not None:
             permitted = set(allowed_documents)
             document_ids = sorted(permitted & set(document_ids)) if document_ids else sorted(permitted)
             if not document_ids:
                 return []
+        plan = search_plan(query, options, self.expanders, document_ids)
         allowed = self._allowed_ids(collection, document_ids)
         if allowed is not None and not allowed:
             return []

@@ -14,7 +14,7 @@ Its methods are theirs, delegated; the names callers import from here (``FileRes
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -37,6 +37,7 @@ from ingest.ingestion import (
 )
 from ingest.lexical import LexicalIndex
 from ingest.models import Chunk, ExtractedDocument
+from ingest.query import QueryExpander
 from ingest.registry import ChunkRow, Document, open_registry
 from ingest.retrieval import RetrievalOptions, SearchMode
 from ingest.search import ChunkHit, Search
@@ -58,6 +59,7 @@ class DocumentStore:
         chunking: ChunkingSettings | None = None,
         ocr: OcrSettings | None = None,
         limits: IngestSettings | None = None,
+        query_expanders: Sequence[QueryExpander] = (),
     ):
         self.sessions: sessionmaker = open_registry(registry_url)
         self.limits = limits or IngestSettings()
@@ -68,7 +70,7 @@ class DocumentStore:
         self.indexes = IndexCache(self.sessions, self.index_dir, self.encoder)
         self.ingestion = Ingestion(self.sessions, self.indexes, self.encoder, self.chunking, self.ocr, self.limits)
         self.catalog = Documents(self.sessions, self.indexes)
-        self.searcher = Search(self.sessions, self.indexes, self.encoder)
+        self.searcher = Search(self.sessions, self.indexes, self.encoder, query_expanders)
 
     # -- ingest (ingest.ingestion) -------------------------------------------------------------------
     def ingest(

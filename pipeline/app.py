@@ -59,7 +59,10 @@ class Docket:
         # Before the store opens it: the store's own open checks with the default (a shared PostgreSQL
         # registry is upgraded only when migrations.auto_upgrade says so).
         upgrade_registry_url(s.resolved_registry_url, s.migrations.auto_upgrade)
-        store = DocumentStore(s.resolved_registry_url, s.index_dir, s.embedding, s.chunking, s.ocr, s.ingest)
+        from pipeline.clause_match import clause_expansion
+
+        store = DocumentStore(s.resolved_registry_url, s.index_dir, s.embedding, s.chunking, s.ocr, s.ingest,
+                              query_expanders=(clause_expansion,))
         private_workspace(s.home)  # the registry database it may just have created
         return store
 

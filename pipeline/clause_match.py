@@ -20,6 +20,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ingest.query import QueryExpansion
+
 
 @dataclass(frozen=True)
 class ClauseProfile:
@@ -332,6 +334,73 @@ PROFILES: tuple[ClauseProfile, ...] = (
 )
 
 
+# How a clause of each category is commonly drafted: one typical sentence, written from CUAD's category
+# descriptions and common contract wording (not from the evaluation contracts). A search for a question
+# about the clause reads it beside the question (``clause_expansion``): the question asks in a reader's
+# words ("Is consent required if the contract is assigned?"), the contract answers in a drafter's.
+EXEMPLARS: dict[str, str] = {
+    "Most Favored Nation": "If Supplier offers more favorable prices or terms to any other customer, Supplier shall offer "
+                           "the same more favorable prices and terms to Customer.",
+    "Competitive Restriction Exception": "Notwithstanding the foregoing, nothing in this Section shall prevent or restrict "
+                                         "either party from engaging in the excepted business.",
+    "No-Solicit Of Employees": "Neither party shall, during the term and for one year thereafter, solicit for employment "
+                               "or hire any employee of the other party.",
+    "No-Solicit Of Customers": "Neither party shall solicit, induce or divert any customer or client of the other party.",
+    "Non-Compete": "During the term, neither party shall engage in any business that competes with the products or "
+                   "services of the other party.",
+    "Exclusivity": "Company appoints Distributor as its exclusive distributor and shall not appoint any other "
+                   "distributor or sell the products to any third party.",
+    "Non-Disparagement": "Neither party shall make any disparaging or derogatory statements about the other party.",
+    "Termination For Convenience": "Either party may terminate this Agreement at any time, without cause, upon thirty "
+                                   "(30) days prior written notice.",
+    "Rofr/Rofo/Rofn": "Before offering the rights to any third party, Company shall first offer them to the other party, "
+                      "which shall have a right of first refusal.",
+    "Change Of Control": "In the event of a change of control, merger or sale of all or substantially all of the assets "
+                         "of a party, the other party may terminate this Agreement.",
+    "Anti-Assignment": "Neither party may assign or transfer this Agreement or any rights or obligations hereunder "
+                       "without the prior written consent of the other party.",
+    "Revenue/Profit Sharing": "Company shall pay the other party a royalty equal to a percentage of the net sales, "
+                              "revenues or profits it receives.",
+    "Price Restrictions": "The prices shall remain fixed and shall not be increased during the term.",
+    "Minimum Commitment": "Customer shall purchase a minimum quantity of products of not less than the minimum annual "
+                          "amount.",
+    "Volume Restriction": "If use exceeds the maximum number or threshold, additional fees shall apply or the other "
+                          "party's consent is required.",
+    "Joint Ip Ownership": "Intellectual property developed jointly by the parties shall be jointly owned by both parties.",
+    "Ip Ownership Assignment": "Contractor hereby assigns to Company all right, title and interest in the intellectual "
+                               "property and work product created hereunder.",
+    "Source Code Escrow": "Licensor shall deposit the source code with an escrow agent, to be released to Licensee on a "
+                          "release event.",
+    "Unlimited/All-You-Can-Eat-License": "Licensee may use the licensed product for an unlimited number of users, copies "
+                                         "and sites at no additional fee.",
+    "Irrevocable Or Perpetual License": "Licensor grants Licensee a perpetual, irrevocable, worldwide license.",
+    "Affiliate License-Licensor": "The license includes the intellectual property owned by Licensor and its affiliates.",
+    "Affiliate License-Licensee": "The license granted to Licensee extends to its affiliates and subsidiaries.",
+    "Non-Transferable License": "The license is non-transferable and non-sublicensable and may not be assigned without "
+                                "consent.",
+    "License Grant": "Licensor hereby grants to Licensee a non-exclusive license to use the licensed technology and "
+                     "trademarks.",
+    "Post-Termination Services": "Upon termination or expiration of this Agreement, the party shall continue to provide "
+                                 "transition services and may sell off its remaining inventory.",
+    "Audit Rights": "Each party shall keep accurate books and records, which the other party may inspect and audit upon "
+                    "reasonable notice.",
+    "Cap On Liability": "In no event shall either party's aggregate liability under this Agreement exceed the amounts "
+                        "paid, nor shall either party be liable for indirect or consequential damages.",
+    "Uncapped Liability": "The limitations of liability shall not apply to breaches of confidentiality, indemnification "
+                          "obligations, gross negligence or willful misconduct.",
+    "Liquidated Damages": "The breaching party shall pay liquidated damages or a termination fee in the amount stated.",
+    "Warranty Duration": "Supplier warrants that the products shall be free from defects for a period of twelve (12) "
+                         "months from delivery.",
+    "Insurance": "Each party shall maintain general liability insurance with coverage of at least one million dollars "
+                 "per occurrence.",
+    "Covenant Not To Sue": "Licensee shall not contest or challenge the validity of Licensor's patents or trademarks, or "
+                           "bring any claim against Licensor.",
+    "Third Party Beneficiary": "Nothing in this Agreement confers any rights on any person other than the parties; there "
+                               "are no third-party beneficiaries.",
+    "Governing Law": "This Agreement shall be governed by and construed in accordance with the laws of the State of.",
+}
+
+
 def clause_profile(question: str) -> ClauseProfile | None:
     """The clause category ``question`` asks about (the first profile whose question pattern
     matches the question proper), or None."""
@@ -377,3 +446,19 @@ def passages_to_add(question: str, evidence: list, search) -> list:
         return []
     seen = {e.chunk_id for e in evidence}
     return [h for h in search(profile.looks_for, EXTRA_SEARCH_K) if h.chunk_id not in seen][:MAX_EXTRA_PASSAGES]
+
+
+# The exemplar's words count as much as the question's own in BM25: the exemplar is what an answering
+# clause says (chosen on questions_more part 1/2 and checked on part 2/2, docs/retrieval.md).
+EXEMPLAR_WEIGHT = 1.0
+
+
+def clause_expansion(question: str) -> QueryExpansion | None:
+    """The store's query expander (``ingest.query.QueryExpander``): for a question about a known kind of
+    clause, how such a clause is commonly drafted (``EXEMPLARS``); None otherwise."""
+    from pipeline.answer_kinds import question_core
+
+    profile = clause_profile(question_core(question))
+    if profile is None or profile.name not in EXEMPLARS:
+        return None
+    return QueryExpansion(EXEMPLARS[profile.name], weight=EXEMPLAR_WEIGHT)

@@ -298,7 +298,8 @@ def summarise(mode: str, results: list[QuestionResult]) -> ModeReport:
 
 
 # Hybrid with one document signal (or page pooling) switched off: how much each contributes, same run.
-ABLATIONS: dict[str, dict[str, float]] = {
+ABLATIONS: dict[str, dict[str, float | bool]] = {
+    "hybrid − clause expansion": {"query_expansion": False},
     "hybrid − statement pages": {"statement_boost": 0.0},
     "hybrid − openings": {"opening_boost": 0.0},
     "hybrid − document names": {"name_boost": 0.0},

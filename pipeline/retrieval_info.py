@@ -25,6 +25,7 @@ class RetrievalInfo(PayloadModel):
     rrf_k: int | None = None
     candidates: int | None = None
     query_analysis: bool | None = None
+    query_expansion: bool | None = None
     mmr_lambda: float | None = None
     neighbours: int | None = None
     reranker: str | None = None

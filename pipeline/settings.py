@@ -56,6 +56,7 @@ class RetrievalSettings(_Section):
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
     candidates: int = Field(50, ge=1, description="Hits taken from each retriever before fusion.")
     query_analysis: bool = Field(True, description="Weigh a question's content above its instructions.")
+    query_expansion: bool = Field(True, description="Also search for how an answering clause is usually worded.")
     mmr_lambda: float = Field(1.0, ge=0, le=1, description="1 = relevance only; lower adds diversity.")
     neighbours: int = Field(0, ge=0, le=5, description="Adjacent chunks on the same page merged into each hit.")
     reranker: str | None = Field(None, description="A local cross-encoder folder; none ships offline.")

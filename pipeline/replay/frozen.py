@@ -31,9 +31,9 @@ import numpy as np
 from sqlalchemy import select
 
 from ingest.lexical import LexicalIndex
-from ingest.query import plain_query, plan_query
 from ingest.registry import ChunkRow, Document, DocumentVersion
 from ingest.retrieval import ChunkFacts, RetrievalOptions, SearchMode, mmr, needs_facts, rank_chunks, rerank
+from ingest.search import search_plan
 from ingest.passages import source_label
 from ingest.store import ChunkHit, DocumentStore
 from ingest.structure import document_label
@@ -281,7 +281,7 @@ def frozen_search(
     """``DocumentStore.search`` over the frozen index: the same steps, in the same order, with the same
     functions; the registry is read only for the rows of the hits (old versions' rows stay there). Also
     a ``Missing`` for each hit whose text no longer matches its recorded hash (the hits are not shown then)."""
-    plan = plan_query(question) if options.query_analysis else plain_query(question)
+    plan = search_plan(question, options, store.searcher.expanders, document_ids)
     allowed = index.allowed(collection, document_ids)
     if allowed is not None and not allowed:
         return [], []

@@ -32,6 +32,9 @@ REPLAY_EVENT = "replay"
 # audit, OCR, ingest limits) are today's, since they do not take part in answering a question.
 REPLAYED_SECTIONS = ("reasoner", "embedding", "chunking", "retrieval", "llm", "grounding")
 MASK = "***"
+# Settings added after records were first made, with the value that answers as Docket did before they
+# existed: a record whose settings section lacks one is replayed with this value, not today's default.
+SETTINGS_BEFORE_ADDED: dict[tuple[str, str], Any] = {("retrieval", "query_expansion"): False}
 
 
 @dataclass
@@ -217,7 +220,8 @@ def recorded_retrieval(original: dict[str, Any]) -> dict[str, Any]:
     retrieval = dict(original.get("retrieval") or {})
     known = {k: v for k, v in retrieval.items() if k in RetrievalSettings.model_fields}
     checked = RetrievalSettings.model_validate(known).model_dump(mode="json")
-    return {**retrieval, **checked, "top_k": int(retrieval.get("top_k") or checked["top_k"])}
+    # Only the fields the record has: one it lacks is the recorded settings' (or SETTINGS_BEFORE_ADDED's).
+    return {**retrieval, **{k: checked[k] for k in known}, "top_k": int(retrieval.get("top_k") or checked["top_k"])}
 
 
 def replay_settings(docket: Docket, recorded: RecordedAnswer):
@@ -247,6 +251,10 @@ def replay_settings(docket: Docket, recorded: RecordedAnswer):
                 pass  # masked in the record (a key, a password in a URL): today's value is the one there is
             else:
                 merged[key] = item
+        for (added_in, key), before in SETTINGS_BEFORE_ADDED.items():
+            if added_in == section and key not in value:
+                merged[key] = before
+                notes.append(f"the record predates the setting {section}.{key}; replayed as before it: {before}")
         data[section] = merged
     data["retrieval"] = {**data["retrieval"], **{k: v for k, v in recorded_retrieval(recorded.payload).items()
                                                  if k in data["retrieval"]}}
