@@ -122,7 +122,7 @@ _DURATION = re.compile(
 )
 _MONTH = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
 _DATE = re.compile(
-    r"\b" + _MONTH + r"\.?\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{4}\b"
+    r"\b" + _MONTH + r"\.?\s+\d{1,2}(?:st|nd|rd|th)?\s?,?\s+\d{4}\b"
     r"|\b\d{1,2}(?:st|nd|rd|th)?\s+(?:day\s+of\s+)?" + _MONTH + r",?\s+\d{4}\b"
     r"|\b\d{4}-\d{2}-\d{2}\b|\b\d{1,2}[/.]\d{1,2}[/.]\d{2,4}\b"
     r"|\b" + _MONTH + r",?\s+\d{4}\b"
@@ -286,7 +286,9 @@ def kind_found(kind: AnswerKind, text: str) -> str | None:
     elif kind == "percentage":
         found = _PERCENT.search(_without_references(plain))
     elif kind == "jurisdiction":
-        found = _PLACE.search(plain) or _JURISDICTION.search(plain)
+        cased = _uncapitalised(plain)
+        found = _PLACE.search(cased) or _JURISDICTION.search(cased)
+        return plain[found.start():found.end()].strip() if found else None
     elif kind == "party":
         found = _CORPORATE.search(plain) or _DEFINED_TERM.search(plain) or _ROLE.search(plain) or _person_name(plain)
     elif kind == "yes_no_clause":
@@ -323,6 +325,17 @@ _STATE_OF = re.compile(
 _GOVERNED_BY = re.compile(r"\b(?:govern\w*|constru\w*|interpret\w*|laws?\s+of|choice of law)\b", re.IGNORECASE)
 
 
+def _uncapitalised(text: str) -> str:
+    """``text`` in title case when it is set in capitals ("GOVERNED BY THE LAWS OF THE COMMONWEALTH OF
+    PENNSYLVANIA"), else as it is: the place names are matched by their capital initials, and capitals
+    are typesetting. Title case keeps the length of ASCII text, so a span found in it is the text's span."""
+    letters = [c for c in text if c.isalpha()]
+    if len(letters) < 12 or sum(c.isupper() for c in letters) < 0.8 * len(letters):
+        return text
+    cased = text.title()
+    return cased if len(cased) == len(text) else text
+
+
 def question_core(question: str) -> str:
     """The question proper, without a lead-in ("In the X AGREEMENT: ...") or instructions around it."""
     return _question_core(question)
@@ -340,12 +353,13 @@ def value_span(kind: AnswerKind, text: str) -> str | None:
         return plain[found.start(): tail.end() if tail else end].strip()
     if kind == "jurisdiction":
         # The place named in a governing-law phrase comes before a place in an address.
-        governed = _GOVERNED_BY.search(plain)
-        scope = plain[governed.start():] if governed else plain
+        cased = _uncapitalised(plain)  # same length: a span of it is the same span of the sentence
+        governed = _GOVERNED_BY.search(cased)
+        offset = governed.start() if governed else 0
         for pattern in (_STATE_OF, _PLACE, _JURISDICTION):
-            found = pattern.search(scope) or pattern.search(plain)
+            found = pattern.search(cased, offset) or pattern.search(cased)
             if found:
-                return found.group(0).strip()
+                return plain[found.start():found.end()].strip()
         return None
     if kind == "amount":
         bare = _without_references(plain)
@@ -378,7 +392,7 @@ def value_spans(kind: AnswerKind, text: str) -> list[tuple[int, str]]:
 
 # A calendar date as written: "July 1, 2018", "the 19th day of July 2018", "1 March 1996", "12/31/2020".
 _CALENDAR_DATE = re.compile(
-    r"\b" + _MONTH + r"\.?\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{4}\b"
+    r"\b" + _MONTH + r"\.?\s+\d{1,2}(?:st|nd|rd|th)?\s?,?\s+\d{4}\b"
     r"|\b\d{1,2}(?:st|nd|rd|th)?\s+(?:day\s+of\s+)?" + _MONTH + r"\.?,?\s+\d{4}\b"
     r"|\b\d{4}-\d{2}-\d{2}\b|\b\d{1,2}/\d{1,2}/\d{2,4}\b"
     r"|\b" + _MONTH + r",?\s+\d{4}\b",

@@ -79,6 +79,15 @@ _ANCHORS = (
 )
 _RECITAL = re.compile(r"^\W*(?:WHEREAS|RECITALS?)\b", re.IGNORECASE)
 _PERIOD_STRENGTH = 0.7  # answer_kinds.date_values' strength of a period that fixes a date
+# A date the sentence names as this agreement's date: 'July 11, 2006 (the "Effective Date")', 'as of
+# May 1, 2019 (hereinafter the "Agreement Date")'. It answers a question about when the agreement is
+# dated or takes effect before any other date, and it is worth more than a date merely given.
+_DEFINED_DATE = re.compile(
+    r"\s*,?\s*\(\s*(?:the\s+|hereinafter\s+(?:(?:called|referred\s+to\s+as)\s+)?(?:the\s+)?|herein\s+)?[\"'“”‘’]*\s*"
+    r"(?:Effective|Commencement|Agreement|Execution|Signing|Start)\s+Date\b",
+    re.IGNORECASE,
+)
+_DEFINED_DATE_STRENGTH = 1.2
 # "the Purchase Agreement, dated", "Stock Option Plan dated as of": the date that follows dates that document.
 _ANOTHER_DOCUMENT = re.compile(
     r"\b(?!This\b|this\b|THIS\b)[A-Z][\w-]*\s+(?:Agreement|Plan|Contract|Lease|Amendment|Note|Letter|Order)s?\)?,?\s+"
@@ -272,8 +281,10 @@ class ExtractiveReasoner:
         if kind in VALUE_KINDS:
             with_value = [c for c in ranked if c.value and c.score >= self.min_value_score]
             # A sentence with the structure the answer has (a preamble naming the parties, a sentence
-            # dating this agreement) answers before one that only holds a value of the kind.
-            with_value = [c for c in with_value if c.structure > 0] or with_value
+            # dating this agreement) answers before one that only holds a value of the kind, and one
+            # that names its date as the agreement's (_DEFINED_DATE) before any other.
+            with_value = ([c for c in with_value if c.structure >= _DEFINED_DATE_STRENGTH]
+                          or [c for c in with_value if c.structure > 0] or with_value)
             if not with_value:
                 said = _shorten(core)
                 reason = f"No {kind} found in the {len(evidence)} sources for '{said}'."
@@ -366,8 +377,10 @@ class ExtractiveReasoner:
                 # its term ends. A recital, or a date that dates another document ("the Purchase Agreement,
                 # dated July 4, 2000"), does not date this one; a renewal gives the next term.
                 if kind == "date":
-                    found = [(start, text, strength) for start, text, strength in date_values(sentence)
+                    found = [(start, text, _DEFINED_DATE_STRENGTH if _DEFINED_DATE.match(sentence, start + len(text)) else strength)
+                             for start, text, strength in date_values(sentence)
                              if (anchor.periods or strength != _PERIOD_STRENGTH) and not _dates_another_document(sentence, start)]
+                    found.sort(key=lambda f: -f[2])  # stable: the sentence's order among equals
                 else:
                     found = _nearest_to_anchor(kind, sentence, anchor)
                 if (found and anchor.sentence.search(sentence) and not _RECITAL.match(sentence)
@@ -483,9 +496,32 @@ def _nearest_value(kind: str, sentence: str, terms: set[str]) -> str | None:
     return max(found, key=near)[1]
 
 
+# A period that ends an abbreviation, not a sentence: "Dec. 8, 2005", "Acme Co. (the Seller)", "No. 5",
+# "Mr. Smith". The chunker's sentence rule splits there (chunk boundaries need no more); a quote may not.
+# An abbreviation that can end a sentence ("... and Acme Inc. The term ...") is joined only to what
+# cannot start one: a number or a parenthesis.
+_TITLE_END = re.compile(r"\b(?:Mr|Mrs|Ms|Dr)\.$")
+_ABBREVIATION_END = re.compile(
+    r"(?:\b(?:Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept?|Oct|Nov|Dec|No|Nos|Inc|Corp|Co|Ltd|Sec|Art|Para)|\b(?:[A-Z]\.){1,3}[A-Z])\.$"
+)
+
+
+def _whole_sentences(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``spans`` with each one that ends in an abbreviation joined to the next."""
+    out: list[tuple[int, int]] = []
+    for start, end in spans:
+        if out and "\n\n" not in text[out[-1][1]:start]:
+            before = text[out[-1][0]:out[-1][1]]
+            if _TITLE_END.search(before) or (_ABBREVIATION_END.search(before) and text[start] in "0123456789("):
+                out[-1] = (out[-1][0], end)
+                continue
+        out.append((start, end))
+    return out
+
+
 def _sentence_or_line_spans(text: str, kind: str) -> list[tuple[int, int]]:
     """Sentences; for an amount, also each line of a table (a label and its numbers on one line)."""
-    spans = sentence_spans(text)
+    spans = _whole_sentences(text, sentence_spans(text))
     if kind == "amount":
         cursor = 0
         for raw in text.split("\n"):

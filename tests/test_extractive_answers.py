@@ -143,3 +143,42 @@ def test_the_parties_and_the_date_are_read_from_the_preamble(reasoner, name) -> 
     assert re.search(r"\bbetween\b", quote, re.IGNORECASE) and all(n.split(";")[0] for n in value.split("; "))
     dated = reasoner.answer("What is the date of this contract?", evidence)
     assert dated.status == "answered" and re.match(r"^\S.*\d{4}", dated.answer.splitlines()[0]), dated.answer
+
+
+def _text_evidence(*texts: str) -> list[Evidence]:
+    """Passages of CUAD contracts as retrieved (one page each), for the answerer's choice among them."""
+    return [Evidence(label=f"S{i}", rank=i, chunk_id=i, doc_sha256="cuad", doc_name="contract.pdf", page=i, char_start=0,
+                     char_end=len(text), text=text, score=1.0, method="pymupdf") for i, text in enumerate(texts, start=1)]
+
+
+def test_a_date_named_as_the_effective_date_answers_before_another_date(reasoner) -> None:
+    # EuroMedia's licence: the term sentence names the Effective Date and gives the end date; the preamble
+    # gives the date and names it the Effective Date. The second answers when the contract is effective.
+    evidence = _text_evidence(
+        "The term of this Agreement (the “Initial Term”) shall commence as of the Effective Date and, unless earlier "
+        "terminated in accordance with this Agreement, shall terminate on June 30, 2010.",
+        "This Agreement is made as of July 11 , 2006 (the “Effective Date”) between Rogers Cable Communications Inc. "
+        "and EuroMedia Holdings Corp.",
+    )
+    out = reasoner.answer("What is the date when this contract is effective?", evidence)
+    assert out.answer.splitlines()[0] == "July 11 , 2006 [S2]", out.answer
+
+
+def test_an_abbreviated_month_stays_in_its_sentence(reasoner) -> None:
+    evidence = _text_evidence(
+        "This Distribution Agreement, made Dec. 8, 2005 (hereinafter \"Effective Date\"), by and between LifeUSA/ "
+        "Envision Health, Inc., a corporation, and Sierra Mountain Minerals, Inc., a Canadian company, is made with "
+        "reference to the following facts."
+    )
+    out = reasoner.answer("What is the date of this contract?", evidence)
+    value, quote = out.answer.splitlines()[:2]
+    assert value == "Dec. 8, 2005 [S1]" and quote.startswith("“This Distribution Agreement, made Dec. 8, 2005"), out.answer
+
+
+def test_a_governing_law_clause_set_in_capitals_is_read(reasoner) -> None:
+    evidence = _text_evidence(
+        "9.4 GOVERNING LAW. THIS AGREEMENT SHALL BE GOVERNED BY AND CONSTRUED IN ACCORDANCE WITH THE INTERNAL LAWS OF "
+        "THE COMMONWEALTH OF PENNSYLVANIA WITHOUT GIVING EFFECT TO ANY CHOICE OF LAW PRINCIPLES."
+    )
+    out = reasoner.answer("Which state/country's law governs the interpretation of the contract?", evidence)
+    assert out.status == "answered" and "PENNSYLVANIA" in out.answer.splitlines()[0], out.answer
