@@ -115,8 +115,9 @@ _NUMBER_WORDS = (
 ).split()
 _COUNT = r"(?:\d+(?:[.,]\d+)?|(?:" + "|".join(_NUMBER_WORDS) + r")(?:[\s-](?:" + "|".join(_NUMBER_WORDS) + r"))*)"
 _TIME_UNIT = r"(?:business |calendar |working )?(?:days?|weeks?|months?|years?|quarters?|hours?)"
+# The count starts a word: not the "an" of "than thirty (30) days".
 _DURATION = re.compile(
-    _COUNT + r"(?:\s*\(\s*\d+\s*\))?\s*[-\s]?" + _TIME_UNIT + r"\b"
+    r"\b" + _COUNT + r"(?:\s*\(\s*\d+\s*\))?\s*[-\s]?" + _TIME_UNIT + r"\b"
     r"|\b(?:perpetual(?:ly)?|indefinite(?:ly)?|in perpetuity|until terminated|annual(?:ly)?|month-to-month|year-to-year)\b",
     re.IGNORECASE,
 )

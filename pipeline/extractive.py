@@ -280,6 +280,10 @@ class ExtractiveReasoner:
         best = ranked[0].score if ranked else 0.0
         if kind in VALUE_KINDS:
             with_value = [c for c in ranked if c.value and c.score >= self.min_value_score]
+            if profile is not None:
+                # The value of a clause is read from a sentence stating that clause: a warranty's
+                # duration from a warranty, not from the force-majeure sentence beside it.
+                with_value = [c for c in with_value if c.clause]
             # A sentence with the structure the answer has (a preamble naming the parties, a sentence
             # dating this agreement) answers before one that only holds a value of the kind, and one
             # that names its date as the agreement's (_DEFINED_DATE) before any other.
@@ -359,12 +363,13 @@ class ExtractiveReasoner:
         terms = {t for t in tokenize(core) if t not in _QUESTION_WORDS}
         parties = kind == "party" and bool(_PARTIES_QUESTION.search(core))
         anchor = next((a for a in _ANCHORS if a.kind == kind and a.question.search(core)), None)
+        notice = kind == "duration" and bool(re.search(r"\bnotice\b", core, re.IGNORECASE))
         out = []
         for ev, sentence in sentences:
             words = set(tokenize(sentence))
             overlap = len(terms & words) / len(terms) if terms else 0.0
             heading = len(terms & set(tokenize(ev.context))) / len(terms) if terms and ev.context else 0.0
-            value = _nearest_value(kind, sentence, terms) if kind in VALUE_KINDS else None
+            value = _nearest_value(kind, sentence, terms, notice) if kind in VALUE_KINDS else None
             structure, opening = 0.0, False
             if parties:
                 named = _party_names(sentence)
@@ -475,16 +480,20 @@ def _quote(sentence: str) -> str:
     return f"“{sentence}”" if '"' in sentence else f'"{sentence}"'
 
 
-def _nearest_value(kind: str, sentence: str, terms: set[str]) -> str | None:
+def _nearest_value(kind: str, sentence: str, terms: set[str], notice: bool = False) -> str | None:
     """Of the values of ``kind`` in the sentence, the one with most of the question's words near it
     (the 60 characters either side); the first on a tie. A date question takes the strongest date
-    first (a calendar date over a period over a date by reference, ``answer_kinds.date_values``)."""
+    first (a calendar date over a period over a date by reference, ``answer_kinds.date_values``); a
+    question about a notice period (``notice``) takes a period of notice first ("sixty (60) days' prior
+    written notice", "ninety (90) days prior to the end of the term") over the term it is given in."""
     if kind == "date":
         dates = date_values(sentence)
         strongest = [(start, text) for start, text, strength in dates if strength == dates[0][2]] if dates else []
         found = strongest
     else:
         found = value_spans(kind, sentence)
+        if notice:
+            found = [(start, text) for start, text in found if _is_notice_period(sentence, start, text)] or found
     if len(found) <= 1:
         return found[0][1] if found else None
 
@@ -517,6 +526,16 @@ def _whole_sentences(text: str, spans: list[tuple[int, int]]) -> list[tuple[int,
                 continue
         out.append((start, end))
     return out
+
+
+_NOTICE_PERIOD = re.compile(r"(?:notice|notification)$", re.IGNORECASE)
+_COUNTED_BACK = re.compile(r"\s*(?:['’]s?\s+)?(?:\w+\s+){0,2}(?:prior to|before|in advance of|preceding)\b", re.IGNORECASE)
+
+
+def _is_notice_period(sentence: str, start: int, value: str) -> bool:
+    """A duration given as notice: it ends in "notice", or it is counted back from an event."""
+    plain = " ".join(sentence.split())
+    return bool(_NOTICE_PERIOD.search(value) or _COUNTED_BACK.match(plain, start + len(value)))
 
 
 def _sentence_or_line_spans(text: str, kind: str) -> list[tuple[int, int]]:

@@ -182,3 +182,28 @@ def test_a_governing_law_clause_set_in_capitals_is_read(reasoner) -> None:
     )
     out = reasoner.answer("Which state/country's law governs the interpretation of the contract?", evidence)
     assert out.status == "answered" and "PENNSYLVANIA" in out.answer.splitlines()[0], out.answer
+
+
+def test_a_notice_period_question_reads_the_notice_not_the_term_it_renews(reasoner) -> None:
+    evidence = _text_evidence(
+        "Thereafter, this Agreement shall automatically renew for subsequent one (1) year periods unless either party "
+        "provides the other party with written notification not less than sixty (60) days prior to the expiration of "
+        "the initial term or any renewal term."
+    )
+    out = reasoner.answer("What is the notice period required to terminate renewal?", evidence)
+    # "not less than sixty": the count is a word of its own, not the "an" of "than".
+    assert out.answer.splitlines()[0].startswith("sixty (60) days"), out.answer
+
+
+def test_a_clause_value_is_read_only_from_a_sentence_stating_that_clause(reasoner) -> None:
+    # A force-majeure delay of two months is no warranty period; with no warranty sentence, none is given.
+    evidence = _text_evidence(
+        "If a delay caused by fire, flood or other cause beyond such party's control continues for more than two (2) "
+        "months, the other party may terminate this Agreement upon written notice.",
+        "Supplier warrants that the Products shall be free from defects in material and workmanship for a period of "
+        "twelve (12) months from the date of delivery.",
+    )
+    question = "What is the duration of any warranty against defects or errors in technology, products, or services?"
+    assert reasoner.answer(question, evidence).answer.splitlines()[0] == "twelve (12) months [S2]"
+    refused = reasoner.answer(question, evidence[:1])
+    assert refused.status == "refused" and "No duration found" in refused.answer, refused.answer
