@@ -14,8 +14,9 @@ A hybrid search runs the dense (FAISS) and lexical (BM25) retrievers on the anal
 After convex fusion, the *document signals*: what the question says about where its answer is (a
 financial statement it names or whose line items it asks about, a contract's opening for its parties and
 date, a document it names) is added to the fused score of the chunks there (``document_signals``), and
-*page pooling* lets a page whose several chunks all match outrank a page with one (``pool_pages``).
-Both read ``ChunkFacts``, which the store builds once per index generation.
+*page pooling* lets a page whose several chunks all match outrank a page with one (``pool_pages``), and
+a page's later chunks step back behind other pages' best (``spread_pages``). All read ``ChunkFacts``,
+which the store builds once per index generation.
 
 Then, optionally: a cross-encoder reranks the first ``rerank_candidates`` (a local model folder; none ships
 with Docket), MMR re-orders for diversity (``mmr_lambda`` < 1), and the store widens each hit to its
@@ -66,6 +67,7 @@ class RetrievalOptions:
     opening_boost: float = 0.5  # a document's first chunks, for parties/date questions
     name_boost: float = 0.5  # x how well the question names a chunk's document, when several are searched
     page_pooling: float = 0.1  # a page's best chunk gains this x its next two chunks' scores; 0 = off
+    page_repeat_penalty: float = 0.2  # taken off a page's n-th chunk n - 1 times (see spread_pages); 0 = off
 
     @classmethod
     def from_settings(cls, section: Any) -> RetrievalOptions:
@@ -221,6 +223,29 @@ def pool_pages(ranking: Ranking, facts: ChunkFacts, weight: float, others: int =
     return sorted(scored, key=lambda item: (-item[1], item[0]))
 
 
+def spread_pages(ranking: Ranking, facts: ChunkFacts, penalty: float) -> Ranking:
+    """Each chunk loses ``penalty`` once for every better-ranked chunk of its own page: a page's second
+    chunk steps back behind other pages' best chunks unless it beats them by more than ``penalty``.
+
+    A financial statement is printed on one page and chunked into several blocks of rows, each carrying
+    the same title, header and units, so they match a question alike and fill the top k with one page;
+    page pooling has already credited the page's best chunk with them. Stepping them back lets the top k
+    reach the other pages that may hold the answer (the note behind a line item, the MD&A paragraph).
+    Applied after ``pool_pages``; the order within one page is kept."""
+    if penalty <= 0 or not ranking:
+        return ranking
+    rows = facts.rows_of([c for c, _ in ranking])
+    seen: dict[int, int] = {}
+    scored: Ranking = []
+    for i, r in enumerate(rows):
+        page = int(facts.page_key[r]) if r >= 0 else -1 - i
+        before = seen.get(page, 0)
+        seen[page] = before + 1
+        cid, score = ranking[i]
+        scored.append((cid, score - penalty * before))
+    return sorted(scored, key=lambda item: (-item[1], item[0]))
+
+
 def rank_chunks(
     plan: QueryPlan,
     query_vector: np.ndarray | None,
@@ -235,13 +260,13 @@ def rank_chunks(
     allowed_set: frozenset[int] | None = None,
 ) -> Ranking:
     """Every chunk a search considers, best first: both retrievers, convex completion, the signalled
-    chunks, fusion, the document signals and page pooling (reranking, MMR and neighbours come after).
+    chunks, fusion, the document signals, page pooling and spreading (reranking, MMR and neighbours come after).
 
     ``DocumentStore.search`` calls this between its registry reads, and ``bench.retrieval_bench`` times
     this very function, so the latency it reports is the store's. ``depth`` hits come from each
     retriever (default ``options.candidates``); ``allowed`` restricts both to those chunk ids (document
     filters) and ``allowed_set`` is the same ids as a set, which a caller that repeats a filter caches.
-    ``facts`` is needed only when ``signals_apply`` or page pooling is on."""
+    ``facts`` is needed only when ``signals_apply``, page pooling or spreading is on."""
     depth = depth or options.candidates
     dense: Ranking = []
     found: Ranking = []
@@ -278,6 +303,8 @@ def rank_chunks(
         scored = document_signals(scored, facts, plan, options)
     if options.page_pooling > 0:
         scored = pool_pages(scored, facts, options.page_pooling)
+    if options.page_repeat_penalty > 0:
+        scored = spread_pages(scored, facts, options.page_repeat_penalty)
     return scored
 
 
@@ -291,7 +318,9 @@ def signals_apply(plan: QueryPlan, options: RetrievalOptions) -> bool:
 
 def needs_facts(mode: SearchMode, plan: QueryPlan, options: RetrievalOptions) -> bool:
     """Whether ``rank_chunks`` will read ``ChunkFacts`` (so a caller builds them only then)."""
-    return mode == "hybrid" and (signals_apply(plan, options) or options.page_pooling > 0)
+    return mode == "hybrid" and (
+        signals_apply(plan, options) or options.page_pooling > 0 or options.page_repeat_penalty > 0
+    )
 
 
 def reciprocal_rank_fusion(

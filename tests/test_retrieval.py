@@ -29,6 +29,7 @@ from ingest.retrieval import (
     mmr,
     pool_pages,
     reciprocal_rank_fusion,
+    spread_pages,
 )
 from ingest.store import DocumentStore
 from ingest.structure import MAJOR, MINOR, heading_level, statement_kind
@@ -238,6 +239,60 @@ def test_page_pooling_lifts_a_page_whose_chunks_all_match():
     pooled = pool_pages(ranking, facts, 0.1)  # page 2: 0.9 + 0.1 x (0.8 + 0.7) = 1.05
     assert [c for c, _ in pooled][:2] == [3, 6]
     assert [c for c, _ in pooled][2:] == [4, 5, 1]  # the page's other chunks keep their own scores
+
+
+def test_spreading_steps_a_pages_later_chunks_back_behind_other_pages():
+    facts = _facts()
+    # Page 2's three chunks lead; page 3's one chunk and page 1's come next.
+    ranking = [(3, 1.0), (4, 0.95), (5, 0.9), (6, 0.85), (1, 0.7)]
+    assert spread_pages(ranking, facts, 0.0) == ranking
+    spread = spread_pages(ranking, facts, 0.2)  # chunk 4: 0.95 - 0.2; chunk 5: 0.9 - 0.4
+    assert [c for c, _ in spread] == [3, 6, 4, 1, 5]
+    assert dict(spread)[5] == pytest.approx(0.5)
+    # A page's own chunks keep their order; a later chunk far ahead of other pages keeps its place.
+    assert [c for c, _ in spread_pages([(3, 1.0), (4, 0.99), (6, 0.5)], facts, 0.2)] == [3, 4, 6]
+
+
+# A filing whose balance sheet fills its page (several chunks of rows, each with the statement's title and
+# header) and whose debt is explained in a note: a question naming the balance sheet lifts all of that
+# page's chunks.
+_DEBT_ROWS = [
+    "Cash and cash equivalents", "Short-term investments", "Accounts receivable, net", "Inventories",
+    "Prepaid expenses and other current assets", "Total current assets", "Property, plant and equipment, net",
+    "Operating lease right-of-use assets", "Goodwill", "Intangible assets, net", "Deferred income taxes",
+    "Other assets", "Total assets", "Short-term borrowings and current portion of long-term debt",
+    "Accounts payable", "Accrued payroll", "Accrued income taxes", "Other current liabilities",
+    "Total current liabilities", "Long-term debt", "Pension and postretirement benefits",
+    "Operating lease liabilities", "Other liabilities", "Total liabilities", "Common stock", "Additional paid-in capital",
+    "Retained earnings", "Treasury stock, at cost", "Accumulated other comprehensive loss", "Total equity",
+    "Total liabilities and equity",
+]
+_DEBT_FILING_PAGES = [
+    "Item 7. Management's Discussion and Analysis\n\nResults of Operations\n\nNet sales grew in every "
+    "segment, led by industrial products, while selling expenses rose with the new distribution centres.",
+    "Acme Corp and Subsidiaries\nConsolidated Balance Sheets\nAt December 31\n(Millions)\n2018 2017\n"
+    + "\n".join(f"{row} {1000 + 37 * i:,} {950 + 41 * i:,}" for i, row in enumerate(_DEBT_ROWS)),
+    "NOTE 7. Debt\n\nAcme's long-term debt at December 31, 2018 consisted of senior notes due 2023 to 2048. "
+    "Long-term debt increased to USD 13.4 billion from USD 12.1 billion in 2017, as Acme issued notes to fund "
+    "acquisitions; the current portion of long-term debt is shown within short-term borrowings.",
+]
+
+
+def test_a_statement_filling_its_page_leaves_room_for_the_note_behind_it(tmp_path: Path):
+    import pymupdf
+
+    pdf = tmp_path / "acme_2018_10k.pdf"
+    document = pymupdf.open()
+    for text in _DEBT_FILING_PAGES:
+        document.new_page().insert_textbox(pymupdf.Rect(54, 54, 560, 790), text, fontsize=9)
+    document.save(pdf)
+    store = _store(tmp_path / "home")
+    assert store.ingest([pdf]).count("added") == 1
+    question = "Has Acme increased its long-term debt on the balance sheet between 2017 and 2018?"
+    unspread = [hit.page for hit in store.search(question, 2, options=RetrievalOptions(page_repeat_penalty=0.0))]
+    assert unspread == [2, 2]  # the balance sheet's two chunks fill the top 2
+    assert [hit.page for hit in store.search(question, 2)] == [2, 3]  # by default the note joins them
+    assert [hit.page for hit in store.search(question, 3)] == [2, 3, 2]  # the sheet's other chunk follows
 
 
 # -- the vector index ------------------------------------------------------------------------------
