@@ -34,6 +34,7 @@ class RetrievalInfo(PayloadModel):
     opening_boost: float | None = None
     name_boost: float | None = None
     page_pooling: float | None = None
+    page_repeat_penalty: float | None = None
     embedding_model: str | None = None
     embedding_backend: str | None = None
     index_generation: int | None = None

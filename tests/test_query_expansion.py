@@ -69,7 +69,7 @@ def test_within_the_named_document_its_name_does_not_outweigh_the_question(netge
     assert store.search(EXPIRY, 1, document_ids=[netgear])[0].page != 6
 
 
-def test_a_record_made_before_query_expansion_existed_replays_without_it(home: Path):
+def test_a_record_made_before_a_retrieval_setting_existed_replays_without_it(home: Path):
     from pipeline.app import Docket
     from pipeline.replay.recorded import RecordedAnswer
     from pipeline.replay.runner import replay_settings
@@ -81,9 +81,11 @@ def test_a_record_made_before_query_expansion_existed_replays_without_it(home: P
                          payload_version=2, settings={"retrieval": {"top_k": 5, "mode": "hybrid"}})
     settings, missing = replay_settings(docket, old)
     assert missing == [] and settings.retrieval.query_expansion is False
+    assert settings.retrieval.page_repeat_penalty == 0.0 < docket.settings.retrieval.page_repeat_penalty
     assert any("predates the setting retrieval.query_expansion" in note for note in old.notes)
     # A record that names the setting replays with its own value, and no note.
     new = RecordedAnswer(seq=8, event_type="answer", time="", actor="a", payload={"retrieval": {"top_k": 5}},
-                         payload_version=2, settings={"retrieval": {"top_k": 5, "query_expansion": True}})
+                         payload_version=2, settings={"retrieval": {"top_k": 5, "query_expansion": True,
+                                                                    "page_repeat_penalty": 0.2}})
     settings, _ = replay_settings(docket, new)
     assert settings.retrieval.query_expansion is True and new.notes == []

@@ -34,7 +34,10 @@ REPLAYED_SECTIONS = ("reasoner", "embedding", "chunking", "retrieval", "llm", "g
 MASK = "***"
 # Settings added after records were first made, with the value that answers as Docket did before they
 # existed: a record whose settings section lacks one is replayed with this value, not today's default.
-SETTINGS_BEFORE_ADDED: dict[tuple[str, str], Any] = {("retrieval", "query_expansion"): False}
+SETTINGS_BEFORE_ADDED: dict[tuple[str, str], Any] = {
+    ("retrieval", "query_expansion"): False,
+    ("retrieval", "page_repeat_penalty"): 0.0,
+}
 
 
 @dataclass
