@@ -278,16 +278,22 @@ _DEBT_FILING_PAGES = [
 ]
 
 
-def test_a_statement_filling_its_page_leaves_room_for_the_note_behind_it(tmp_path: Path):
+def _built_filing_store(tmp_path: Path, pages: list[str], rect: tuple[int, int, int, int], fontsize: int) -> DocumentStore:
+    """A store holding one filing PDF drawn from ``pages`` (one text box a page), ingested."""
     import pymupdf
 
     pdf = tmp_path / "acme_2018_10k.pdf"
     document = pymupdf.open()
-    for text in _DEBT_FILING_PAGES:
-        document.new_page().insert_textbox(pymupdf.Rect(54, 54, 560, 790), text, fontsize=9)
+    for text in pages:
+        document.new_page().insert_textbox(pymupdf.Rect(*rect), text, fontsize=fontsize)
     document.save(pdf)
     store = _store(tmp_path / "home")
     assert store.ingest([pdf]).count("added") == 1
+    return store
+
+
+def test_a_statement_filling_its_page_leaves_room_for_the_note_behind_it(tmp_path: Path):
+    store = _built_filing_store(tmp_path, _DEBT_FILING_PAGES, (54, 54, 560, 790), 9)
     question = "Has Acme increased its long-term debt on the balance sheet between 2017 and 2018?"
     unspread = [hit.page for hit in store.search(question, 2, options=RetrievalOptions(page_repeat_penalty=0.0))]
     assert unspread == [2, 2]  # the balance sheet's two chunks fill the top 2
@@ -408,15 +414,7 @@ _FILING_PAGES = [
 
 
 def test_a_question_naming_a_statement_finds_that_statement_page_of_a_built_filing(tmp_path: Path):
-    import pymupdf
-
-    pdf = tmp_path / "acme_2018_10k.pdf"
-    document = pymupdf.open()
-    for text in _FILING_PAGES:
-        document.new_page().insert_textbox(pymupdf.Rect(72, 72, 540, 770), text, fontsize=11)
-    document.save(pdf)
-    store = _store(tmp_path / "home")
-    assert store.ingest([pdf]).count("added") == 1
+    store = _built_filing_store(tmp_path, _FILING_PAGES, (72, 72, 540, 770), 11)
     question = (
         "What is the FY2018 capital expenditure amount (in USD millions) for Acme? Give a response to the "
         "question by relying on the details shown in the cash flow statement."
