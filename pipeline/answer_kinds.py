@@ -269,9 +269,19 @@ def check_kind(question: str, answer: str) -> KindCheck:
     if found is not None and kind == "yes_no_clause":
         topic = topic_words(question)
         said = {_stem(w) for w in re.findall(r"[^\W\d_]{3,}", answer)}
-        if topic and not topic & said:
+        if topic and not topic & said and not _states_asked_clause(question, answer):
             found = None
     return KindCheck(kind, rule, found, found is not None)
+
+
+def _states_asked_clause(question: str, answer: str) -> bool:
+    """Whether ``answer`` has the operative wording of the clause ``question`` asks about ("you hereby
+    assign ... all right, title and interest" for who owns what a party creates), though it shares no
+    word with the question ("IPRs" for "intellectual property")."""
+    from pipeline.clause_match import clause_profile, states_clause_strongly
+
+    profile = clause_profile(_question_core(question))
+    return profile is not None and states_clause_strongly(profile, " ".join(answer.split()))
 
 
 def kind_found(kind: AnswerKind, text: str) -> str | None:

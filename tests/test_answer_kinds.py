@@ -65,3 +65,14 @@ def test_a_date_given_by_reference_addresses_a_date_question():
                      "IN WITNESS WHEREOF the parties have signed as of the date first written above."):
         assert check_kind("What is the date of this contract?", f'"{sentence}" [S1]').addresses, sentence
     assert not check_kind("What is the date of this contract?", '"The Distributor shall pay all fees." [S1]').addresses
+
+
+def test_a_clause_stated_in_other_words_addresses_the_yes_no_question_about_it():
+    # "IPRs" shares no word with "intellectual property"; the clause's operative wording ("hereby assign
+    # ... right, title and interest") still states it. A sentence with neither does not address it.
+    question = ("Does intellectual property created by one party become the property of the counterparty, either per "
+                "the terms of the contract or upon the occurrence of certain events?")
+    stated = ('"To the extent that such IPRs do not vest automatically in the Company by operation of law, you hereby '
+              'assign to the Company all of your right, title and interest in any existing and future IPRs." [S1]')
+    assert check_kind(question, stated).addresses
+    assert not check_kind(question, '"You shall not disclose any of the Company\'s confidential information." [S1]').addresses
