@@ -19,6 +19,10 @@ call by another name ("capex" -> "purchases of property, plant and equipment"; "
 "Consolidated Statements of Cash Flows"; "which law governs" -> "governing law"), at weight 0.5.
 The glossary was written while reading FinanceBench and CUAD questions (see docs/retrieval.md).
 
+Within the one document searched, the company a question names first ("What drove Acme Corp's gross
+margin?") weighs as an instruction too: the filing names itself on every page's header and throughout its
+exhibits (subsidiary lists, certifications), so the name matches those rather than the answer.
+
 A caller that knows a domain passes *expanders* (``QueryExpander``): for a question they recognise, how
 an answering passage is usually worded, which the encoder reads after the question and BM25 weighs at
 the expansion's weight. The store holds them; ``pipeline.clause_match.clause_expansion`` is Docket's.
@@ -39,6 +43,9 @@ WEIGHTS = {CONTENT: 1.0, DEFINITION: 0.5, INSTRUCTION: 0.2}
 # documents it picks the document, so its terms count as content; within the one document it names, they
 # match its title page and running headers and nothing the question asks, so they count as instructions.
 REFERENCE_WEIGHT = {False: WEIGHTS[CONTENT], True: WEIGHTS[INSTRUCTION]}  # keyed by "one document searched"
+# The company a question names ("Best Buy's gross margins") is, within its own filing, in every running
+# header, exhibit and certification, as a reference is: there it weighs as an instruction (see named_terms).
+NAME_WEIGHT = WEIGHTS[INSTRUCTION]
 EXPANSION_WEIGHT = 0.5
 
 _INSTRUCTION = re.compile(
@@ -114,7 +121,10 @@ _IMPLIED_KINDS: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = tuple(
     (re.compile(pattern, re.I), kinds)
     for pattern, kinds in (
         (r"\bcapex\b|capital\s+expenditures?|cash\s+(?:flows?\s+)?from\s+(?:operating|investing|financing)|"
-         r"operating\s+cash\s+flows?|free\s+cash\s+flows?|\bd&a\b|depreciation\s+and\s+amortization", (CASH_FLOWS,)),
+         r"operating\s+cash\s+flows?|free\s+cash\s+flows?|\bd&a\b|depreciation\s+and\s+amortization|"
+         # the three sections of a cash flow statement, named together or alone ("investing activities")
+         r"(?:operating|investing|financing)(?:,?\s+(?:and\s+|or\s+)?(?:operating|investing|financing))*\s+activities",
+         (CASH_FLOWS,)),
         (r"\bpp&?n?e\b|fixed\s+assets?|total\s+assets|current\s+(?:assets|liabilities)|quick\s+ratio|"
          r"current\s+ratio|working\s+capital|accounts\s+(?:payable|receivable)|\bliabilit(?:y|ies)\b|"
          r"cash\s+(?:and|&)\s+cash\s+equivalents", (BALANCE_SHEET,)),
@@ -189,9 +199,13 @@ def plan_query(question: str, expanders: Sequence[QueryExpander] = (), *, one_do
         clauses = [(CONTENT, c) for _, c in clauses]  # all instructions: the instructions are the question
     weights = {**WEIGHTS, REFERENCE: REFERENCE_WEIGHT[one_document]}
     terms: Counter[str] = Counter()
+    names = named_terms(clauses) if one_document else set()
     for kind, clause in clauses:
         for term in tokenize(clause):
-            terms[term] = max(terms[term], weights[kind])
+            weight = weights[kind]
+            if term in names and kind == CONTENT:
+                weight = NAME_WEIGHT
+            terms[term] = max(terms[term], weight)
     statements = [expansion for pattern, expansion in _STATEMENTS if pattern.search(question)]
     for expansion in statements:
         for term in tokenize(expansion):
@@ -212,6 +226,47 @@ def plan_query(question: str, expanders: Sequence[QueryExpander] = (), *, one_do
         text=text, terms=dict(terms), clauses=clauses, statements=statement_kinds(question),
         opening=bool(_OPENING.search(question)),
     )
+
+
+# A word of a company's name: capitalised or a digit-led word with a letter ("Best", "CVS", "3M", "JnJ").
+_NAME_WORD = re.compile(r"[A-Z0-9][\w&.\-]*[A-Za-z][\w&.\-]*|[A-Z]")
+# Capitalised but not a name: periods and currencies ("FY2022", "Q2", "USD"), and the words statements
+# and the glossary use ("EBITDA", "Consolidated Balance Sheet").
+_PERIOD_OR_CURRENCY = re.compile(r"(?:FY|Q[1-4]|H[12])\d*|USD|EUR|GBP|JPY")
+_STATEMENT_WORDS = frozenset(
+    "consolidated condensed statement statements balance sheet sheets income operations cash flow flows "
+    "earnings".split()
+)
+
+
+def _finance_word(word: str) -> bool:
+    patterns = [p for p, _ in (*_STATEMENTS, *_GLOSSARY, *_NAMED_KIND, *_IMPLIED_KINDS)]
+    return word.lower() in _STATEMENT_WORDS or any(p.fullmatch(word) for p in patterns)
+
+
+def named_terms(clauses: Sequence[tuple[str, str]]) -> set[str]:
+    """Terms of the first name the content clauses give: the first run of capitalised words after a
+    clause's first word ("Best Buy's", "for 3M", "Has CVS Health reported"). A question about a filing
+    names its company first; within that one filing the name is on every page's running header, in the
+    exhibits and certifications, so it says nothing about where the answer is. A later name ("spin off
+    Upjohn") is what the question asks about and keeps its weight. A reference clause is weighed on its
+    own (``REFERENCE_WEIGHT``)."""
+    for kind, clause in clauses:
+        if kind != CONTENT:
+            continue
+        run: list[str] = []
+        for word in clause.split()[1:]:
+            bare = word.strip("\"'“”()")
+            core = bare.strip("?,.:;!").removesuffix("'s").removesuffix("’s")
+            if _NAME_WORD.fullmatch(core) and not _PERIOD_OR_CURRENCY.fullmatch(core) and not _finance_word(core):
+                run.append(core)
+                if core != bare:
+                    break  # "Best Buy's", "CVS Health?": a possessive or punctuation ends the name
+            elif run:
+                break
+        if run:
+            return {term for word in run for term in tokenize(word)}
+    return set()
 
 
 def statement_kinds(question: str) -> dict[str, float]:

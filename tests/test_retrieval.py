@@ -19,7 +19,17 @@ from ingest.config import ChunkingSettings, EmbeddingSettings, OcrSettings
 from ingest.embedding import Encoder
 from ingest.extract import read_document
 from ingest.lexical import LexicalIndex, tokenize
-from ingest.query import BALANCE_SHEET, CASH_FLOWS, CONTENT, INCOME, INSTRUCTION, plan_query
+from ingest.query import (
+    BALANCE_SHEET,
+    CASH_FLOWS,
+    CONTENT,
+    INCOME,
+    INSTRUCTION,
+    NAME_WEIGHT,
+    REFERENCE_WEIGHT,
+    WEIGHTS,
+    plan_query,
+)
 from ingest.registry import ChunkRow, PageRow
 from ingest.retrieval import (
     ChunkFacts,
@@ -161,6 +171,38 @@ def test_the_statements_a_question_is_about_and_opening_questions():
     assert plan_query("Who are the parties that signed this contract?").opening
     clause = plan_query("Is consent or notice required of a party if the contract is assigned to a third party?")
     assert not clause.opening and not clause.statements
+
+
+def test_the_sections_of_a_cash_flow_statement_imply_it():
+    assert plan_query("Which of operating, investing and financing activities used most cash at Acme?").statements == {
+        CASH_FLOWS: 0.5
+    }
+    assert plan_query("How much cash did Acme's investing activities use in 2018?").statements == {CASH_FLOWS: 0.5}
+    assert plan_query("Did operating activities and financing activities both bring cash in?").statements == {CASH_FLOWS: 0.5}
+    assert plan_query("What were Acme's main activities in 2018?").statements == {}
+    assert plan_query("How did financing activities change? Use the balance sheet.").statements == {
+        CASH_FLOWS: 0.5, BALANCE_SHEET: 1.0
+    }
+
+
+def test_within_its_own_filing_the_company_a_question_names_weighs_as_an_instruction():
+    [acme] = tokenize("Acme")
+    question = "Did Acme Corp's growth come from the Orion acquisition in FY2018 (in USD millions)?"
+    within, across = plan_query(question, one_document=True), plan_query(question)
+    assert NAME_WEIGHT == WEIGHTS[INSTRUCTION]
+    assert within.terms[acme] == within.terms["corp"] == NAME_WEIGHT
+    assert across.terms[acme] == across.terms["corp"] == 1.0  # across filings the name finds the filing
+    assert within.terms["orion"] == 1.0  # a later name is what the question asks about
+    assert within.terms["fy2018"] == within.terms["usd"] == 1.0  # periods and currencies are not names
+    assert within.text == across.text  # the encoder reads the question either way
+    sheet = plan_query("What is Acme's net PP&E in the Consolidated Balance Sheet?", one_document=True)
+    assert sheet.terms[acme] == NAME_WEIGHT and sheet.terms["consolid"] == sheet.terms["sheet"] == 1.0
+    assert plan_query("Has Acme Health reported any legal proceedings?", one_document=True).terms["health"] == NAME_WEIGHT
+    assert plan_query("What was the FY2018 EBITDA of 3M?", one_document=True).terms["3m"] == NAME_WEIGHT
+    assert plan_query("What was the FY2018 EBITDA of 3M?", one_document=True).terms["ebitda"] == 1.0
+    # A contract question's reference is weighed as a reference; its content names nothing.
+    contract = plan_query("In the SUPPLY AGREEMENT (Acme): Who are the parties that signed this contract?", one_document=True)
+    assert contract.terms["parti"] == 1.0 and contract.terms["agreement"] == REFERENCE_WEIGHT[True]
 
 
 def test_a_question_that_is_all_instruction_keeps_its_words():
@@ -424,6 +466,28 @@ def test_a_question_naming_a_statement_finds_that_statement_page_of_a_built_fili
     assert store.search(question, 4, options=RetrievalOptions(statement_boost=0.0))[0].page == 1
     # Only the statement named is lifted: a balance-sheet question gets the balance sheet.
     assert store.search("What is Acme's FY2018 net PP&E in the balance sheet?", 4)[0].page == 3
+
+
+# A filing's business overview and its list of subsidiaries: the list names the company on every line.
+_SUBSIDIARY_FILING_PAGES = [
+    "Item 1. Business\n\nWhere we operate\n\nWe operate in three geographic divisions: North America (the United "
+    "States and Canada), Europe (Germany, France and the United Kingdom) and Asia Pacific (China, Japan and "
+    "Australia). North America accounted for 61% of net sales in 2018.",
+    "Exhibit 21\n\nSubsidiaries of Acme Corp\n\n"
+    "Acme Corp Holdings LLC, Delaware\nAcme Corp Canada Ltd., Canada\nAcme Corp Deutschland GmbH, Germany\n"
+    "Acme Corp France SAS, France\nAcme Corp UK Limited, United Kingdom\nAcme Corp Japan KK, Japan\n"
+    "Acme Corp Australia Pty Ltd, Australia",
+]
+
+
+def test_within_its_filing_the_company_name_does_not_pull_a_question_to_the_subsidiary_list(tmp_path: Path):
+    store = _built_filing_store(tmp_path, _SUBSIDIARY_FILING_PAGES, (72, 72, 540, 770), 11)
+    [filing] = [d.id for d in store.documents()]
+    question = "Which countries does Acme Corp operate in?"
+    assert [hit.page for hit in store.search(question, 2, document_ids=[filing])] == [1, 2]
+    # Searched with no document given, the name counts fully (it is what finds a filing among many),
+    # and the exhibit that repeats it wins.
+    assert [hit.page for hit in store.search(question, 2)] == [2, 1]
 
 
 def test_a_parties_or_date_question_finds_the_contract_opening(ingested_samples: Path):
