@@ -121,10 +121,7 @@ _IMPLIED_KINDS: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = tuple(
     (re.compile(pattern, re.I), kinds)
     for pattern, kinds in (
         (r"\bcapex\b|capital\s+expenditures?|cash\s+(?:flows?\s+)?from\s+(?:operating|investing|financing)|"
-         r"operating\s+cash\s+flows?|free\s+cash\s+flows?|\bd&a\b|depreciation\s+and\s+amortization|"
-         # the three sections of a cash flow statement, named together or alone ("investing activities")
-         r"(?:operating|investing|financing)(?:,?\s+(?:and\s+|or\s+)?(?:operating|investing|financing))*\s+activities",
-         (CASH_FLOWS,)),
+         r"operating\s+cash\s+flows?|free\s+cash\s+flows?|\bd&a\b|depreciation\s+and\s+amortization", (CASH_FLOWS,)),
         (r"\bpp&?n?e\b|fixed\s+assets?|total\s+assets|current\s+(?:assets|liabilities)|quick\s+ratio|"
          r"current\s+ratio|working\s+capital|accounts\s+(?:payable|receivable)|\bliabilit(?:y|ies)\b|"
          r"cash\s+(?:and|&)\s+cash\s+equivalents", (BALANCE_SHEET,)),

@@ -173,18 +173,6 @@ def test_the_statements_a_question_is_about_and_opening_questions():
     assert not clause.opening and not clause.statements
 
 
-def test_the_sections_of_a_cash_flow_statement_imply_it():
-    assert plan_query("Which of operating, investing and financing activities used most cash at Acme?").statements == {
-        CASH_FLOWS: 0.5
-    }
-    assert plan_query("How much cash did Acme's investing activities use in 2018?").statements == {CASH_FLOWS: 0.5}
-    assert plan_query("Did operating activities and financing activities both bring cash in?").statements == {CASH_FLOWS: 0.5}
-    assert plan_query("What were Acme's main activities in 2018?").statements == {}
-    assert plan_query("How did financing activities change? Use the balance sheet.").statements == {
-        CASH_FLOWS: 0.5, BALANCE_SHEET: 1.0
-    }
-
-
 def test_within_its_own_filing_the_company_a_question_names_weighs_as_an_instruction():
     [acme] = tokenize("Acme")
     question = "Did Acme Corp's growth come from the Orion acquisition in FY2018 (in USD millions)?"
