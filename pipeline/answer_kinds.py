@@ -266,22 +266,30 @@ def check_kind(question: str, answer: str) -> KindCheck:
     if kind == "unspecified":
         return KindCheck(kind, rule, None, None)
     found = kind_found(kind, answer)
-    if found is not None and kind == "yes_no_clause":
+    if kind == "yes_no_clause":
         topic = topic_words(question)
         said = {_stem(w) for w in re.findall(r"[^\W\d_]{3,}", answer)}
-        if topic and not topic & said and not _states_asked_clause(question, answer):
+        shares = not topic or bool(topic & said)
+        strongly, signalled = _states_asked_clause(question, answer)
+        if found is None and shares and signalled:
+            found = signalled  # "The minimum logo size is 1” or 25mm.": the clause's words, no modal verb
+        elif found is not None and not shares and not strongly:
             found = None
     return KindCheck(kind, rule, found, found is not None)
 
 
-def _states_asked_clause(question: str, answer: str) -> bool:
+def _states_asked_clause(question: str, answer: str) -> tuple[bool, str | None]:
     """Whether ``answer`` has the operative wording of the clause ``question`` asks about ("you hereby
-    assign ... all right, title and interest" for who owns what a party creates), though it shares no
-    word with the question ("IPRs" for "intellectual property")."""
+    assign ... all right, title and interest" for who owns what a party creates; it may share no word
+    with the question: "IPRs" for "intellectual property"), and the words of its signal it has, if any."""
     from pipeline.clause_match import clause_profile, states_clause_strongly
 
     profile = clause_profile(_question_core(question))
-    return profile is not None and states_clause_strongly(profile, " ".join(answer.split()))
+    if profile is None:
+        return False, None
+    plain = " ".join(answer.split())
+    signal = profile.signal.search(plain)
+    return states_clause_strongly(profile, plain), signal.group(0) if signal else None
 
 
 def kind_found(kind: AnswerKind, text: str) -> str | None:

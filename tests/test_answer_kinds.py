@@ -76,3 +76,11 @@ def test_a_clause_stated_in_other_words_addresses_the_yes_no_question_about_it()
               'assign to the Company all of your right, title and interest in any existing and future IPRs." [S1]')
     assert check_kind(question, stated).addresses
     assert not check_kind(question, '"You shall not disclose any of the Company\'s confidential information." [S1]').addresses
+
+
+def test_a_clause_stated_without_a_modal_verb_addresses_the_question_about_it():
+    # No "shall" or "may": the sentence still has the clause's words (a minimum) and the question's topic.
+    question = "Is there a minimum order size or minimum amount or units per-time period that one party must buy?"
+    assert check_kind(question, '"The minimum logo size is 1” or 25mm." [S1]').addresses
+    # A running header shares the topic word but states nothing of the clause.
+    assert not check_kind(question, '"Exhibit B - Purchase Order Form" [S1]').addresses
