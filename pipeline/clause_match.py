@@ -256,7 +256,7 @@ PROFILES: tuple[ClauseProfile, ...] = (
         r"\bwind-?down\b|\btransition\w*|\bsell[- ]off\b|\blast[- ]time buy\b|\blast[- ]buy\b",
         r"terminat|expir|effect of|surviv",
         "an obligation after termination or expiration",
-        r"^\W*(?:\(?\w{1,3}[.)]\s*)?(?:upon|after|following|on)\s+(?:the\s+|any\s+|such\s+)?(?:termination|expiration|expiry)\b|\bshall survive\b|\b(?:after|following)\b.{0,30}\b(?:termination|expiration)\b.{0,80}\b(?:shall|will|may)\b",
+        r"^\W*(?:\(?\w{1,3}[.)]\s*)?(?:upon|after|following|on)\s+(?:the\s+|any\s+|such\s+)?(?:termination|expiration|expiry)\b|\b(?:after|following)\b.{0,30}\b(?:termination|expiration)\b.{0,80}\b(?:shall|will|may)\b",
     ),
     _profile(
         "Audit Rights",

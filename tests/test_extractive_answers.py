@@ -207,3 +207,17 @@ def test_a_clause_value_is_read_only_from_a_sentence_stating_that_clause(reasone
     assert reasoner.answer(question, evidence).answer.splitlines()[0] == "twelve (12) months [S2]"
     refused = reasoner.answer(question, evidence[:1])
     assert refused.status == "refused" and "No duration found" in refused.answer, refused.answer
+
+
+def test_a_survival_list_is_not_the_post_termination_obligation(reasoner) -> None:
+    # "Sections ... shall survive" names clauses; "Upon termination ... shall return" states an obligation.
+    evidence = _text_evidence(
+        "The following Sections shall survive the termination or expiration of this Agreement for any reason: 4.2, "
+        "5.3, 7, 8, 9, 10, 12 and 14.",
+        "Upon termination or expiration of this Agreement, the Reseller shall have ninety (90) days to sell off its "
+        "remaining inventory of the Products and shall then return all marketing materials to the Company.",
+    )
+    out = reasoner.answer("Is a party subject to obligations after the termination or expiration of a contract, "
+                          "including any post-termination transition, payment, transfer of IP, wind-down, last-buy, "
+                          "or similar commitments?", evidence)
+    assert out.answer.splitlines()[0].endswith("[S2]"), out.answer
