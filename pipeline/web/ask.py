@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from pipeline.service import identity_adapter as identity
 from pipeline.service.errors import ApiError
 from pipeline.service.state import Principal, ServiceState
-from pipeline.web.common import TRACE_LABELS, _state, html_page, may, render, require, visitor
+from pipeline.web.common import TRACE_LABELS, allowed_visitor, html_page, may, render, visitor
 
 router = APIRouter(include_in_schema=False)
 
@@ -30,9 +30,7 @@ def _collections(state: ServiceState, principal: Principal, action: str) -> list
 @router.get("/ask", response_class=HTMLResponse)
 @html_page
 def ask_page(request: Request):
-    who = visitor(request)
-    state = _state(request)
-    require(state, who.principal, "ask")
+    who, state = allowed_visitor(request, "ask")
     collections = _collections(state, who.principal, "ask")
     return render(request, "ask.html", who, collections=collections, default=state.settings.collection)
 
@@ -54,9 +52,7 @@ def ask_submit(request: Request, question: Annotated[str, Form(max_length=4000)]
     from pipeline.ask import ask
     from pipeline.service.routes.ask import AskRequest, _prepare, answer_json
 
-    who = visitor(request, csrf_token)
-    state = _state(request)
-    require(state, who.principal, "ask")
+    who, state = allowed_visitor(request, "ask", csrf_token)
     try:
         body = AskRequest(question=question.strip(), collection=collection or None)
     except ValidationError:

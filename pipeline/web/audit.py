@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from pipeline.service.errors import ApiError, not_found
 from pipeline.service.state import Principal, ServiceState
-from pipeline.web.common import TRACE_LABELS, _state, html_page, may, render, require, visitor
+from pipeline.web.common import TRACE_LABELS, _state, allowed_visitor, html_page, may, render, visitor
 
 router = APIRouter(include_in_schema=False)
 
@@ -28,9 +28,7 @@ def audit_page(request: Request, actor: str = "", type: str = "", since: str = "
                limit: int = 100):
     from pipeline.service.routes.audit import _filters, _list
 
-    who = visitor(request)
-    state = _state(request)
-    require(state, who.principal, "read_audit")
+    who, state = allowed_visitor(request, "read_audit")
     filters = _filters(since or None, until or None, actor or None, type or None, document or None, None, None)
     listed = _list(state, who.principal, "web list", filters, max(1, min(limit, 1000)))
     form = {"actor": actor, "type": type, "since": since, "until": until, "document": document}
@@ -47,9 +45,7 @@ def audit_page(request: Request, actor: str = "", type: str = "", since: str = "
 def audit_verify(request: Request):
     from pipeline.service.routes.audit import verify_log
 
-    who = visitor(request)
-    state = _state(request)
-    require(state, who.principal, "verify_audit")
+    who, state = allowed_visitor(request, "verify_audit")
     report = verify_log(principal=who.principal, state=state)
     return render(request, "fragment_verify.html", who, report=report)
 
@@ -62,9 +58,7 @@ def audit_proof(request: Request, seq: str = ""):
 
     from pipeline.service.routes.audit import MAX_SEQ, prove_entry
 
-    who = visitor(request)
-    state = _state(request)
-    require(state, who.principal, "prove_audit")
+    who, state = allowed_visitor(request, "prove_audit")
     if not seq.strip().isdigit() or not 1 <= int(seq) <= MAX_SEQ:
         raise ApiError(400, "bad_request", f"seq {seq!r}: give the number of an entry (the Seq column of the log)")
     proof = prove_entry(seq=int(seq), size=None, principal=who.principal, state=state)
@@ -126,9 +120,7 @@ THUMB_ZOOM = 0.3  # about 180 pixels across a letter page
 def audit_entry(request: Request, seq: int):
     from pipeline.service.routes.audit import show_entry
 
-    who = visitor(request)
-    state = _state(request)
-    require(state, who.principal, "read_audit")
+    who, state = allowed_visitor(request, "read_audit")
     if not 1 <= seq <= 2**62:
         raise not_found("entry", seq)
     entry = show_entry(seq=seq, principal=who.principal, state=state)

@@ -76,6 +76,15 @@ def require(state: ServiceState, principal: Principal, action: str) -> None:
     require_role(state, principal, action)
 
 
+def allowed_visitor(request: Request, action: str, submitted_csrf: str | None = None) -> tuple[Visitor, ServiceState]:
+    """The logged-in visitor, checked for ``action`` as the API checks it, and the service state: how a
+    page that does one thing begins."""
+    who = visitor(request, submitted_csrf)
+    state = _state(request)
+    require(state, who.principal, action)
+    return who, state
+
+
 def render(request: Request, template: str, who: Visitor | None, status: int = 200, **context: Any) -> HTMLResponse:
     state = _state(request)
     nav = []

@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from pipeline.service import identity_adapter as identity
 from pipeline.service.errors import ApiError, not_found
 from pipeline.service.state import Principal, ServiceState
-from pipeline.web.common import _state, html_page, may, render, require, visitor
+from pipeline.web.common import _state, allowed_visitor, html_page, may, render, visitor
 
 router = APIRouter(include_in_schema=False)
 PAGE_ZOOM = 1.5  # the page images' scale: 1.5 pixels a PDF point
@@ -28,9 +28,7 @@ PAGE_ZOOM = 1.5  # the page images' scale: 1.5 pixels a PDF point
 def documents_page(request: Request, collection: str | None = None):
     from pipeline.service.routes.documents import list_documents
 
-    who = visitor(request)
-    state = _state(request)
-    require(state, who.principal, "list_documents")
+    who, state = allowed_visitor(request, "list_documents")
     listed = list_documents(collection=collection or None, include_removed=False, principal=who.principal, state=state)
     return render(request, "documents.html", who, documents=listed["documents"],
                   can_upload=may(state, who.principal, "manage_documents"),
@@ -43,9 +41,7 @@ def upload_submit(request: Request, file: Annotated[UploadFile, File()], collect
                   doc_type: Annotated[str, Form(max_length=100)] = "", csrf_token: Annotated[str, Form()] = ""):
     from pipeline.service.routes.documents import upload_document
 
-    who = visitor(request, csrf_token)
-    state = _state(request)
-    require(state, who.principal, "manage_documents")
+    who, state = allowed_visitor(request, "manage_documents", csrf_token)
     answer = upload_document(file=file, collection=collection or None, doc_type=doc_type or None, doc_date=None,
                              principal=who.principal, state=state)
     import json

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from pipeline.service import identity_adapter as identity
 from pipeline.service.errors import ApiError
 from pipeline.service.state import Principal, ServiceState
-from pipeline.web.common import TRACE_LABELS, Visitor, _state, html_page, may, render, require, visitor
+from pipeline.web.common import TRACE_LABELS, Visitor, _state, allowed_visitor, html_page, may, render, require, visitor
 
 router = APIRouter(include_in_schema=False)
 CHECKLISTS = ("commercial-contract", "10k-filing")
@@ -38,9 +38,7 @@ def _reviewable(state: ServiceState, principal: Principal) -> dict[str, list]:
 def reviews_page(request: Request):
     from pipeline.service.routes.reviews import list_reviews
 
-    who = visitor(request)
-    state = _state(request)
-    require(state, who.principal, "read_review")
+    who, state = allowed_visitor(request, "read_review")
     listed = list_reviews(principal=who.principal, state=state)["reviews"]
     can_run = may(state, who.principal, "run_review")
     reviewable = _reviewable(state, who.principal) if can_run else {}
@@ -58,9 +56,7 @@ def review_start(request: Request, checklist: Annotated[str, Form(max_length=80)
     from pipeline.service.routes.documents import visible_document
     from pipeline.service.routes.reviews import ReviewRequest, start_review
 
-    who = visitor(request, csrf_token)
-    state = _state(request)
-    require(state, who.principal, "run_review")
+    who, state = allowed_visitor(request, "run_review", csrf_token)
     picked = [d for d in documents or [] if d.strip()]
     if picked:
         # Each ticked document must be one the visitor may review (404 otherwise, as the API answers),
@@ -117,9 +113,7 @@ def review_report_page(request: Request, review_id: str):
     from pipeline.review.reports import to_html
     from pipeline.service.routes.reviews import visible_review
 
-    who = visitor(request)
-    state = _state(request)
-    require(state, who.principal, "read_review")
+    who, state = allowed_visitor(request, "read_review")
     return HTMLResponse(to_html(visible_review(state, who.principal, review_id)))
 
 
@@ -129,9 +123,7 @@ def review_cell(request: Request, review_id: str, item: str, doc: str):
     from pipeline.review.verdicts import VERDICT_LABELS, VERDICTS
     from pipeline.service.routes.reviews import show_cell, visible_review
 
-    who = visitor(request)
-    state = _state(request)
-    require(state, who.principal, "read_review")
+    who, state = allowed_visitor(request, "read_review")
     cell = show_cell(review_id=review_id, item=item, doc=doc, principal=who.principal, state=state)
     review = visible_review(state, who.principal, review_id)
     evidence = (cell.get("answer_record") or {}).get("evidence", [])
@@ -153,9 +145,7 @@ def review_sign_off(request: Request, review_id: str, decision: Annotated[str, F
     from pipeline.review.signoff import SignOffRefused
     from pipeline.service.routes.reviews import SignOffRequest, record_sign_off
 
-    who = visitor(request, csrf_token)
-    state = _state(request)
-    require(state, who.principal, "sign_off")
+    who, state = allowed_visitor(request, "sign_off", csrf_token)
     whole = not item and not doc
     if not note.strip():
         raise ApiError(400, "bad_request", "Say why in the note: it goes into the audit log with the decision.")
