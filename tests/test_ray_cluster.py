@@ -208,7 +208,10 @@ def _documents(engine) -> int:
 
 
 class CountingServer(ReviewServer):
-    """The review server, counting the chat requests it is serving at once."""
+    """The review server, counting the chat requests in flight at once: from a request's arrival until
+    its reply is sent. Once the reply is written its client may give its slot back and the next call
+    arrive while this handler thread is still returning, so the count ends before the reply, not after
+    the handler (counted after, a loaded machine showed one call too many that no client made)."""
 
     def __init__(self, *args, **kwargs):
         self.active = self.peak = 0
@@ -222,9 +225,19 @@ class CountingServer(ReviewServer):
                 with fake._lock:
                     fake.active += 1
                     fake.peak = max(fake.peak, fake.active)
+                self._in_flight = True
                 try:
                     super().do_POST()
                 finally:
+                    self._done()
+
+            def _send(self, reply) -> None:
+                self._done()
+                super()._send(reply)
+
+            def _done(self) -> None:
+                if getattr(self, "_in_flight", False):
+                    self._in_flight = False
                     with fake._lock:
                         fake.active -= 1
 
