@@ -236,9 +236,11 @@ _STATEMENT_WORDS = frozenset(
 )
 
 
+_FINANCE_PATTERNS = tuple(p for p, _ in (*_STATEMENTS, *_GLOSSARY, *_NAMED_KIND, *_IMPLIED_KINDS))
+
+
 def _finance_word(word: str) -> bool:
-    patterns = [p for p, _ in (*_STATEMENTS, *_GLOSSARY, *_NAMED_KIND, *_IMPLIED_KINDS)]
-    return word.lower() in _STATEMENT_WORDS or any(p.fullmatch(word) for p in patterns)
+    return word.lower() in _STATEMENT_WORDS or any(p.fullmatch(word) for p in _FINANCE_PATTERNS)
 
 
 def named_terms(clauses: Sequence[tuple[str, str]]) -> set[str]:

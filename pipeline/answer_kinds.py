@@ -282,9 +282,9 @@ def _states_asked_clause(question: str, answer: str) -> tuple[bool, str | None]:
     """Whether ``answer`` has the operative wording of the clause ``question`` asks about ("you hereby
     assign ... all right, title and interest" for who owns what a party creates; it may share no word
     with the question: "IPRs" for "intellectual property"), and the words of its signal it has, if any."""
-    from pipeline.clause_match import clause_profile, states_clause_strongly
+    from pipeline.clause_match import asked_clause, states_clause_strongly
 
-    profile = clause_profile(_question_core(question))
+    profile = asked_clause(question)
     if profile is None:
         return False, None
     plain = " ".join(answer.split())

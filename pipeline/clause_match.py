@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ingest.query import QueryExpansion
 
@@ -410,6 +411,16 @@ def clause_profile(question: str) -> ClauseProfile | None:
     return None
 
 
+@lru_cache(maxsize=1024)
+def asked_clause(question: str) -> ClauseProfile | None:
+    """The clause category a whole question (lead-in and instructions included) asks about: the
+    ``clause_profile`` of its question proper. Cached, as the search, the passages added after it, the
+    answerer and grounding each ask it of the same question."""
+    from pipeline.answer_kinds import question_core
+
+    return clause_profile(question_core(question))
+
+
 def states_clause(profile: ClauseProfile, sentence: str) -> bool:
     return bool(profile.signal.search(sentence))
 
@@ -438,9 +449,7 @@ def passages_to_add(question: str, evidence: list, search) -> list:
     description (``looks_for``) that ``evidence`` lacks, in the search's order; empty otherwise. ``search`` is the ask's own search (same collection,
     documents and filters), so nothing the caller may not read is added. The same seam as
     ``pipeline.table_answers.rows_to_add``: the caller shows them after the retrieved sources."""
-    from pipeline.answer_kinds import question_core
-
-    profile = clause_profile(question_core(question))
+    profile = asked_clause(question)
     # A passage with the clause's wording is already there: the answerer quotes it; nothing is added.
     if profile is None or any(states_clause(profile, " ".join(e.text.split())) for e in evidence):
         return []
@@ -456,9 +465,7 @@ EXEMPLAR_WEIGHT = 1.0
 def clause_expansion(question: str) -> QueryExpansion | None:
     """The store's query expander (``ingest.query.QueryExpander``): for a question about a known kind of
     clause, how such a clause is commonly drafted (``EXEMPLARS``); None otherwise."""
-    from pipeline.answer_kinds import question_core
-
-    profile = clause_profile(question_core(question))
+    profile = asked_clause(question)
     if profile is None or profile.name not in EXEMPLARS:
         return None
     return QueryExpansion(EXEMPLARS[profile.name], weight=EXEMPLAR_WEIGHT)

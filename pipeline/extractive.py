@@ -20,7 +20,7 @@ import numpy as np
 
 from ingest.chunking import sentence_spans
 from ingest.lexical import tokenize
-from pipeline.clause_match import ClauseProfile, clause_profile, heading_matches, states_clause, states_clause_strongly
+from pipeline.clause_match import ClauseProfile, asked_clause, heading_matches, states_clause, states_clause_strongly
 from pipeline.answer_kinds import _CORPORATE, _DEFINED_TERM, KIND_WORDS, date_values, kind_rule, question_core, value_spans
 from pipeline.table_answers import table_answer
 from pipeline.reasoning import CallRecord, ChatTurn, Evidence, ReasonerOutput
@@ -251,7 +251,7 @@ class ExtractiveReasoner:
     ) -> ReasonerOutput:
         kind, rule = kind_rule(question)
         core = question_core(question)
-        profile = clause_profile(core)
+        profile = asked_clause(question)
         steps = [
             "Program steps of Docket's extractive answerer (not a language model's reasoning).",
             f"1. Answer wanted: {kind} (question rule: {rule})"
