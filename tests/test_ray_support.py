@@ -24,6 +24,8 @@ import pytest
 
 RAY = Path(sys.executable).with_name("ray")
 OBJECT_STORE_BYTES = 200_000_000
+STARTED = b"Ray runtime started."  # what ``ray start`` prints once the node's GCS (head) and raylet are up
+STARTUP_TIMEOUT = 180.0
 # Nodes are declared dead after 3 missed checks 1 s apart (Ray's default is about 30 s).
 FAST_FAILURE_ENV = {
     "RAY_health_check_initial_delay_ms": "1000",
@@ -78,6 +80,20 @@ class Node:
                 continue
         raise AssertionError(f"no raylet under node process {self.process.pid} (log: {self.log})")
 
+    def wait_until_started(self, timeout: float = STARTUP_TIMEOUT) -> None:
+        """Until ``ray start`` says the node is up. On a loaded machine a head's GCS can take longer to
+        listen than a driver's connect retries last (seen in CI: every test of the module errored)."""
+        deadline = time.monotonic() + timeout
+        while STARTED not in self.log.read_bytes():
+            if self.process.poll() is not None:
+                raise AssertionError(f"ray start exited with {self.process.returncode}: {self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"ray start not up after {timeout:.0f} s: {self.log_tail()}")
+            time.sleep(0.2)
+
+    def log_tail(self) -> str:
+        return self.log.read_text(errors="replace")[-2000:]
+
     def stop(self) -> None:
         if self.process.poll() is None:
             try:
@@ -115,6 +131,7 @@ class TwoNodeCluster:
         )
         cluster = cls(f"127.0.0.1:{port}", temp_dir, head, env)
         try:
+            head.wait_until_started()
             cluster.wait_for_nodes(1)
             cluster.add_worker()
         except BaseException:
@@ -129,6 +146,7 @@ class TwoNodeCluster:
         self.wait_for_nodes(1)
         node = _start_node(self.temp_dir / f"worker-{len(self.workers)}.log", self.env, [f"--address={self.address}"])
         self.workers.append(node)
+        node.wait_until_started()
         self.wait_for_nodes(2)
         return node
 
@@ -140,9 +158,14 @@ class TwoNodeCluster:
     def wait_for_nodes(self, count: int, timeout: float = 120.0) -> None:
         import ray
 
-        if not ray.is_initialized():
-            ray.init(address=self.address, namespace="docket", log_to_driver=False, logging_level="warning")
         deadline = time.monotonic() + timeout
+        while not ray.is_initialized():
+            try:
+                ray.init(address=self.address, namespace="docket", log_to_driver=False, logging_level="warning")
+            except ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1.0)
         while len(self.alive_nodes()) != count:
             if time.monotonic() > deadline:
                 raise AssertionError(f"expected {count} alive Ray nodes, have {len(self.alive_nodes())} ({self.temp_dir})")
@@ -174,7 +197,8 @@ class TwoNodeCluster:
 
 
 def _start_node(log: Path, cluster_env: dict[str, str], args: list[str]) -> Node:
-    env = {**os.environ, **FAST_FAILURE_ENV, **cluster_env, "RAY_USAGE_STATS_ENABLED": "0"}
+    # Unbuffered, so the log shows "Ray runtime started." when it is printed (wait_until_started reads it).
+    env = {**os.environ, **FAST_FAILURE_ENV, **cluster_env, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}
     command = [
         str(RAY), "start", "--block", "--num-cpus=1", "--node-ip-address=127.0.0.1", "--disable-usage-stats",
         f"--object-store-memory={OBJECT_STORE_BYTES}", *_node_ports(), *args,
