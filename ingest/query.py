@@ -150,6 +150,9 @@ class QueryPlan:
     clauses: list[tuple[str, str]] = field(default_factory=list)  # (class, clause), for traces and tests
     statements: dict[str, float] = field(default_factory=dict)  # statement kind -> NAMED/IMPLIED_WEIGHT
     opening: bool = False  # the question asks what a document's opening says (parties, date)
+    # The terms by which the question names documents (``naming_terms``): searched over several, the
+    # documents whose file names hold them best are where it asks to look (``ingest.retrieval.named_versions``).
+    names: dict[str, float] = field(default_factory=dict)
 
 
 def split_clauses(question: str) -> list[str]:
@@ -190,7 +193,8 @@ QueryExpander = Callable[[str], "QueryExpansion | None"]
 
 def plan_query(question: str, expanders: Sequence[QueryExpander] = (), *, one_document: bool = False) -> QueryPlan:
     """The query for ``question``; ``one_document`` when the search is restricted to a single document
-    (see ``REFERENCE_WEIGHT``), and ``expanders`` the caller's knowledge of how answers are worded."""
+    or to the documents the question names (see ``REFERENCE_WEIGHT``), and ``expanders`` the caller's
+    knowledge of how answers are worded."""
     clauses = [(classify(c), c) for c in split_clauses(question)]
     if not any(kind == CONTENT for kind, _ in clauses):
         clauses = [(CONTENT, c) for _, c in clauses]  # all instructions: the instructions are the question
@@ -221,7 +225,7 @@ def plan_query(question: str, expanders: Sequence[QueryExpander] = (), *, one_do
     text = " ".join([*(c for kind, c in clauses if kind in (CONTENT, REFERENCE)), *statements, *passages])
     return QueryPlan(
         text=text, terms=dict(terms), clauses=clauses, statements=statement_kinds(question),
-        opening=bool(_OPENING.search(question)),
+        opening=bool(_OPENING.search(question)), names=naming_terms(clauses),
     )
 
 
@@ -250,6 +254,24 @@ def named_terms(clauses: Sequence[tuple[str, str]]) -> set[str]:
     exhibits and certifications, so it says nothing about where the answer is. A later name ("spin off
     Upjohn") is what the question asks about and keeps its weight. A reference clause is weighed on its
     own (``REFERENCE_WEIGHT``)."""
+    return {term for word in first_name(clauses) for term in tokenize(word)}
+
+
+def naming_terms(clauses: Sequence[tuple[str, str]]) -> dict[str, float]:
+    """The terms by which a question names the documents it is about: a reference clause's ("In the
+    SUPPLY AGREEMENT (Acme): ..."), and its first name's (``first_name``), whose words also count joined,
+    as file names write a name (BESTBUY_2023_10K for "Best Buy's"). Every one weighs 1: how rare each is
+    among the searched documents' names decides (``ChunkFacts.name_match``)."""
+    terms = dict.fromkeys((t for kind, clause in clauses if kind == REFERENCE for t in tokenize(clause)), 1.0)
+    words = first_name(clauses)
+    joined = ["".join(words)] if len(words) > 1 else []
+    terms.update(dict.fromkeys((t for word in [*words, *joined] for t in tokenize(word)), 1.0))
+    return terms
+
+
+def first_name(clauses: Sequence[tuple[str, str]]) -> list[str]:
+    """The words of the first run of capitalised words after a content clause's first word, without
+    periods, currencies and the words of statements and the glossary (see ``named_terms``)."""
     for kind, clause in clauses:
         if kind != CONTENT:
             continue
@@ -264,8 +286,8 @@ def named_terms(clauses: Sequence[tuple[str, str]]) -> set[str]:
             elif run:
                 break
         if run:
-            return {term for word in run for term in tokenize(word)}
-    return set()
+            return run
+    return []
 
 
 def statement_kinds(question: str) -> dict[str, float]:

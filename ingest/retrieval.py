@@ -68,6 +68,7 @@ class RetrievalOptions:
     name_boost: float = 0.5  # x how well the question names a chunk's document, when several are searched
     page_pooling: float = 0.1  # a page's best chunk gains this x its next two chunks' scores; 0 = off
     page_repeat_penalty: float = 0.2  # taken off a page's n-th chunk n - 1 times (see spread_pages); 0 = off
+    name_routing: bool = True  # searched over several documents, a question that names some searches those (named_versions)
 
     @classmethod
     def from_settings(cls, section: Any) -> RetrievalOptions:
@@ -122,6 +123,19 @@ class ChunkFacts:
     def rows_of(self, chunk_ids: Sequence[int]) -> np.ndarray:
         return np.asarray([self.row.get(c, -1) for c in chunk_ids], dtype=np.int64)
 
+    def versions_of(self, chunk_ids: Sequence[int] | None) -> np.ndarray:
+        """The document versions ``chunk_ids`` belong to (None: every live chunk), one per chunk."""
+        if chunk_ids is None:
+            return self.version
+        rows = self.rows_of(chunk_ids)
+        return np.where(rows >= 0, self.version[np.maximum(rows, 0)], -1)
+
+    def chunks_of(self, versions: set[int], chunk_ids: Sequence[int] | None) -> list[int]:
+        """Those of ``chunk_ids`` (None: every live chunk) that belong to ``versions``."""
+        pool = self.ids if chunk_ids is None else np.asarray(chunk_ids, dtype=np.int64)
+        keep = np.isin(self.versions_of(chunk_ids), np.fromiter(versions, dtype=np.int64))
+        return pool[keep].tolist()
+
     def with_signal(self, plan: QueryPlan) -> np.ndarray:
         """Chunk ids on a page of a statement the question is about, or opening their document when it
         asks about openings: candidates for the search even if neither retriever ranked them."""
@@ -150,6 +164,23 @@ class ChunkFacts:
             return {}
         top = max(score.values())
         return {v: s / top for v, s in score.items()}
+
+
+def named_versions(facts: ChunkFacts, plan: QueryPlan, chunk_ids: Sequence[int] | None) -> set[int]:
+    """The document versions among ``chunk_ids``' (None: every live chunk's) that the question names:
+    those its naming terms (``QueryPlan.names``: a reference clause, the first name) match best
+    (``ChunkFacts.name_match``). Empty when it names none of them, or names them all alike.
+
+    A question that names a filing or a contract ("for 3M", "In the SUPPLY AGREEMENT (Acme)") asks
+    about that document; searched over many, the others' pages that discuss the same line item or
+    clause fill the top k, and the name boost (``document_signals``) reaches only the documents among
+    the candidates. Routed, the search is the one a user who picked the document would run."""
+    if not plan.names:
+        return set()
+    versions = {int(v) for v in np.unique(facts.versions_of(chunk_ids)) if v >= 0}
+    named = facts.name_match(plan.names, versions)
+    best = {v for v, share in named.items() if share >= 1.0 - 1e-9}
+    return best if len(best) < len(versions) else set()
 
 
 OPENING_CHUNKS = 2  # a contract's title, parties and date fit in its first two chunks
@@ -320,6 +351,7 @@ def needs_facts(mode: SearchMode, plan: QueryPlan, options: RetrievalOptions) ->
     """Whether ``rank_chunks`` will read ``ChunkFacts`` (so a caller builds them only then)."""
     return mode == "hybrid" and (
         signals_apply(plan, options) or options.page_pooling > 0 or options.page_repeat_penalty > 0
+        or (options.name_routing and bool(plan.names))
     )
 
 

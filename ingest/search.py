@@ -18,17 +18,33 @@ from ingest.index_cache import IndexCache
 from ingest.passages import Passage, source_label
 from ingest.query import QueryExpander, QueryPlan, plain_query, plan_query
 from ingest.registry import ChunkRow, Document, DocumentVersion, PageRow, live_chunks
-from ingest.retrieval import RetrievalOptions, SearchMode, mmr, needs_facts, rank_chunks, rerank
+from ingest.retrieval import ChunkFacts, RetrievalOptions, SearchMode, mmr, named_versions, needs_facts, rank_chunks, rerank
 
 
 def search_plan(query: str, options: RetrievalOptions, expanders: Sequence[QueryExpander],
-                document_ids: Collection[int] | None) -> QueryPlan:
-    """The query a search runs for ``query`` (``ingest.query``), searching ``document_ids`` (None: all).
-    The live search and the frozen replay (``pipeline.replay.frozen``) both plan through here."""
+                document_ids: Collection[int] | None, *, named: bool = False) -> QueryPlan:
+    """The query a search runs for ``query`` (``ingest.query``), searching ``document_ids`` (None: all),
+    or, ``named``, the documents the question names (``search_scope``)."""
     if not options.query_analysis:
         return plain_query(query)
-    one_document = document_ids is not None and len(document_ids) == 1
+    one_document = named or (document_ids is not None and len(document_ids) == 1)
     return plan_query(query, expanders if options.query_expansion else (), one_document=one_document)
+
+
+def search_scope(query: str, options: RetrievalOptions, expanders: Sequence[QueryExpander],
+                 document_ids: Collection[int] | None, allowed: list[int] | None,
+                 facts: ChunkFacts | None) -> tuple[QueryPlan, list[int] | None]:
+    """The plan a search runs and the chunk ids it searches (None: all): ``search_plan``'s and the
+    filters', or, when the question names some of the documents searched (``named_versions``; hybrid
+    searches only, which read ``facts``), the plan within those and their chunks. The live search and the
+    frozen replay (``pipeline.replay.frozen``) both scope through here."""
+    plan = search_plan(query, options, expanders, document_ids)
+    if facts is None or not options.name_routing or (document_ids is not None and len(document_ids) == 1):
+        return plan, allowed
+    named = named_versions(facts, plan, allowed)
+    if not named:
+        return plan, allowed
+    return search_plan(query, options, expanders, document_ids, named=True), facts.chunks_of(named, allowed)
 
 
 # A search result: a passage, ranked and labelled (ingest.passages). The name callers have used.
@@ -103,13 +119,18 @@ class Search:
         if allowed is not None and not allowed:
             return []
         depth = max(options.candidates, k)
-        query_vector = self.encoder.encode_query(plan.text) if mode in ("hybrid", "dense") else None
         lexical_index = self.indexes.lexical() if mode in ("hybrid", "bm25") else None
         # lexical() has just brought the BM25 index to the registry's generation: the facts follow it.
         facts = self.indexes.chunk_facts() if needs_facts(mode, plan, options) else None  # hybrid only
+        filtered = allowed
+        plan, allowed = search_scope(query, options, self.expanders, document_ids, allowed, facts)
+        query_vector = self.encoder.encode_query(plan.text) if mode in ("hybrid", "dense") else None
+        allowed_set = None
+        if facts is not None:
+            allowed_set = self._allowed_set_of(allowed) if allowed is filtered else frozenset(allowed)
         scored = rank_chunks(
             plan, query_vector, self.indexes.vectors() if query_vector is not None else None, lexical_index, facts, options,
-            mode=mode, depth=depth, allowed=allowed, allowed_set=self._allowed_set_of(allowed) if facts is not None else None,
+            mode=mode, depth=depth, allowed=allowed, allowed_set=allowed_set,
         )
         if options.reranker:
             texts = {cid: f"{row.context}\n{row.text}" for cid, row in self._rows([c for c, _ in scored[: options.rerank_candidates]]).items()}

@@ -305,6 +305,7 @@ ABLATIONS: dict[str, dict[str, float | bool]] = {
     "hybrid − document names": {"name_boost": 0.0},
     "hybrid − page pooling": {"page_pooling": 0.0},
     "hybrid − page spreading": {"page_repeat_penalty": 0.0},
+    "hybrid − name routing": {"name_routing": False},
     "hybrid − all four": {"statement_boost": 0.0, "opening_boost": 0.0, "name_boost": 0.0, "page_pooling": 0.0},
 }
 

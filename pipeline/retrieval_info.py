@@ -35,6 +35,7 @@ class RetrievalInfo(PayloadModel):
     name_boost: float | None = None
     page_pooling: float | None = None
     page_repeat_penalty: float | None = None
+    name_routing: bool | None = None
     embedding_model: str | None = None
     embedding_backend: str | None = None
     index_generation: int | None = None

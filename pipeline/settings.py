@@ -66,6 +66,7 @@ class RetrievalSettings(_Section):
     name_boost: float = Field(0.5, ge=0, description="Added to chunks of the documents the question names.")
     page_pooling: float = Field(0.1, ge=0, description="Share of a page's next two chunk scores added to its best; 0 = off.")
     page_repeat_penalty: float = Field(0.2, ge=0, description="Taken off a page's n-th chunk n - 1 times; 0 = off.")
+    name_routing: bool = Field(True, description="Over several documents, search those the question names, if it names some.")
 
 
 class LLMSettings(_Section):

@@ -82,10 +82,11 @@ def test_a_record_made_before_a_retrieval_setting_existed_replays_without_it(hom
     settings, missing = replay_settings(docket, old)
     assert missing == [] and settings.retrieval.query_expansion is False
     assert settings.retrieval.page_repeat_penalty == 0.0 < docket.settings.retrieval.page_repeat_penalty
+    assert settings.retrieval.name_routing is False and docket.settings.retrieval.name_routing is True
     assert any("predates the setting retrieval.query_expansion" in note for note in old.notes)
     # A record that names the setting replays with its own value, and no note.
     new = RecordedAnswer(seq=8, event_type="answer", time="", actor="a", payload={"retrieval": {"top_k": 5}},
                          payload_version=2, settings={"retrieval": {"top_k": 5, "query_expansion": True,
-                                                                    "page_repeat_penalty": 0.2}})
+                                                                    "page_repeat_penalty": 0.2, "name_routing": True}})
     settings, _ = replay_settings(docket, new)
     assert settings.retrieval.query_expansion is True and new.notes == []

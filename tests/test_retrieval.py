@@ -488,16 +488,52 @@ def test_a_parties_or_date_question_finds_the_contract_opening(ingested_samples:
     assert 1 not in [h.page for h in plain]
 
 
-def test_a_question_naming_its_contract_keeps_a_corpus_search_in_that_contract(ingested_samples: Path):
+RENEWAL = "What is the renewal term after the initial term expires? This includes automatic extensions."
+
+
+def test_a_question_naming_its_contract_is_searched_within_that_contract(ingested_samples: Path):
     store = _store(ingested_samples)
-    question = (
-        "In the DISTRIBUTOR AGREEMENT (NETGEAR): What is the renewal term after the initial term expires? "
-        "This includes automatic extensions and unilateral extensions with prior notice."
-    )
-    named = store.search(question, 3)
-    assert [h.doc_name for h in named] == [NETGEAR] * 3 and named[0].page == 6
-    unnamed = store.search(question, 3, options=RetrievalOptions(name_boost=0.0))
-    assert unnamed[0].doc_name != NETGEAR  # another contract's renewal clause reads closer without it
+    netgear = next(d.id for d in store.documents() if d.name == NETGEAR)
+    question = f"In the DISTRIBUTOR AGREEMENT (NETGEAR): {RENEWAL}"
+    named = store.search(question, 5)
+    # The search a user who picked the contract runs: the same hits, in the same order, the same scores.
+    within = store.search(question, 5, document_ids=[netgear])
+    assert [(h.chunk_id, h.score) for h in named] == [(h.chunk_id, h.score) for h in within]
+    assert {h.doc_name for h in named} == {NETGEAR}
+    # Neither routed nor boosted by its name, another contract's renewal clause reads closer.
+    unnamed = store.search(question, 5, options=RetrievalOptions(name_routing=False, name_boost=0.0))
+    assert unnamed[0].doc_name != NETGEAR
+    # Not routed, the name boost alone leaves other contracts among the hits.
+    boosted = store.search(question, 5, options=RetrievalOptions(name_routing=False))
+    assert len({h.doc_name for h in boosted}) > 1
+
+
+def test_a_question_naming_no_document_searches_them_all(ingested_samples: Path):
+    store = _store(ingested_samples)
+    hits = store.search(RENEWAL, 5)
+    assert len({h.doc_name for h in hits}) > 1
+    assert [h.chunk_id for h in hits] == [h.chunk_id for h in store.search(RENEWAL, 5, options=RetrievalOptions(name_routing=False))]
+    # Dense-only and BM25-only searches stay plain references: a name does not route them.
+    question = f"In the DISTRIBUTOR AGREEMENT (NETGEAR): {RENEWAL}"
+    assert len({h.doc_name for h in store.search(question, 10, mode="bm25")}) > 1
+
+
+def test_the_documents_a_question_names_are_those_its_name_matches_best():
+    from ingest.retrieval import ChunkFacts, named_versions
+
+    names = {1: "BESTBUY_2023_10K.pdf", 2: "3M_2018_10K.pdf", 3: "3M_2022_10K.pdf", 4: "AMCOR_2023_10K.pdf"}
+    facts = ChunkFacts.build([(10 * v + i, v, 1, 100 * i, "") for v in names for i in range(2)], names)
+
+    def named(question: str, chunk_ids=None) -> set[int]:
+        return named_versions(facts, plan_query(question), chunk_ids)
+
+    assert named("Are Best Buy's gross margins historically consistent?") == {1}  # as the file name joins it
+    assert named("What is the FY2018 capital expenditure for 3M?") == {2, 3}  # both of 3M's filings
+    assert named("What drove the reduction in SG&A expense in FY2023?") == set()  # no name
+    assert named("Which 10-K reports the largest goodwill?") == set()  # in every name: names none of them
+    assert named("What drove gross margin for AMCOR?", [10, 11, 40, 41]) == {4}
+    assert named("What drove gross margin for AMCOR?", [10, 11]) == set()  # not among those searched
+    assert named("In the SUPPLY AGREEMENT (AMCOR): who are the parties?") == {4}
 
 
 def test_a_reranker_that_is_not_a_local_folder_is_a_clear_error(ingested_samples: Path):

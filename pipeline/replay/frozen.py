@@ -33,7 +33,7 @@ from sqlalchemy import select
 from ingest.lexical import LexicalIndex
 from ingest.registry import ChunkRow, Document, DocumentVersion
 from ingest.retrieval import ChunkFacts, RetrievalOptions, SearchMode, mmr, needs_facts, rank_chunks, rerank
-from ingest.search import search_plan
+from ingest.search import search_plan, search_scope
 from ingest.passages import source_label
 from ingest.store import ChunkHit, DocumentStore
 from ingest.structure import document_label
@@ -286,8 +286,9 @@ def frozen_search(
     if allowed is not None and not allowed:
         return [], []
     depth = max(options.candidates, k)
-    query_vector = encode_query(plan.text) if mode in ("hybrid", "dense") else None
     facts = index.facts if needs_facts(mode, plan, options) else None
+    plan, allowed = search_scope(question, options, store.searcher.expanders, document_ids, allowed, facts)
+    query_vector = encode_query(plan.text) if mode in ("hybrid", "dense") else None
     scored = rank_chunks(
         plan, query_vector, index.vectors if query_vector is not None else None,
         index.lexical if mode in ("hybrid", "bm25") else None, facts, options, mode=mode, depth=depth,

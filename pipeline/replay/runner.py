@@ -37,6 +37,7 @@ MASK = "***"
 SETTINGS_BEFORE_ADDED: dict[tuple[str, str], Any] = {
     ("retrieval", "query_expansion"): False,
     ("retrieval", "page_repeat_penalty"): 0.0,
+    ("retrieval", "name_routing"): False,
 }
 
 
