@@ -31,14 +31,13 @@ def search_plan(query: str, options: RetrievalOptions, expanders: Sequence[Query
     return plan_query(query, expanders if options.query_expansion else (), one_document=one_document)
 
 
-def search_scope(query: str, options: RetrievalOptions, expanders: Sequence[QueryExpander],
+def search_scope(query: str, plan: QueryPlan, options: RetrievalOptions, expanders: Sequence[QueryExpander],
                  document_ids: Collection[int] | None, allowed: list[int] | None,
                  facts: ChunkFacts | None) -> tuple[QueryPlan, list[int] | None]:
-    """The plan a search runs and the chunk ids it searches (None: all): ``search_plan``'s and the
-    filters', or, when the question names some of the documents searched (``named_versions``; hybrid
-    searches only, which read ``facts``), the plan within those and their chunks. The live search and the
-    frozen replay (``pipeline.replay.frozen``) both scope through here."""
-    plan = search_plan(query, options, expanders, document_ids)
+    """The plan a search runs and the chunk ids it searches (None: all): ``plan`` (``search_plan``'s)
+    and the filters', or, when the question names some of the documents searched (``named_versions``;
+    hybrid searches only, which read ``facts``), the plan within those and their chunks. The live search
+    and the frozen replay (``pipeline.replay.frozen``) both scope through here."""
     if facts is None or not options.name_routing or (document_ids is not None and len(document_ids) == 1):
         return plan, allowed
     named = named_versions(facts, plan, allowed)
@@ -123,7 +122,7 @@ class Search:
         # lexical() has just brought the BM25 index to the registry's generation: the facts follow it.
         facts = self.indexes.chunk_facts() if needs_facts(mode, plan, options) else None  # hybrid only
         filtered = allowed
-        plan, allowed = search_scope(query, options, self.expanders, document_ids, allowed, facts)
+        plan, allowed = search_scope(query, plan, options, self.expanders, document_ids, allowed, facts)
         query_vector = self.encoder.encode_query(plan.text) if mode in ("hybrid", "dense") else None
         allowed_set = None
         if facts is not None:

@@ -287,7 +287,7 @@ def frozen_search(
         return [], []
     depth = max(options.candidates, k)
     facts = index.facts if needs_facts(mode, plan, options) else None
-    plan, allowed = search_scope(question, options, store.searcher.expanders, document_ids, allowed, facts)
+    plan, allowed = search_scope(question, plan, options, store.searcher.expanders, document_ids, allowed, facts)
     query_vector = encode_query(plan.text) if mode in ("hybrid", "dense") else None
     scored = rank_chunks(
         plan, query_vector, index.vectors if query_vector is not None else None,
